@@ -1,0 +1,25 @@
+# The two commands: `make demo` (the main job on built-in data) and `make test`.
+# Both build .venv first when it is missing (scripts/bootstrap.sh).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.bootstrapped
+
+.PHONY: demo test venv bench clean-demo
+
+$(STAMP): pyproject.toml requirements/constraints.txt scripts/bootstrap.sh
+	bash scripts/bootstrap.sh
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	bash scripts/demo.sh
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(PY) benchmarks/gcp_layer.py
+	$(PY) benchmarks/throughput.py
+
+clean-demo:
+	rm -rf runs/demo

@@ -1,0 +1,4 @@
+"""``python -m gcpbench``."""
+from gcpbench.cli import main
+
+main()

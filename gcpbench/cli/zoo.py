@@ -1,0 +1,54 @@
+"""`gcpbench zoo` and `gcpbench convert`."""
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gcpbench.cli import app
+
+
+class ZooFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+
+
+@app.command()
+def zoo(
+    fmt: ZooFormat = typer.Option(ZooFormat.table, "--format", help="table (rich) or csv"),
+    resolution: int = typer.Option(224, help="input size for the FLOP count"),
+) -> None:
+    """List the model zoo: name, parameters, GFLOPs (multiply-adds) and GCP dimension."""
+    from gcpbench.models import list_models
+    from gcpbench.models.complexity import complexity
+
+    rows = [complexity(name, resolution) for name in list_models()]
+    if fmt is ZooFormat.csv:
+        typer.echo("model,params,gflops,gcp_dim")
+        for r in rows:
+            typer.echo(f"{r['model']},{r['params']},{r['gflops']:.3f},{r['gcp_dim'] if r['gcp_dim'] != '-' else ''}")
+        return
+    table = Table(title=f"gcpbench model zoo ({resolution}x{resolution}, 1000 classes)")
+    for column, justify in (("model", "left"), ("params", "right"), ("GFLOPs", "right"), ("GCP dim", "right")):
+        table.add_column(column, justify=justify)
+    for r in rows:
+        table.add_row(str(r["model"]), f"{r['params']:,}", f"{r['gflops']:.2f}", str(r["gcp_dim"]))
+    Console().print(table)
+
+
+@app.command()
+def convert(
+    src: Path = typer.Argument(..., help="original iSQRT-COV .pth.tar, torchvision or gcpbench checkpoint"),
+    model: str = typer.Option(..., "--model", help="zoo model name, e.g. resnet50_gcp"),
+    out: Path = typer.Option(..., "--out", help="where to write the gcpbench checkpoint"),
+) -> None:
+    """Convert a checkpoint into the gcpbench form (strict: every tensor must fit)."""
+    from gcpbench.models import convert as convert_checkpoint
+    from gcpbench.models import model_info
+
+    name = model_info(model).name
+    path = convert_checkpoint(src, name, out)
+    typer.echo(f"wrote {path} ({name})")

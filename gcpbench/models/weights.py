@@ -1,0 +1,147 @@
+"""Checkpoints: the gcpbench format, the original iSQRT-COV ``.pth.tar`` files, strict loading.
+
+A gcpbench checkpoint is a dict ``{"format": "gcpbench", "format_version": 1, "model": NAME,
+"num_classes": N, "state_dict": ...}`` plus whatever training adds (epoch, optimizer, ...).
+Original checkpoints are ``{"epoch", "arch", "state_dict", "best_prec1", "optimizer"}`` with
+DataParallel's ``module.`` prefix; plain state dicts (torchvision) are accepted too.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import pickle
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from gcpbench.errors import GcpbenchError
+from gcpbench.io import atomic_torch_save
+from gcpbench.models.registry import MODELS, build_architecture, model_info
+
+FORMAT = "gcpbench"
+FORMAT_VERSION = 1
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint file safely (``weights_only``); one-line errors for unreadable files."""
+    path = Path(path)
+    if not path.is_file():
+        raise GcpbenchError(f"checkpoint '{path}' does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GcpbenchError(f"cannot read checkpoint '{path}': {first}") from None
+    if not isinstance(obj, Mapping):
+        raise GcpbenchError(f"checkpoint '{path}' holds a {type(obj).__name__}, not a dict of weights")
+    return dict(obj)
+
+
+def extract_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, Tensor]:
+    """The model weights of any accepted checkpoint form, without a ``module.`` prefix."""
+    state = checkpoint.get("state_dict", checkpoint)
+    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise GcpbenchError("checkpoint has no state_dict of tensors")
+    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+
+
+@functools.lru_cache(maxsize=None)
+def _signature(name: str) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of zoo model ``name`` (built on the meta device: no memory, no init)."""
+    with torch.device("meta"):
+        model = build_architecture(name)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def guess_model(state: Mapping[str, Tensor]) -> str | None:
+    """The zoo model whose keys and shapes (classifier rows aside) best match ``state``."""
+    best, best_score = None, 0.0
+    for name, info in MODELS.items():
+        sig = _signature(name)
+        hits = 0
+        for key, shape in sig.items():
+            tensor = state.get(key)
+            if tensor is None:
+                continue
+            have = tuple(tensor.shape)
+            if have == shape or (key.startswith(info.classifier_key.rsplit(".", 1)[0]) and have[1:] == shape[1:]):
+                hits += 1
+        score = hits / max(len(sig), len(state))
+        if score > best_score:
+            best, best_score = name, score
+    return best if best_score > 0.5 else None
+
+
+def num_classes_of(name: str, state: Mapping[str, Tensor]) -> int | None:
+    """Classifier rows stored in ``state`` for model ``name`` (None if absent)."""
+    weight = state.get(model_info(name).classifier_key)
+    return int(weight.shape[0]) if weight is not None and weight.dim() == 2 else None
+
+
+def strict_mismatch(model: nn.Module, state: Mapping[str, Tensor]) -> str | None:
+    """Describe the first key that is missing, unexpected or of another shape (None if all fit)."""
+    expected = model.state_dict()
+    for key, tensor in expected.items():
+        if key not in state:
+            return f"missing key '{key}'"
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            return f"key '{key}' has shape {tuple(state[key].shape)}, the model expects {tuple(tensor.shape)}"
+    for key in state:
+        if key not in expected:
+            return f"unexpected key '{key}'"
+    return None
+
+
+def load_state_strict(model: nn.Module, state: Mapping[str, Tensor], name: str, source: str = "checkpoint") -> None:
+    """Load every tensor with equal shapes, or raise one line naming the first mismatch."""
+    problem = strict_mismatch(model, state)
+    if problem is not None:
+        guess = guess_model(state)
+        belongs = f"; it looks like a '{guess}' checkpoint" if guess and guess != name else ""
+        raise GcpbenchError(f"{source} does not fit '{name}': {problem}{belongs}")
+    model.load_state_dict(state, strict=True)
+
+
+def build(name: str, num_classes: int = 1000, weights: str | os.PathLike | Mapping[str, Any] | None = None) -> nn.Module:
+    """Build zoo model ``name``; ``weights`` is a gcpbench / original checkpoint (path or dict)."""
+    model = build_architecture(name, num_classes)
+    if weights is not None:
+        checkpoint = read_checkpoint(weights) if isinstance(weights, (str, os.PathLike)) else weights
+        source = f"checkpoint '{weights}'" if isinstance(weights, (str, os.PathLike)) else "checkpoint"
+        load_state_strict(model, extract_state_dict(checkpoint), model.zoo_name, source)
+    return model
+
+
+def checkpoint_dict(model: nn.Module, name: str, **extra: Any) -> dict[str, Any]:
+    """The gcpbench checkpoint form of ``model`` (add training state through ``extra``)."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    num_classes = num_classes_of(name, state)
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "model": name,
+            "num_classes": num_classes, "state_dict": state, **extra}
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, name: str, **extra: Any) -> Path:
+    """Write a gcpbench checkpoint atomically."""
+    return atomic_torch_save(path, checkpoint_dict(model, name, **extra))
+
+
+def load_model(path: str | os.PathLike, name: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Build the model a checkpoint was saved from (or ``name``) and load it strictly."""
+    checkpoint = read_checkpoint(path)
+    state = extract_state_dict(checkpoint)
+    name = name or checkpoint.get("model") or guess_model(state)
+    if name is None:
+        raise GcpbenchError(f"cannot tell which zoo model '{path}' belongs to; pass --model NAME")
+    num_classes = num_classes_of(name, state) or int(checkpoint.get("num_classes") or 1000)
+    model = build_architecture(name, num_classes)
+    load_state_strict(model, state, name, f"checkpoint '{path}'")
+    return model, checkpoint
+
+
+def convert(src: str | os.PathLike, name: str, out: str | os.PathLike) -> Path:
+    """Rewrite an original iSQRT-COV (or torchvision) checkpoint in the gcpbench form."""
+    model, checkpoint = load_model(src, name)
+    extra = {k: checkpoint[k] for k in ("epoch", "best_prec1", "arch") if k in checkpoint}
+    return save_checkpoint(out, model, name, converted_from=str(src), **extra)

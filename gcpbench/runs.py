@@ -1,0 +1,124 @@
+"""The run directory: one layout that every command writes and ``report`` reads.
+
+::
+
+    RUN/
+      config.json              resolved configuration (command, model, dataset, schedule, ...)
+      metrics.jsonl            one record per epoch (training), also as metrics.csv
+      checkpoints/last.pt      gcpbench checkpoints, written atomically
+      checkpoints/best.pt
+      eval/imagenet.json       top-1 / top-5 of eval-imagenet
+      eval/imagenet_c.csv      error per corruption x severity;  eval/imagenet_c_summary.json
+      eval/imagenet_p.csv      FP / T5D per perturbation;        eval/imagenet_p_summary.json
+      eval/detection_<framework>.json   COCO AP table of detect
+      landscape.csv            optimisation-landscape probe records
+      plots/                   PNG figures
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from gcpbench.errors import GcpbenchError
+from gcpbench.io import atomic_write_json
+
+DEFAULT_ROOT = Path(os.environ.get("GCPBENCH_RUNS", "runs"))
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths of one run directory."""
+
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def metrics_jsonl(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / "last.pt"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoints / "best.pt"
+
+    @property
+    def eval(self) -> Path:
+        return self.path / "eval"
+
+    @property
+    def landscape(self) -> Path:
+        return self.path / "landscape.csv"
+
+    @property
+    def plots(self) -> Path:
+        return self.path / "plots"
+
+    def eval_file(self, name: str) -> Path:
+        """A file under ``eval/`` (the folder is created)."""
+        self.eval.mkdir(parents=True, exist_ok=True)
+        return self.eval / name
+
+    def plot_file(self, name: str) -> Path:
+        """A file under ``plots/`` (the folder is created)."""
+        self.plots.mkdir(parents=True, exist_ok=True)
+        return self.plots / name
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        """Write the resolved configuration atomically."""
+        atomic_write_json(self.config, config)
+
+    def read_config(self) -> dict[str, Any]:
+        """The run's configuration ({} when none was written)."""
+        if not self.config.is_file():
+            return {}
+        try:
+            return json.loads(self.config.read_text())
+        except json.JSONDecodeError as exc:
+            raise GcpbenchError(f"run directory '{self.path}' has an unreadable config.json ({exc.msg})") from None
+
+
+def timestamp() -> str:
+    """A sortable local time stamp for run names."""
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def new_run_dir(out: str | os.PathLike | None, default_name: str, root: Path = DEFAULT_ROOT) -> RunDir:
+    """``out`` if given, else ``root/<default_name>_<time>``; the folder is created."""
+    path = Path(out) if out else root / f"{default_name}_{timestamp()}"
+    path.mkdir(parents=True, exist_ok=True)
+    return RunDir(path)
+
+
+def is_run_dir(path: Path) -> bool:
+    """True when ``path`` holds a config, metrics or evaluation results."""
+    return (path / "config.json").is_file() or (path / "metrics.jsonl").is_file() or (path / "eval").is_dir()
+
+
+def find_run_dirs(*roots: str | os.PathLike) -> Iterator[RunDir]:
+    """Every run directory at or below ``roots`` (sorted, each once)."""
+    seen: set[Path] = set()
+    for root in roots:
+        root = Path(root)
+        candidates = [root] if is_run_dir(root) else sorted(p.parent for p in root.rglob("config.json"))
+        for path in candidates:
+            if path.resolve() not in seen and is_run_dir(path):
+                seen.add(path.resolve())
+                yield RunDir(path)
