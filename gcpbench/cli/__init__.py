@@ -31,7 +31,7 @@ def not_implemented(command: str) -> None:
 
 
 # Register the commands (each module adds its own to `app` / `data_app`).
-from gcpbench.cli import zoo, train, data, robustness, detect, landscape, report  # noqa: E402,F401
+from gcpbench.cli import zoo, train, evaluate, data, robustness, detect, landscape, report  # noqa: E402,F401
 
 
 def main() -> None:
