@@ -136,7 +136,7 @@ class _ISqrtCov(torch.autograd.Function):
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
         centred, a, t1, trace, out = ctx.saved_tensors
         batch, channels, _ = a.shape
-        grad_out = grad_out.float()
+        grad_out = grad_out.to(a.dtype)
         with _autocast_off(a.device), _matmul_precision(ctx.precision, a.device):
             index = triu_flat_index(channels, a.device)
             grad_y = grad_out.new_zeros(batch, channels * channels).index_copy_(1, index, grad_out)
@@ -151,7 +151,6 @@ class _ISqrtCov(torch.autograd.Function):
             sym.diagonal(dim1=1, dim2=2).add_(2 * diag.view(batch, 1))
             # Sigma = Xc Xc^T / M; the mean's gradient term vanishes since rows of Xc sum to 0.
             grad_x = torch.baddbmm(centred.new_empty(1, 1, 1), sym, centred, beta=0.0, alpha=1.0 / ctx.m)
-        ctx.steps = None
         return grad_x.view(ctx.input_shape), None, None
 
 

@@ -20,12 +20,14 @@ class ZooFormat(str, Enum):
 def zoo(
     fmt: ZooFormat = typer.Option(ZooFormat.table, "--format", help="table (rich) or csv"),
     resolution: int = typer.Option(224, help="input size for the FLOP count"),
+    only: list[str] = typer.Option(None, "--model", "-m", help="list only these models (repeatable)"),
 ) -> None:
     """List the model zoo: name, parameters, GFLOPs (multiply-adds) and GCP dimension."""
-    from gcpbench.models import list_models
+    from gcpbench.models import list_models, model_info
     from gcpbench.models.complexity import complexity
 
-    rows = [complexity(name, resolution) for name in list_models()]
+    names = [model_info(name).name for name in only] if only else list_models()
+    rows = [complexity(name, resolution) for name in names]
     if fmt is ZooFormat.csv:
         typer.echo("model,params,gflops,gcp_dim")
         for r in rows:
