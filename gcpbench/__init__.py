@@ -1,11 +1,26 @@
 """gcpbench: global covariance pooling (GCP) research suite.
 
-Public API::
+Public API (imported lazily, so ``gcpbench --help`` does not load torch)::
 
     from gcpbench import isqrt_cov, GCP, build, list_models
 """
-from gcpbench.gcp import GCP, isqrt_cov, triu_size
-from gcpbench.models import build, list_models  # noqa: E402
+from __future__ import annotations
 
-__all__ = ["GCP", "isqrt_cov", "triu_size", "build", "list_models"]
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+_EXPORTS = {
+    "GCP": "gcpbench.gcp",
+    "isqrt_cov": "gcpbench.gcp",
+    "triu_size": "gcpbench.gcp",
+    "build": "gcpbench.models",
+    "list_models": "gcpbench.models",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'gcpbench' has no attribute {name!r}")

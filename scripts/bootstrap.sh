@@ -23,6 +23,6 @@ if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
   pip install -q -c "$C" setuptools
 fi
 echo "[bootstrap] gcpbench and the rest"
-pip install -q -c "$C" -e ".[dev]"
+pip install -q -c "$C" --no-build-isolation -e ".[dev]"
 "$VENV/bin/python" -c "from mmcv.ops import RoIAlign, nms; import mmdet, gcpbench; print('[bootstrap] ok: mmcv ops, mmdet', mmdet.__version__)"
 touch "$VENV/.bootstrapped"

@@ -1,16 +1,106 @@
 """`gcpbench data synth` and `gcpbench data check`."""
 from __future__ import annotations
 
-from gcpbench.cli import data_app, not_implemented
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from gcpbench.cli import data_app
+from gcpbench.errors import GcpbenchError
+
+
+class Task(str, Enum):
+    classification = "classification"
+    detection = "detection"
 
 
 @data_app.command()
-def synth() -> None:
-    """Generate the built-in synthetic datasets."""
-    not_implemented("data synth")
+def synth(
+    task: Task = typer.Option(Task.classification, "--task", help="classification (ImageFolder) or detection (COCO format; uses only --out, --seed, --force)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="output folder [default: the cache, $GCPBENCH_CACHE/synthetic/...]"),
+    classes: int = typer.Option(10, "--classes", help="number of classes (pairs share mean colour, differ in channel correlation)"),
+    size: int = typer.Option(64, "--size", help="image side in pixels"),
+    train_per_class: int = typer.Option(200, "--train-per-class"),
+    val_per_class: int = typer.Option(50, "--val-per-class"),
+    seed: int = typer.Option(0, "--seed"),
+    force: bool = typer.Option(False, "--force", help="replace an existing non-empty --out folder"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+) -> None:
+    """Generate the built-in synthetic datasets (deterministic by --seed)."""
+    from gcpbench.data import synthetic
+
+    if task is Task.detection:
+        try:
+            from gcpbench.data.synthetic_coco import make_detection_set
+        except ImportError:
+            raise GcpbenchError("`gcpbench data synth --task detection` is not implemented yet") from None
+        target = out or synthetic.default_root() / "coco"
+        if target.exists() and any(target.iterdir()) and not force:
+            raise GcpbenchError(f"'{target}' already exists and is not empty; choose another --out or pass --force")
+        make_detection_set(target, seed=seed)
+        typer.echo(f"wrote the synthetic COCO-format detection set to {target} (seed {seed})")
+        return
+    params = {"num_classes": classes, "image_size": size, "train_per_class": train_per_class,
+              "val_per_class": val_per_class, "seed": seed}
+    if out is None and params == synthetic.DEFAULTS and not force:
+        target = synthetic.ensure_classification_set(quiet=quiet)  # the cached default set, built once
+        typer.echo(f"synthetic set ready at {target}: {classes} classes x ({train_per_class} train + "
+                   f"{val_per_class} val) images at {size} px (seed {seed})")
+        return
+    target = out or synthetic.default_root() / "imagenet"
+    synthetic.make_classification_set(target, **params, overwrite=force or out is None, quiet=quiet)
+    typer.echo(f"wrote {target}: {classes} classes x ({train_per_class} train + {val_per_class} val) images "
+               f"at {size} px (seed {seed})")
 
 
 @data_app.command()
-def check() -> None:
-    """Validate a dataset tree against data_manifests/."""
-    not_implemented("data check")
+def check(
+    name: str = typer.Argument(..., help="imagenet, imagenet-c, imagenet-p, coco, or imagefolder (structure only)"),
+    root: Path = typer.Argument(..., help="the dataset's root folder"),
+    full: bool = typer.Option(False, "--full", help="also count the files (slow on the real datasets)"),
+    structure_only: bool = typer.Option(False, "--structure-only",
+                                        help="check the layout, not the manifest's names and counts (user-made trees)"),
+    only: Optional[str] = typer.Option(None, "--only", help="comma-separated first-level folders to check, e.g. fog,snow or val"),
+    quiet: bool = typer.Option(False, "--quiet", help="one line, no table"),
+) -> None:
+    """Validate a dataset tree against data_manifests/ (exit 2 naming the first missing or extra folder)."""
+    from gcpbench.data.manifests import check_tree
+
+    subset = [part.strip() for part in only.split(",") if part.strip()] if only else None
+    report = check_tree(name, root, full=full, only=subset, structure_only=structure_only, raise_on_error=False,
+                        progress=not quiet)
+    if not quiet:
+        _print_table(report)
+    if not report.ok:
+        raise GcpbenchError(report.summary())
+    typer.echo(report.summary())
+
+
+def _print_table(report) -> None:
+    """Per first-level folder: status, and with --full the files found / expected."""
+    if not report.top:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{report.title}[/]: {report.root}", highlight=False)
+    table = Table()
+    table.add_column("folder")
+    table.add_column("status")
+    if report.full:
+        table.add_column("files", justify="right")
+        table.add_column("expected", justify="right")
+    for folder, status in report.top.items():
+        style = "green" if status.startswith("ok") else "red"
+        row = [folder, f"[{style}]{status}[/]"]
+        if report.full:
+            keys = [k for k in report.images if k == folder or k.startswith(folder + "/")]
+            found = sum(report.images[k] for k in keys)
+            wanted = [report.expected.get(k) for k in keys]
+            expected = f"{sum(wanted):,}" if keys and all(w is not None for w in wanted) else "-"
+            row += [f"{found:,}" if keys else "-", expected]
+        table.add_row(*row)
+    console.print(table)

@@ -1,10 +1,38 @@
 """`gcpbench eval-imagenet`."""
 from __future__ import annotations
 
-from gcpbench.cli import app, not_implemented
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from gcpbench.cli import app
 
 
 @app.command("eval-imagenet")
-def eval_imagenet() -> None:
-    """Top-1 / top-5 of a checkpoint on an ImageFolder validation tree."""
-    not_implemented("eval-imagenet")
+def eval_imagenet(
+    ckpt: Path = typer.Option(..., "--ckpt", help="gcpbench, original iSQRT-COV or torchvision checkpoint"),
+    data: Optional[Path] = typer.Option(None, "--data", help="ImageFolder root holding val/<class>/ [default: the built-in synthetic set]"),
+    out: Optional[Path] = typer.Option(None, "--out", help="result .json file or run directory [default: the checkpoint's run directory]"),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="loader processes [default: CPU cores - 1, at most 8]"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
+    amp: bool = typer.Option(False, "--amp", help="bf16 autocast (the GCP layer stays float32)"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="centre-crop size [default: 224; the synthetic set's own size]"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+) -> None:
+    """Top-1 / top-5 of a checkpoint on an ImageFolder validation tree (Resize 256 + CenterCrop 224)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from gcpbench.evaluate import eval_imagenet as run
+
+    result, path = run(ckpt, data, out, batch_size=batch_size, workers=workers, device=device, amp=amp,
+                       image_size=image_size, quiet=quiet)
+    table = Table(title=f"eval-imagenet: {result['model']} on {result['dataset']}", title_justify="left")
+    for column in ("model", "dataset", "images", "top-1 %", "top-5 %", "loss"):
+        table.add_column(column, justify="left" if column in ("model", "dataset") else "right")
+    table.add_row(result["model"], result["dataset"], f"{result['images']:,}", f"{result['top1']:.2f}",
+                  f"{result['top5']:.2f}", f"{result['loss']:.4f}")
+    Console().print(table)
+    typer.echo(f"wrote {path}")

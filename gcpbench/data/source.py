@@ -1,0 +1,47 @@
+"""Which classification data a command uses: a user tree (checked first) or the built-in set."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from gcpbench.data.folders import check_classification_root, process_rank
+from gcpbench.data.manifests import check_tree, imagenet_classes
+from gcpbench.data.synthetic import ensure_classification_set, synthetic_info
+
+IMAGENET_SIZE = 224
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A checked classification tree and how to feed it."""
+
+    root: Path
+    dataset: str  # "synthetic", "imagenet" or the tree's folder name
+    image_size: int  # crop size: the synthetic set's own size, else 224
+    classes: list[str]
+    synthetic: bool
+
+
+def resolve_classification_data(data: str | os.PathLike | None, splits: Sequence[str] = ("train", "val"),
+                                quiet: bool = False) -> DataSource:
+    """``data`` checked (ImageFolder layout; a 1000-class tree also against the ImageNet manifest),
+    or, when ``data`` is None, the built-in synthetic set (generated once; rank 0 says so on stderr
+    even when ``quiet``, which only hides progress bars)."""
+    from rich.console import Console
+
+    if data is None:
+        root = ensure_classification_set(quiet=quiet)
+        Console(stderr=True, quiet=process_rank() != 0).print(
+            f"no --data given: using the built-in synthetic set at {root}", highlight=False, soft_wrap=True)
+    else:
+        root = Path(data)
+    tree = check_classification_root(root, splits)
+    info = synthetic_info(root)
+    if info is not None:
+        return DataSource(root, "synthetic", int(info["image_size"]), tree.classes, True)
+    if len(tree.classes) == len(imagenet_classes()):
+        check_tree("imagenet", root, only=list(splits))
+        return DataSource(root, "imagenet", IMAGENET_SIZE, tree.classes, False)
+    return DataSource(root, root.resolve().name, IMAGENET_SIZE, tree.classes, False)

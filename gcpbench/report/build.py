@@ -1,0 +1,46 @@
+"""``gcpbench report`` as one library call: collect, tabulate, plot, write."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from gcpbench.report.collect import collect, landscape_runs
+from gcpbench.report.plots import Figure, convergence_figure, corruption_figure, landscape_figure, lr_figure
+from gcpbench.report.render import write_report
+from gcpbench.report.tables import Table, build_tables
+
+
+@dataclass
+class ReportResult:
+    """What was written: report.md, the tables and figures, and the skipped runs/files."""
+
+    report: Path
+    tables: list[Table]
+    figures: list[Figure]
+    warnings: list[str]
+    runs: list[str]
+
+    def table(self, name: str) -> Table:
+        """The table called ``name`` (imagenet, matching_epoch, robustness, corruption_ce, detection)."""
+        return next(t for t in self.tables if t.name == name)
+
+
+def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, all_paper: bool = False) -> ReportResult:
+    """Collect every run under ``paths`` and write the tables, figures and ``report.md`` to ``out``."""
+    out = Path(out)
+    collection = collect(paths)
+    tables, curves = build_tables(collection, all_paper)
+    out.mkdir(parents=True, exist_ok=True)
+    ce_table = next(t for t in tables if t.name == "corruption_ce").frame
+    figures = [
+        convergence_figure(curves, out / "convergence.png"),
+        corruption_figure(ce_table, out / "corruption_ce.png"),
+        landscape_figure(landscape_runs(collection), out / "landscape.png"),
+        lr_figure(out / "lr_schedules.png"),
+    ]
+    names = [r.name for r in collection.runs]
+    run_plots = [p for r in collection.runs for p in r.plots]
+    report = write_report(tables, figures, out, names, collection.warnings, run_plots)
+    return ReportResult(report, tables, figures, collection.warnings, names)
