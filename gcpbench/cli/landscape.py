@@ -1,10 +1,31 @@
 """`gcpbench landscape`."""
 from __future__ import annotations
 
-from gcpbench.cli import app, not_implemented
+from pathlib import Path
+
+import typer
+
+from gcpbench.cli import app
+from gcpbench.errors import GcpbenchError
 
 
 @app.command()
-def landscape() -> None:
-    """Loss Lipschitzness, gradient predictiveness and beta-smoothness figures."""
-    not_implemented("landscape")
+def landscape(
+    run_dirs: list[Path] = typer.Argument(..., help="run directories with a landscape.csv (train --landscape-every K)"),
+    out: Path = typer.Option(None, "--out", "-o", help="PNG to write [default: FIRST_RUN/plots/landscape.png]"),
+    log_y: bool = typer.Option(False, "--log-y", help="logarithmic y axes"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="print nothing"),
+) -> None:
+    """Loss Lipschitzness, gradient predictiveness and beta-smoothness figure (GAP vs GCP)."""
+    from gcpbench.landscape.plot import plot_landscape
+    from gcpbench.runs import RunDir
+
+    for path in run_dirs:
+        if not path.is_dir():
+            raise GcpbenchError(f"run directory '{path}' does not exist")
+    target = out if out is not None else RunDir(run_dirs[0]).plot_file("landscape.png")
+    if target.suffix.lower() != ".png":
+        raise GcpbenchError(f"--out must name a .png file, got '{target}'")
+    path = plot_landscape(run_dirs, target, logy=log_y)
+    if not quiet:
+        typer.echo(f"wrote {path} ({len(run_dirs)} run{'s' if len(run_dirs) > 1 else ''})")
