@@ -1,10 +1,44 @@
 """`gcpbench train`."""
 from __future__ import annotations
 
-from gcpbench.cli import app, not_implemented
+from typing import Optional
+
+import typer
+
+from gcpbench.cli import app
+
+EPILOG = (
+    "Several GPUs or machines: torchrun --nproc_per_node=N -m gcpbench train ... (multi-node: add --nnodes=M "
+    "--node_rank=R --master_addr=HOST --master_port=PORT on every node); --batch-size is the global batch."
+)
 
 
-@app.command()
-def train() -> None:
-    """Train a zoo model with the paper's LRnorm / LRfast / LRadju schedules."""
-    not_implemented("train")
+@app.command(epilog=EPILOG)
+def train(
+    arch: Optional[str] = typer.Argument(None, help="resnet18/34/50/101, mobilenetv2, shufflenetv2 (or a zoo name)"),
+    head: Optional[str] = typer.Option(None, "--head", help="gap or gcp [default: gap]"),
+    gcp_dim: Optional[int] = typer.Option(None, "--gcp-dim", help="GCP size, 256 or 128 [default: 256]"),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="LRnorm, LRfast or LRadju [default: LRnorm]"),
+    data: Optional[str] = typer.Option(None, "--data", help="ImageFolder root with train/ and val/ [default: the built-in synthetic set]"),
+    out: Optional[str] = typer.Option(None, "--out", help="run directory [default: runs/<model>_<schedule>_<time>]"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="stretch the schedule's curve to this many epochs [default: the paper's]"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="global batch; the LR scales linearly with it [default: the paper's]"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="base LR replacing the paper's (no batch scaling on top)"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="loader processes per rank [default: CPU cores - 1, at most 8]"),
+    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="bf16 autocast (GCP stays float32) [default: off]"),
+    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="[default: on for CUDA, off on the CPU]"),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda [default: auto]"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="[default: 0]"),
+    deterministic: Optional[bool] = typer.Option(None, "--deterministic/--no-deterministic", help="deterministic algorithms [default: off]"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="continue this run directory exactly (from checkpoints/last.pt)"),
+    quiet: bool = typer.Option(False, "--quiet", help="plain log lines instead of progress bars"),
+    landscape_every: Optional[int] = typer.Option(None, "--landscape-every", help="record the landscape probe every K iterations into landscape.csv [default: 0, off]"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="crop size [default: 224; the synthetic set's own size]"),
+) -> None:
+    """Train a zoo model with the paper's LRnorm / LRfast / LRadju schedules (SGD, momentum 0.9)."""
+    from gcpbench.train import TrainOptions, train as run
+
+    run(TrainOptions(arch=arch, head=head, gcp_dim=gcp_dim, schedule=schedule, data=data, out=out, epochs=epochs,
+                     batch_size=batch_size, lr=lr, workers=workers, amp=amp, channels_last=channels_last,
+                     device=device, seed=seed, deterministic=deterministic, resume=resume, quiet=quiet,
+                     landscape_every=landscape_every, image_size=image_size))

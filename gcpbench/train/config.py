@@ -1,0 +1,122 @@
+"""Training options -> the resolved run configuration (config.json), and resume checks."""
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gcpbench.errors import GcpbenchError
+from gcpbench.runs import RunDir
+from gcpbench.train.schedules import MOMENTUM, Schedule, make_schedule
+
+
+@dataclass
+class TrainOptions:
+    """What the user asked for; ``None`` means "the default" (or "as stored", on resume)."""
+
+    arch: str | None = None
+    head: str | None = None  # gap
+    gcp_dim: int | None = None  # 256
+    schedule: str | None = None  # LRnorm
+    data: str | None = None  # None: the built-in synthetic set
+    out: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None  # global batch
+    lr: float | None = None
+    workers: int | None = None
+    amp: bool | None = None
+    channels_last: bool | None = None  # None: on for CUDA, off on the CPU
+    device: str | None = None  # auto
+    seed: int | None = None  # 0
+    deterministic: bool | None = None
+    resume: str | None = None
+    quiet: bool = False
+    landscape_every: int | None = None  # 0: off
+    image_size: int | None = None  # None: the synthetic set's size, else 224
+
+
+# option -> config key that must not change on --resume (device, workers, quiet may)
+FIXED_ON_RESUME: dict[str, str] = {
+    "arch": "arch", "head": "head", "gcp_dim": "gcp_dim", "schedule": "schedule", "epochs": "epochs",
+    "batch_size": "batch_size", "lr": "lr_option", "amp": "amp", "channels_last": "channels_last", "seed": "seed",
+    "deterministic": "deterministic", "landscape_every": "landscape_every", "image_size": "image_size",
+}
+
+
+def _differs(option: str, given: Any, stored: Any) -> bool:
+    if option == "schedule":
+        return str(given).lower() != str(stored).lower()
+    if option == "head":
+        return str(given).lower() != str(stored).lower()
+    if option == "gcp_dim" and stored is None:
+        return False  # a GAP run ignores --gcp-dim
+    if option == "arch":
+        from gcpbench.models import model_info, model_name
+
+        return model_info(model_name(given)).arch != stored
+    return given != stored
+
+
+def stored_config(options: TrainOptions) -> tuple[RunDir, dict[str, Any]]:
+    """The run directory and configuration to resume; options that would change it raise."""
+    run = RunDir(Path(options.resume))
+    if not run.path.is_dir():
+        raise GcpbenchError(f"--resume '{run.path}' is not a directory")
+    config = run.read_config()
+    if config.get("command") != "train":
+        raise GcpbenchError(f"--resume '{run.path}' is not a training run directory (no train config.json)")
+    if options.out is not None and Path(options.out).resolve() != run.path.resolve():
+        raise GcpbenchError("--resume continues the run in its own directory; drop --out")
+    if options.data is not None and Path(options.data).resolve() != Path(config["data_root"]).resolve():
+        raise GcpbenchError(f"--data {options.data} differs from the run's data root {config['data_root']}; "
+                            "--resume continues the stored configuration")
+    for option, key in FIXED_ON_RESUME.items():
+        given = getattr(options, option)
+        if given is not None and key in config and _differs(option, given, config[key]):
+            flag = "--" + option.replace("_", "-")
+            raise GcpbenchError(f"{flag} {given} differs from the run's {config[key]}; --resume continues the "
+                                "stored configuration (start a new run with --out to change it)")
+    return run, config
+
+
+def schedule_from_config(config: dict[str, Any]) -> Schedule:
+    """The schedule a stored configuration describes."""
+    return make_schedule(config["arch"], config["schedule"], config["epochs"], config["batch_size"],
+                         config.get("lr_option"))
+
+
+def imagenet_subset(dataset: str, train_images: int, val_images: int) -> bool:
+    """True for an ImageNet tree whose image counts differ from ILSVRC2012's (not comparable to the paper)."""
+    from gcpbench.data.manifests import load_manifest
+
+    if dataset != "imagenet":
+        return False
+    counts = load_manifest("imagenet")["files"]["counts"]
+    return (train_images, val_images) != (counts["train"], counts["val"])
+
+
+def new_config(options: TrainOptions, *, name: str, family: str, schedule: Schedule, dataset: str, root: Path,
+               classes: list[str], train_images: int, val_images: int, image_size: int, device: str,
+               world_size: int, channels_last: bool) -> dict[str, Any]:
+    """The resolved configuration of a new run (written to config.json)."""
+    from gcpbench import __version__
+    from gcpbench.models import model_info
+
+    info = model_info(name)
+    return {
+        "command": "train", "model": name, "arch": info.arch, "head": info.head.kind,
+        "gcp_dim": info.head.dim if info.head.is_gcp else None, "family": family,
+        "schedule": schedule.name, "dataset": dataset,
+        "subset": imagenet_subset(dataset, train_images, val_images), "data_root": str(root.resolve()),
+        "num_classes": len(classes), "train_images": train_images, "val_images": val_images,
+        "image_size": image_size, "epochs": schedule.epochs, "paper_epochs": schedule.paper.epochs,
+        "batch_size": schedule.batch_size, "paper_batch_size": schedule.paper.batch_size,
+        "base_lr": schedule.base_lr, "paper_base_lr": schedule.paper.base_lr, "lr_option": options.lr,
+        "weight_decay": schedule.weight_decay, "momentum": MOMENTUM, "schedule_notes": schedule.describe(),
+        "amp": bool(options.amp), "channels_last": channels_last, "seed": options.seed or 0,
+        "deterministic": bool(options.deterministic), "workers": options.workers, "device": device,
+        "world_size": world_size, "landscape_every": options.landscape_every or 0,
+        "gcpbench_version": __version__, "started": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
+
