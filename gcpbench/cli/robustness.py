@@ -1,28 +1,179 @@
 """`gcpbench eval-c`, `gcpbench eval-p`, `gcpbench data make-c` and `data make-p`."""
 from __future__ import annotations
 
-from gcpbench.cli import app, data_app, not_implemented
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from gcpbench.cli import app, data_app
+from gcpbench.errors import GcpbenchError
+from gcpbench.robustness.baselines import ALEXNET_CLEAN_ERROR
+
+ALEXNET_HELP = "AlexNet clean top-1 error for relative mCE (0.4345 as in the paper; today's torchvision: 0.43478)"
+
+
+def split_list(values: Optional[List[str]]) -> list[str]:
+    """Options given repeatedly and/or comma-separated: ``--x a,b --x c`` -> [a, b, c]."""
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+def int_list(values: Optional[List[str]], what: str) -> list[int]:
+    try:
+        return sorted({int(v) for v in split_list(values)})
+    except ValueError:
+        raise GcpbenchError(f"--{what} takes integers, e.g. --{what} 1,2,3") from None
+
+
+def _print(obj, as_json: bool, table_fn) -> None:
+    from rich.console import Console
+
+    if as_json:
+        typer.echo(json.dumps(obj, indent=2))
+    else:
+        Console().print(table_fn(obj))
 
 
 @app.command("eval-c")
-def eval_c() -> None:
-    """ImageNet-C: error per corruption x severity, CE, mCE, relative mCE."""
-    not_implemented("eval-c")
+def eval_c(
+    ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="gcpbench (or original) checkpoint to evaluate"),
+    data: Optional[Path] = typer.Option(None, "--data", help="ImageNet-C root (default: made from the synthetic set)"),
+    clean_error: Optional[float] = typer.Option(None, "--clean-error", help="clean top-1 error (fraction) for relative mCE"),
+    clean_data: Optional[Path] = typer.Option(None, "--clean-data", help="clean validation tree to measure the clean error on"),
+    extra: bool = typer.Option(False, "--extra", help="also the 4 held-out corruptions (reported apart, never in mCE)"),
+    corruptions: Optional[List[str]] = typer.Option(None, "--corruptions", help="only these (comma-separated); mCE marked partial"),
+    severities: Optional[List[str]] = typer.Option(None, "--severities", help="only these severities (default 1-5)"),
+    subset: Optional[int] = typer.Option(None, "--subset", min=1, help="a fixed, seeded K images per class (marked as subset)"),
+    seed: int = typer.Option(0, help="seed of --subset"),
+    batch_size: int = typer.Option(64, "--batch-size", min=1),
+    workers: int = typer.Option(4, "--workers", min=0, help="data loading processes"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ..."),
+    out: Optional[Path] = typer.Option(None, "--out", help="run directory (default: the checkpoint's run)"),
+    errors: Optional[Path] = typer.Option(None, "--errors", help="score a corruption,severity,error CSV computed elsewhere"),
+    alexnet_clean_error: float = typer.Option(ALEXNET_CLEAN_ERROR, "--alexnet-clean-error", help=ALEXNET_HELP),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON instead of a table"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+) -> None:
+    """ImageNet-C: error per corruption x severity, CE, mCE, relative mCE (resumable)."""
+    from gcpbench.robustness import tables
+    from gcpbench.robustness.baselines import SEVERITIES
+    from gcpbench.robustness.imagenet_c import corruption_list
+
+    if clean_error is not None and clean_data is not None:
+        raise GcpbenchError("give either --clean-error or --clean-data, not both")
+    if clean_error is not None and not 0.0 <= clean_error <= 1.0:
+        raise GcpbenchError(f"--clean-error is a fraction in [0, 1] (got {clean_error}); divide percentages by 100")
+    chosen = corruption_list(extra, split_list(corruptions))
+    levels = int_list(severities, "severities") or list(SEVERITIES)
+    if errors is not None:
+        from gcpbench.robustness.imagenet_c import score_errors_file
+
+        explicit = chosen if corruptions or extra else None
+        summary = score_errors_file(errors, clean_error, explicit, levels, alexnet_clean_error)
+        _print(summary, as_json, tables.c_table)
+        return
+    if ckpt is None:
+        raise GcpbenchError("pass --ckpt CHECKPOINT to evaluate (or --errors FILE.csv to score errors)")
+    from gcpbench.robustness.imagenet_c import CRequest, evaluate_c
+
+    if data is None:
+        from gcpbench.robustness.defaults import ensure_synthetic_c, synthetic_val_root
+
+        data = ensure_synthetic_c(chosen, levels, quiet=quiet)
+        if clean_error is None and clean_data is None:
+            clean_data = synthetic_val_root(quiet=quiet)
+    request = CRequest(checkpoint=ckpt, data=data, corruptions=chosen, severities=levels, clean_error=clean_error,
+                       clean_data=clean_data, subset=subset, seed=seed, batch_size=batch_size, workers=workers,
+                       device=device, alexnet_clean_error=alexnet_clean_error, quiet=quiet or as_json)
+    summary, run = evaluate_c(request, out)
+    _print(summary, as_json, tables.c_table)
+    if not as_json:
+        typer.echo(f"wrote {run.eval / 'imagenet_c.csv'} and {run.eval / 'imagenet_c_summary.json'}")
 
 
 @app.command("eval-p")
-def eval_p() -> None:
-    """ImageNet-P: flip probability and top-5 distance, mFP, mT5D."""
-    not_implemented("eval-p")
+def eval_p(
+    ckpt: Path = typer.Option(..., "--ckpt", help="gcpbench (or original) checkpoint to evaluate"),
+    data: Optional[Path] = typer.Option(None, "--data", help="ImageNet-P root (default: made from the synthetic set)"),
+    difficulty: int = typer.Option(1, "--difficulty", min=1, max=3, help="1, 2 or 3"),
+    extra: bool = typer.Option(False, "--extra", help="also the held-out perturbations (reported apart)"),
+    perturbations: Optional[List[str]] = typer.Option(None, "--perturbations", help="only these (comma-separated)"),
+    subset: Optional[int] = typer.Option(None, "--subset", min=1, help="a fixed, seeded K sequences per class"),
+    seed: int = typer.Option(0, help="seed of --subset"),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="frames per forward pass"),
+    workers: int = typer.Option(4, "--workers", min=0, help="decoding processes"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ..."),
+    out: Optional[Path] = typer.Option(None, "--out", help="run directory (default: the checkpoint's run)"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON instead of a table"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+) -> None:
+    """ImageNet-P: flip probability and top-5 distance, mFP, mT5D (resumable)."""
+    from gcpbench.robustness import tables
+    from gcpbench.robustness.imagenet_p import PRequest, evaluate_p, perturbation_list
+
+    chosen = perturbation_list(extra, split_list(perturbations))
+    if data is None:
+        from gcpbench.robustness.defaults import ensure_synthetic_p
+        from gcpbench.robustness.make_p import SUPPORTED, folder_name
+
+        missing = [p for p in chosen if p not in SUPPORTED]
+        if missing and not perturbations:
+            chosen = [p for p in chosen if p in SUPPORTED]
+            typer.echo(f"note: {', '.join(missing)} is not generated for the synthetic set; evaluated without it", err=True)
+        folders = [folder_name(p, difficulty) for p in chosen]
+        data = ensure_synthetic_p(folders, chosen, difficulty, quiet=quiet)
+    request = PRequest(checkpoint=ckpt, data=data, perturbations=chosen, difficulty=difficulty, subset=subset,
+                       seed=seed, batch_size=batch_size, workers=workers, device=device, quiet=quiet or as_json)
+    summary, run = evaluate_p(request, out)
+    _print(summary, as_json, tables.p_table)
+    if not as_json:
+        typer.echo(f"wrote {run.eval / 'imagenet_p.csv'} and {run.eval / 'imagenet_p_summary.json'}")
 
 
 @data_app.command("make-c")
-def make_c() -> None:
-    """Build an ImageNet-C-style tree from a validation tree."""
-    not_implemented("data make-c")
+def make_c(
+    src: Optional[Path] = typer.Option(None, "--src", help="clean validation tree SRC/<wnid>/<image> (default: synthetic)"),
+    out: Path = typer.Option(..., "--out", help="where to write OUT/<corruption>/<severity>/<wnid>/*.JPEG"),
+    corruptions: Optional[List[str]] = typer.Option(None, "--corruptions", help="comma-separated (default: all 19)"),
+    severities: Optional[List[str]] = typer.Option(None, "--severities", help="comma-separated (default: 1-5)"),
+    per_class: Optional[int] = typer.Option(None, "--per-class", min=1, help="a seeded N images per class"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="processes (default: cores, at most 8; 0 = none)"),
+    seed: int = typer.Option(0, help="seed of --per-class and of the corruptions"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+) -> None:
+    """Build an ImageNet-C-style tree (imagecorruptions-imaug; resize 256, crop 224, JPEG 85)."""
+    from gcpbench.robustness.baselines import ALL_CORRUPTIONS, SEVERITIES
+    from gcpbench.robustness.make_c import make_c as build
+
+    record = build(src, out, split_list(corruptions) or ALL_CORRUPTIONS, int_list(severities, "severities") or SEVERITIES,
+                   per_class=per_class, workers=workers, seed=seed, quiet=quiet)
+    _report_made(out, record, f"{len(record['corruptions'])} corruptions x {len(record['severities'])} severities x "
+                              f"{record['images_per_subset']} images")
 
 
 @data_app.command("make-p")
-def make_p() -> None:
-    """Build ImageNet-P-style perturbation sequences (mp4) from a validation tree."""
-    not_implemented("data make-p")
+def make_p(
+    src: Optional[Path] = typer.Option(None, "--src", help="clean validation tree SRC/<wnid>/<image> (default: synthetic)"),
+    out: Path = typer.Option(..., "--out", help="where to write OUT/<perturbation>[_2|_3]/<wnid>/*.mp4"),
+    perturbations: Optional[List[str]] = typer.Option(None, "--perturbations", help="comma-separated (default: all 13 supported)"),
+    difficulties: Optional[List[str]] = typer.Option(None, "--difficulties", help="noise difficulties to write (default: 1)"),
+    per_class: Optional[int] = typer.Option(None, "--per-class", min=1, help="a seeded N images per class"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="processes (default: cores, at most 8; 0 = none)"),
+    seed: int = typer.Option(0, help="seed of --per-class and of the random perturbations"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+) -> None:
+    """Build ImageNet-P-style perturbation sequences (mp4; approximations of the originals)."""
+    from gcpbench.robustness.make_p import SUPPORTED
+    from gcpbench.robustness.make_p import make_p as build
+
+    record = build(src, out, split_list(perturbations) or SUPPORTED, int_list(difficulties, "difficulties") or (1,),
+                   per_class=per_class, workers=workers, seed=seed, quiet=quiet)
+    _report_made(out, record, f"{len(record['folders'])} perturbation folders x {record['sequences_per_folder']} sequences")
+
+
+def _report_made(out: Path, record: dict, what: str) -> None:
+    typer.echo(f"wrote {out}: {what} ({record['geometry']})")
+    if record["problems"]:
+        typer.echo(f"{len(record['problems'])} problem(s), listed in {out / 'gcpbench_generated.json'}; first: "
+                   f"{record['problems'][0]}", err=True)

@@ -1,0 +1,66 @@
+"""ImageNet-C / -P trees generated once from the built-in synthetic set (the default data).
+
+They live beside the synthetic set: ``default_root()/imagenet-c`` and ``.../imagenet-p``,
+with ``SYNTHETIC_PER_CLASS`` images per class chosen (seeded) from its validation split.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from rich.console import Console
+
+from gcpbench.robustness.trees import read_marker
+
+SYNTHETIC_C_PER_CLASS = 10
+SYNTHETIC_P_PER_CLASS = 5
+
+
+def synthetic_c_root() -> Path:
+    from gcpbench.data.synthetic import default_root
+
+    return default_root() / "imagenet-c"
+
+
+def synthetic_p_root() -> Path:
+    from gcpbench.data.synthetic import default_root
+
+    return default_root() / "imagenet-p"
+
+
+def synthetic_val_root(quiet: bool = False) -> Path:
+    """The clean validation split of the built-in synthetic set (generated once)."""
+    from gcpbench.data.synthetic import ensure_classification_set
+
+    return ensure_classification_set(quiet=quiet) / "val"
+
+
+def _ready(marker: dict | None, key: str, wanted: Sequence) -> bool:
+    return (marker is not None and marker.get("dataset") == "synthetic" and not marker.get("problems")
+            and set(wanted) <= set(marker.get(key, [])))
+
+
+def ensure_synthetic_c(corruptions: Sequence[str], severities: Sequence[int], workers: int | None = None,
+                       quiet: bool = False) -> Path:
+    """The synthetic ImageNet-C tree holding at least ``corruptions`` x ``severities``."""
+    from gcpbench.robustness.make_c import make_c
+
+    root = synthetic_c_root()
+    marker = read_marker(root)
+    if not (_ready(marker, "corruptions", corruptions) and _ready(marker, "severities", severities)):
+        Console(stderr=True, quiet=quiet).print(f"generating synthetic ImageNet-C data into {root} (once)")
+        make_c(None, root, corruptions, severities, per_class=SYNTHETIC_C_PER_CLASS, workers=workers, quiet=quiet)
+    return root
+
+
+def ensure_synthetic_p(folders: Sequence[str], perturbations: Sequence[str], difficulty: int,
+                       workers: int | None = None, quiet: bool = False) -> Path:
+    """The synthetic ImageNet-P tree holding the sequence ``folders`` needed."""
+    from gcpbench.robustness.make_p import make_p
+
+    root = synthetic_p_root()
+    if not _ready(read_marker(root), "folders", folders):
+        Console(stderr=True, quiet=quiet).print(f"generating synthetic ImageNet-P sequences into {root} (once)")
+        make_p(None, root, perturbations, difficulties=(difficulty,), per_class=SYNTHETIC_P_PER_CLASS,
+               workers=workers, quiet=quiet)
+    return root

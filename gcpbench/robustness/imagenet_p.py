@@ -1,0 +1,204 @@
+"""ImageNet-P evaluation: flip probability and top-5 distance per perturbation, mFP, mT5D.
+
+Tree: ``ROOT/<perturbation>[_2|_3]/<wnid>/<sequence>.mp4``. Noise perturbations read the folder
+of the chosen difficulty (``gaussian_noise_2`` for difficulty 2) and compare every frame with
+the first; the others read ``<perturbation>`` and compare frames ``difficulty`` steps apart.
+Frames are used at their stored size, only normalised. All pending sequences go through one
+DataLoader; only each frame's top-5 classes are kept; each perturbation is logged in
+``eval/imagenet_p_progress.jsonl`` when finished and ``eval/imagenet_p.csv`` is rewritten.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from gcpbench.errors import GcpbenchError
+from gcpbench.io import atomic_write_json, atomic_write_text
+from gcpbench.robustness import metrics
+from gcpbench.robustness.baselines import (
+    ALL_PERTURBATIONS, BENCHMARK_PERTURBATIONS, DIFFICULTIES, EXTRA_PERTURBATIONS, alexnet_p, is_noise,
+    perturbation_frames,
+)
+from gcpbench.robustness.loading import load_video
+from gcpbench.robustness.resume import ResumeLog
+from gcpbench.robustness.rundirs import (
+    checkpoint_identity, eval_run_dir, num_outputs, write_eval_config,
+)
+from gcpbench.evaluate import resolve_device
+from gcpbench.robustness.runner import Predictor, run_items
+from gcpbench.robustness.trees import (
+    VIDEO_EXTENSIONS, Item, check_against_manifest, check_same_classes, collect_items, label_map, read_marker,
+    require_dir,
+)
+from gcpbench.runs import RunDir
+
+CSV_NAME, SUMMARY_NAME, PROGRESS_NAME = "imagenet_p.csv", "imagenet_p_summary.json", "imagenet_p_progress.jsonl"
+FRAMES_PER_BATCH = 64
+
+
+@dataclass
+class PRequest:
+    """What to evaluate."""
+
+    checkpoint: Path
+    data: Path
+    perturbations: Sequence[str] = BENCHMARK_PERTURBATIONS
+    difficulty: int = 1
+    subset: int | None = None
+    seed: int = 0
+    batch_size: int = FRAMES_PER_BATCH
+    workers: int = 4
+    device: str = "auto"
+    dataset: str | None = None
+    quiet: bool = False
+
+
+def perturbation_list(extra: bool, only: Sequence[str] | None = None) -> list[str]:
+    """The 10 benchmark perturbations (+ the 4 held-out ones with ``extra``), or ``only`` (+ them)."""
+    if only:
+        unknown = [p for p in only if p not in ALL_PERTURBATIONS]
+        if unknown:
+            raise GcpbenchError(f"unknown perturbation '{unknown[0]}'; choose from {', '.join(ALL_PERTURBATIONS)}")
+        return [p for p in ALL_PERTURBATIONS if p in only or (extra and p in EXTRA_PERTURBATIONS)]
+    return list(BENCHMARK_PERTURBATIONS) + (list(EXTRA_PERTURBATIONS) if extra else [])
+
+
+def folder_of(root: Path, perturbation: str, difficulty: int) -> Path:
+    """The folder read for a perturbation at a difficulty (noise: ``_2`` / ``_3`` folders)."""
+    name = f"{perturbation}_{difficulty}" if is_noise(perturbation) and difficulty > 1 else perturbation
+    return require_dir(root / name, f"perturbation '{name}'")
+
+
+def dataset_label(root: Path) -> str:
+    """``imagenet-p`` for a downloaded tree, the source label for a gcpbench-made one."""
+    marker = read_marker(root)
+    return "imagenet-p" if marker is None else str(marker.get("dataset", "generated"))
+
+
+def write_results_csv(path: Path, records: Sequence[dict]) -> None:
+    """``perturbation,difficulty,FP,T5D,FP_rel,T5D_rel`` rows, written atomically."""
+    order = {p: i for i, p in enumerate(ALL_PERTURBATIONS)}
+    baseline = alexnet_p()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["perturbation", "difficulty", "FP", "T5D", "FP_rel", "T5D_rel"])
+    for r in sorted(records, key=lambda r: (r["difficulty"], order.get(r["perturbation"], len(order)))):
+        if r["FP"] is None:
+            writer.writerow([r["perturbation"], r["difficulty"], "", "", "", ""])
+            continue
+        fp_a, t5d_a = baseline[r["perturbation"]]
+        writer.writerow([r["perturbation"], r["difficulty"], f"{r['FP']:.6f}", f"{r['T5D']:.6f}",
+                         f"{100 * r['FP'] / fp_a:.3f}", f"{100 * r['T5D'] / t5d_a:.3f}"])
+    atomic_write_text(path, buffer.getvalue())
+
+
+def load_p_item(item: Item):
+    """All frames of one sequence, normalised."""
+    return load_video(item.path)
+
+
+class _Sequences:
+    """Per-sequence FP / T5D, finalised per perturbation into log records."""
+
+    def __init__(self, items, log: ResumeLog, csv_path: Path, difficulty: int):
+        self.items, self.log, self.csv_path, self.difficulty = items, log, csv_path, difficulty
+        self.fp: dict[str, list[float]] = {}
+        self.t5d: dict[str, list[float]] = {}
+        self.unreadable: dict[str, list[str]] = {}
+
+    def item(self, index: int, logits) -> None:
+        item = self.items[index]
+        perturbation = item.group.split("@")[0]
+        top5 = metrics.top5_ranks(logits.numpy())
+        try:
+            fp = metrics.sequence_flip_probability(top5[:, 0], perturbation, self.difficulty)
+            t5d = metrics.sequence_top5_distance(top5, perturbation, self.difficulty)
+        except GcpbenchError as exc:  # too few frames: reported like an unreadable file
+            return self.failed(index, str(exc))
+        self.fp.setdefault(item.group, []).append(fp)
+        self.t5d.setdefault(item.group, []).append(t5d)
+
+    def failed(self, index: int, reason: str) -> None:
+        item = self.items[index]
+        self.unreadable.setdefault(item.group, []).append(f"{item.path} ({reason})")
+
+    def group_done(self, key: str) -> None:
+        perturbation, difficulty = key.split("@")
+        fp, t5d = self.fp.get(key, []), self.t5d.get(key, [])
+        self.log.add({"key": key, "perturbation": perturbation, "difficulty": int(difficulty),
+                      "FP": float(np.mean(fp)) if fp else None, "T5D": float(np.mean(t5d)) if t5d else None,
+                      "sequences": len(fp), "unreadable": self.unreadable.get(key, [])})
+        write_results_csv(self.csv_path, list(self.log.records.values()))
+
+
+def group_key(perturbation: str, difficulty: int) -> str:
+    return f"{perturbation}@{difficulty}"
+
+
+def evaluate_p(request: PRequest, out: Path | None = None, model=None,
+               checkpoint: dict | None = None) -> tuple[dict, RunDir]:
+    """Evaluate (or resume) ImageNet-P for ``request``; writes and returns the summary and run.
+
+    ``out`` is the run directory (default: the checkpoint's run, else a stable name under
+    runs/). ``model``/``checkpoint`` may be given instead of loading ``request.checkpoint``.
+    """
+    from gcpbench.models import load_model
+
+    r = request
+    if r.difficulty not in DIFFICULTIES:
+        raise GcpbenchError(f"--difficulty must be 1, 2 or 3 (got {r.difficulty})")
+    if model is None:
+        model, checkpoint = load_model(r.checkpoint)
+    checkpoint = checkpoint or {}
+    root = require_dir(Path(r.data), "ImageNet-P")
+    folders = {group_key(p, r.difficulty): folder_of(root, p, r.difficulty) for p in r.perturbations}
+    classes = check_same_classes(list(folders.values()))
+    check_against_manifest("imagenet-p", root, [f.name for f in folders.values()], classes)
+    labels = label_map(classes, checkpoint, num_outputs(model), f"ImageNet-P tree '{root}'")
+    items = collect_items(folders, classes, labels, VIDEO_EXTENSIONS, r.subset, r.seed)
+
+    label = r.dataset or dataset_label(root)
+    run = eval_run_dir(Path(r.checkpoint), out, model.zoo_name)
+    write_eval_config(run, {"command": "eval-p", "model": model.zoo_name, "dataset": label, "data_root": str(root),
+                            "checkpoint": str(r.checkpoint), "difficulty": r.difficulty, "subset_per_class": r.subset})
+    identity = {**checkpoint_identity(r.checkpoint), "data": str(root.resolve()), "subset": r.subset, "seed": r.seed}
+    log = ResumeLog(run.eval_file(PROGRESS_NAME), identity)
+    pending = [it for it in items if not log.done(it.group)]
+    tally = _Sequences(pending, log, run.eval_file(CSV_NAME), r.difficulty)
+    if pending:
+        device = resolve_device(r.device)
+        frames = max(perturbation_frames(p) for p in r.perturbations)
+        run_items(pending, load_p_item, Predictor(model, device), on_item=tally.item, on_failed=tally.failed,
+                  on_group_done=tally.group_done, batch_size=r.batch_size,
+                  items_per_batch=max(1, r.batch_size // frames), workers=r.workers,
+                  pin_memory=device.type == "cuda", description="ImageNet-P", quiet=r.quiet)
+    write_results_csv(run.eval_file(CSV_NAME), list(log.records.values()))
+    summary = summarize_run(r, log, model.zoo_name, label, resumed=len(items) - len(pending))
+    atomic_write_json(run.eval_file(SUMMARY_NAME), summary)
+    return summary, run
+
+
+def summarize_run(r: PRequest, log: ResumeLog, model_name: str, dataset: str, resumed: int = 0) -> dict:
+    """The summary JSON of an ImageNet-P run from its finished records."""
+    raw, unreadable, sequences = {}, [], 0
+    for p in r.perturbations:
+        record = log.records[group_key(p, r.difficulty)]
+        if record["FP"] is None:
+            raise GcpbenchError(f"perturbation '{p}': no sequence could be read (see {log.path} for the list)")
+        raw[p] = (record["FP"], record["T5D"])
+        unreadable += record["unreadable"]
+        sequences += record["sequences"]
+    benchmark = [p for p in r.perturbations if p in BENCHMARK_PERTURBATIONS]
+    extra = [p for p in r.perturbations if p in EXTRA_PERTURBATIONS]
+    scores = metrics.summarize_p(raw, perturbations=benchmark, extra=extra)
+    return {"model": model_name, "checkpoint": str(r.checkpoint), "dataset": dataset,
+            "data_root": str(r.data), "difficulty": r.difficulty, "subset": r.subset is not None,
+            "subset_per_class": r.subset, **scores,
+            "alexnet_baseline": "difficulty 1 (the published AlexNet table)",
+            "sequences": sequences, "unreadable": unreadable, "unreadable_count": len(unreadable),
+            "resumed_sequences": resumed}

@@ -1,0 +1,46 @@
+"""Image geometry of the benchmarks and tolerant image reading."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+RESIZE, CROP = 256, 224
+
+GEOMETRY_FULL = "resize short side to 256, centre crop 224 (the official pipeline)"
+GEOMETRY_KEPT = "kept the original size (images smaller than 224 px, e.g. the synthetic set)"
+
+
+def is_small(image: Image.Image) -> bool:
+    """Images smaller than the 224 px crop keep their size (the synthetic set)."""
+    return min(image.size) < CROP
+
+
+def benchmark_geometry(image: Image.Image) -> Image.Image:
+    """Resize the short side to 256 and centre-crop 224 (small images are returned unchanged)."""
+    if is_small(image):
+        return image
+    w, h = image.size
+    scale = RESIZE / min(w, h)
+    image = image.resize((max(CROP, round(w * scale)), max(CROP, round(h * scale))), Image.BILINEAR)
+    w, h = image.size
+    left, top = (w - CROP) // 2, (h - CROP) // 2
+    return image.crop((left, top, left + CROP, top + CROP))
+
+
+def geometry_note(small: bool) -> str:
+    """How the images were brought to size, for records."""
+    return GEOMETRY_KEPT if small else GEOMETRY_FULL
+
+
+def read_rgb(path: str | Path) -> Image.Image:
+    """Open an image fully decoded as RGB (raises OSError / ValueError on broken files)."""
+    with Image.open(path) as image:
+        image.load()
+        return image.convert("RGB")
+
+
+def to_array(image: Image.Image) -> np.ndarray:
+    """RGB uint8 HxWx3."""
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)

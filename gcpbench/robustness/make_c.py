@@ -1,0 +1,111 @@
+"""``gcpbench data make-c``: an ImageNet-C-style tree made with ``imagecorruptions-imaug``.
+
+The benchmark's pipeline: resize the short side to 256, centre-crop 224, corrupt, save JPEG
+quality 85, as ``OUT/<corruption>/<severity>/<wnid>/<stem>.JPEG``. Images smaller than 224 px
+(the built-in synthetic set, 64 px) keep their size instead. Each file is written atomically
+and existing files are skipped, so an interrupted run resumes. Each (image, corruption,
+severity) uses its own fixed NumPy seed, so a tree is reproducible.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from gcpbench.errors import GcpbenchError
+from gcpbench.robustness.baselines import ALL_CORRUPTIONS, SEVERITIES
+from gcpbench.robustness.generate import (
+    clear_marker, default_workers, list_sources, resolve_source, run_tasks, stable_seed, temp_sibling,
+    write_marker,
+)
+from gcpbench.robustness.images import benchmark_geometry, geometry_note, is_small, read_rgb
+from gcpbench.robustness.trees import read_marker
+
+JPEG_QUALITY = 85
+
+
+def check_corruptions(corruptions: Sequence[str], severities: Sequence[int]) -> None:
+    """One-line errors for unknown corruption names or severities."""
+    for c in corruptions:
+        if c not in ALL_CORRUPTIONS:
+            raise GcpbenchError(f"unknown corruption '{c}'; choose from {', '.join(ALL_CORRUPTIONS)}")
+    for s in severities:
+        if s not in SEVERITIES:
+            raise GcpbenchError(f"severity {s} does not exist; severities are 1 to 5")
+
+
+def save_jpeg(array: np.ndarray, path: Path, quality: int = JPEG_QUALITY) -> None:
+    """Write an RGB uint8 array as JPEG atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_sibling(path)
+    try:
+        Image.fromarray(array).save(tmp, format="JPEG", quality=quality)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def corrupt_image(image: np.ndarray, corruption: str, severity: int, seed: int) -> np.ndarray:
+    """``imagecorruptions`` applied with a fixed NumPy seed; RGB uint8 in and out."""
+    from imagecorruptions import corrupt
+
+    np.random.seed(seed)
+    out = corrupt(image, corruption_name=corruption, severity=severity)
+    return np.clip(np.asarray(out), 0, 255).astype(np.uint8)
+
+
+def _corrupt_source(task: tuple[str, str, str, tuple[tuple[str, int], ...], int]) -> tuple[int, list[str]]:
+    """Every (corruption, severity) of one source image (runs in a worker)."""
+    src, out, wnid, jobs, seed = task
+    stem = Path(src).stem
+    targets = [(c, s, Path(out) / c / str(s) / wnid / f"{stem}.JPEG") for c, s in jobs]
+    todo = [t for t in targets if not t[2].is_file()]
+    if not todo:
+        return len(jobs), []
+    try:
+        image = np.asarray(benchmark_geometry(read_rgb(src)))
+    except Exception as exc:  # an unreadable source is reported, not fatal
+        return 0, [f"{src}: {type(exc).__name__}: {exc}"]
+    problems = []
+    for c, s, path in todo:
+        try:
+            save_jpeg(corrupt_image(image, c, s, stable_seed(seed, c, s, wnid, stem)), path)
+        except Exception as exc:
+            problems.append(f"{src} [{c} {s}]: {type(exc).__name__}: {exc}")
+    return len(jobs), problems
+
+
+def make_c(src: Path | None, out: Path, corruptions: Sequence[str] = ALL_CORRUPTIONS,
+           severities: Sequence[int] = SEVERITIES, per_class: int | None = None, workers: int | None = None,
+           seed: int = 0, quiet: bool = False) -> dict:
+    """Build the tree; returns the marker record (problems listed under ``problems``)."""
+    check_corruptions(corruptions, severities)
+    corruptions = [c for c in ALL_CORRUPTIONS if c in corruptions]
+    severities = sorted(set(severities))
+    src, label = resolve_source(src, quiet)
+    classes, sources = list_sources(src, per_class, seed)
+    small = is_small(read_rgb(sources[0].path))
+    out = Path(out)
+    previous = read_marker(out) or {}
+    clear_marker(out)
+    jobs = tuple((c, s) for c in corruptions for s in severities)
+    tasks = [(str(x.path), str(out), x.wnid, jobs, seed) for x in sources]
+    problems = run_tasks(_corrupt_source, tasks, [len(jobs)] * len(tasks),
+                         default_workers() if workers is None else workers, "ImageNet-C images", quiet)
+    from importlib.metadata import version
+
+    same = previous.get("src") == str(src) and previous.get("per_class") == per_class and previous.get("seed") == seed
+    record = {
+        "kind": "imagenet-c", "dataset": label, "src": str(src), "classes": classes, "per_class": per_class,
+        "images_per_subset": len(sources), "seed": seed,
+        "corruptions": [c for c in ALL_CORRUPTIONS if c in corruptions or (same and c in previous.get("corruptions", []))],
+        "severities": sorted(set(severities) | (set(previous.get("severities", [])) if same else set())),
+        "geometry": geometry_note(small), "jpeg_quality": JPEG_QUALITY,
+        "generator": f"imagecorruptions-imaug {version('imagecorruptions-imaug')}",
+        "problems": problems,
+    }
+    write_marker(out, record)
+    return record

@@ -1,0 +1,47 @@
+"""Where robustness evaluations write: the checkpoint's run directory, or a stable default."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from gcpbench.runs import DEFAULT_ROOT, RunDir, new_run_dir
+
+
+def eval_run_dir(checkpoint: Path, out: Path | None, model_name: str) -> RunDir:
+    """``out``; else the run that holds ``checkpoint`` (``RUN/checkpoints/x.pt``); else a stable
+    ``runs/eval_<model>_<checkpoint stem>`` so that rerunning the same command resumes."""
+    if out is not None:
+        return new_run_dir(out, "eval")
+    checkpoint = Path(checkpoint)
+    if checkpoint.parent.name == "checkpoints" and (checkpoint.parent.parent / "config.json").is_file():
+        return RunDir(checkpoint.parent.parent)
+    return new_run_dir(DEFAULT_ROOT / f"eval_{model_name}_{checkpoint.stem}", "eval")
+
+
+def write_eval_config(run: RunDir, config: dict[str, Any]) -> None:
+    """Write ``config.json`` for a fresh evaluation run (a training run keeps its own)."""
+    if run.config.is_file():
+        return
+    from gcpbench.models import model_info
+
+    info = model_info(config["model"])
+    run.write_config({"command": config.pop("command"), "model": info.name, "arch": info.arch,
+                      "head": info.head.kind, "gcp_dim": info.head.dim if info.head.kind == "gcp" else None,
+                      "schedule": None, **config})
+
+
+def checkpoint_identity(checkpoint: Path) -> dict[str, Any]:
+    """What identifies a checkpoint file for resuming (path, size, modification time)."""
+    stat = os.stat(checkpoint)
+    return {"checkpoint": str(Path(checkpoint).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def num_outputs(model: nn.Module) -> int:
+    """Classifier rows of a zoo model."""
+    from gcpbench.models import model_info
+
+    key = model_info(model.zoo_name).classifier_key
+    return int(model.state_dict()[key].shape[0])

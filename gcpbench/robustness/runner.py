@@ -1,0 +1,98 @@
+"""One loading pipeline over many subsets: a single Dataset and one DataLoader over every
+pending item of every group (corruption x severity, or perturbation), so the worker pool is
+started once. Groups are reported as soon as their last item is through the model.
+"""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Callable, Hashable, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from gcpbench.evaluate import autocast
+from gcpbench.progress import progress_bar
+from gcpbench.robustness.trees import Item
+
+Loader = Callable[[Item], Tensor]  # item -> float tensor [n, 3, H, W] (n = 1 for an image)
+
+
+class ItemDataset(Dataset):
+    """Items loaded by ``load``; a file that fails to load yields its error message instead."""
+
+    def __init__(self, items: Sequence[Item], load: Loader):
+        self.items, self.load = list(items), load
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[int, Tensor | None, str | None]:
+        try:
+            return index, self.load(self.items[index]), None
+        except Exception as exc:  # any broken file is reported, never fatal
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            return index, None, f"{type(exc).__name__}: {message}".rstrip(": ")
+
+
+def _keep_list(batch: list) -> list:
+    return batch
+
+
+class Predictor:
+    """The model in eval mode on ``device``; bf16 autocast and channels_last on CUDA."""
+
+    def __init__(self, model: nn.Module, device: torch.device):
+        self.device = torch.device(device)
+        self.cuda = self.device.type == "cuda"
+        self.model = model.eval().to(self.device)
+        if self.cuda:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """Float32 CPU logits of a batch."""
+        x = x.to(self.device, non_blocking=True)
+        if self.cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), autocast(self.device, enabled=self.cuda):
+            return self.model(x).float().cpu()
+
+
+def _forward_in_chunks(predict: Callable[[Tensor], Tensor], tensors: list[Tensor], batch_size: int) -> list[Tensor]:
+    """Run the frames of ``tensors`` (same shape) through ``predict`` in chunks; split back."""
+    frames = torch.cat(tensors)
+    logits = torch.cat([predict(chunk) for chunk in frames.split(batch_size)])
+    return list(logits.split([t.shape[0] for t in tensors]))
+
+
+def run_items(items: Sequence[Item], load: Loader, predict: Callable[[Tensor], Tensor], *,
+              on_item: Callable[[int, Tensor], None], on_failed: Callable[[int, str], None],
+              on_group_done: Callable[[Hashable], None], batch_size: int = 64, items_per_batch: int = 64,
+              workers: int = 4, pin_memory: bool = False, description: str = "evaluating",
+              quiet: bool = False) -> None:
+    """Stream ``items`` through the model once; callbacks get each item's logits [n, classes]
+    (or its load error) and each group the moment its last item is done."""
+    remaining = Counter(item.group for item in items)
+    loader = DataLoader(ItemDataset(items, load), batch_size=max(1, items_per_batch), shuffle=False,
+                        num_workers=workers, collate_fn=_keep_list, pin_memory=pin_memory)
+    with progress_bar(description, total=len(items), enabled=not quiet and len(items) > 0) as advance:
+        for batch in loader:
+            by_shape: dict[tuple, list[tuple[int, Tensor]]] = defaultdict(list)
+            for index, tensor, error in batch:
+                if tensor is None:
+                    on_failed(index, error or "unreadable")
+                else:
+                    by_shape[tuple(tensor.shape[1:])].append((index, tensor))
+            for group in by_shape.values():
+                outputs = _forward_in_chunks(predict, [t for _, t in group], batch_size)
+                for (index, _), logits in zip(group, outputs):
+                    on_item(index, logits)
+            finished = []
+            for index, _, _ in batch:
+                key = items[index].group
+                remaining[key] -= 1
+                if remaining[key] == 0:
+                    finished.append(key)
+            for key in finished:
+                on_group_done(key)
+            advance(len(batch))

@@ -1,0 +1,69 @@
+"""Rich tables of ImageNet-C / -P summaries."""
+from __future__ import annotations
+
+from rich.table import Table
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _title(name: str, summary: dict) -> str:
+    subset = f", subset {summary['subset_per_class']}/class" if summary.get("subset") else ""
+    partial = ", partial" if summary.get("partial") else ""
+    model = summary.get("model") or "scored errors"
+    return f"{name}: {model} ({summary.get('dataset', '-')}{subset}{partial})"
+
+
+def c_table(summary: dict) -> Table:
+    """Error (%) per severity, CE and relative CE per corruption, then mCE / relative mCE."""
+    severities = summary.get("severities", [1, 2, 3, 4, 5])
+    table = Table(title=_title("ImageNet-C", summary))
+    table.add_column("corruption", no_wrap=True)
+    for s in severities:
+        table.add_column(f"s{s}", justify="right")
+    table.add_column("CE", justify="right")
+    table.add_column("rel CE", justify="right")
+    errors = summary.get("errors", {})
+    rel = summary.get("relative_CE") or {}
+    extra_rel = summary.get("extra_relative_CE") or {}
+    rows = [(c, v, rel.get(c)) for c, v in summary["CE"].items()]
+    rows += [(f"{c}*", v, extra_rel.get(c)) for c, v in summary.get("extra_CE", {}).items()]
+    for label, ce, rce in rows:
+        per = errors.get(label.rstrip("*"), {})
+        table.add_row(label, *[_fmt(100 * per[str(s)]) if str(s) in per else "-" for s in severities],
+                      _fmt(ce), _fmt(rce))
+    table.add_section()
+    table.add_row("mCE, relative mCE", *[""] * len(severities), _fmt(summary["mCE"]), _fmt(summary["relative_mCE"]),
+                  style="bold")
+    caption = ["s1-s5: top-1 error %; CE, rel CE: % of AlexNet"]
+    if summary.get("extra_CE"):
+        caption.append("* held out, not in mCE")
+    caption += [f"clean error {_fmt(100 * summary['clean_error'])} %" if summary.get("clean_error") is not None
+               else "no clean error: pass --clean-error or --clean-data for relative mCE"]
+    if summary.get("unreadable_count"):
+        caption.append(f"{summary['unreadable_count']} unreadable image(s) skipped, listed in the summary")
+    table.caption = "; ".join(caption)
+    return table
+
+
+def p_table(summary: dict) -> Table:
+    """FP (%), T5D, and both relative to AlexNet per perturbation, then mFP / mT5D."""
+    table = Table(title=_title(f"ImageNet-P difficulty {summary['difficulty']}", summary))
+    for column, justify in (("perturbation", "left"), ("FP %", "right"), ("T5D", "right"),
+                            ("FP rel", "right"), ("T5D rel", "right")):
+        table.add_column(column, justify=justify, no_wrap=column == "perturbation")
+    raw = summary.get("raw", {})
+    rows = [(p, summary["FP"][p], summary["T5D"][p], p) for p in summary["FP"]]
+    rows += [(f"{p}*", summary["extra_FP"][p], summary["extra_T5D"][p], p) for p in summary.get("extra_FP", {})]
+    for label, fp, t5d, p in rows:
+        table.add_row(label, _fmt(100 * raw[p]["FP"], 2), _fmt(raw[p]["T5D"], 3), _fmt(fp), _fmt(t5d))
+    table.add_section()
+    table.add_row("mFP, mT5D", "", "", _fmt(summary["mFP"]), _fmt(summary["mT5D"]), style="bold")
+    caption = ["FP %: raw flip probability; T5D: mean top-5 distance; rel: % of AlexNet"]
+    if summary.get("extra_FP"):
+        caption.append("* held out, not in mFP / mT5D")
+    if summary.get("unreadable_count"):
+        caption.append(f"{summary['unreadable_count']} unreadable sequence(s) skipped, listed in the summary")
+    table.caption = "; ".join(caption)
+    return table

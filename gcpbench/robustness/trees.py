@@ -1,0 +1,140 @@
+"""Scanning ImageNet-C / -P style trees: class folders, consistency checks, seeded subsets.
+
+A tree built by ``gcpbench data make-c`` / ``make-p`` carries a ``gcpbench_generated.json``
+marker describing what it holds (it is validated against that, not the full-size manifest).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Hashable, Iterable, Sequence
+
+from gcpbench.errors import GcpbenchError
+
+IMAGE_EXTENSIONS = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"})
+VIDEO_EXTENSIONS = frozenset({".mp4"})
+MARKER = "gcpbench_generated.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One file to evaluate: its group (a subset key), path and class label (compact: millions
+    of them are held for a full ImageNet-C run)."""
+
+    group: Hashable
+    path: str
+    label: int
+
+
+def read_marker(root: Path) -> dict | None:
+    """The generation record of a gcpbench-made tree (None for other trees)."""
+    path = Path(root) / MARKER
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise GcpbenchError(f"'{path}' is unreadable; delete it and regenerate the tree") from None
+
+
+def check_against_manifest(name: str, root: Path, only: Sequence[str], classes: Sequence[str]) -> None:
+    """Validate a downloaded tree against ``data_manifests/`` for the ``only`` top folders used.
+
+    A tree with the 1000 ImageNet classes is checked against the manifest's names; a tree with
+    another class set (a user's subset) only for its layout; gcpbench-made trees are skipped.
+    """
+    if read_marker(root) is not None:
+        return
+    from gcpbench.data.manifests import check_tree
+
+    check_tree(name, root, only=sorted(set(only)), structure_only=len(classes) != 1000)
+
+
+def require_dir(path: Path, what: str) -> Path:
+    """``path`` if it is a folder, else a one-line error naming it."""
+    if not path.is_dir():
+        raise GcpbenchError(f"{what} folder '{path}' is missing")
+    return path
+
+
+def class_names(folder: Path) -> list[str]:
+    """Sorted class sub-folder names (ImageFolder order)."""
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def files_in(folder: Path, extensions: Iterable[str]) -> list[Path]:
+    """Sorted files of a class folder with one of ``extensions`` (case-insensitive)."""
+    extensions = frozenset(extensions)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in extensions)
+
+
+def check_same_classes(folders: Sequence[Path]) -> list[str]:
+    """The common class list of ``folders``; a folder with another class set is named."""
+    if not folders:
+        raise GcpbenchError("no folders to evaluate")
+    reference = class_names(folders[0])
+    if not reference:
+        raise GcpbenchError(f"'{folders[0]}' has no class folders")
+    for folder in folders[1:]:
+        names = class_names(folder)
+        if names != reference:
+            missing = sorted(set(reference) - set(names))
+            extra = sorted(set(names) - set(reference))
+            detail = "; ".join(part for part in (
+                f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}" if missing else "",
+                f"extra {', '.join(extra[:3])}{' ...' if len(extra) > 3 else ''}" if extra else "") if part)
+            raise GcpbenchError(f"class folders of '{folder}' differ from those of '{folders[0]}' ({detail})")
+    return reference
+
+
+def subset_key(seed: int, class_name: str, file_name: str) -> str:
+    """The stable ordering key of a file for seeded per-class subsets (same file, same key)."""
+    return hashlib.sha1(f"{seed}/{class_name}/{Path(file_name).stem}".encode()).hexdigest()
+
+
+def select_per_class(files: Sequence[Path], per_class: int | None, seed: int, class_name: str) -> list[Path]:
+    """``per_class`` files chosen by a seeded hash of their names (all when None).
+
+    The choice depends only on (seed, class, file stem), so every corruption, severity and
+    perturbation folder of one tree keeps the same images.
+    """
+    if per_class is None or per_class >= len(files):
+        return list(files)
+    chosen = sorted(files, key=lambda p: subset_key(seed, class_name, p.name))[:per_class]
+    return sorted(chosen)
+
+
+def label_map(classes: Sequence[str], checkpoint: dict, num_outputs: int, source: str) -> dict[str, int]:
+    """Class folder -> model output index.
+
+    With ``checkpoint["classes"]`` (class names in output order) names are matched; otherwise
+    the sorted folder order must have as many classes as the model has outputs.
+    """
+    known = checkpoint.get("classes")
+    if isinstance(known, (list, tuple)) and known and all(isinstance(c, str) for c in known):
+        index = {name: i for i, name in enumerate(known)}
+        missing = [c for c in classes if c not in index]
+        if missing:
+            raise GcpbenchError(f"{source} has class '{missing[0]}', which the checkpoint was not trained on")
+        return {c: index[c] for c in classes}
+    if len(classes) != num_outputs:
+        raise GcpbenchError(f"{source} has {len(classes)} classes but the model predicts {num_outputs}; "
+                            "evaluate on a tree with the classes the model was trained on")
+    return {c: i for i, c in enumerate(classes)}
+
+
+def collect_items(folders: dict[Hashable, Path], classes: Sequence[str], labels: dict[str, int],
+                  extensions: Iterable[str], per_class: int | None, seed: int) -> list[Item]:
+    """Items of every group folder (``folders``: group -> folder holding the class folders)."""
+    items: list[Item] = []
+    for group, folder in folders.items():
+        count = 0
+        for name in classes:
+            chosen = select_per_class(files_in(folder / name, extensions), per_class, seed, name)
+            items.extend(Item(group, str(path), labels[name]) for path in chosen)
+            count += len(chosen)
+        if count == 0:
+            raise GcpbenchError(f"'{folder}' holds no {'/'.join(sorted(extensions))} files")
+    return items

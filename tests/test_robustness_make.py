@@ -1,0 +1,105 @@
+"""``data make-c`` / ``make-p`` and the CLI paths end to end on tiny trees (and the defaults
+that generate from the synthetic set, pointed at a tiny tree here)."""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("cv2")
+pytest.importorskip("imagecorruptions")
+
+from gcpbench.errors import GcpbenchError  # noqa: E402
+from gcpbench.robustness.images import benchmark_geometry  # noqa: E402
+from gcpbench.robustness.make_c import make_c  # noqa: E402
+from robustness_tiny import CLASSES, checkpoint, clean_tree  # noqa: E402,F401
+
+
+def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    from gcpbench.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["gcpbench", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_benchmark_geometry():
+    big = benchmark_geometry(Image.new("RGB", (300, 260)))
+    assert big.size == (224, 224)
+    small = Image.new("RGB", (64, 48))
+    assert benchmark_geometry(small) is small                # the synthetic set keeps its size
+
+
+def test_make_c_layout_reproducible_and_resumable(clean_tree, tmp_path):
+    a = make_c(clean_tree, tmp_path / "a", ["gaussian_noise", "contrast"], [1, 2], per_class=2, workers=0, quiet=True)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.JPEG"))
+    assert len(files) == 2 * 2 * len(CLASSES) * 2
+    assert str(files[0]).startswith("contrast/1/n00000000/")
+    with Image.open(tmp_path / "a" / files[0]) as image:
+        assert image.format == "JPEG" and image.size == (32, 32)
+    assert a["problems"] == [] and a["dataset"] == "generated" and a["jpeg_quality"] == 85
+    assert "kept the original size" in a["geometry"]
+    make_c(clean_tree, tmp_path / "b", ["gaussian_noise", "contrast"], [1, 2], per_class=2, workers=0, quiet=True)
+    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+    (tmp_path / "a" / files[0]).write_bytes(b"kept")       # existing files are skipped on a rerun
+    make_c(clean_tree, tmp_path / "a", ["gaussian_noise", "contrast"], [1, 2], per_class=2, workers=0, quiet=True)
+    assert (tmp_path / "a" / files[0]).read_bytes() == b"kept"
+    noisy = np.asarray(Image.open(tmp_path / "a" / "gaussian_noise/2" / files[1].relative_to("contrast/1")))
+    clean = np.asarray(Image.open(clean_tree / files[1].parent.name / f"{files[1].stem}.png").convert("RGB"))
+    assert np.abs(noisy.astype(int) - clean).mean() > 5     # the corruption did something
+    with pytest.raises(GcpbenchError, match="unknown corruption 'fogg'"):
+        make_c(clean_tree, tmp_path / "c", ["fogg"], [1], workers=0, quiet=True)
+
+
+def test_make_c_full_size_pipeline(tmp_path):
+    (tmp_path / "src" / "n01440764").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((260, 300, 3)) * 255).astype(np.uint8)).save(tmp_path / "src" / "n01440764" / "x.png")
+    record = make_c(tmp_path / "src", tmp_path / "out", ["brightness"], [3], workers=0, quiet=True)
+    with Image.open(tmp_path / "out" / "brightness" / "3" / "n01440764" / "x.JPEG") as image:
+        assert image.size == (224, 224)
+    assert "256" in record["geometry"]
+
+
+def test_cli_make_c_then_eval_c(clean_tree, checkpoint, tmp_path, monkeypatch, capsys):
+    code, out, err = run_cli(monkeypatch, capsys, "data", "make-c", "--src", str(clean_tree), "--out", str(tmp_path / "c"),
+                             "--corruptions", "gaussian_noise,contrast", "--severities", "1", "--severities", "2",
+                             "--per-class", "1", "--workers", "0", "--quiet")
+    assert code == 0, err
+    assert "2 corruptions x 2 severities x 3 images" in out
+    code, out, err = run_cli(monkeypatch, capsys, "eval-c", "--ckpt", str(checkpoint), "--data", str(tmp_path / "c"),
+                             "--corruptions", "gaussian_noise,contrast", "--severities", "1,2", "--clean-data",
+                             str(clean_tree), "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "run"), "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["dataset"] == "generated" and summary["partial"] is True and set(summary["CE"]) == {"gaussian_noise", "contrast"}
+    assert summary["relative_mCE"] is not None and summary["images"] == 4 * 3
+    code, out, err = run_cli(monkeypatch, capsys, "eval-c", "--ckpt", str(checkpoint), "--data", str(tmp_path / "c"),
+                             "--workers", "0", "--out", str(tmp_path / "run"))
+    assert code == 2 and "corruption 'shot_noise' folder" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_defaults_generate_from_the_synthetic_set(clean_tree, checkpoint, tmp_path, monkeypatch, capsys):
+    import gcpbench.data.synthetic as synthetic
+
+    monkeypatch.setenv("GCPBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(synthetic, "ensure_classification_set", lambda root=None, quiet=False: clean_tree.parent)
+    code, out, err = run_cli(monkeypatch, capsys, "eval-c", "--ckpt", str(checkpoint), "--corruptions", "gaussian_noise",
+                             "--severities", "1", "--workers", "0", "--out", str(tmp_path / "run"), "--json", "--quiet")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["dataset"] == "synthetic" and summary["clean_error"] is not None
+    assert (tmp_path / "cache" / "synthetic" / "imagenet-c" / "gaussian_noise" / "1").is_dir()
+    code, out, err = run_cli(monkeypatch, capsys, "eval-p", "--ckpt", str(checkpoint), "--perturbations", "rotate",
+                             "--workers", "0", "--out", str(tmp_path / "run"), "--quiet")
+    assert code == 0, err
+    assert "ImageNet-P difficulty 1" in out and "rotate" in out and "mFP" in out
+    assert (tmp_path / "run" / "eval" / "imagenet_p_summary.json").is_file()
