@@ -33,6 +33,7 @@ def train(
     resume: Optional[str] = typer.Option(None, "--resume", help="continue this run directory exactly (from checkpoints/last.pt)"),
     quiet: bool = typer.Option(False, "--quiet", help="plain log lines instead of progress bars"),
     landscape_every: Optional[int] = typer.Option(None, "--landscape-every", help="record the landscape probe every K iterations into landscape.csv [default: 0, off]"),
+    landscape_num_eta: Optional[int] = typer.Option(None, "--landscape-num-eta", min=2, help="step sizes per landscape measurement [default: the paper's 50]"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="crop size [default: 224; the synthetic set's own size]"),
 ) -> None:
     """Train a zoo model with the paper's LRnorm / LRfast / LRadju schedules (SGD, momentum 0.9)."""
@@ -41,4 +42,5 @@ def train(
     run(TrainOptions(arch=arch, head=head, gcp_dim=gcp_dim, schedule=schedule, data=data, out=out, epochs=epochs,
                      batch_size=batch_size, lr=lr, workers=workers, amp=amp, channels_last=channels_last,
                      device=device, seed=seed, deterministic=deterministic, resume=resume, quiet=quiet,
-                     landscape_every=landscape_every, image_size=image_size))
+                     landscape_every=landscape_every, landscape_num_eta=landscape_num_eta,
+                     image_size=image_size))

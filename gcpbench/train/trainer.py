@@ -373,9 +373,12 @@ def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool) -> tuple[Session, l
         model = nn.parallel.DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
     recorder = None
     if config["landscape_every"] > 0:
+        from gcpbench.landscape.probe import default_etas
         from gcpbench.landscape.recorder import LandscapeRecorder
 
-        recorder = LandscapeRecorder(p.run, net, config["family"], config["landscape_every"])
+        num_eta = config.get("landscape_num_eta")
+        etas = default_etas(config["family"], num_eta) if num_eta else None
+        recorder = LandscapeRecorder(p.run, net, config["family"], config["landscape_every"], etas=etas)
     reporter = TrainReporter(ctx.is_main, quiet, config["epochs"], start_epoch)
     session = Session(ctx, p.run, config, p.schedule, net, model, optimizer, *p.loaders, p.source.classes,
                       reporter, recorder, _hang_at())
