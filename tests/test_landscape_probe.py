@@ -15,12 +15,6 @@ from gcpbench.landscape.probe import unwrap
 from gcpbench.models import build
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def batch(size: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

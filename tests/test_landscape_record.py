@@ -18,12 +18,6 @@ from gcpbench.runs import RunDir
 HEADER = "step,epoch,train_loss,loss_min,loss_max,grad_diff_min,grad_diff_max,beta_smoothness,eta_min,eta_max,num_eta"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def small_batch(seed: int) -> tuple[torch.Tensor, torch.Tensor]:

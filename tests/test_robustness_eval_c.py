@@ -157,30 +157,19 @@ def test_worker_processes_give_the_same_result(checkpoint, c_tree, tmp_path):
     assert one["CE"] == pytest.approx(two["CE"])
 
 
-def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    from gcpbench.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["gcpbench", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
-def test_cli_scores_errors_file(tmp_path, monkeypatch, capsys):
+def test_cli_scores_errors_file(run_cli, tmp_path, monkeypatch, capsys):
     from gcpbench.robustness.baselines import alexnet_c_errors
 
     path = tmp_path / "errors.csv"
     path.write_text("corruption,severity,error\n" + "".join(
         f"{c},{s},{e / 2}\n" for c, errs in alexnet_c_errors().items() for s, e in enumerate(errs, 1)))
-    code, out, _ = run_cli(monkeypatch, capsys, "eval-c", "--errors", str(path), "--clean-error", "0.2", "--json")
+    code, out, _ = run_cli("eval-c", "--errors", str(path), "--clean-error", "0.2", "--json")
     assert code == 0
     result = json.loads(out)
     assert result["mCE"] == pytest.approx(50.0) and set(result) >= {"mCE", "relative_mCE", "CE"}
     assert len(result["CE"]) == 15 and len(result["extra_CE"]) == 4
     path.write_text("\n".join(line for line in path.read_text().splitlines() if not line.startswith("pixelate,4")))
-    code, out, err = run_cli(monkeypatch, capsys, "eval-c", "--errors", str(path), "--clean-error", "0.2", "--json")
+    code, out, err = run_cli("eval-c", "--errors", str(path), "--clean-error", "0.2", "--json")
     assert code == 2 and "'pixelate' severity 4" in err and len(err.strip().splitlines()) == 1

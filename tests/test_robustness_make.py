@@ -18,17 +18,6 @@ from gcpbench.robustness.make_c import make_c  # noqa: E402
 from robustness_tiny import CLASSES, checkpoint, clean_tree  # noqa: E402,F401
 
 
-def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    from gcpbench.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["gcpbench", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_benchmark_geometry():
@@ -69,36 +58,36 @@ def test_make_c_full_size_pipeline(tmp_path):
     assert "256" in record["geometry"]
 
 
-def test_cli_make_c_then_eval_c(clean_tree, checkpoint, tmp_path, monkeypatch, capsys):
-    code, out, err = run_cli(monkeypatch, capsys, "data", "make-c", "--src", str(clean_tree), "--out", str(tmp_path / "c"),
+def test_cli_make_c_then_eval_c(run_cli, clean_tree, checkpoint, tmp_path, monkeypatch, capsys):
+    code, out, err = run_cli("data", "make-c", "--src", str(clean_tree), "--out", str(tmp_path / "c"),
                              "--corruptions", "gaussian_noise,contrast", "--severities", "1", "--severities", "2",
                              "--per-class", "1", "--workers", "0", "--quiet")
     assert code == 0, err
     assert "2 corruptions x 2 severities x 3 images" in out
-    code, out, err = run_cli(monkeypatch, capsys, "eval-c", "--ckpt", str(checkpoint), "--data", str(tmp_path / "c"),
+    code, out, err = run_cli("eval-c", "--ckpt", str(checkpoint), "--data", str(tmp_path / "c"),
                              "--corruptions", "gaussian_noise,contrast", "--severities", "1,2", "--clean-data",
                              str(clean_tree), "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "run"), "--json")
     assert code == 0, err
     summary = json.loads(out)
     assert summary["dataset"] == "generated" and summary["partial"] is True and set(summary["CE"]) == {"gaussian_noise", "contrast"}
     assert summary["relative_mCE"] is not None and summary["images"] == 4 * 3
-    code, out, err = run_cli(monkeypatch, capsys, "eval-c", "--ckpt", str(checkpoint), "--data", str(tmp_path / "c"),
+    code, out, err = run_cli("eval-c", "--ckpt", str(checkpoint), "--data", str(tmp_path / "c"),
                              "--workers", "0", "--out", str(tmp_path / "run"))
     assert code == 2 and "corruption 'shot_noise' folder" in err and len(err.strip().splitlines()) == 1
 
 
-def test_cli_defaults_generate_from_the_synthetic_set(clean_tree, checkpoint, tmp_path, monkeypatch, capsys):
+def test_cli_defaults_generate_from_the_synthetic_set(run_cli, clean_tree, checkpoint, tmp_path, monkeypatch, capsys):
     import gcpbench.data.synthetic as synthetic
 
     monkeypatch.setenv("GCPBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(synthetic, "ensure_classification_set", lambda root=None, quiet=False: clean_tree.parent)
-    code, out, err = run_cli(monkeypatch, capsys, "eval-c", "--ckpt", str(checkpoint), "--corruptions", "gaussian_noise",
+    code, out, err = run_cli("eval-c", "--ckpt", str(checkpoint), "--corruptions", "gaussian_noise",
                              "--severities", "1", "--workers", "0", "--out", str(tmp_path / "run"), "--json", "--quiet")
     assert code == 0, err
     summary = json.loads(out)
     assert summary["dataset"] == "synthetic" and summary["clean_error"] is not None
     assert (tmp_path / "cache" / "synthetic" / "imagenet-c" / "gaussian_noise" / "1").is_dir()
-    code, out, err = run_cli(monkeypatch, capsys, "eval-p", "--ckpt", str(checkpoint), "--perturbations", "rotate",
+    code, out, err = run_cli("eval-p", "--ckpt", str(checkpoint), "--perturbations", "rotate",
                              "--workers", "0", "--out", str(tmp_path / "run"), "--quiet")
     assert code == 0, err
     assert "ImageNet-P difficulty 1" in out and "rotate" in out and "mFP" in out

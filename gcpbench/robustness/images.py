@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -44,3 +45,25 @@ def read_rgb(path: str | Path) -> Image.Image:
 def to_array(image: Image.Image) -> np.ndarray:
     """RGB uint8 HxWx3."""
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+Job = TypeVar("Job")
+
+
+def render_from_source(src: str, todo: Sequence[Job], render: Callable[[np.ndarray, Job], None],
+                       describe: Callable[[Job], str]) -> tuple[bool, list[str]]:
+    """Read ``src`` in the benchmark geometry and call ``render(image, job)`` for every job.
+
+    Returns (source readable, problem lines): an unreadable source or a failing job is
+    reported, never raised, so one bad file does not stop a generation run."""
+    try:
+        image = np.asarray(benchmark_geometry(read_rgb(src)))
+    except Exception as exc:
+        return False, [f"{src}: {type(exc).__name__}: {exc}"]
+    problems = []
+    for job in todo:
+        try:
+            render(image, job)
+        except Exception as exc:
+            problems.append(f"{src} [{describe(job)}]: {type(exc).__name__}: {exc}")
+    return True, problems

@@ -21,7 +21,7 @@ from gcpbench.robustness.generate import (
     clear_marker, default_workers, list_sources, resolve_source, run_tasks, stable_seed, temp_sibling,
     write_marker,
 )
-from gcpbench.robustness.images import benchmark_geometry, geometry_note, is_small, read_rgb
+from gcpbench.robustness.images import geometry_note, is_small, read_rgb, render_from_source
 from gcpbench.robustness.trees import read_marker
 
 JPEG_QUALITY = 85
@@ -65,17 +65,13 @@ def _corrupt_source(task: tuple[str, str, str, tuple[tuple[str, int], ...], int]
     todo = [t for t in targets if not t[2].is_file()]
     if not todo:
         return len(jobs), []
-    try:
-        image = np.asarray(benchmark_geometry(read_rgb(src)))
-    except Exception as exc:  # an unreadable source is reported, not fatal
-        return 0, [f"{src}: {type(exc).__name__}: {exc}"]
-    problems = []
-    for c, s, path in todo:
-        try:
-            save_jpeg(corrupt_image(image, c, s, stable_seed(seed, c, s, wnid, stem)), path)
-        except Exception as exc:
-            problems.append(f"{src} [{c} {s}]: {type(exc).__name__}: {exc}")
-    return len(jobs), problems
+
+    def render(image: np.ndarray, job: tuple[str, int, Path]) -> None:
+        c, s, path = job
+        save_jpeg(corrupt_image(image, c, s, stable_seed(seed, c, s, wnid, stem)), path)
+
+    readable, problems = render_from_source(src, todo, render, lambda job: f"{job[0]} {job[1]}")
+    return (len(jobs) if readable else 0), problems
 
 
 def make_c(src: Path | None, out: Path, corruptions: Sequence[str] = ALL_CORRUPTIONS,

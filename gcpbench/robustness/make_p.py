@@ -24,7 +24,7 @@ from gcpbench.robustness.baselines import ALL_PERTURBATIONS, DIFFICULTIES, is_no
 from gcpbench.robustness.generate import (
     clear_marker, default_workers, list_sources, resolve_source, run_tasks, stable_seed, write_marker,
 )
-from gcpbench.robustness.images import benchmark_geometry, geometry_note, is_small, read_rgb
+from gcpbench.robustness.images import geometry_note, is_small, read_rgb, render_from_source
 from gcpbench.robustness.trees import read_marker
 
 Frames = list[np.ndarray]
@@ -224,18 +224,14 @@ def _perturb_source(task: tuple[str, str, str, tuple[tuple[str, str, int], ...],
     todo = [(f, p, d) for f, p, d in jobs if not (Path(out) / f / wnid / f"{stem}.mp4").is_file()]
     if not todo:
         return len(jobs), []
-    try:
-        image = np.asarray(benchmark_geometry(read_rgb(src)))
-    except Exception as exc:  # an unreadable source is reported, not fatal
-        return 0, [f"{src}: {type(exc).__name__}: {exc}"]
-    problems = []
-    for folder, p, d in todo:
-        try:
-            rng = np.random.default_rng(stable_seed(seed, folder, wnid, stem))
-            write_mp4(Path(out) / folder / wnid / f"{stem}.mp4", sequence(image, p, rng, d))
-        except Exception as exc:
-            problems.append(f"{src} [{folder}]: {type(exc).__name__}: {exc}")
-    return len(jobs), problems
+
+    def render(image: np.ndarray, job: tuple[str, str, int]) -> None:
+        folder, p, d = job
+        rng = np.random.default_rng(stable_seed(seed, folder, wnid, stem))
+        write_mp4(Path(out) / folder / wnid / f"{stem}.mp4", sequence(image, p, rng, d))
+
+    readable, problems = render_from_source(src, todo, render, lambda job: job[0])
+    return (len(jobs) if readable else 0), problems
 
 
 def make_p(src: Path | None, out: Path, perturbations: Sequence[str] = SUPPORTED,
