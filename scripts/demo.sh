@@ -37,7 +37,10 @@ for head in gap gcp; do
   $G eval-c --ckpt "$OUT/resnet18_$head/checkpoints/best.pt" --data "$OUT/imagenet-c" --clean-data "$OUT/data/val" --workers 0 --quiet
   $G eval-p --ckpt "$OUT/resnet18_$head/checkpoints/best.pt" --data "$OUT/imagenet-p" --workers 0 --quiet
 done
-if [ -x scripts/demo_detection.sh ]; then bash scripts/demo_detection.sh "$G" "$OUT"; fi
+step "detection: Faster R-CNN fine-tune from the GCP model (GCP_M backbone, synthetic COCO-format set)"
+$G data synth --task detection --out "$OUT/coco" --quiet
+$G detect --framework faster_rcnn --backbone resnet18_gcp_m --ckpt "$OUT/resnet18_gcp/checkpoints/best.pt" \
+   --data "$OUT/coco" --max-iters 24 --work-dir "$OUT/detect_faster_rcnn" --quiet
 
 step "report"
 $G report "$OUT" --out "$OUT/report"

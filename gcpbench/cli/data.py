@@ -39,7 +39,7 @@ def synth(
         target = out or synthetic.default_root() / "coco"
         if target.exists() and any(target.iterdir()) and not force:
             raise GcpbenchError(f"'{target}' already exists and is not empty; choose another --out or pass --force")
-        make_detection_set(target, seed=seed)
+        make_detection_set(target, seed=seed, overwrite=force)
         typer.echo(f"wrote the synthetic COCO-format detection set to {target} (seed {seed})")
         return
     params = {"num_classes": classes, "image_size": size, "train_per_class": train_per_class,

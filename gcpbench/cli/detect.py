@@ -1,10 +1,57 @@
 """`gcpbench detect`."""
 from __future__ import annotations
 
-from gcpbench.cli import app, not_implemented
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gcpbench.cli import app
 
 
 @app.command()
-def detect() -> None:
-    """Faster / Mask R-CNN fine-tuning and COCO evaluation with GAP, GCP_D or GCP_M backbones."""
-    not_implemented("detect")
+def detect(
+    framework: str = typer.Option(..., "--framework", help="faster_rcnn or mask_rcnn"),
+    backbone: str = typer.Option(..., "--backbone", help="resnet{18,34,50,101}_{gap,gcp_d,gcp_m}, e.g. resnet50_gcp_m"),
+    ckpt: Optional[str] = typer.Option(None, "--ckpt", help="backbone weights: gcpbench / iSQRT-COV / torchvision ResNet "
+                                       "checkpoint, or 'none' for random weights [default: the config's; random on synthetic data]"),
+    data: Optional[Path] = typer.Option(None, "--data", help="COCO 2017 root (annotations/, train2017/, val2017/) "
+                                        "[default: the built-in synthetic set]"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="train N epochs, LR steps scaled [default: 1x = 12]"),
+    max_iters: Optional[int] = typer.Option(None, "--max-iters", help="train N iterations instead of epochs"),
+    eval_only: bool = typer.Option(False, "--eval-only", help="only evaluate --weights"),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="mmdetection checkpoint: evaluated with --eval-only, "
+                                           "otherwise the starting point (load_from)"),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="run directory [default: runs/detect_<framework>_<backbone>_<time>]"),
+    launcher: str = typer.Option("none", "--launcher", help="none, or pytorch under torchrun for several GPUs"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
+    resume: bool = typer.Option(False, "--resume", help="resume from the work dir's last mmengine checkpoint"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="images per GPU [default: 2]"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="data-loading processes per GPU"),
+    seed: int = typer.Option(0, "--seed"),
+    quiet: bool = typer.Option(False, "--quiet", help="only warnings and the final table"),
+) -> None:
+    """Faster / Mask R-CNN (FPN) fine-tuning and COCO evaluation with GAP, GCP_D or GCP_M backbones."""
+    from gcpbench.detection.runner import DetectOptions, detect as run_detect
+
+    console = Console(stderr=True, quiet=quiet)
+    options = DetectOptions(framework=framework, backbone=backbone, ckpt=ckpt, data=data, epochs=epochs, max_iters=max_iters,
+                            eval_only=eval_only, weights=weights, work_dir=work_dir, launcher=launcher, device=device,
+                            resume=resume, batch_size=batch_size, workers=workers, seed=seed, quiet=quiet)
+    run, result = run_detect(options, say=lambda text: console.print(text, highlight=False))
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only the first process reports
+        return
+    typer.echo(f"{result['framework']} {result['backbone']} {result['method']} on {result['dataset']}: COCO AP (%)")
+    table = Table()
+    table.add_column("task")
+    names = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
+    for name in names:
+        table.add_column(name, justify="right")
+    for task in ("bbox", "segm"):
+        if task in result:
+            table.add_row(task, *("-" if result[task][n] is None else f"{result[task][n]:.1f}" for n in names))
+    Console().print(table)
+    typer.echo(f"wrote {run.eval / ('detection_' + result['framework'] + '.json')}")

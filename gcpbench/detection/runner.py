@@ -1,0 +1,243 @@
+"""Train and evaluate with mmengine's ``Runner``; write the COCO AP table of the run directory.
+
+``eval/detection_<framework>.json``::
+
+    {"framework", "backbone": "resnet50", "method": "gap|gcp_d|gcp_m", "dataset",
+     "checkpoint", "bbox": {"AP", "AP50", "AP75", "APs", "APm", "APl"}, "segm": {...}}
+
+AP values are percent; a value pycocotools cannot measure (-1: no object of that size) is null.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from mmengine.hooks import Hook
+
+from gcpbench.detection.config import Backbone, build_config, check_framework, config_file, parse_backbone
+from gcpbench.errors import GcpbenchError
+from gcpbench.io import atomic_write_json
+from gcpbench.runs import RunDir, new_run_dir
+
+COCO_METRICS: dict[str, str] = {"AP": "mAP", "AP50": "mAP_50", "AP75": "mAP_75", "APs": "mAP_s", "APm": "mAP_m", "APl": "mAP_l"}
+TASKS: dict[str, tuple[str, ...]] = {"faster_rcnn": ("bbox",), "mask_rcnn": ("bbox", "segm")}
+
+
+class MetricsCollector(Hook):
+    """Keeps the metrics of the latest validation run."""
+
+    priority = "LOWEST"
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, float] | None = None
+
+    def after_val_epoch(self, runner: Any, metrics: Mapping[str, float] | None = None) -> None:
+        self.metrics = dict(metrics or {})
+
+
+def coco_table(metrics: Mapping[str, float], task: str) -> dict[str, float | None]:
+    """AP, AP50, AP75, APs, APm, APl of ``task`` (bbox | segm) in percent from CocoMetric's keys."""
+    table: dict[str, float | None] = {}
+    for name, suffix in COCO_METRICS.items():
+        key = f"coco/{task}_{suffix}"
+        if key not in metrics:
+            raise GcpbenchError(f"the COCO evaluation returned no '{key}' (got {', '.join(sorted(metrics)) or 'nothing'})")
+        value = float(metrics[key])
+        table[name] = round(100.0 * value, 2) if value >= 0 else None
+    return table
+
+
+def no_detection_metrics(ann_file: str | os.PathLike, tasks: tuple[str, ...]) -> dict[str, float]:
+    """CocoMetric's keys when the detector found nothing (it then returns no metrics): AP 0,
+    except -1 for the object sizes the ground truth does not contain (as pycocotools reports)."""
+    annotations = [a for a in json.loads(Path(ann_file).read_text())["annotations"] if not a.get("iscrowd")]
+    areas = [float(a["area"]) for a in annotations]
+    present = {"mAP": bool(areas), "mAP_50": bool(areas), "mAP_75": bool(areas),
+               "mAP_s": any(a < 32 ** 2 for a in areas), "mAP_m": any(32 ** 2 <= a < 96 ** 2 for a in areas),
+               "mAP_l": any(a >= 96 ** 2 for a in areas)}
+    return {f"coco/{task}_{key}": 0.0 if has else -1.0 for task in tasks for key, has in present.items()}
+
+
+def detection_result(metrics: Mapping[str, float], framework: str, backbone: Backbone, dataset: str,
+                     checkpoint: str | None) -> dict[str, Any]:
+    """The shared ``eval/detection_<framework>.json`` record."""
+    result: dict[str, Any] = {"framework": framework, "backbone": backbone.arch, "method": backbone.mode,
+                              "dataset": dataset, "checkpoint": checkpoint}
+    for task in TASKS[framework]:
+        result[task] = coco_table(metrics, task)
+    return result
+
+
+def select_device(device: str) -> str:
+    """``auto`` (CUDA when present), ``cpu`` (hides the GPUs from mmengine) or ``cuda``."""
+    import torch
+
+    device = device.lower()
+    if device not in ("auto", "cpu", "cuda"):
+        raise GcpbenchError(f"unknown device '{device}': use auto, cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise GcpbenchError("--device cuda but no CUDA device is visible; use --device cpu")
+    if device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # mmengine places the model on CUDA whenever it sees one
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def verify_backbone_weights(cfg: Any) -> str | None:
+    """Check the configured backbone weights before any data is read; returns their zoo model name."""
+    import torch
+    from mmdet.registry import MODELS
+
+    from gcpbench.detection.weights import fit_backbone_state, read_weights
+
+    backbone_cfg = cfg.model.backbone.copy()
+    with torch.device("meta"):
+        backbone = MODELS.build(backbone_cfg)
+    if backbone.weights_source is None:
+        return None
+    checkpoint = read_weights(backbone.weights_source)
+    fit_backbone_state(backbone.state_dict(), checkpoint, backbone.depth, backbone.weights_source, backbone.weights_prefix)
+    name = checkpoint.get("model")
+    return name if isinstance(name, str) else None
+
+
+def start_cpu_processes(cfg: Any) -> None:
+    """torchrun without GPUs: mmengine's launcher insists on CUDA, so join a gloo group here
+    (the Runner then skips its own set-up) and wrap the model in DDP without device ids."""
+    import torch
+    import torch.distributed as dist
+
+    if cfg.launcher != "pytorch" or torch.cuda.is_available():
+        return
+    if "RANK" not in os.environ:
+        raise GcpbenchError("--launcher pytorch runs under torchrun: torchrun --nproc_per_node N -m gcpbench detect ...")
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", broadcast_buffers=False, device_ids=None)
+
+
+def run_config(cfg: Any, eval_only: bool) -> dict[str, float]:
+    """Train then evaluate (or evaluate only) with mmengine's Runner; the final metrics."""
+    from mmengine.runner import Runner
+
+    start_cpu_processes(cfg)
+    runner = Runner.from_cfg(cfg)
+    collector = MetricsCollector()
+    runner.register_hook(collector)
+    if not eval_only:
+        runner.train()
+    if collector.metrics is None:
+        runner.val()
+    return collector.metrics or {}
+
+
+@dataclass(frozen=True)
+class DetectOptions:
+    """Everything ``gcpbench detect`` takes."""
+
+    framework: str
+    backbone: str
+    ckpt: str | None = None
+    data: Path | None = None
+    epochs: int | None = None
+    max_iters: int | None = None
+    eval_only: bool = False
+    weights: Path | None = None
+    work_dir: Path | None = None
+    launcher: str = "none"
+    device: str = "auto"
+    resume: bool = False
+    batch_size: int | None = None
+    workers: int | None = None
+    seed: int = 0
+    quiet: bool = False
+
+
+def _dataset(data: Path | None, say: Callable[[str], None]) -> tuple[str, Path | None, Path | None]:
+    """(dataset label, COCO root, synthetic root): a real tree is checked against its manifest,
+    a synthetic one (``gcpbench data synth --task detection``) is recognised by its stamp."""
+    from gcpbench.data.synthetic_coco import CATEGORIES, detection_set_info, ensure_detection_set
+
+    if data is None:
+        root = ensure_detection_set()
+        say(f"no --data: using the built-in synthetic COCO-format set at {root} ({len(CATEGORIES)} classes)")
+        return "synthetic", None, root
+    if detection_set_info(data) is not None:
+        return "synthetic", None, Path(data)
+    from gcpbench.data.manifests import check_tree
+
+    check_tree("coco", data)
+    return "coco", Path(data), None
+
+
+def run_config_record(options: DetectOptions, backbone: Backbone, dataset: str, root: Path, cfg: Any, zoo_model: str | None) -> dict[str, Any]:
+    """The run directory's ``config.json``."""
+    from gcpbench.models.registry import MODELS as ZOO
+
+    info = ZOO.get(zoo_model) if zoo_model else None
+    schedule = f"{options.epochs} epochs" if options.epochs else f"{options.max_iters} iters" if options.max_iters else "1x"
+    backbone_cfg = cfg.model.backbone
+    return {"command": "detect", "model": backbone.name, "arch": backbone.arch,
+            "head": "gap" if backbone.mode == "gap" else "gcp",
+            "gcp_dim": info.head.dim if info is not None and info.head.is_gcp else None,
+            "schedule": "1x" if options.eval_only else schedule, "dataset": dataset, "data_root": str(root),
+            "framework": options.framework, "method": backbone.mode,
+            "backbone_weights": backbone_cfg.get("init_cfg", {}).get("checkpoint") if backbone_cfg.get("init_cfg") else None,
+            "backbone_weights_model": zoo_model, "weights": str(options.weights) if options.weights else None,
+            "eval_only": options.eval_only, "epochs": options.epochs, "max_iters": options.max_iters,
+            "launcher": options.launcher, "seed": options.seed,
+            "mmdet_config": str(config_file(options.framework, backbone))}
+
+
+def detect(options: DetectOptions, say: Callable[[str], None] = print) -> tuple[RunDir, dict[str, Any]]:
+    """Run ``gcpbench detect``: build the config, train + evaluate, write the run directory."""
+    from mmengine.dist import is_main_process
+
+    options = dataclasses.replace(options, framework=check_framework(options.framework))
+    framework = options.framework
+    backbone = parse_backbone(options.backbone)
+    if options.eval_only:
+        if options.weights is None:
+            raise GcpbenchError("--eval-only needs --weights DET_CKPT (an mmdetection checkpoint of this framework)")
+        if options.ckpt is not None or options.epochs or options.max_iters or options.resume:
+            raise GcpbenchError("--eval-only evaluates --weights as they are: drop --ckpt / --epochs / --max-iters / --resume")
+    if options.weights is not None and not Path(options.weights).is_file():
+        raise GcpbenchError(f"detector checkpoint '{options.weights}' does not exist")
+    select_device(options.device)
+    dataset, coco_root, synthetic_root = _dataset(options.data, say)
+    run = new_run_dir(options.work_dir, f"detect_{framework}_{backbone.name}")
+    ckpt = "none" if options.eval_only else options.ckpt
+    if ckpt is None and dataset == "synthetic":
+        ckpt = "none"
+        say("no --ckpt: the backbone starts from random weights")
+    cfg = build_config(framework, backbone, work_dir=run.path, data_root=coco_root, synthetic_root=synthetic_root,
+                       weights=ckpt, epochs=options.epochs, max_iters=options.max_iters,
+                       load_from=str(options.weights) if options.weights else None, resume=options.resume,
+                       launcher=options.launcher, batch_size=options.batch_size, workers=options.workers, seed=options.seed)
+    if options.quiet:
+        cfg.log_level = "WARNING"
+    zoo_model = verify_backbone_weights(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:  # torch.distributed starts inside the Runner
+        run.write_config(run_config_record(options, backbone, dataset, coco_root or synthetic_root, cfg, zoo_model))
+    with contextlib.redirect_stdout(io.StringIO()) if options.quiet else contextlib.nullcontext():  # pycocotools prints
+        metrics = run_config(cfg, options.eval_only)
+    if not metrics:
+        say("the detector found no object above the score threshold: every AP is 0")
+        metrics = no_detection_metrics(cfg.val_evaluator.ann_file, TASKS[framework])
+    checkpoint = str(options.weights) if options.eval_only else _last_checkpoint(run.path)
+    result = detection_result(metrics, framework, backbone, dataset, checkpoint)
+    if is_main_process():
+        atomic_write_json(run.eval_file(f"detection_{framework}.json"), result)
+    return run, result
+
+
+def _last_checkpoint(work_dir: Path) -> str | None:
+    """The checkpoint mmengine wrote last (its ``last_checkpoint`` pointer file)."""
+    pointer = Path(work_dir) / "last_checkpoint"
+    return pointer.read_text().strip() if pointer.is_file() else None
