@@ -14,6 +14,7 @@ _EXPORTS = {
     "GCP": "gcpbench.gcp",
     "isqrt_cov": "gcpbench.gcp",
     "triu_size": "gcpbench.gcp",
+    "set_gcp_precision": "gcpbench.gcp",
     "build": "gcpbench.models",
     "list_models": "gcpbench.models",
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gcpbench.gcp import GCP, isqrt_cov, triu_size
+from gcpbench.gcp import GCP, isqrt_cov, set_gcp_precision, triu_size
 
 
 def textbook_isqrt_cov(x: torch.Tensor, iterations: int = 5) -> torch.Tensor:
@@ -149,3 +149,25 @@ def test_module_wrapper() -> None:
     assert torch.equal(layer(x), isqrt_cov(x, 3))
     with pytest.raises(ValueError):
         isqrt_cov(x, precision="fp16")
+
+
+def test_set_gcp_precision_reaches_every_gcp_layer() -> None:
+    from gcpbench.models import build
+
+    net = build("resnet18_gcp", num_classes=10)
+    assert set_gcp_precision(net, "tf32") == 1
+    assert [m.precision for m in net.modules() if isinstance(m, GCP)] == ["tf32"]
+    assert set_gcp_precision(build("resnet18_gap", num_classes=10), "tf32") == 0
+    with pytest.raises(ValueError, match="precision must be one of"):
+        set_gcp_precision(net, "fp16")
+
+
+def test_tf32_is_exact_float32_off_cuda() -> None:
+    """TF32 only changes CUDA products: on the CPU the opt-in mode returns the same bits."""
+    torch.manual_seed(1)
+    x = torch.randn(2, 16, 4, 4, requires_grad=True)
+    exact = isqrt_cov(x)
+    (grad_exact,) = torch.autograd.grad(exact.square().sum(), x)
+    fast = isqrt_cov(x, precision="tf32")
+    (grad_fast,) = torch.autograd.grad(fast.square().sum(), x)
+    assert torch.equal(exact, fast) and torch.equal(grad_exact, grad_fast)

@@ -118,9 +118,10 @@ def test_real_divergence_in_the_first_epoch(tiny, tmp_path) -> None:
 
 
 def test_amp_and_channels_last_train_one_epoch(tiny, tmp_path) -> None:
-    run = train(options(tiny, tmp_path / "run", head="gcp", gcp_dim=128, amp=True, channels_last=True))
+    run = train(options(tiny, tmp_path / "run", head="gcp", gcp_dim=128, amp=True, channels_last=True,
+                        gcp_precision="tf32"))
     config = json.loads(run.config.read_text())
-    assert config["amp"] is True and config["channels_last"] is True
+    assert config["amp"] is True and config["channels_last"] is True and config["gcp_precision"] == "tf32"
     assert math.isfinite(read_jsonl(run.metrics_jsonl)[0]["train_loss"])
 
 
@@ -165,3 +166,11 @@ def test_missing_data_and_architecture_errors(tmp_path) -> None:
     assert "\n" not in str(info.value) and not (tmp_path / "y").exists()
     with pytest.raises(GcpbenchError, match="name an architecture"):
         train(TrainOptions(quiet=True))
+
+
+def test_gcp_precision_errors(tiny, tmp_path) -> None:
+    with pytest.raises(GcpbenchError, match="--gcp-precision must be one of float32, tf32, got 'fp16'"):
+        train(options(tiny, tmp_path / "a", head="gcp", gcp_precision="fp16"))
+    with pytest.raises(GcpbenchError, match="applies to GCP heads only; resnet18_gap has a GAP head"):
+        train(options(tiny, tmp_path / "b", gcp_precision="tf32"))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

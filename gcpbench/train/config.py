@@ -35,6 +35,7 @@ class TrainOptions:
     landscape_every: int | None = None  # 0: off
     landscape_num_eta: int | None = None  # None: the paper's 50 step sizes
     image_size: int | None = None  # None: the synthetic set's size, else 224
+    gcp_precision: str | None = None  # float32 (exact); tf32 is an opt-in CUDA speed-up
 
 
 # option -> config key that must not change on --resume (device, workers, quiet may)
@@ -42,6 +43,7 @@ FIXED_ON_RESUME: dict[str, str] = {
     "arch": "arch", "head": "head", "gcp_dim": "gcp_dim", "schedule": "schedule", "epochs": "epochs",
     "batch_size": "batch_size", "lr": "lr_option", "amp": "amp", "channels_last": "channels_last", "seed": "seed",
     "deterministic": "deterministic", "landscape_every": "landscape_every", "landscape_num_eta": "landscape_num_eta", "image_size": "image_size",
+    "gcp_precision": "gcp_precision",
 }
 
 
@@ -118,7 +120,7 @@ def new_config(options: TrainOptions, *, name: str, family: str, schedule: Sched
         "amp": bool(options.amp), "channels_last": channels_last, "seed": options.seed or 0,
         "deterministic": bool(options.deterministic), "workers": options.workers, "device": device,
         "world_size": world_size, "landscape_every": options.landscape_every or 0,
-        "landscape_num_eta": options.landscape_num_eta,
+        "landscape_num_eta": options.landscape_num_eta, "gcp_precision": options.gcp_precision or "float32",
         "gcpbench_version": __version__, "started": _dt.datetime.now().isoformat(timespec="seconds"),
     }
 

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gcpbench.errors import GcpbenchError
+from gcpbench.gcp import set_gcp_precision
 from gcpbench.io import append_jsonl, atomic_write, atomic_write_text, read_jsonl
 from gcpbench.runs import RunDir, new_run_dir
 from gcpbench.train import distributed as ddp
@@ -159,6 +160,9 @@ def _describe(s: Session, source) -> None:
         f"{per_rank}, {len(s.train_loader)} iterations/epoch, {c['epochs']} epochs")
     log(f"device {s.device}, amp {'bf16' if c['amp'] else 'off'}, channels_last {'on' if c['channels_last'] else 'off'}, "
         f"seed {c['seed']}, deterministic {'on' if c['deterministic'] else 'off'}")
+    if c.get("gcp_precision", "float32") != "float32":
+        where = "" if s.device.type == "cuda" else " (no effect on the CPU: products stay float32)"
+        log(f"GCP matrix products in {c['gcp_precision']}{where}")
 
 
 def _hang_at() -> tuple[int, int] | None:
@@ -302,6 +306,20 @@ class Prepared:
     checkpoint: dict[str, Any] | None = None
 
 
+def _check_gcp_precision(precision: str | None, name: str) -> None:
+    """``--gcp-precision`` must name a known precision and only applies to a GCP head."""
+    from gcpbench.gcp import PRECISIONS
+    from gcpbench.models import model_info
+
+    if precision is None:
+        return
+    if precision not in PRECISIONS:
+        raise GcpbenchError(f"--gcp-precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+    if precision != "float32" and not model_info(name).head.is_gcp:
+        raise GcpbenchError(f"--gcp-precision {precision} applies to GCP heads only; {name} has a GAP head "
+                            "(add --head gcp or drop the option)")
+
+
 def _prepare_new(options: TrainOptions, ctx: ddp.DistContext, quiet: bool) -> Prepared:
     from gcpbench.models import model_info, model_name
 
@@ -313,6 +331,7 @@ def _prepare_new(options: TrainOptions, ctx: ddp.DistContext, quiet: bool) -> Pr
     if options.landscape_every is not None and options.landscape_every < 0:
         raise GcpbenchError(f"--landscape-every must be 0 (off) or a positive number of iterations, "
                             f"got {options.landscape_every}")
+    _check_gcp_precision(options.gcp_precision, name)
     source = _data_source(options.data, ctx, quiet)
     size = options.image_size or source.image_size
     family = model_info(name).family
@@ -358,6 +377,7 @@ def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool) -> tuple[Session, l
     net = build(config["model"], num_classes=config["num_classes"]).to(ctx.device)
     if config["channels_last"]:
         net = net.to(memory_format=torch.channels_last)
+    set_gcp_precision(net, config.get("gcp_precision", "float32"))
     optimizer = torch.optim.SGD(net.parameters(), lr=p.schedule.base_lr, momentum=MOMENTUM,
                                 weight_decay=p.schedule.weight_decay)
     history: list[dict[str, Any]] = []

@@ -1,0 +1,110 @@
+"""Shared helpers of the benchmark scripts: devices, interleaved timing, peak memory.
+
+Timings on a shared machine are noisy, so every benchmark compares candidates measured in the
+same process, interleaved (A, B, A, B, ...), and reports medians.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence C++ writes to fd 2 (kineto prints profiler_start/stop lines there)."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; anything else must be available."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return device
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued kernels so wall-clock time covers the work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved_medians(
+    candidates: dict[str, Callable[[], object]],
+    device: torch.device,
+    repeats: int,
+    warmup: int = 1,
+) -> dict[str, float]:
+    """Median wall time in ms of each candidate; rounds run A, B, C, A, B, C, ..."""
+    for _ in range(warmup):
+        for fn in candidates.values():
+            fn()
+    synchronize(device)
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            synchronize(device)
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            samples[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def peak_memory_bytes(fn: Callable[[], object], device: torch.device) -> int:
+    """Peak bytes allocated while ``fn`` runs, above what was allocated before it.
+
+    CUDA: the caching allocator's peak counter. CPU: the PyTorch profiler's memory events
+    (``profile_memory=True``): every CPU allocation and free is recorded with its size; the
+    running sum in time order is the memory held, and its maximum is the peak.
+    """
+    if device.type == "cuda":
+        synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - base
+    from torch._C._profiler import _EventType
+    from torch.profiler import ProfilerActivity, profile
+
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events: list[tuple[int, int]] = []
+    stack = list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        node = stack.pop()
+        if node.tag == _EventType.Allocation and node.extra_fields.device.type == "cpu":
+            events.append((node.start_time_ns, node.extra_fields.alloc_size))
+        stack.extend(node.children)
+    events.sort()
+    return max(itertools.accumulate((size for _, size in events), initial=0))
+
+
+def machine_name(device: torch.device) -> str:
+    """GPU name, or the CPU model name from /proc/cpuinfo (what ``lscpu`` prints)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
