@@ -5,6 +5,7 @@ same process, interleaved (A, B, A, B, ...), and reports medians.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import itertools
 import os
@@ -108,3 +109,30 @@ def machine_name(device: torch.device) -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+def base_parser(description: str, quick_help: str, json_help: str) -> argparse.ArgumentParser:
+    """The options every benchmark shares: --quick, --json, --device, --threads."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--json", action="store_true", help=json_help)
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda[:i]")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    return parser
+
+
+def device_from_args(args: argparse.Namespace) -> torch.device:
+    """Apply --threads and resolve --device."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return resolve_device(args.device)
+
+
+def print_wide(table: object) -> None:
+    """Print a rich table; to a pipe or file at 200 columns so the columns are not squeezed."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    console.print(table)

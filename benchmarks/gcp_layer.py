@@ -33,10 +33,12 @@ from torch.utils._python_dispatch import TorchDispatchMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchutil import (  # noqa: E402
+    base_parser,
+    device_from_args,
     interleaved_medians,
     machine_name,
     peak_memory_bytes,
-    resolve_device,
+    print_wide,
 )
 
 from gcpbench.gcp import PRECISIONS, isqrt_cov  # noqa: E402
@@ -198,7 +200,6 @@ def run_config(
 
 def print_table(results: list[Result]) -> None:
     """A rich table of the results."""
-    from rich.console import Console
     from rich.table import Table
 
     first = results[0]
@@ -214,17 +215,12 @@ def print_table(results: list[Result]) -> None:
             f"{r.speedup_vs_textbook:.2f}x", f"{r.layer_peak_mib:.1f}", f"{r.textbook_peak_mib:.1f}",
             f"{r.memory_ratio_vs_textbook:.2f}", f"{r.max_rel_error:.1e}",
         )
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=200)  # a pipe or file: do not squeeze the columns
-    console.print(table)
+    print_wide(table)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one tiny configuration (smoke run)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object per configuration")
-    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda[:i]")
+    parser = base_parser(__doc__.split("\n\n")[0], "one tiny configuration (smoke run)",
+                         "print one JSON object per configuration")
     parser.add_argument("--batch", type=int, nargs="+", help="batch sizes (default 8 32 64)")
     parser.add_argument("--channels", type=int, nargs="+", help="channels C (default 256 128)")
     parser.add_argument("--size", type=int, nargs="+", help="spatial sizes H=W (default 14 7)")
@@ -234,15 +230,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "against float32 (emulated on a CPU, where tf32 is a no-op)")
     parser.add_argument("--repeats", type=int, help="timed repeats (default 9, quick 3)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds before timing")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> list[Result]:
     args = parse_args(argv)
-    device = resolve_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device = device_from_args(args)
     grid = QUICK if args.quick else FULL
     configs = itertools.product(args.batch or grid["batch"], args.channels or grid["channels"],
                                 args.size or grid["size"])

@@ -29,7 +29,7 @@ from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchutil import interleaved_medians, machine_name, resolve_device  # noqa: E402
+from benchutil import base_parser, device_from_args, interleaved_medians, machine_name, print_wide  # noqa: E402
 
 
 @dataclass
@@ -197,7 +197,6 @@ def bench_eval_c(args: argparse.Namespace, device: torch.device) -> list[Ratio]:
 
 # --------------------------------------------------------------------------- CLI
 def print_table(results: list[Ratio]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"Throughput on {results[0].device} ({results[0].machine}, {results[0].threads} threads); "
@@ -207,17 +206,12 @@ def print_table(results: list[Ratio]) -> None:
     for r in results:
         table.add_row(r.part, r.setting, r.baseline, f"{r.baseline_images_per_s:.2f}", r.candidate,
                       f"{r.candidate_images_per_s:.2f}", f"{r.ratio:.3f}")
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=200)
-    console.print(table)
+    print_wide(table)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small batch, small images, ResNet-18 only")
-    parser.add_argument("--json", action="store_true", help="one JSON object per comparison")
-    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda[:i]")
+    parser = base_parser(__doc__.split("\n\n")[0], "small batch, small images, ResNet-18 only",
+                         "one JSON object per comparison")
     parser.add_argument("--parts", nargs="+", choices=("train", "eval-c"), default=["train", "eval-c"])
     parser.add_argument("--archs", nargs="+", choices=("resnet18", "resnet34", "resnet50", "resnet101"),
                         help="training-step architectures (default resnet18 resnet50; quick resnet18)")
@@ -226,7 +220,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                         help="bf16 autocast in training steps (default: on for CUDA)")
     parser.add_argument("--repeats", type=int, help="timed repeats (default 3)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--tree", help="an existing ImageNet-C-style tree for eval-c (default: generate one)")
     parser.add_argument("--per-class", type=int, help="generated images per class and subset (default 8, quick 2)")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of both eval-c pipelines")
@@ -237,9 +230,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> list[Ratio]:
     args = parse_args(argv)
-    device = resolve_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device = device_from_args(args)
     results: list[Ratio] = []
     if "train" in args.parts:
         archs = args.archs or (["resnet18"] if args.quick else ["resnet18", "resnet50"])

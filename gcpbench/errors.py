@@ -1,6 +1,17 @@
 """User-facing errors: one line that says what was wrong and how to fix it."""
 from __future__ import annotations
 
+from typing import Callable, Collection, Iterable, TypeVar
+
+T = TypeVar("T")
+
 
 class GcpbenchError(Exception):
     """An error caused by the user's input; the CLI prints it as one line, no traceback."""
+
+
+def require_known(values: Iterable[T], known: Collection[T], message: Callable[[T], str]) -> None:
+    """Raise :class:`GcpbenchError` with ``message(value)`` for the first value not in ``known``."""
+    for value in values:
+        if value not in known:
+            raise GcpbenchError(message(value))

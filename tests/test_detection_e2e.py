@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 pytest.importorskip("mmdet")
 pytest.importorskip("mmcv.ops")

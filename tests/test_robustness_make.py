@@ -3,7 +3,6 @@ that generate from the synthetic set, pointed at a tiny tree here)."""
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -46,6 +45,18 @@ def test_make_c_layout_reproducible_and_resumable(clean_tree, tmp_path):
     assert np.abs(noisy.astype(int) - clean).mean() > 5     # the corruption did something
     with pytest.raises(GcpbenchError, match="unknown corruption 'fogg'"):
         make_c(clean_tree, tmp_path / "c", ["fogg"], [1], workers=0, quiet=True)
+    with pytest.raises(GcpbenchError, match="severity 6 does not exist; severities are 1 to 5"):
+        make_c(clean_tree, tmp_path / "c", ["fog"], [1, 6], workers=0, quiet=True)
+
+
+def test_make_p_rejects_unknown_perturbation_and_difficulty(clean_tree, tmp_path):
+    from gcpbench.robustness.make_p import make_p
+
+    with pytest.raises(GcpbenchError, match="cannot generate perturbation 'spatter'; choose from gaussian_noise"):
+        make_p(clean_tree, tmp_path / "p", ["spatter"], quiet=True)
+    with pytest.raises(GcpbenchError, match="difficulty 4 does not exist; difficulties are 1, 2 and 3"):
+        make_p(clean_tree, tmp_path / "p", ["brightness"], [4], quiet=True)
+    assert not (tmp_path / "p").exists()
 
 
 def test_make_c_full_size_pipeline(tmp_path):

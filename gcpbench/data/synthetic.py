@@ -249,11 +249,18 @@ def ensure_classification_set(root: str | os.PathLike | None = None, quiet: bool
     images = params["num_classes"] * (params["train_per_class"] + params["val_per_class"])
     Console(stderr=True).print(f"generating the built-in synthetic set into {root} (once; {images:,} small PNGs)",
                                highlight=False, soft_wrap=True)
+    return build_once(root, lambda: _build(root, params, quiet, keep_existing=complete), complete,
+                      "the synthetic set")
+
+
+def build_once(root: Path, build: Callable[[], None], complete: Callable[[], bool], what: str) -> Path:
+    """Run ``build`` for a cached set at ``root``; a write error is a one-line hint to move the
+    cache, unless another process finished the same set meanwhile (``complete()``)."""
     try:
-        _build(root, params, quiet, keep_existing=complete)
+        build()
     except OSError as exc:
         if complete():
             return root  # another process finished first
-        raise GcpbenchError(f"cannot write the synthetic set to '{root}': {exc.strerror or exc}; "
+        raise GcpbenchError(f"cannot write {what} to '{root}': {exc.strerror or exc}; "
                             "set GCPBENCH_CACHE to a writable folder") from None
     return root

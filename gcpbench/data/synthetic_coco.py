@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image, ImageDraw
 
-from gcpbench.data.synthetic import STAMP, _swap_into_place, default_root
+from gcpbench.data.synthetic import STAMP, _swap_into_place, build_once, default_root
 from gcpbench.errors import GcpbenchError
 from gcpbench.io import atomic_write_json
 
@@ -157,11 +157,5 @@ def ensure_detection_set(root: str | os.PathLike | None = None, num_train: int =
 
     if complete():
         return root
-    try:
-        _build(root, params, keep_existing=complete)
-    except OSError as exc:
-        if complete():
-            return root  # another process finished first
-        raise GcpbenchError(f"cannot write the synthetic detection set to '{root}': {exc.strerror or exc}; "
-                            "set GCPBENCH_CACHE to a writable folder") from None
-    return root
+    return build_once(root, lambda: _build(root, params, keep_existing=complete), complete,
+                      "the synthetic detection set")

@@ -61,6 +61,26 @@ def _head_label(head: object) -> object:
     return head.upper() if isinstance(head, str) else head
 
 
+def _in_paper_order(merged: pd.DataFrame) -> pd.DataFrame:
+    """Rows ordered as the paper's tables: architecture, GAP before GCP, larger GCP dim first,
+    LRnorm / LRfast / LRadju, then run name (rows without a value last)."""
+    order = merged.assign(
+        _a=_rank(merged["arch"], _arch_order()), _h=_rank(merged["head"], ["gap", "gcp"]),
+        _d=-merged["gcp_dim"].fillna(0).astype(int), _s=_rank(merged["schedule"], paper.SCHEDULES),
+    ).sort_values(["_a", "arch", "_h", "_d", "_s", "run"], na_position="last", kind="stable")
+    return order.drop(columns=["_a", "_h", "_d", "_s"])
+
+
+def _model_columns(merged: pd.DataFrame) -> dict[str, pd.Series]:
+    """The leading columns naming a model: architecture, head, GCP dim, schedule."""
+    return {
+        "architecture": merged["arch"].map(paper.display_name),
+        "head": merged["head"].map(_head_label),
+        "GCP dim": merged["gcp_dim"],
+        "schedule": merged["schedule"],
+    }
+
+
 # ---------------------------------------------------------------- ImageNet
 
 def imagenet_table(training: pd.DataFrame, all_paper: bool = False) -> pd.DataFrame:
@@ -70,15 +90,9 @@ def imagenet_table(training: pd.DataFrame, all_paper: bool = False) -> pd.DataFr
     reference = _paper_rows(reference, training, ["arch"], all_paper)
     merged = training.merge(reference[keys + ["paper_top1", "paper_top5"]], on=keys, how="outer")
     merged["comparable"] = merged["comparable"].eq(True)
-    merged = merged.assign(
-        _a=_rank(merged["arch"], _arch_order()), _h=_rank(merged["head"], ["gap", "gcp"]),
-        _d=-merged["gcp_dim"].fillna(0).astype(int), _s=_rank(merged["schedule"], paper.SCHEDULES),
-    ).sort_values(["_a", "arch", "_h", "_d", "_s", "run"], na_position="last", kind="stable")
+    merged = _in_paper_order(merged)
     return pd.DataFrame({
-        "architecture": merged["arch"].map(paper.display_name),
-        "head": merged["head"].map(_head_label),
-        "GCP dim": merged["gcp_dim"],
-        "schedule": merged["schedule"],
+        **_model_columns(merged),
         "dataset": merged["dataset"],
         "run": merged["run"],
         "epochs": merged["epochs"],
@@ -142,15 +156,9 @@ def robustness_table(robustness: pd.DataFrame, all_paper: bool = False) -> pd.Da
     keys = ["arch", "head", "gcp_dim"]
     merged = robustness.drop(columns=["CE", "extra_CE"]).merge(
         reference[keys + [f"paper_{m}" for m in ROBUSTNESS_METRICS]], on=keys, how="outer")
-    merged = merged.assign(
-        _a=_rank(merged["arch"], _arch_order()), _h=_rank(merged["head"], ["gap", "gcp"]),
-        _d=-merged["gcp_dim"].fillna(0).astype(int),
-    ).sort_values(["_a", "arch", "_h", "_d", "run"], na_position="last", kind="stable")
+    merged = _in_paper_order(merged)
     table = pd.DataFrame({
-        "architecture": merged["arch"].map(paper.display_name),
-        "head": merged["head"].map(_head_label),
-        "GCP dim": merged["gcp_dim"],
-        "schedule": merged["schedule"],
+        **_model_columns(merged),
         "run": merged["run"],
         "dataset (C)": merged["dataset_c"],
         "dataset (P)": merged["dataset_p"],

@@ -14,7 +14,9 @@ from typing import Any, Callable, Sequence
 from gcpbench.errors import GcpbenchError
 from gcpbench.io import atomic_write_json
 from gcpbench.progress import progress_bar
-from gcpbench.robustness.trees import IMAGE_EXTENSIONS, MARKER, class_names, files_in, require_dir, select_per_class
+from gcpbench.robustness.trees import (
+    IMAGE_EXTENSIONS, MARKER, class_names, files_in, read_marker, require_dir, select_per_class,
+)
 
 
 @dataclass(frozen=True)
@@ -105,3 +107,48 @@ def write_marker(out: Path, record: dict[str, Any]) -> None:
 def clear_marker(out: Path) -> None:
     """Forget the marker while a tree is being (re)generated."""
     (Path(out) / MARKER).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class GeneratedTree:
+    """What one ``make-c`` / ``make-p`` run did: its source, the previous marker, problems."""
+
+    src: Path
+    label: str
+    classes: list[str]
+    sources: list[Source]
+    small: bool
+    previous: dict[str, Any]
+    same_source: bool  # the previous marker came from the same source, per_class and seed
+    problems: list[str]
+
+    def record(self, kind: str, per_class: int | None, seed: int, **fields: Any) -> dict[str, Any]:
+        """The marker record: the shared fields, then ``fields``, then the problems."""
+        from gcpbench.robustness.images import geometry_note
+
+        return {"kind": kind, "dataset": self.label, "src": str(self.src), "classes": self.classes,
+                "per_class": per_class, "seed": seed, "geometry": geometry_note(self.small), **fields,
+                "problems": self.problems}
+
+    def previously(self, key: str) -> set[Any]:
+        """The values of ``key`` an earlier run on the same source wrote (kept on a rerun)."""
+        return set(self.previous.get(key, [])) if self.same_source else set()
+
+
+def generate_tree(fn: Callable[[Any], tuple[int, list[str]]], jobs: tuple[Any, ...], src: Path | None, out: Path,
+                  per_class: int | None, seed: int, workers: int | None, description: str,
+                  quiet: bool) -> GeneratedTree:
+    """Run ``fn`` on every source image with ``jobs`` (its tasks: path, out, wnid, jobs, seed),
+    the marker cleared while it runs; the caller writes the new marker."""
+    from gcpbench.robustness.images import is_small, read_rgb
+
+    src, label = resolve_source(src, quiet)
+    classes, sources = list_sources(src, per_class, seed)
+    small = is_small(read_rgb(sources[0].path))
+    previous = read_marker(out) or {}
+    clear_marker(out)
+    tasks = [(str(x.path), str(out), x.wnid, jobs, seed) for x in sources]
+    problems = run_tasks(fn, tasks, [len(jobs)] * len(tasks), default_workers() if workers is None else workers,
+                         description, quiet)
+    same = previous.get("src") == str(src) and previous.get("per_class") == per_class and previous.get("seed") == seed
+    return GeneratedTree(src, label, classes, sources, small, previous, same, problems)

@@ -15,26 +15,19 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from gcpbench.errors import GcpbenchError
+from gcpbench.errors import require_known
 from gcpbench.robustness.baselines import ALL_CORRUPTIONS, SEVERITIES
-from gcpbench.robustness.generate import (
-    clear_marker, default_workers, list_sources, resolve_source, run_tasks, stable_seed, temp_sibling,
-    write_marker,
-)
-from gcpbench.robustness.images import geometry_note, is_small, read_rgb, render_from_source
-from gcpbench.robustness.trees import read_marker
+from gcpbench.robustness.generate import generate_tree, stable_seed, temp_sibling, write_marker
+from gcpbench.robustness.images import render_from_source
 
 JPEG_QUALITY = 85
 
 
 def check_corruptions(corruptions: Sequence[str], severities: Sequence[int]) -> None:
     """One-line errors for unknown corruption names or severities."""
-    for c in corruptions:
-        if c not in ALL_CORRUPTIONS:
-            raise GcpbenchError(f"unknown corruption '{c}'; choose from {', '.join(ALL_CORRUPTIONS)}")
-    for s in severities:
-        if s not in SEVERITIES:
-            raise GcpbenchError(f"severity {s} does not exist; severities are 1 to 5")
+    require_known(corruptions, ALL_CORRUPTIONS,
+                  lambda c: f"unknown corruption '{c}'; choose from {', '.join(ALL_CORRUPTIONS)}")
+    require_known(severities, SEVERITIES, lambda s: f"severity {s} does not exist; severities are 1 to 5")
 
 
 def save_jpeg(array: np.ndarray, path: Path, quality: int = JPEG_QUALITY) -> None:
@@ -81,27 +74,15 @@ def make_c(src: Path | None, out: Path, corruptions: Sequence[str] = ALL_CORRUPT
     check_corruptions(corruptions, severities)
     corruptions = [c for c in ALL_CORRUPTIONS if c in corruptions]
     severities = sorted(set(severities))
-    src, label = resolve_source(src, quiet)
-    classes, sources = list_sources(src, per_class, seed)
-    small = is_small(read_rgb(sources[0].path))
     out = Path(out)
-    previous = read_marker(out) or {}
-    clear_marker(out)
     jobs = tuple((c, s) for c in corruptions for s in severities)
-    tasks = [(str(x.path), str(out), x.wnid, jobs, seed) for x in sources]
-    problems = run_tasks(_corrupt_source, tasks, [len(jobs)] * len(tasks),
-                         default_workers() if workers is None else workers, "ImageNet-C images", quiet)
+    tree = generate_tree(_corrupt_source, jobs, src, out, per_class, seed, workers, "ImageNet-C images", quiet)
     from importlib.metadata import version
 
-    same = previous.get("src") == str(src) and previous.get("per_class") == per_class and previous.get("seed") == seed
-    record = {
-        "kind": "imagenet-c", "dataset": label, "src": str(src), "classes": classes, "per_class": per_class,
-        "images_per_subset": len(sources), "seed": seed,
-        "corruptions": [c for c in ALL_CORRUPTIONS if c in corruptions or (same and c in previous.get("corruptions", []))],
-        "severities": sorted(set(severities) | (set(previous.get("severities", [])) if same else set())),
-        "geometry": geometry_note(small), "jpeg_quality": JPEG_QUALITY,
-        "generator": f"imagecorruptions-imaug {version('imagecorruptions-imaug')}",
-        "problems": problems,
-    }
+    record = tree.record(
+        "imagenet-c", per_class, seed, images_per_subset=len(tree.sources),
+        corruptions=[c for c in ALL_CORRUPTIONS if c in corruptions or c in tree.previously("corruptions")],
+        severities=sorted(set(severities) | tree.previously("severities")), jpeg_quality=JPEG_QUALITY,
+        generator=f"imagecorruptions-imaug {version('imagecorruptions-imaug')}")
     write_marker(out, record)
     return record

@@ -19,13 +19,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from gcpbench.errors import GcpbenchError
+from gcpbench.errors import require_known
 from gcpbench.robustness.baselines import ALL_PERTURBATIONS, DIFFICULTIES, is_noise, perturbation_frames
-from gcpbench.robustness.generate import (
-    clear_marker, default_workers, list_sources, resolve_source, run_tasks, stable_seed, write_marker,
-)
-from gcpbench.robustness.images import geometry_note, is_small, read_rgb, render_from_source
-from gcpbench.robustness.trees import read_marker
+from gcpbench.robustness.generate import generate_tree, stable_seed, write_marker
+from gcpbench.robustness.images import render_from_source
 
 Frames = list[np.ndarray]
 FrameFn = Callable[[np.ndarray, int, np.random.Generator, int], Frames]
@@ -238,32 +235,17 @@ def make_p(src: Path | None, out: Path, perturbations: Sequence[str] = SUPPORTED
            difficulties: Sequence[int] = (1,), per_class: int | None = None, workers: int | None = None,
            seed: int = 0, quiet: bool = False) -> dict:
     """Build the tree; returns the marker record (problems listed under ``problems``)."""
-    for p in perturbations:
-        if p not in PERTURBATIONS:
-            raise GcpbenchError(f"cannot generate perturbation '{p}'; choose from {', '.join(SUPPORTED)}")
-    for d in difficulties:
-        if d not in DIFFICULTIES:
-            raise GcpbenchError(f"difficulty {d} does not exist; difficulties are 1, 2 and 3")
+    require_known(perturbations, PERTURBATIONS,
+                  lambda p: f"cannot generate perturbation '{p}'; choose from {', '.join(SUPPORTED)}")
+    require_known(difficulties, DIFFICULTIES, lambda d: f"difficulty {d} does not exist; difficulties are 1, 2 and 3")
     perturbations = [p for p in SUPPORTED if p in perturbations]
-    src, label = resolve_source(src, quiet)
-    classes, sources = list_sources(src, per_class, seed)
-    small = is_small(read_rgb(sources[0].path))
     out = Path(out)
-    previous = read_marker(out) or {}
-    clear_marker(out)
     jobs = _jobs(perturbations, difficulties)
-    tasks = [(str(x.path), str(out), x.wnid, jobs, seed) for x in sources]
-    problems = run_tasks(_perturb_source, tasks, [len(jobs)] * len(tasks),
-                         default_workers() if workers is None else workers, "ImageNet-P sequences", quiet)
-    same = previous.get("src") == str(src) and previous.get("per_class") == per_class and previous.get("seed") == seed
-    folders = sorted({f for f, _, _ in jobs} | (set(previous.get("folders", [])) if same else set()))
-    record = {
-        "kind": "imagenet-p", "dataset": label, "src": str(src), "classes": classes, "per_class": per_class,
-        "sequences_per_folder": len(sources), "seed": seed, "folders": folders,
-        "perturbations": [p for p in SUPPORTED if any(f == p or f.startswith(p + "_") for f in folders)],
-        "geometry": geometry_note(small), "codec": "mp4v",
-        "approximations": {p: PERTURBATIONS[p].note for p in perturbations},
-        "problems": problems,
-    }
+    tree = generate_tree(_perturb_source, jobs, src, out, per_class, seed, workers, "ImageNet-P sequences", quiet)
+    folders = sorted({f for f, _, _ in jobs} | tree.previously("folders"))
+    record = tree.record(
+        "imagenet-p", per_class, seed, sequences_per_folder=len(tree.sources), folders=folders,
+        perturbations=[p for p in SUPPORTED if any(f == p or f.startswith(p + "_") for f in folders)],
+        codec="mp4v", approximations={p: PERTURBATIONS[p].note for p in perturbations})
     write_marker(out, record)
     return record

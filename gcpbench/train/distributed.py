@@ -64,7 +64,7 @@ def setup(device: str = "auto") -> DistContext:
     world_size = _env_int("WORLD_SIZE", 1)
     if world_size <= 1:
         return DistContext(resolved)
-    rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
+    local_rank = _env_int("LOCAL_RANK", 0)
     if resolved.type == "cuda":
         if local_rank >= torch.cuda.device_count():
             raise GcpbenchError(f"LOCAL_RANK {local_rank} has no GPU ({torch.cuda.device_count()} visible); "
