@@ -49,7 +49,7 @@ def triu_flat_index(dim: int, device: torch.device) -> Tensor:
     return index
 
 
-def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
+def autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
     """Disable autocast on ``device`` (a no-op where autocast does not exist, e.g. meta)."""
     if torch.amp.is_autocast_available(device.type):
         return torch.autocast(device_type=device.type, enabled=False)
@@ -208,7 +208,7 @@ class _ISqrtCov(torch.autograd.Function):
         batch, channels, _ = a.shape
         kept, ctx.kept = ctx.kept, None
         grad_out = grad_out.to(a.dtype)
-        with _autocast_off(a.device), _matmul_precision(ctx.precision, a.device):
+        with autocast_off(a.device), _matmul_precision(ctx.precision, a.device):
             if kept is None:  # backward run before: the iterates were freed
                 kept = _newton_schulz(a, ctx.iterations, keep=True)[1]
             # dL/dY_N, symmetrised and times sqrt(tr)/tr (the reverse iteration is linear)
@@ -237,7 +237,7 @@ def isqrt_cov(x: Tensor, iterations: int = 5, precision: str = "float32") -> Ten
         raise ValueError(f"isqrt_cov expects (B, C, H, W), got shape {tuple(x.shape)}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    with _autocast_off(x.device):
+    with autocast_off(x.device):
         return _ISqrtCov.apply(x.float(), int(iterations), precision)
 
 

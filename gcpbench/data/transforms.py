@@ -4,21 +4,16 @@ from __future__ import annotations
 from torchvision import transforms as T
 
 from gcpbench.errors import GcpbenchError
+from gcpbench.models.registry import FAMILIES, family_of
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-FAMILIES: tuple[str, ...] = ("resnet", "mobilenetv2", "shufflenetv2")
 
 
 def _to_family(family: str) -> str:
     """Accept a family (``resnet``) or any zoo/arch name (``resnet50_gcp``, ``shufflenetv2``)."""
-    name = family.lower()
-    if name in FAMILIES:
-        return name
-    from gcpbench.models import model_info, model_name
-
     try:
-        return model_info(model_name(name)).family
+        return family_of(family)
     except GcpbenchError:
         raise GcpbenchError(f"unknown model family '{family}': use one of {', '.join(FAMILIES)}") from None
 

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from gcpbench.errors import GcpbenchError
+from gcpbench.gcp import autocast_off
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -121,12 +122,6 @@ def _rewinding_rng(device: torch.device) -> Iterator[Callable[[], None]]:
         rewind()
 
 
-def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
-    if torch.amp.is_autocast_available(device.type):
-        return torch.autocast(device_type=device.type, enabled=False)
-    return contextlib.nullcontext()
-
-
 def _eta_tensor(etas: Sequence[float] | Tensor) -> list[float]:
     values = torch.as_tensor(etas, dtype=torch.float64).flatten()
     if values.numel() == 0 or not torch.isfinite(values).all() or (values < 0).any():
@@ -166,7 +161,7 @@ def measure(
         (grad,) = torch.autograd.grad(loss, point)
         return loss.detach(), grad
 
-    with _train_mode(net), _rewinding_rng(images.device) as rewind, _autocast_off(images.device):
+    with _train_mode(net), _rewinding_rng(images.device) as rewind, autocast_off(images.device):
         with torch.no_grad():
             rewind()
             y = functional_call(stem, state, (images,))

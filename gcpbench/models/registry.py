@@ -75,6 +75,18 @@ def model_info(name: str) -> ModelInfo:
     return info
 
 
+FAMILIES: tuple[str, ...] = ("resnet", "mobilenetv2", "shufflenetv2")
+
+
+def family_of(name: str) -> str:
+    """The family of a family name (``resnet``), an architecture (``resnet50``) or a zoo name
+    (``resnet50_gcp``); an unknown name raises with the closest valid one."""
+    lowered = name.lower()
+    if lowered in FAMILIES:
+        return lowered
+    return model_info(model_name(lowered)).family
+
+
 def model_name(arch: str, head: str = "gap", gcp_dim: int = 256) -> str:
     """The zoo name for the CLI spelling ``ARCH --head H [--gcp-dim D]``."""
     arch = ALIASES.get(arch.lower(), arch.lower())

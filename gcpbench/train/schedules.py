@@ -30,9 +30,9 @@ import math
 from dataclasses import dataclass
 
 from gcpbench.errors import GcpbenchError
+from gcpbench.models.registry import family_of
 
 SCHEDULES: tuple[str, ...] = ("LRnorm", "LRfast", "LRadju")
-FAMILIES: tuple[str, ...] = ("resnet", "mobilenetv2", "shufflenetv2")
 MOMENTUM = 0.9
 
 
@@ -72,16 +72,6 @@ FORMULAS: dict[tuple[str, str], str] = {
 
 # MobileNetV2 LRadju: (epoch, LR) corners of the piecewise-linear curve.
 _MOBILENET_ADJU = ((0, 0.06), (50, 0.01), (100, 0.001), (150, 1e-5))
-
-
-def family_of(arch: str) -> str:
-    """The schedule family of a family name, architecture (``resnet50``) or zoo name (``resnet50_gcp``)."""
-    name = arch.lower()
-    if name in FAMILIES:
-        return name
-    from gcpbench.models import model_info, model_name
-
-    return model_info(model_name(name)).family
 
 
 def canonical_schedule(schedule: str) -> str:
