@@ -115,14 +115,13 @@ def eval_p(
     chosen = perturbation_list(extra, split_list(perturbations))
     if data is None:
         from gcpbench.robustness.defaults import ensure_synthetic_p
-        from gcpbench.robustness.make_p import SUPPORTED, folder_name
+        from gcpbench.robustness.make_p import SUPPORTED
 
         missing = [p for p in chosen if p not in SUPPORTED]
         if missing and not perturbations:
             chosen = [p for p in chosen if p in SUPPORTED]
             typer.echo(f"note: {', '.join(missing)} is not generated for the synthetic set; evaluated without it", err=True)
-        folders = [folder_name(p, difficulty) for p in chosen]
-        data = ensure_synthetic_p(folders, chosen, difficulty, quiet=quiet)
+        data = ensure_synthetic_p(chosen, difficulty, quiet=quiet)
     request = PRequest(checkpoint=ckpt, data=data, perturbations=chosen, difficulty=difficulty, subset=subset,
                        seed=seed, batch_size=batch_size, workers=workers, device=device, quiet=quiet or as_json)
     summary, run = evaluate_p(request, out)

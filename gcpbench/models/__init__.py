@@ -4,5 +4,5 @@ from gcpbench.models.registry import (
 )
 from gcpbench.models.weights import build, convert, load_model, save_checkpoint
 
-__all__ = ["ARCHS", "MODELS", "ModelInfo", "build", "convert", "list_models", "load_model",
+__all__ = ["ARCHS", "FAMILIES", "MODELS", "ModelInfo", "build", "convert", "family_of", "list_models", "load_model",
            "model_info", "model_name", "save_checkpoint"]

@@ -10,6 +10,7 @@ import csv
 import functools
 import io
 from importlib import resources
+from typing import Sequence
 
 ALEXNET_CLEAN_ERROR = 0.4345
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -74,6 +75,11 @@ def is_noise(perturbation: str) -> bool:
     return "noise" in perturbation
 
 
+def folder_name(perturbation: str, difficulty: int) -> str:
+    """Folder of a perturbation at a difficulty: noise ``p``, ``p_2``, ``p_3``; others ``p``."""
+    return f"{perturbation}_{difficulty}" if is_noise(perturbation) and difficulty > 1 else perturbation
+
+
 def base_perturbation(name: str) -> str:
     """``gaussian_noise_2`` -> ``gaussian_noise`` (the difficulty suffix of noise folders)."""
     stem, _, tail = name.rpartition("_")
@@ -83,3 +89,15 @@ def base_perturbation(name: str) -> str:
 def perturbation_frames(perturbation: str) -> int:
     """Frames per sequence in ImageNet-P: 31, translate 41."""
     return _p_frames().get(base_perturbation(perturbation), 31)
+
+
+def choose(names: Sequence[str], benchmark: Sequence[str], extra_names: Sequence[str], extra: bool,
+           only: Sequence[str] | None, what: str) -> list[str]:
+    """The ``benchmark`` names (+ ``extra_names`` with ``extra``), or ``only`` (+ them) in the
+    order of ``names``; an unknown name in ``only`` is a one-line error naming the ``what``."""
+    from gcpbench.errors import require_known
+
+    if only:
+        require_known(only, names, lambda n: f"unknown {what} '{n}'; choose from {', '.join(names)}")
+        return [n for n in names if n in only or (extra and n in extra_names)]
+    return list(benchmark) + (list(extra_names) if extra else [])

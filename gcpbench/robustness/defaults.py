@@ -53,11 +53,13 @@ def ensure_synthetic_c(corruptions: Sequence[str], severities: Sequence[int], wo
     return root
 
 
-def ensure_synthetic_p(folders: Sequence[str], perturbations: Sequence[str], difficulty: int,
-                       workers: int | None = None, quiet: bool = False) -> Path:
-    """The synthetic ImageNet-P tree holding the sequence ``folders`` needed."""
+def ensure_synthetic_p(perturbations: Sequence[str], difficulty: int, workers: int | None = None,
+                       quiet: bool = False) -> Path:
+    """The synthetic ImageNet-P tree holding the ``perturbations`` at ``difficulty``."""
+    from gcpbench.robustness.baselines import folder_name
     from gcpbench.robustness.make_p import make_p
 
+    folders = [folder_name(p, difficulty) for p in perturbations]
     root = synthetic_p_root()
     if not _ready(read_marker(root), "folders", folders):
         Console(stderr=True, quiet=quiet).print(f"generating synthetic ImageNet-P sequences into {root} (once)")

@@ -18,7 +18,7 @@ from gcpbench.errors import GcpbenchError
 from gcpbench.io import atomic_write_json, atomic_write_text
 from gcpbench.robustness import metrics
 from gcpbench.robustness.baselines import (
-    ALEXNET_CLEAN_ERROR, ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES,
+    ALEXNET_CLEAN_ERROR, ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES, choose,
 )
 from gcpbench.robustness.loading import load_clean_image, load_image
 from gcpbench.robustness.resume import ResumeLog
@@ -28,7 +28,7 @@ from gcpbench.robustness.rundirs import (
 from gcpbench.evaluate import resolve_device
 from gcpbench.robustness.runner import Predictor, run_items
 from gcpbench.robustness.trees import (
-    IMAGE_EXTENSIONS, Item, check_against_manifest, check_same_classes, collect_items, label_map, read_marker,
+    IMAGE_EXTENSIONS, Item, check_against_manifest, check_same_classes, collect_items, dataset_label, label_map,
     require_dir,
 )
 from gcpbench.runs import RunDir
@@ -59,12 +59,7 @@ class CRequest:
 
 def corruption_list(extra: bool, only: Sequence[str] | None = None) -> list[str]:
     """The 15 benchmark corruptions (+ the 4 held-out ones with ``extra``), or ``only`` (+ them)."""
-    if only:
-        unknown = [c for c in only if c not in ALL_CORRUPTIONS]
-        if unknown:
-            raise GcpbenchError(f"unknown corruption '{unknown[0]}'; choose from {', '.join(ALL_CORRUPTIONS)}")
-        return [c for c in ALL_CORRUPTIONS if c in only or (extra and c in EXTRA_CORRUPTIONS)]
-    return list(BENCHMARK_CORRUPTIONS) + (list(EXTRA_CORRUPTIONS) if extra else [])
+    return choose(ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS, extra, only, "corruption")
 
 
 def subset_folders(root: Path, corruptions: Sequence[str], severities: Sequence[int]) -> dict[str, Path]:
@@ -77,12 +72,6 @@ def subset_folders(root: Path, corruptions: Sequence[str], severities: Sequence[
         for s in severities:
             folders[f"{c}/{s}"] = require_dir(root / c / str(s), f"corruption '{c}' severity {s}")
     return folders
-
-
-def dataset_label(root: Path) -> str:
-    """``imagenet-c`` for a downloaded tree, the source label for a gcpbench-made one."""
-    marker = read_marker(root)
-    return "imagenet-c" if marker is None else str(marker.get("dataset", "generated"))
 
 
 def _split_key(key: str) -> tuple[str, int]:
@@ -161,7 +150,7 @@ def evaluate_c(request: CRequest, out: Path | None = None, model=None,
         clean_classes = check_same_classes([clean_root, next(iter(folders.values()))])
         items += collect_items({CLEAN: clean_root}, clean_classes, labels, IMAGE_EXTENSIONS, r.subset, r.seed)
 
-    label = r.dataset or dataset_label(root)
+    label = r.dataset or dataset_label(root, "imagenet-c")
     run = eval_run_dir(Path(r.checkpoint), out, model.zoo_name)
     write_eval_config(run, {"command": "eval-c", "model": model.zoo_name, "dataset": label, "data_root": str(root),
                             "checkpoint": str(r.checkpoint), "subset_per_class": r.subset,

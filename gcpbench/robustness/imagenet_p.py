@@ -21,7 +21,7 @@ from gcpbench.errors import GcpbenchError
 from gcpbench.io import atomic_write_json, atomic_write_text
 from gcpbench.robustness import metrics
 from gcpbench.robustness.baselines import (
-    ALL_PERTURBATIONS, BENCHMARK_PERTURBATIONS, DIFFICULTIES, EXTRA_PERTURBATIONS, alexnet_p, is_noise,
+    ALL_PERTURBATIONS, BENCHMARK_PERTURBATIONS, DIFFICULTIES, EXTRA_PERTURBATIONS, alexnet_p, choose, folder_name,
     perturbation_frames,
 )
 from gcpbench.robustness.loading import load_video
@@ -32,7 +32,7 @@ from gcpbench.robustness.rundirs import (
 from gcpbench.evaluate import resolve_device
 from gcpbench.robustness.runner import Predictor, run_items
 from gcpbench.robustness.trees import (
-    VIDEO_EXTENSIONS, Item, check_against_manifest, check_same_classes, collect_items, label_map, read_marker,
+    VIDEO_EXTENSIONS, Item, check_against_manifest, check_same_classes, collect_items, dataset_label, label_map,
     require_dir,
 )
 from gcpbench.runs import RunDir
@@ -60,24 +60,13 @@ class PRequest:
 
 def perturbation_list(extra: bool, only: Sequence[str] | None = None) -> list[str]:
     """The 10 benchmark perturbations (+ the 4 held-out ones with ``extra``), or ``only`` (+ them)."""
-    if only:
-        unknown = [p for p in only if p not in ALL_PERTURBATIONS]
-        if unknown:
-            raise GcpbenchError(f"unknown perturbation '{unknown[0]}'; choose from {', '.join(ALL_PERTURBATIONS)}")
-        return [p for p in ALL_PERTURBATIONS if p in only or (extra and p in EXTRA_PERTURBATIONS)]
-    return list(BENCHMARK_PERTURBATIONS) + (list(EXTRA_PERTURBATIONS) if extra else [])
+    return choose(ALL_PERTURBATIONS, BENCHMARK_PERTURBATIONS, EXTRA_PERTURBATIONS, extra, only, "perturbation")
 
 
 def folder_of(root: Path, perturbation: str, difficulty: int) -> Path:
     """The folder read for a perturbation at a difficulty (noise: ``_2`` / ``_3`` folders)."""
-    name = f"{perturbation}_{difficulty}" if is_noise(perturbation) and difficulty > 1 else perturbation
+    name = folder_name(perturbation, difficulty)
     return require_dir(root / name, f"perturbation '{name}'")
-
-
-def dataset_label(root: Path) -> str:
-    """``imagenet-p`` for a downloaded tree, the source label for a gcpbench-made one."""
-    marker = read_marker(root)
-    return "imagenet-p" if marker is None else str(marker.get("dataset", "generated"))
 
 
 def write_results_csv(path: Path, records: Sequence[dict]) -> None:
@@ -162,7 +151,7 @@ def evaluate_p(request: PRequest, out: Path | None = None, model=None,
     labels = label_map(classes, checkpoint, num_outputs(model), f"ImageNet-P tree '{root}'")
     items = collect_items(folders, classes, labels, VIDEO_EXTENSIONS, r.subset, r.seed)
 
-    label = r.dataset or dataset_label(root)
+    label = r.dataset or dataset_label(root, "imagenet-p")
     run = eval_run_dir(Path(r.checkpoint), out, model.zoo_name)
     write_eval_config(run, {"command": "eval-p", "model": model.zoo_name, "dataset": label, "data_root": str(root),
                             "checkpoint": str(r.checkpoint), "difficulty": r.difficulty, "subset_per_class": r.subset})

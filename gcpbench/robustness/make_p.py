@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from gcpbench.errors import require_known
-from gcpbench.robustness.baselines import ALL_PERTURBATIONS, DIFFICULTIES, is_noise, perturbation_frames
+from gcpbench.robustness.baselines import ALL_PERTURBATIONS, DIFFICULTIES, folder_name, is_noise, perturbation_frames
 from gcpbench.robustness.generate import generate_tree, stable_seed, write_marker
 from gcpbench.robustness.images import render_from_source
 
@@ -189,11 +189,6 @@ PERTURBATIONS: dict[str, Perturbation] = {
     "shear": Perturbation(_shear, "approximation: horizontal shear from -0.25 to +0.25"),
 }
 SUPPORTED: tuple[str, ...] = tuple(p for p in ALL_PERTURBATIONS if p in PERTURBATIONS)
-
-
-def folder_name(perturbation: str, difficulty: int) -> str:
-    """Folder of a perturbation at a difficulty: noise ``p``, ``p_2``, ``p_3``; others ``p``."""
-    return f"{perturbation}_{difficulty}" if is_noise(perturbation) and difficulty > 1 else perturbation
 
 
 def sequence(image: np.ndarray, perturbation: str, rng: np.random.Generator, difficulty: int = 1) -> Frames:

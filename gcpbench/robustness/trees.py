@@ -39,6 +39,12 @@ def read_marker(root: Path) -> dict | None:
         raise GcpbenchError(f"'{path}' is unreadable; delete it and regenerate the tree") from None
 
 
+def dataset_label(root: Path, downloaded: str) -> str:
+    """``downloaded`` (e.g. ``imagenet-c``) for a downloaded tree, the source label for a gcpbench-made one."""
+    marker = read_marker(root)
+    return downloaded if marker is None else str(marker.get("dataset", "generated"))
+
+
 def check_against_manifest(name: str, root: Path, only: Sequence[str], classes: Sequence[str]) -> None:
     """Validate a downloaded tree against ``data_manifests/`` for the ``only`` top folders used.
 
