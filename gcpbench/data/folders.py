@@ -23,6 +23,7 @@ from torch.utils.data.dataloader import default_collate
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from gcpbench.data.manifests import subfolders
 from gcpbench.errors import GcpbenchError
 
 
@@ -108,12 +109,6 @@ def _holds_an_image(folder: Path) -> bool:
     return False
 
 
-def class_folders(folder: Path) -> list[str]:
-    """Sorted sub-folder names (hidden ones skipped), i.e. ImageFolder's class order."""
-    with os.scandir(folder) as entries:
-        return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
-
-
 @dataclass(frozen=True)
 class ClassificationTree:
     """A checked ImageFolder tree: ``root/<split>/<class>/<image>``."""
@@ -131,7 +126,7 @@ def _check_split(root: Path, split: str) -> list[str]:
     if not folder.is_dir():
         raise GcpbenchError(f"'{root}' has no {split}/ folder: expected {root}/{split}/<class>/<image> "
                             "(ImageFolder layout)")
-    classes = class_folders(folder)
+    classes = subfolders(folder)
     if not classes:
         with os.scandir(folder) as entries:
             flat = any(e.is_file() and is_image_file(e.name) for e in entries)

@@ -161,7 +161,7 @@ class _Walk:
         return required, optional, ignore
 
     def walk(self, path: Path, rel: str = "", depth: int = 0) -> None:
-        present = _subfolders(path)
+        present = subfolders(path)
         required, optional, ignore = self._expected(depth, present)
         known = set(required) | set(optional) | ignore
         have = set(present)
@@ -210,7 +210,8 @@ class _Walk:
             self.report.images[key] = self.report.images.get(key, 0) + found
 
 
-def _subfolders(path: Path) -> list[str]:
+def subfolders(path: Path) -> list[str]:
+    """Sorted sub-folder names, hidden ones skipped: ImageFolder's class order."""
     with os.scandir(path) as entries:
         return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
 

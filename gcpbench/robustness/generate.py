@@ -11,11 +11,12 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from gcpbench.data.manifests import subfolders
 from gcpbench.errors import GcpbenchError
 from gcpbench.io import atomic_write_json
 from gcpbench.progress import progress_bar
 from gcpbench.robustness.trees import (
-    IMAGE_EXTENSIONS, MARKER, class_names, files_in, read_marker, require_dir, select_per_class,
+    IMAGE_EXTENSIONS, MARKER, files_in, read_marker, require_dir, select_per_class,
 )
 
 
@@ -43,7 +44,7 @@ def resolve_source(src: Path | None, quiet: bool = False) -> tuple[Path, str]:
 
 def list_sources(src: Path, per_class: int | None, seed: int) -> tuple[list[str], list[Source]]:
     """Classes and images of an ImageFolder validation tree (``per_class`` seeded per class)."""
-    classes = class_names(src)
+    classes = subfolders(src)
     if not classes:
         raise GcpbenchError(f"source '{src}' has no class folders (expected SRC/<wnid>/<image>)")
     sources = [Source(c, p) for c in classes

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Hashable, Iterable, Sequence
 
+from gcpbench.data.manifests import subfolders
 from gcpbench.errors import GcpbenchError
 
 IMAGE_EXTENSIONS = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"})
@@ -65,11 +66,6 @@ def require_dir(path: Path, what: str) -> Path:
     return path
 
 
-def class_names(folder: Path) -> list[str]:
-    """Sorted class sub-folder names (ImageFolder order)."""
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
 def files_in(folder: Path, extensions: Iterable[str]) -> list[Path]:
     """Sorted files of a class folder with one of ``extensions`` (case-insensitive)."""
     extensions = frozenset(extensions)
@@ -80,11 +76,11 @@ def check_same_classes(folders: Sequence[Path]) -> list[str]:
     """The common class list of ``folders``; a folder with another class set is named."""
     if not folders:
         raise GcpbenchError("no folders to evaluate")
-    reference = class_names(folders[0])
+    reference = subfolders(folders[0])
     if not reference:
         raise GcpbenchError(f"'{folders[0]}' has no class folders")
     for folder in folders[1:]:
-        names = class_names(folder)
+        names = subfolders(folder)
         if names != reference:
             missing = sorted(set(reference) - set(names))
             extra = sorted(set(names) - set(reference))
