@@ -111,19 +111,18 @@ def imagenet_output(ckpt: Path, out: Path | None, model_name: str) -> tuple[Path
     """Where eval-imagenet writes: ``out`` (a .json file or a run directory), else the checkpoint's
     run directory (``RUN/checkpoints/x.pt`` -> ``RUN``), else a new ``runs/eval-imagenet_<model>_<time>``.
 
-    The second value is a run directory that still needs its config.json (None otherwise).
+    The second value is the run directory written into (None for a .json file).
     """
     from gcpbench.runs import RunDir, new_run_dir
 
+    if out is not None and out.suffix.lower() == ".json":
+        return out, None
     if out is not None:
-        if out.suffix.lower() == ".json":
-            return out, None
         run = RunDir(out)
-        return run.eval_file("imagenet.json"), None if run.config.is_file() else run
-    if ckpt.resolve().parent.name == "checkpoints":
+    elif ckpt.resolve().parent.name == "checkpoints":
         run = RunDir(ckpt.resolve().parent.parent)
-        return run.eval_file("imagenet.json"), None if run.config.is_file() else run
-    run = new_run_dir(None, f"eval-imagenet_{model_name}")
+    else:
+        run = new_run_dir(None, f"eval-imagenet_{model_name}")
     return run.eval_file("imagenet.json"), run
 
 
@@ -136,7 +135,8 @@ def eval_imagenet(ckpt: str | Path, data: str | Path | None = None, out: str | P
     from gcpbench.data.source import resolve_classification_data
     from gcpbench.data.transforms import eval_resize, eval_transform
     from gcpbench.io import atomic_write_json
-    from gcpbench.models import load_model, model_info
+    from gcpbench.runs import write_eval_config
+    from gcpbench.models import load_model
     from gcpbench.models.weights import num_classes_of
 
     ckpt = Path(ckpt)
@@ -162,11 +162,9 @@ def eval_imagenet(ckpt: str | Path, data: str | Path | None = None, out: str | P
               "top1": metrics["top1"], "top5": metrics["top5"], "images": metrics["images"],
               "loss": metrics["loss"], "data_root": str(source.root), "image_size": size,
               "resize": eval_resize(size), "num_classes": num_classes, "device": str(torch_device), "amp": amp}
-    path, new_run = imagenet_output(ckpt, Path(out) if out is not None else None, name)
-    if new_run is not None:
-        info = model_info(name)
-        new_run.write_config({"command": "eval-imagenet", "model": name, "arch": info.arch, "head": info.head.kind,
-                              "gcp_dim": info.head.dim if info.head.is_gcp else None, "schedule": None,
-                              "dataset": source.dataset, "data_root": str(source.root), "checkpoint": str(ckpt)})
+    path, run = imagenet_output(ckpt, Path(out) if out is not None else None, name)
+    if run is not None:
+        write_eval_config(run, {"command": "eval-imagenet", "model": name, "dataset": source.dataset,
+                                "data_root": str(source.root), "checkpoint": str(ckpt)})
     atomic_write_json(path, result)
     return result, path

@@ -95,6 +95,20 @@ class RunDir:
             raise GcpbenchError(f"run directory '{self.path}' has an unreadable config.json ({exc.msg})") from None
 
 
+def write_eval_config(run: RunDir, config: dict[str, Any]) -> None:
+    """Write ``config.json`` for a fresh evaluation run (``command``, ``model`` and what else
+    ``config`` holds, plus the model's arch / head / GCP dim); a run that has one keeps it."""
+    if run.config.is_file():
+        return
+    from gcpbench.models import model_info
+
+    config = dict(config)
+    info = model_info(config["model"])
+    run.write_config({"command": config.pop("command"), "model": info.name, "arch": info.arch,
+                      "head": info.head.kind, "gcp_dim": info.head.dim if info.head.is_gcp else None,
+                      "schedule": None, **config})
+
+
 def timestamp() -> str:
     """A sortable local time stamp for run names."""
     return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")

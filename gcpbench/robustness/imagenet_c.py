@@ -23,7 +23,7 @@ from gcpbench.robustness.baselines import (
 from gcpbench.robustness.loading import load_clean_image, load_image
 from gcpbench.robustness.resume import ResumeLog
 from gcpbench.robustness.rundirs import (
-    checkpoint_identity, eval_run_dir, num_outputs, write_eval_config,
+    checkpoint_identity, eval_run_dir,
 )
 from gcpbench.evaluate import resolve_device
 from gcpbench.robustness.runner import Predictor, run_items
@@ -31,7 +31,8 @@ from gcpbench.robustness.trees import (
     IMAGE_EXTENSIONS, Item, check_against_manifest, check_same_classes, collect_items, dataset_label, label_map,
     require_dir,
 )
-from gcpbench.runs import RunDir
+from gcpbench.models.weights import num_classes_of
+from gcpbench.runs import RunDir, write_eval_config
 
 CLEAN = "clean"
 CSV_NAME, SUMMARY_NAME, PROGRESS_NAME = "imagenet_c.csv", "imagenet_c_summary.json", "imagenet_c_progress.jsonl"
@@ -143,7 +144,7 @@ def evaluate_c(request: CRequest, out: Path | None = None, model=None,
     folders = subset_folders(root, r.corruptions, r.severities)
     classes = check_same_classes(list(folders.values()))
     check_against_manifest("imagenet-c", root, r.corruptions, classes)
-    labels = label_map(classes, checkpoint, num_outputs(model), f"ImageNet-C tree '{root}'")
+    labels = label_map(classes, checkpoint, num_classes_of(model.zoo_name, model.state_dict()), f"ImageNet-C tree '{root}'")
     items = collect_items(folders, classes, labels, IMAGE_EXTENSIONS, r.subset, r.seed)
     if r.clean_data is not None:
         clean_root = require_dir(Path(r.clean_data), "clean validation")

@@ -27,7 +27,7 @@ from gcpbench.robustness.baselines import (
 from gcpbench.robustness.loading import load_video
 from gcpbench.robustness.resume import ResumeLog
 from gcpbench.robustness.rundirs import (
-    checkpoint_identity, eval_run_dir, num_outputs, write_eval_config,
+    checkpoint_identity, eval_run_dir,
 )
 from gcpbench.evaluate import resolve_device
 from gcpbench.robustness.runner import Predictor, run_items
@@ -35,7 +35,8 @@ from gcpbench.robustness.trees import (
     VIDEO_EXTENSIONS, Item, check_against_manifest, check_same_classes, collect_items, dataset_label, label_map,
     require_dir,
 )
-from gcpbench.runs import RunDir
+from gcpbench.models.weights import num_classes_of
+from gcpbench.runs import RunDir, write_eval_config
 
 CSV_NAME, SUMMARY_NAME, PROGRESS_NAME = "imagenet_p.csv", "imagenet_p_summary.json", "imagenet_p_progress.jsonl"
 FRAMES_PER_BATCH = 64
@@ -148,7 +149,7 @@ def evaluate_p(request: PRequest, out: Path | None = None, model=None,
     folders = {group_key(p, r.difficulty): folder_of(root, p, r.difficulty) for p in r.perturbations}
     classes = check_same_classes(list(folders.values()))
     check_against_manifest("imagenet-p", root, [f.name for f in folders.values()], classes)
-    labels = label_map(classes, checkpoint, num_outputs(model), f"ImageNet-P tree '{root}'")
+    labels = label_map(classes, checkpoint, num_classes_of(model.zoo_name, model.state_dict()), f"ImageNet-P tree '{root}'")
     items = collect_items(folders, classes, labels, VIDEO_EXTENSIONS, r.subset, r.seed)
 
     label = r.dataset or dataset_label(root, "imagenet-p")

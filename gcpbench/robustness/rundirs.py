@@ -5,8 +5,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from torch import nn
-
 from gcpbench.runs import DEFAULT_ROOT, RunDir, new_run_dir
 
 
@@ -21,27 +19,7 @@ def eval_run_dir(checkpoint: Path, out: Path | None, model_name: str) -> RunDir:
     return new_run_dir(DEFAULT_ROOT / f"eval_{model_name}_{checkpoint.stem}", "eval")
 
 
-def write_eval_config(run: RunDir, config: dict[str, Any]) -> None:
-    """Write ``config.json`` for a fresh evaluation run (a training run keeps its own)."""
-    if run.config.is_file():
-        return
-    from gcpbench.models import model_info
-
-    info = model_info(config["model"])
-    run.write_config({"command": config.pop("command"), "model": info.name, "arch": info.arch,
-                      "head": info.head.kind, "gcp_dim": info.head.dim if info.head.kind == "gcp" else None,
-                      "schedule": None, **config})
-
-
 def checkpoint_identity(checkpoint: Path) -> dict[str, Any]:
     """What identifies a checkpoint file for resuming (path, size, modification time)."""
     stat = os.stat(checkpoint)
     return {"checkpoint": str(Path(checkpoint).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-def num_outputs(model: nn.Module) -> int:
-    """Classifier rows of a zoo model."""
-    from gcpbench.models import model_info
-
-    key = model_info(model.zoo_name).classifier_key
-    return int(model.state_dict()[key].shape[0])
