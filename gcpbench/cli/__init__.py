@@ -25,11 +25,6 @@ app.add_typer(data_app, name="data")
 err_console = Console(stderr=True)
 
 
-def not_implemented(command: str) -> None:
-    """Stop a command that is not built yet with a one-line message."""
-    raise GcpbenchError(f"`gcpbench {command}` is not implemented yet")
-
-
 # Register the commands (each module adds its own to `app` / `data_app`).
 from gcpbench.cli import zoo, train, evaluate, data, robustness, detect, landscape, report  # noqa: E402,F401
 

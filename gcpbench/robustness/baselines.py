@@ -29,10 +29,6 @@ def alexnet_c_errors() -> dict[str, tuple[float, ...]]:
             for row in _rows("alexnet_imagenet_c.csv")}
 
 
-@functools.lru_cache(maxsize=None)
-def _c_groups() -> dict[str, str]:
-    return {row["corruption"]: row["group"] for row in _rows("alexnet_imagenet_c.csv")}
-
 
 @functools.lru_cache(maxsize=None)
 def alexnet_p() -> dict[str, tuple[float, float]]:
@@ -63,11 +59,6 @@ BENCHMARK_PERTURBATIONS: tuple[str, ...] = _benchmark("alexnet_imagenet_p.csv", 
 EXTRA_PERTURBATIONS: tuple[str, ...] = _extra("alexnet_imagenet_p.csv", "perturbation")
 ALL_CORRUPTIONS = BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS
 ALL_PERTURBATIONS = BENCHMARK_PERTURBATIONS + EXTRA_PERTURBATIONS
-
-
-def corruption_group(corruption: str) -> str:
-    """noise / blur / weather / digital / extra."""
-    return _c_groups()[corruption]
 
 
 def is_noise(perturbation: str) -> bool:

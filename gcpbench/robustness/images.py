@@ -42,11 +42,6 @@ def read_rgb(path: str | Path) -> Image.Image:
         return image.convert("RGB")
 
 
-def to_array(image: Image.Image) -> np.ndarray:
-    """RGB uint8 HxWx3."""
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
-
-
 Job = TypeVar("Job")
 
 

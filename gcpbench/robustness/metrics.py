@@ -135,10 +135,6 @@ def read_errors_csv(path: str | Path) -> dict[str, dict[int, float]]:
     return table
 
 
-def extra_present(table: CTable) -> list[str]:
-    """The held-out corruptions that have all five severities in ``table``."""
-    return [c for c in EXTRA_CORRUPTIONS if c in table and all(s in table[c] for s in SEVERITIES)]
-
 # ----------------------------------------------------------------------------- ImageNet-P
 
 
@@ -240,6 +236,6 @@ def summarize_p(raw: Mapping[str, tuple[float, float]],
 
 
 __all__ = ["ALEXNET_CLEAN_ERROR", "BENCHMARK_CORRUPTIONS", "BENCHMARK_PERTURBATIONS", "EXTRA_CORRUPTIONS",
-           "EXTRA_PERTURBATIONS", "compared_pairs", "corruption_error", "extra_present", "flip_probability",
+           "EXTRA_PERTURBATIONS", "compared_pairs", "corruption_error", "flip_probability",
            "pair_top5_distance", "read_errors_csv", "relative_corruption_error", "summarize_c", "summarize_p",
            "top5_distance", "top5_ranks"]

@@ -19,13 +19,11 @@ class ResumeLog:
         self.path = Path(path)
         self.identity = identity
         self.records: dict[str, dict[str, Any]] = {}
-        self.restarted = False
         lines = read_jsonl(self.path) if self.path.is_file() else []
         if lines and lines[0].get("identity") == identity:
             for record in lines[1:]:
                 self.records[record["key"]] = record
         else:
-            self.restarted = bool(lines)
             self._rewrite()
 
     def _rewrite(self) -> None:

@@ -141,10 +141,6 @@ class Schedule:
         return self.base_lr / self.paper.base_lr
 
     @property
-    def per_iteration(self) -> bool:
-        return self.family == "shufflenetv2"
-
-    @property
     def weight_decay(self) -> float:
         return self.paper.weight_decay
 
