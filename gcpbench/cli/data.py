@@ -32,13 +32,9 @@ def synth(
     from gcpbench.data import synthetic
 
     if task is Task.detection:
-        try:
-            from gcpbench.data.synthetic_coco import make_detection_set
-        except ImportError:
-            raise GcpbenchError("`gcpbench data synth --task detection` is not implemented yet") from None
+        from gcpbench.data.synthetic_coco import make_detection_set
+
         target = out or synthetic.default_root() / "coco"
-        if target.exists() and any(target.iterdir()) and not force:
-            raise GcpbenchError(f"'{target}' already exists and is not empty; choose another --out or pass --force")
         make_detection_set(target, seed=seed, overwrite=force)
         typer.echo(f"wrote the synthetic COCO-format detection set to {target} (seed {seed})")
         return

@@ -15,10 +15,10 @@ from mmdet.registry import MODELS
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
+from gcpbench.detection.config import MODES
 from gcpbench.errors import GcpbenchError
 from gcpbench.detection.weights import load_backbone_weights
 
-MODES: tuple[str, ...] = ("gap", "gcp_d", "gcp_m")
 STAGE_STRIDES: dict[str, tuple[int, int, int, int]] = {"gap": (1, 2, 2, 2), "gcp_d": (1, 2, 2, 2), "gcp_m": (1, 2, 2, 1)}
 
 

@@ -41,7 +41,7 @@ class Backbone:
 
 def parse_backbone(name: str) -> Backbone:
     """``resnet50_gcp_m`` -> Backbone(50, 'gcp_m'); anything else raises with the closest name."""
-    match = re.fullmatch(r"resnet(\d+)_(gap|gcp_d|gcp_m)", name.strip().lower().replace("-", "_"))
+    match = re.fullmatch(rf"resnet(\d+)_({'|'.join(MODES)})", name.strip().lower().replace("-", "_"))
     if match is None or int(match.group(1)) not in DEPTHS:
         raise GcpbenchError(f"unknown detection backbone '{name}'{closest(name, BACKBONES)}; "
                             f"spell it resnet{{18,34,50,101}}_{{gap,gcp_d,gcp_m}}")

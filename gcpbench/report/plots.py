@@ -12,6 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import MaxNLocator
 
+from gcpbench.io import atomic_write
 from gcpbench.report import paper
 
 
@@ -36,9 +37,8 @@ _LINESTYLES = ("-", "--", ":", "-.")
 
 
 def _save(fig: MplFigure, out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110, bbox_inches="tight")
-    return out
+    """Write the figure as PNG atomically (a crash never leaves half a file)."""
+    return atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
 
 
 def _run_label(row: pd.Series) -> str:

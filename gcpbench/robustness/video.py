@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from gcpbench.errors import GcpbenchError
+from gcpbench.robustness.generate import temp_sibling
 
 FOURCC = "mp4v"  # MPEG-4 part 2: encoded by every opencv-python wheel
 FPS = 30
@@ -26,7 +27,7 @@ def write_mp4(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: int = 
         raise GcpbenchError(f"no frames to write to '{path}'")
     height, width = frames[0].shape[:2]
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    tmp = temp_sibling(path)
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC), fps, (width, height))
     try:
         if not writer.isOpened():
