@@ -48,9 +48,7 @@ FIXED_ON_RESUME: dict[str, str] = {
 
 
 def _differs(option: str, given: Any, stored: Any) -> bool:
-    if option == "schedule":
-        return str(given).lower() != str(stored).lower()
-    if option == "head":
+    if option in ("schedule", "head"):
         return str(given).lower() != str(stored).lower()
     if option == "gcp_dim" and stored is None:
         return False  # a GAP run ignores --gcp-dim

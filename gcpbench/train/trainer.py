@@ -237,7 +237,7 @@ def validate(s: Session) -> dict[str, float]:
     return {"val_loss": result["loss"], "val_top1": result["top1"], "val_top5": result["top5"]}
 
 
-def write_metrics(run: RunDir, records: list[dict[str, Any]], title: str, append: bool) -> None:
+def write_metrics(run: RunDir, records: list[dict[str, Any]], config: dict[str, Any], append: bool) -> None:
     """metrics.jsonl (appended, or rewritten), metrics.csv and plots/convergence.png."""
     from gcpbench.train.plots import convergence_plot
 
@@ -248,6 +248,7 @@ def write_metrics(run: RunDir, records: list[dict[str, Any]], title: str, append
     rows = [",".join(METRIC_COLUMNS)] + [",".join(repr(r[k]) for k in METRIC_COLUMNS) for r in records]
     atomic_write_text(run.metrics_csv, "\n".join(rows) + "\n")
     if records:
+        title = f"{config['model']} {config['schedule']} ({config['dataset']})"
         convergence_plot(records, run.plot_file("convergence.png"), title)
 
 
@@ -264,7 +265,6 @@ def _save(s: Session, epoch: int, history: list[dict[str, Any]], best: float, im
 
 def fit(s: Session, start_epoch: int, history: list[dict[str, Any]], best: float) -> list[dict[str, Any]]:
     """Train from ``start_epoch`` (0-based) to the end; returns every epoch record."""
-    title = f"{s.config['model']} {s.config['schedule']} ({s.config['dataset']})"
     offset = history[-1]["wall_time_s"] if history else 0.0
     started = time.perf_counter()
     for epoch in range(start_epoch, s.config["epochs"]):
@@ -277,7 +277,7 @@ def fit(s: Session, start_epoch: int, history: list[dict[str, Any]], best: float
         best = max(best, record["val_top1"])
         _save(s, epoch + 1, history, best, improved)
         if s.ctx.is_main:
-            write_metrics(s.run, history, title, append=True)
+            write_metrics(s.run, history, s.config, append=True)
             s.reporter.end_epoch(record)
         ddp.barrier(s.ctx)
     return history
@@ -436,4 +436,4 @@ def _rewrite_history(run: RunDir, history: list[dict[str, Any]], config: dict[st
     """Make metrics.jsonl / .csv hold exactly the checkpoint's epochs (drop an interrupted epoch's record)."""
     if history or run.metrics_jsonl.is_file():
         if not history or read_jsonl(run.metrics_jsonl) != history:
-            write_metrics(run, history, f"{config['model']} {config['schedule']} ({config['dataset']})", append=False)
+            write_metrics(run, history, config, append=False)
