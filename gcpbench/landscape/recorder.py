@@ -16,9 +16,9 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-import torch
 from torch import Tensor, nn
 
+from gcpbench.data.folders import process_rank
 from gcpbench.errors import GcpbenchError
 from gcpbench.landscape.probe import default_etas, default_every, measure
 from gcpbench.runs import RunDir
@@ -27,12 +27,6 @@ COLUMNS: tuple[str, ...] = (
     "step", "epoch", "train_loss", "loss_min", "loss_max", "grad_diff_min", "grad_diff_max",
     "beta_smoothness", "eta_min", "eta_max", "num_eta",
 )
-
-
-def is_main_process() -> bool:
-    """True unless torch.distributed is initialised and this is not rank 0."""
-    dist = torch.distributed
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def _format(value: Any) -> str:
@@ -95,7 +89,7 @@ class LandscapeRecorder:
         result = measure(self.model, images, targets, self.etas)
         row = {"step": int(step), "epoch": int(epoch), "train_loss": float(train_loss)}
         row.update({name: result[name] for name in COLUMNS if name not in row})
-        if is_main_process():
+        if process_rank() == 0:
             append_row(self.run_dir.landscape, row)
         return row
 
@@ -122,4 +116,4 @@ def read_landscape(path: str | os.PathLike):
     return frame.astype({"step": int, "epoch": int, "num_eta": int})
 
 
-__all__ = ["COLUMNS", "LandscapeRecorder", "append_row", "is_main_process", "read_landscape"]
+__all__ = ["COLUMNS", "LandscapeRecorder", "append_row", "read_landscape"]
