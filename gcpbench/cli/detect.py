@@ -35,7 +35,7 @@ def detect(
     quiet: bool = typer.Option(False, "--quiet", help="only warnings and the final table"),
 ) -> None:
     """Faster / Mask R-CNN (FPN) fine-tuning and COCO evaluation with GAP, GCP_D or GCP_M backbones."""
-    from gcpbench.detection.runner import DetectOptions, detect as run_detect
+    from gcpbench.detection.runner import COCO_METRICS, DetectOptions, detect as run_detect
 
     console = Console(stderr=True, quiet=quiet)
     options = DetectOptions(framework=framework, backbone=backbone, ckpt=ckpt, data=data, epochs=epochs, max_iters=max_iters,
@@ -47,7 +47,7 @@ def detect(
     typer.echo(f"{result['framework']} {result['backbone']} {result['method']} on {result['dataset']}: COCO AP (%)")
     table = Table()
     table.add_column("task")
-    names = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
+    names = list(COCO_METRICS)
     for name in names:
         table.add_column(name, justify="right")
     for task in ("bbox", "segm"):

@@ -301,7 +301,7 @@ def collect(paths: Iterable[str | os.PathLike]) -> Collection:
 def _identity(record: RunRecord, model: str | None = None) -> dict[str, Any]:
     """Run name, model identity and schedule (the owner's schedule for evaluation runs)."""
     subject = record.owner or record
-    ident = model_id(record.config, model) if model else model_id(record.config)
+    ident = model_id(record.config, model)
     if ident.arch is None and record.owner is not None:
         ident = model_id(record.owner.config)
     return {
