@@ -123,19 +123,55 @@ def imagenet_output(ckpt: Path, out: Path | None, model_name: str) -> tuple[Path
         run = RunDir(ckpt.resolve().parent.parent)
     else:
         run = new_run_dir(None, f"eval-imagenet_{model_name}")
-    return run.eval_file("imagenet.json"), run
+    return run.eval / IMAGENET_RESULT, run
+
+
+IMAGENET_RESULT = "imagenet.json"
+
+
+def evaluate_val_folder(model: nn.Module, folder: Path, image_size: int, labels: dict[str, int] | None = None, *,
+                        subset: int | None = None, seed: int = 0, batch_size: int = 64, workers: int | None = None,
+                        device: torch.device = torch.device("cpu"), amp: bool = False, progress: bool = True,
+                        description: str = "evaluating") -> dict[str, Any]:
+    """Top-1 / top-5 / loss of ``model`` on a clean tree ``folder/<class>/<image>`` through
+    ``Resize(eval_resize(image_size)) + CenterCrop(image_size)``: the one path that eval-imagenet
+    and eval-c's clean error share, so the two agree image for image.
+
+    ``labels`` maps class folders to output indices (default: sorted order); ``subset`` keeps a
+    seeded ``subset`` images per class (the files eval-c's ``--subset`` picks)."""
+    from gcpbench.data.folders import image_folder, make_loader
+    from gcpbench.data.transforms import eval_transform
+    from gcpbench.robustness.trees import select_per_class
+
+    dataset = image_folder(folder, eval_transform(image_size))
+    if labels is not None:
+        dataset.samples = [(path, labels[dataset.classes[target]]) for path, target in dataset.samples]
+    if subset is not None:
+        by_class: dict[str, list[tuple[str, int]]] = {}
+        for path, target in dataset.samples:
+            by_class.setdefault(Path(path).parent.name, []).append((path, target))
+        kept = []
+        for name, samples in by_class.items():
+            chosen = {str(p) for p in select_per_class([Path(p) for p, _ in samples], subset, seed, name)}
+            kept += [sample for sample in samples if sample[0] in chosen]
+        dataset.samples = sorted(kept)
+    dataset.targets = [target for _, target in dataset.samples]
+    loader = make_loader(dataset, batch_size, shuffle=False, workers=workers)
+    return evaluate_classification(model.to(device), loader, device, amp=amp, progress=progress,
+                                   description=description)
 
 
 def eval_imagenet(ckpt: str | Path, data: str | Path | None = None, out: str | Path | None = None,
                   batch_size: int = 64, workers: int | None = None, device: str = "auto", amp: bool = False,
                   image_size: int | None = None, quiet: bool = False) -> tuple[dict[str, Any], Path]:
     """Evaluate checkpoint ``ckpt`` on ``data/val`` (or the built-in synthetic set) and write
-    ``eval/imagenet.json``; returns the result and the path written."""
-    from gcpbench.data.folders import image_folder, make_loader
+    ``eval/imagenet.json`` with the result's identity; returns the result and the path written."""
     from gcpbench.data.source import resolve_classification_data
-    from gcpbench.data.transforms import eval_resize, eval_transform
+    from gcpbench.data.transforms import eval_resize
+    from gcpbench.identity import Producer, ResultIdentity
     from gcpbench.io import atomic_write_json
-    from gcpbench.runs import write_eval_config
+    from gcpbench.runlock import writer_lock
+    from gcpbench.runs import result_writer
     from gcpbench.models import load_model
     from gcpbench.models.weights import num_classes_of
 
@@ -154,17 +190,24 @@ def eval_imagenet(ckpt: str | Path, data: str | Path | None = None, out: str | P
         raise GcpbenchError(f"checkpoint '{ckpt}' was trained on other class folders than '{source.root / 'val'}' "
                             f"(first difference: '{first}')")
     size = image_size or source.image_size
-    loader = make_loader(image_folder(source.root / "val", eval_transform(size)), batch_size, shuffle=False,
-                         workers=workers)
-    metrics = evaluate_classification(model.to(torch_device), loader, torch_device, amp=amp, progress=not quiet,
-                                      description=f"eval-imagenet {name}")
-    result = {"model": name, "checkpoint": str(ckpt), "dataset": source.dataset,
-              "top1": metrics["top1"], "top5": metrics["top5"], "images": metrics["images"],
-              "loss": metrics["loss"], "data_root": str(source.root), "image_size": size,
-              "resize": eval_resize(size), "num_classes": num_classes, "device": str(torch_device), "amp": amp}
+    producer = Producer.of(ckpt, name, checkpoint)
+    identity = ResultIdentity(producer, str(source.root.resolve()), {"image_size": size, "resize": eval_resize(size),
+                                                                      "amp": amp})
     path, run = imagenet_output(ckpt, Path(out) if out is not None else None, name)
-    if run is not None:
-        write_eval_config(run, {"command": "eval-imagenet", "model": name, "dataset": source.dataset,
-                                "data_root": str(source.root), "checkpoint": str(ckpt)})
-    atomic_write_json(path, result)
+    if run is None:
+        writing = writer_lock(path.parent, path.name)
+    else:
+        writing = result_writer(run, "imagenet", (IMAGENET_RESULT,), producer, "ImageNet results",
+                                {"command": "eval-imagenet", "dataset": source.dataset,
+                                 "data_root": str(source.root)})
+    with writing:
+        metrics = evaluate_val_folder(model, source.root / "val", size, batch_size=batch_size, workers=workers,
+                                      device=torch_device, amp=amp, progress=not quiet,
+                                      description=f"eval-imagenet {name}")
+        result = {"model": name, "checkpoint": str(ckpt), "dataset": source.dataset,
+                  "top1": metrics["top1"], "top5": metrics["top5"], "images": metrics["images"],
+                  "loss": metrics["loss"], "data_root": str(source.root), "image_size": size,
+                  "resize": eval_resize(size), "num_classes": num_classes, "device": str(torch_device), "amp": amp,
+                  "identity": identity.as_dict()}
+        atomic_write_json(path, result)
     return result, path

@@ -16,15 +16,19 @@
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from gcpbench.errors import GcpbenchError
-from gcpbench.io import atomic_write_json
+from gcpbench.io import atomic_write_json, remove_stale_temps
+
+if TYPE_CHECKING:
+    from gcpbench.identity import Producer
 
 DEFAULT_ROOT = Path(os.environ.get("GCPBENCH_RUNS", "runs"))
 
@@ -107,6 +111,25 @@ def write_eval_config(run: RunDir, config: dict[str, Any]) -> None:
     run.write_config({"command": config.pop("command"), "model": info.name, "arch": info.arch,
                       "head": info.head.kind, "gcp_dim": info.head.dim if info.head.is_gcp else None,
                       "schedule": None, **config})
+
+
+@contextlib.contextmanager
+def result_writer(run: RunDir, result: str, files: tuple[str, ...], producer: Producer, what: str,
+                  eval_config: dict[str, Any]) -> Iterator[RunDir]:
+    """Write result ``result`` (e.g. ``imagenet_c``) of ``producer`` into ``run``: hold its writer
+    lock, refuse a run of another model or checkpoint (one line), write ``config.json`` for a
+    fresh evaluation run (with the checkpoint's fingerprint) and remove the temporary files that
+    a killed writer left of this result's ``files`` (under ``eval/``)."""
+    from gcpbench.identity import check_run_accepts
+    from gcpbench.runlock import writer_lock
+
+    run.path.mkdir(parents=True, exist_ok=True)
+    with writer_lock(run.path, result):
+        check_run_accepts(run.path, run.read_config(), producer, what)
+        write_eval_config(run, {**eval_config, "model": producer.model, "checkpoint": producer.checkpoint,
+                                "checkpoint_sha256": producer.sha256})
+        remove_stale_temps(run.eval, files)
+        yield run
 
 
 def timestamp() -> str:

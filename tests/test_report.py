@@ -187,7 +187,8 @@ def test_torn_last_line_is_ignored_and_bad_eval_file_skipped_alone(tmp_path: Pat
     run.eval_file("imagenet_c_summary.json").write_text("{not json")
     collection = collect([run.path])
     assert len(collection.runs) == 1 and collection.runs[0].c_summary is None
-    assert collection.warnings == [f"skipped file {run.eval / 'imagenet_c_summary.json'}: bad JSON "
+    assert collection.warnings == [f"{run.metrics_jsonl}: left out a torn last record (an interrupted write)",
+                                   f"skipped file {run.eval / 'imagenet_c_summary.json'}: bad JSON "
                                    "(Expecting property name enclosed in double quotes, line 1)"]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"epoch": 1, "val_top1": "high", "val_top5": 3}\n')

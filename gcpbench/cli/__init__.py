@@ -5,6 +5,7 @@ the user's input (:class:`gcpbench.errors.GcpbenchError`) print as one line, exi
 """
 from __future__ import annotations
 
+import logging
 import sys
 
 import typer
@@ -29,16 +30,40 @@ err_console = Console(stderr=True)
 from gcpbench.cli import zoo, train, evaluate, data, robustness, detect, landscape, report  # noqa: E402,F401
 
 
+INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
+
+
+def _interrupted() -> None:
+    err_console.print("[yellow]interrupted[/]: finished results are kept; rerun the same command to resume")
+    sys.exit(INTERRUPTED)
+
+
+class _LineHandler(logging.Handler):
+    """Library warnings as one ``warning: ...`` line each on stderr (info lines plain)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        prefix = "[yellow]warning:[/] " if record.levelno >= logging.WARNING else ""
+        err_console.print(prefix + record.getMessage(), highlight=False, soft_wrap=True, markup=bool(prefix))
+
+
+def _install_logging() -> None:
+    logger = logging.getLogger("gcpbench")
+    if not any(isinstance(h, _LineHandler) for h in logger.handlers):
+        logger.addHandler(_LineHandler())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: exit 2 with one line for input errors, 130 on Ctrl-C."""
+    _install_logging()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns 130 (does not raise) when interrupted
     except GcpbenchError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]: finished results are kept; rerun the same command to resume")
-        sys.exit(130)
+        _interrupted()
     except SystemExit:
         raise
     except Exception as exc:  # click usage errors keep their own formatting
@@ -50,6 +75,10 @@ def main() -> None:
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(1)
         raise
+    if code == INTERRUPTED:
+        _interrupted()
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,12 @@ class DataSource:
     synthetic: bool
 
 
+def crop_size_of(root: str | os.PathLike) -> int:
+    """The evaluation crop of a dataset root (holding ``val/``): the synthetic set's own size, else 224."""
+    info = synthetic_info(Path(root))
+    return int(info["image_size"]) if info is not None else IMAGENET_SIZE
+
+
 def resolve_classification_data(data: str | os.PathLike | None, splits: Sequence[str] = ("train", "val"),
                                 quiet: bool = False) -> DataSource:
     """``data`` checked (ImageFolder layout; a 1000-class tree also against the ImageNet manifest),
@@ -38,9 +44,8 @@ def resolve_classification_data(data: str | os.PathLike | None, splits: Sequence
     else:
         root = Path(data)
     tree = check_classification_root(root, splits)
-    info = synthetic_info(root)
-    if info is not None:
-        return DataSource(root, "synthetic", int(info["image_size"]), tree.classes, True)
+    if synthetic_info(root) is not None:
+        return DataSource(root, "synthetic", crop_size_of(root), tree.classes, True)
     if len(tree.classes) == len(imagenet_classes()):
         check_tree("imagenet", root, only=list(splits))
         return DataSource(root, "imagenet", IMAGENET_SIZE, tree.classes, False)

@@ -74,6 +74,20 @@ def guess_model(state: Mapping[str, Tensor]) -> str | None:
     return best if best_score > 0.5 else None
 
 
+def nonfinite_tensors(state: Mapping[str, Tensor]) -> list[str]:
+    """Keys of floating-point tensors holding NaN or infinity (a diverged model)."""
+    return [key for key, value in state.items()
+            if isinstance(value, Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all())]
+
+
+def require_finite(state: Mapping[str, Tensor], source: str) -> None:
+    """One-line error when ``state`` holds a non-finite tensor: its numbers would be meaningless."""
+    bad = nonfinite_tensors(state)
+    if bad:
+        raise GcpbenchError(f"{source} holds NaN or infinite values in {len(bad)} tensor(s) (first: '{bad[0]}'): "
+                            "the run diverged; use an earlier checkpoint")
+
+
 def num_classes_of(name: str, state: Mapping[str, Tensor]) -> int | None:
     """Classifier rows stored in ``state`` for model ``name`` (None if absent)."""
     weight = state.get(model_info(name).classifier_key)
@@ -137,6 +151,7 @@ def load_model(path: str | os.PathLike, name: str | None = None) -> tuple[nn.Mod
     num_classes = num_classes_of(name, state) or int(checkpoint.get("num_classes") or 1000)
     model = build_architecture(name, num_classes)
     load_state_strict(model, state, name, f"checkpoint '{path}'")
+    require_finite(state, f"checkpoint '{path}'")
     return model, checkpoint
 
 

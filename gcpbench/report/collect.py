@@ -127,8 +127,9 @@ def _subset(*sources: dict[str, Any] | None) -> bool:
 
 # ---------------------------------------------------------------- reading files
 
-def _parse_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Strict JSONL: only a torn final line (no newline: a crash mid-write) is ignored."""
+def _parse_jsonl(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """Strict JSONL: only a torn final line (no newline: a crash mid-write) is left out, and
+    said (the second value)."""
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
@@ -141,20 +142,21 @@ def _parse_jsonl(path: Path) -> list[dict[str, Any]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
-            if number == len(lines):  # last line without a newline: torn write, ignored
-                break
+            if number == len(lines):  # last line without a newline: torn write
+                return records, True
             raise UnreadableFile(f"line {number} is not valid JSON") from None
         if not isinstance(record, dict):
             raise UnreadableFile(f"line {number} is not a JSON object")
         records.append(record)
-    return records
+    return records, False
 
 
-def read_metrics(path: Path) -> pd.DataFrame:
+def read_metrics(path: Path, notes: list[str] | None = None) -> pd.DataFrame:
     """A run's per-epoch metrics (metrics.jsonl, or metrics.csv), sorted by epoch.
 
     Raises :class:`UnreadableFile` for bad JSON, a missing column, non-numeric values or no
-    finished epoch. A repeated epoch (a resumed run) keeps its last record.
+    finished epoch. A repeated epoch (a resumed run) keeps its last record. A torn last JSONL
+    line is left out and a note appended to ``notes``.
     """
     if path.suffix == ".csv":
         try:
@@ -162,7 +164,9 @@ def read_metrics(path: Path) -> pd.DataFrame:
         except (OSError, ValueError) as exc:
             raise UnreadableFile(f"cannot parse CSV ({exc})") from None
     else:
-        records = _parse_jsonl(path)
+        records, torn = _parse_jsonl(path)
+        if torn and notes is not None:
+            notes.append(f"{path}: left out a torn last record (an interrupted write)")
         for number, record in enumerate(records, 1):
             missing = [c for c in METRIC_COLUMNS if c not in record]
             if missing:
@@ -204,6 +208,42 @@ _EVAL_FILES: dict[str, tuple[str, ...]] = {
 }
 
 
+def read_run_metrics(run: RunDir, warnings: list[str]) -> pd.DataFrame | None:
+    """The run's epochs from metrics.jsonl and metrics.csv. Where the two disagree (a crash
+    between their writes, a torn line) the one with more epochs is used and a warning says so."""
+    frames: dict[str, pd.DataFrame] = {}
+    for path in (run.metrics_jsonl, run.metrics_csv):
+        if path.is_file():
+            try:
+                frames[path.name] = read_metrics(path, warnings)
+            except UnreadableFile as exc:
+                raise UnreadableFile(f"{path.name} unreadable or partial ({exc})") from None
+    if not frames:
+        return None
+    last = {name: int(frame["epoch"].iloc[-1]) for name, frame in frames.items()}
+    chosen = max(frames, key=lambda name: (last[name], name.endswith(".jsonl")))
+    if len(set(last.values())) > 1:
+        others = ", ".join(f"{name} ends at epoch {epoch}" for name, epoch in last.items())
+        warnings.append(f"run {run.path}: {others}; using {chosen}")
+    return frames[chosen]
+
+
+def foreign_result(config: dict[str, Any], data: dict[str, Any]) -> str | None:
+    """Why an evaluation result does not belong to the run whose config is ``config`` (another
+    model or another checkpoint), or None when it does or cannot be told."""
+    owner, model = config.get("model"), data.get("model")
+    if owner and model and owner != model:
+        return f"results of {model} in a run of {owner}"
+    identity = data.get("identity")
+    stored = config.get("checkpoint_sha256")
+    if isinstance(identity, dict) and stored and identity.get("sha256") not in (None, stored):
+        return (f"results of checkpoint {str(identity.get('sha256'))[:12]} in a run of checkpoint {stored[:12]}")
+    run_id = config.get("run_id")
+    if isinstance(identity, dict) and run_id and identity.get("run_id") not in (None, run_id):
+        return f"results of a checkpoint of another training run ({identity.get('run_id')})"
+    return None
+
+
 def read_run(run: RunDir, warnings: list[str]) -> RunRecord | None:
     """One run directory as a record, or None (with a warning) when it must be skipped."""
     try:
@@ -215,23 +255,26 @@ def read_run(run: RunDir, warnings: list[str]) -> RunRecord | None:
         warnings.append(f"skipped run {run.path}: config.json is not a JSON object")
         return None
     record = RunRecord(run.path, config)
-    metrics_file = run.metrics_jsonl if run.metrics_jsonl.is_file() else run.metrics_csv
-    if metrics_file.is_file():
-        try:
-            record.metrics = read_metrics(metrics_file)
-        except UnreadableFile as exc:
-            warnings.append(f"skipped run {run.path}: {metrics_file.name} unreadable or partial ({exc})")
-            return None
+    try:
+        record.metrics = read_run_metrics(run, warnings)
+    except UnreadableFile as exc:
+        warnings.append(f"skipped run {run.path}: {exc}")
+        return None
 
     def load(name: str, required: Iterable[str]) -> dict[str, Any] | None:
         path = run.eval / name
         if not path.is_file():
             return None
         try:
-            return _read_json(path, required)
+            data = _read_json(path, required)
         except UnreadableFile as exc:
             warnings.append(f"skipped file {path}: {exc}")
             return None
+        foreign = foreign_result(config, data)
+        if foreign:
+            warnings.append(f"skipped file {path}: {foreign}")
+            return None
+        return data
 
     record.imagenet = load("imagenet.json", _EVAL_FILES["imagenet.json"])
     record.c_summary = load("imagenet_c_summary.json", _EVAL_FILES["imagenet_c_summary.json"])

@@ -20,19 +20,18 @@ from gcpbench.robustness import metrics
 from gcpbench.robustness.baselines import (
     ALEXNET_CLEAN_ERROR, ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES, choose,
 )
-from gcpbench.robustness.loading import load_clean_image, load_image
+from gcpbench.identity import Producer, ResultIdentity
+from gcpbench.robustness.loading import load_image
 from gcpbench.robustness.resume import ResumeLog
-from gcpbench.robustness.rundirs import (
-    checkpoint_identity, eval_run_dir,
-)
-from gcpbench.evaluate import resolve_device
+from gcpbench.robustness.rundirs import eval_run_dir
+from gcpbench.evaluate import evaluate_val_folder, resolve_device
 from gcpbench.robustness.runner import Predictor, run_items
 from gcpbench.robustness.trees import (
     IMAGE_EXTENSIONS, Item, check_against_manifest, check_same_classes, collect_items, dataset_label, label_map,
     require_dir,
 )
 from gcpbench.models.weights import num_classes_of
-from gcpbench.runs import RunDir, write_eval_config
+from gcpbench.runs import RunDir, result_writer
 
 CLEAN = "clean"
 CSV_NAME, SUMMARY_NAME, PROGRESS_NAME = "imagenet_c.csv", "imagenet_c_summary.json", "imagenet_c_progress.jsonl"
@@ -94,8 +93,8 @@ def write_errors_csv(path: Path, records: Sequence[dict]) -> None:
 
 
 def load_c_item(item: Item):
-    """Corrupted images as stored; clean ones brought to the benchmark geometry first."""
-    return load_clean_image(item.path) if item.group == CLEAN else load_image(item.path)
+    """A corrupted image as stored (already at the benchmark geometry), only normalised."""
+    return load_image(item.path)
 
 
 class _Tally:
@@ -127,6 +126,22 @@ class _Tally:
         write_errors_csv(self.csv_path, list(self.log.records.values()))
 
 
+def clean_record(model, request: CRequest, labels: dict[str, int], device) -> dict:
+    """The clean error on ``request.clean_data`` through eval-imagenet's own path
+    (:func:`gcpbench.evaluate.evaluate_val_folder`: Resize + CenterCrop of the tree's crop size,
+    the geometry the corrupted images were made with), as a resume record."""
+    from gcpbench.data.source import crop_size_of
+
+    folder = require_dir(Path(request.clean_data), "clean validation")
+    size = crop_size_of(folder.parent)
+    result = evaluate_val_folder(model, folder, size, labels, subset=request.subset, seed=request.seed,
+                                 batch_size=request.batch_size, workers=request.workers, device=device,
+                                 progress=not request.quiet, description="clean images")
+    wrong = round(result["images"] * (1 - result["top1"] / 100))
+    return {"key": CLEAN, "errors": wrong, "images": result["images"], "error": 1 - result["top1"] / 100,
+            "image_size": size, "unreadable": result.get("unreadable", [])}
+
+
 def evaluate_c(request: CRequest, out: Path | None = None, model=None,
                checkpoint: dict | None = None) -> tuple[dict, RunDir]:
     """Evaluate (or resume) ImageNet-C for ``request``; writes and returns the summary and run.
@@ -147,29 +162,33 @@ def evaluate_c(request: CRequest, out: Path | None = None, model=None,
     labels = label_map(classes, checkpoint, num_classes_of(model.zoo_name, model.state_dict()), f"ImageNet-C tree '{root}'")
     items = collect_items(folders, classes, labels, IMAGE_EXTENSIONS, r.subset, r.seed)
     if r.clean_data is not None:
-        clean_root = require_dir(Path(r.clean_data), "clean validation")
-        clean_classes = check_same_classes([clean_root, next(iter(folders.values()))])
-        items += collect_items({CLEAN: clean_root}, clean_classes, labels, IMAGE_EXTENSIONS, r.subset, r.seed)
+        check_same_classes([require_dir(Path(r.clean_data), "clean validation"), next(iter(folders.values()))])
 
     label = r.dataset or dataset_label(root, "imagenet-c")
-    run = eval_run_dir(Path(r.checkpoint), out, model.zoo_name)
-    write_eval_config(run, {"command": "eval-c", "model": model.zoo_name, "dataset": label, "data_root": str(root),
-                            "checkpoint": str(r.checkpoint), "subset_per_class": r.subset,
-                            "clean_data": str(r.clean_data) if r.clean_data else None})
-    identity = {**checkpoint_identity(r.checkpoint), "data": str(root.resolve()), "subset": r.subset,
-                "seed": r.seed, "clean_data": str(Path(r.clean_data).resolve()) if r.clean_data else None}
-    log = ResumeLog(run.eval_file(PROGRESS_NAME), identity)
-    pending = [it for it in items if not log.done(it.group)]
-    tally = _Tally(pending, log, run.eval_file(CSV_NAME))
-    if pending:
-        device = resolve_device(r.device)
-        run_items(pending, load_c_item, Predictor(model, device),
-                  on_item=tally.item, on_failed=tally.failed, on_group_done=tally.group_done,
-                  batch_size=r.batch_size, items_per_batch=r.batch_size, workers=r.workers,
-                  pin_memory=device.type == "cuda", description="ImageNet-C", quiet=r.quiet)
-    write_errors_csv(run.eval_file(CSV_NAME), list(log.records.values()))
-    summary = summarize_run(r, log, model.zoo_name, label, resumed=len(items) - len(pending))
-    atomic_write_json(run.eval_file(SUMMARY_NAME), summary)
+    device = resolve_device(r.device)
+    producer = Producer.of(r.checkpoint, model.zoo_name, checkpoint)
+    run = eval_run_dir(producer, out)
+    identity = ResultIdentity(producer, str(root.resolve()), {
+        "subset": r.subset, "seed": r.seed, "precision": "bf16" if device.type == "cuda" else "float32",
+        "clean_data": str(Path(r.clean_data).resolve()) if r.clean_data else None})
+    files = (CSV_NAME, SUMMARY_NAME, PROGRESS_NAME)
+    with result_writer(run, "imagenet_c", files, producer, "ImageNet-C results",
+                       {"command": "eval-c", "dataset": label, "data_root": str(root), "subset_per_class": r.subset,
+                        "clean_data": str(r.clean_data) if r.clean_data else None}):
+        log = ResumeLog(run.eval_file(PROGRESS_NAME), identity)
+        pending = [it for it in items if not log.done(it.group)]
+        tally = _Tally(pending, log, run.eval_file(CSV_NAME))
+        if pending:
+            run_items(pending, load_c_item, Predictor(model, device),
+                      on_item=tally.item, on_failed=tally.failed, on_group_done=tally.group_done,
+                      batch_size=r.batch_size, items_per_batch=r.batch_size, workers=r.workers,
+                      pin_memory=device.type == "cuda", description="ImageNet-C", quiet=r.quiet)
+        if r.clean_data is not None and not log.done(CLEAN):
+            log.add(clean_record(model, r, labels, device))
+        write_errors_csv(run.eval_file(CSV_NAME), list(log.records.values()))
+        summary = summarize_run(r, log, model.zoo_name, label, resumed=len(items) - len(pending))
+        summary["identity"] = identity.as_dict()
+        atomic_write_json(run.eval_file(SUMMARY_NAME), summary)
     return summary, run
 
 

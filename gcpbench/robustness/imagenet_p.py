@@ -25,10 +25,9 @@ from gcpbench.robustness.baselines import (
     perturbation_frames,
 )
 from gcpbench.robustness.loading import load_video
+from gcpbench.identity import Producer, ResultIdentity
 from gcpbench.robustness.resume import ResumeLog
-from gcpbench.robustness.rundirs import (
-    checkpoint_identity, eval_run_dir,
-)
+from gcpbench.robustness.rundirs import eval_run_dir
 from gcpbench.evaluate import resolve_device
 from gcpbench.robustness.runner import Predictor, run_items
 from gcpbench.robustness.trees import (
@@ -36,7 +35,7 @@ from gcpbench.robustness.trees import (
     require_dir,
 )
 from gcpbench.models.weights import num_classes_of
-from gcpbench.runs import RunDir, write_eval_config
+from gcpbench.runs import RunDir, result_writer
 
 CSV_NAME, SUMMARY_NAME, PROGRESS_NAME = "imagenet_p.csv", "imagenet_p_summary.json", "imagenet_p_progress.jsonl"
 FRAMES_PER_BATCH = 64
@@ -153,23 +152,27 @@ def evaluate_p(request: PRequest, out: Path | None = None, model=None,
     items = collect_items(folders, classes, labels, VIDEO_EXTENSIONS, r.subset, r.seed)
 
     label = r.dataset or dataset_label(root, "imagenet-p")
-    run = eval_run_dir(Path(r.checkpoint), out, model.zoo_name)
-    write_eval_config(run, {"command": "eval-p", "model": model.zoo_name, "dataset": label, "data_root": str(root),
-                            "checkpoint": str(r.checkpoint), "difficulty": r.difficulty, "subset_per_class": r.subset})
-    identity = {**checkpoint_identity(r.checkpoint), "data": str(root.resolve()), "subset": r.subset, "seed": r.seed}
-    log = ResumeLog(run.eval_file(PROGRESS_NAME), identity)
-    pending = [it for it in items if not log.done(it.group)]
-    tally = _Sequences(pending, log, run.eval_file(CSV_NAME), r.difficulty)
-    if pending:
-        device = resolve_device(r.device)
-        frames = max(perturbation_frames(p) for p in r.perturbations)
-        run_items(pending, load_p_item, Predictor(model, device), on_item=tally.item, on_failed=tally.failed,
-                  on_group_done=tally.group_done, batch_size=r.batch_size,
-                  items_per_batch=max(1, r.batch_size // frames), workers=r.workers,
-                  pin_memory=device.type == "cuda", description="ImageNet-P", quiet=r.quiet)
-    write_results_csv(run.eval_file(CSV_NAME), list(log.records.values()))
-    summary = summarize_run(r, log, model.zoo_name, label, resumed=len(items) - len(pending))
-    atomic_write_json(run.eval_file(SUMMARY_NAME), summary)
+    device = resolve_device(r.device)
+    producer = Producer.of(r.checkpoint, model.zoo_name, checkpoint)
+    run = eval_run_dir(producer, out)
+    identity = ResultIdentity(producer, str(root.resolve()), {
+        "subset": r.subset, "seed": r.seed, "precision": "bf16" if device.type == "cuda" else "float32"})
+    with result_writer(run, "imagenet_p", (CSV_NAME, SUMMARY_NAME, PROGRESS_NAME), producer, "ImageNet-P results",
+                       {"command": "eval-p", "dataset": label, "data_root": str(root), "difficulty": r.difficulty,
+                        "subset_per_class": r.subset}):
+        log = ResumeLog(run.eval_file(PROGRESS_NAME), identity)
+        pending = [it for it in items if not log.done(it.group)]
+        tally = _Sequences(pending, log, run.eval_file(CSV_NAME), r.difficulty)
+        if pending:
+            frames = max(perturbation_frames(p) for p in r.perturbations)
+            run_items(pending, load_p_item, Predictor(model, device), on_item=tally.item, on_failed=tally.failed,
+                      on_group_done=tally.group_done, batch_size=r.batch_size,
+                      items_per_batch=max(1, r.batch_size // frames), workers=r.workers,
+                      pin_memory=device.type == "cuda", description="ImageNet-P", quiet=r.quiet)
+        write_results_csv(run.eval_file(CSV_NAME), list(log.records.values()))
+        summary = summarize_run(r, log, model.zoo_name, label, resumed=len(items) - len(pending))
+        summary["identity"] = identity.as_dict()
+        atomic_write_json(run.eval_file(SUMMARY_NAME), summary)
     return summary, run
 
 

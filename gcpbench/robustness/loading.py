@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gcpbench.robustness.images import benchmark_geometry, read_rgb
+from gcpbench.robustness.images import read_rgb
 
 
 def normalize_frames(frames: np.ndarray) -> Tensor:
@@ -23,11 +23,6 @@ def normalize_frames(frames: np.ndarray) -> Tensor:
 def load_image(path: str | Path) -> Tensor:
     """A benchmark image as it is (ImageNet-C images are already 224 px): [1, 3, H, W]."""
     return normalize_frames(np.asarray(read_rgb(path))[None])
-
-
-def load_clean_image(path: str | Path) -> Tensor:
-    """A clean validation image brought to the benchmark geometry (256 / 224; small kept)."""
-    return normalize_frames(np.asarray(benchmark_geometry(read_rgb(path)))[None])
 
 
 def load_video(path: str | Path) -> Tensor:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,7 @@ def new_config(options: TrainOptions, *, name: str, family: str, schedule: Sched
 
     info = model_info(name)
     return {
-        "command": "train", "model": name, "arch": info.arch, "head": info.head.kind,
+        "command": "train", "run_id": uuid.uuid4().hex, "model": name, "arch": info.arch, "head": info.head.kind,
         "gcp_dim": info.head.dim if info.head.is_gcp else None, "family": family,
         "schedule": schedule.name, "dataset": dataset,
         "subset": imagenet_subset(dataset, train_images, val_images), "data_root": str(root.resolve()),

@@ -27,7 +27,7 @@ from torch import nn
 
 from gcpbench.errors import GcpbenchError
 from gcpbench.gcp import set_gcp_precision
-from gcpbench.io import append_jsonl, atomic_write, atomic_write_text, read_jsonl
+from gcpbench.io import atomic_write, atomic_write_text, read_jsonl, remove_stale_temps
 from gcpbench.runs import RunDir, new_run_dir
 from gcpbench.train import distributed as ddp
 from gcpbench.train.config import TrainOptions, new_config, schedule_from_config, stored_config
@@ -237,19 +237,34 @@ def validate(s: Session) -> dict[str, float]:
     return {"val_loss": result["loss"], "val_top1": result["top1"], "val_top5": result["top5"]}
 
 
-def write_metrics(run: RunDir, records: list[dict[str, Any]], config: dict[str, Any], append: bool) -> None:
-    """metrics.jsonl (appended, or rewritten), metrics.csv and plots/convergence.png."""
+def write_metrics(run: RunDir, records: list[dict[str, Any]], config: dict[str, Any]) -> None:
+    """metrics.jsonl, metrics.csv (each replaced atomically, both from the same records, so a crash
+    leaves each whole) and plots/convergence.png."""
     from gcpbench.train.plots import convergence_plot
 
-    if append:
-        append_jsonl(run.metrics_jsonl, records[-1])
-    else:
-        atomic_write_text(run.metrics_jsonl, "".join(json.dumps(r) + "\n" for r in records))
+    atomic_write_text(run.metrics_jsonl, "".join(json.dumps(r) + "\n" for r in records))
     rows = [",".join(METRIC_COLUMNS)] + [",".join(repr(r[k]) for k in METRIC_COLUMNS) for r in records]
     atomic_write_text(run.metrics_csv, "\n".join(rows) + "\n")
     if records:
         title = f"{config['model']} {config['schedule']} ({config['dataset']})"
         convergence_plot(records, run.plot_file("convergence.png"), title)
+
+
+def _require_finite_epoch(s: Session, record: dict[str, Any]) -> None:
+    """Stop (one line) when an epoch left non-finite weights, BN statistics or metrics: such a
+    state is never written, so ``last.pt`` stays the last finite epoch's."""
+    from gcpbench.models.weights import nonfinite_tensors
+
+    bad = nonfinite_tensors(s.net.state_dict())
+    bad_metrics = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
+    if not bad and not bad_metrics:
+        return
+    what = (f"{len(bad)} non-finite tensor(s) (first: '{bad[0]}')" if bad
+            else f"non-finite {', '.join(bad_metrics)}")
+    kept = (f"the last finite checkpoint is epoch {record['epoch'] - 1}'s ({s.run.last_checkpoint})"
+            if s.run.last_checkpoint.is_file() else "no checkpoint was written (it diverged in the first epoch)")
+    raise GcpbenchError(f"{ddp.rank_prefix(s.ctx)}epoch {record['epoch']} diverged with {what}; it was not saved and "
+                        f"{kept}; lower --lr")
 
 
 def _save(s: Session, epoch: int, history: list[dict[str, Any]], best: float, improved: bool) -> None:
@@ -272,12 +287,14 @@ def fit(s: Session, start_epoch: int, history: list[dict[str, Any]], best: float
         ddp.check_in_sync(s.net, s.ctx)
         record["wall_time_s"] = offset + time.perf_counter() - started
         record = {k: record[k] for k in METRIC_COLUMNS}
+        _require_finite_epoch(s, record)
         history.append(record)
         improved = record["val_top1"] > best
         best = max(best, record["val_top1"])
+        if s.ctx.is_main:  # the epoch's metrics first: a failed checkpoint write loses no finished epoch
+            write_metrics(s.run, history, s.config)
         _save(s, epoch + 1, history, best, improved)
         if s.ctx.is_main:
-            write_metrics(s.run, history, s.config, append=True)
             s.reporter.end_epoch(record)
         ddp.barrier(s.ctx)
     return history
@@ -411,6 +428,17 @@ def _train(options: TrainOptions, ctx: ddp.DistContext) -> RunDir:
     if isinstance(prepared, RunDir):
         return prepared
     run, config = prepared.run, prepared.config
+    with contextlib.ExitStack() as stack:
+        if ctx.is_main:  # one trainer per run directory; a killed one's temporary files go
+            from gcpbench.runlock import writer_lock
+
+            stack.enter_context(writer_lock(run.path, "train"))
+            remove_stale_temps(run.checkpoints)
+        return _train_locked(options, ctx, prepared, quiet)
+
+
+def _train_locked(options: TrainOptions, ctx: ddp.DistContext, prepared: Prepared, quiet: bool) -> RunDir:
+    run, config = prepared.run, prepared.config
     with determinism(config["deterministic"], ctx.device):
         s, history, best, start_epoch = _session(prepared, ctx, options.quiet)
         with s.reporter:
@@ -433,7 +461,8 @@ def _train(options: TrainOptions, ctx: ddp.DistContext) -> RunDir:
 
 
 def _rewrite_history(run: RunDir, history: list[dict[str, Any]], config: dict[str, Any]) -> None:
-    """Make metrics.jsonl / .csv hold exactly the checkpoint's epochs (drop an interrupted epoch's record)."""
-    if history or run.metrics_jsonl.is_file():
-        if not history or read_jsonl(run.metrics_jsonl) != history:
-            write_metrics(run, history, config, append=False)
+    """Make metrics.jsonl / .csv hold exactly the checkpoint's epochs (drop the record of an
+    epoch whose checkpoint was never written; restore files a crash left missing)."""
+    stored = read_jsonl(run.metrics_jsonl) if run.metrics_jsonl.is_file() else None
+    if stored != history or (history and not run.metrics_csv.is_file()):
+        write_metrics(run, history, config)

@@ -1,0 +1,101 @@
+"""What produced a number: the model, its checkpoint (path and content fingerprint), the data
+and the options. Every result file stores this identity; resume logs are keyed by it; a run
+directory accepts only results of its own model and checkpoints."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from gcpbench.errors import GcpbenchError
+
+CHUNK = 1 << 20
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fingerprint(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's content (cached per path, size and modification time)."""
+    stat = os.stat(path)
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class Producer:
+    """The model and checkpoint that produced a result."""
+
+    model: str
+    checkpoint: str  # absolute path
+    sha256: str  # content fingerprint of the checkpoint file
+    run_id: str | None = None  # the training run that wrote the checkpoint (None for other files)
+
+    @classmethod
+    def of(cls, path: str | os.PathLike, model: str, checkpoint: Mapping[str, Any] | None = None) -> Producer:
+        """The producer of results of ``model`` loaded from checkpoint file ``path``."""
+        config = (checkpoint or {}).get("config")
+        run_id = config.get("run_id") if isinstance(config, Mapping) else None
+        return cls(model, str(Path(path).resolve()), fingerprint(path), run_id)
+
+    @property
+    def short(self) -> str:
+        """``model @ sha256[:12]`` for messages."""
+        return f"{self.model} @ {self.sha256[:12]}"
+
+
+@dataclass(frozen=True)
+class ResultIdentity:
+    """A producer plus the data and the options that shape a result."""
+
+    producer: Producer
+    data_root: str | None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self.producer), "data_root": self.data_root, "options": dict(sorted(self.options.items()))}
+
+    @property
+    def key(self) -> str:
+        """A short, stable hash of the whole identity (stamped on resume records)."""
+        text = json.dumps(self.as_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _inside(path: str, folder: Path) -> bool:
+    return Path(path).parent == folder.resolve()
+
+
+def check_run_accepts(run_path: str | os.PathLike, config: Mapping[str, Any], producer: Producer, what: str) -> None:
+    """Refuse (one line) to file ``what`` of ``producer`` into a run directory of another model,
+    of another training run, or of another checkpoint. ``config`` is the run's config.json
+    ({} for a new directory, which accepts anything)."""
+    if not config:
+        return
+    run_path = Path(run_path)
+    elsewhere = "write them to another directory with --out"
+    owner = config.get("model")
+    if owner and owner != producer.model:
+        raise GcpbenchError(f"'{run_path}' holds results of {owner}; {what} of {producer.model} (checkpoint "
+                            f"'{producer.checkpoint}') cannot be filed there: {elsewhere}")
+    if config.get("command") == "train":
+        own = (producer.run_id is not None and producer.run_id == config.get("run_id")) or \
+            _inside(producer.checkpoint, run_path / "checkpoints")
+        if not own:
+            raise GcpbenchError(f"'{run_path}' is a training run and '{producer.checkpoint}' is not one of its "
+                                f"checkpoints; {what} of it cannot be filed there: {elsewhere}")
+        return
+    stored = config.get("checkpoint_sha256")
+    if stored and stored != producer.sha256:
+        raise GcpbenchError(f"'{run_path}' holds results of checkpoint {stored[:12]} ('{config.get('checkpoint')}'); "
+                            f"{what} of checkpoint {producer.sha256[:12]} ('{producer.checkpoint}') cannot be filed "
+                            f"there: {elsewhere}")
