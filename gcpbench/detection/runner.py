@@ -23,6 +23,8 @@ from mmengine.hooks import Hook
 from gcpbench.detection.config import Backbone, build_config, check_framework, config_file, parse_backbone
 from gcpbench.errors import GcpbenchError
 from gcpbench.io import atomic_write_json
+from gcpbench.identity import Producer, ResultIdentity, check_run_accepts
+from gcpbench.runlock import writer_lock
 from gcpbench.runs import RunDir, new_run_dir
 
 COCO_METRICS: dict[str, str] = {"AP": "mAP", "AP50": "mAP_50", "AP75": "mAP_75", "APs": "mAP_s", "APm": "mAP_m", "APl": "mAP_l"}
@@ -223,18 +225,49 @@ def detect(options: DetectOptions, say: Callable[[str], None] = print) -> tuple[
     if options.quiet:
         cfg.log_level = "WARNING"
     zoo_model = verify_backbone_weights(cfg)
-    if int(os.environ.get("RANK", "0")) == 0:  # torch.distributed starts inside the Runner
-        run.write_config(run_config_record(options, backbone, dataset, coco_root or synthetic_root, cfg, zoo_model))
-    with contextlib.redirect_stdout(io.StringIO()) if options.quiet else contextlib.nullcontext():  # pycocotools prints
-        metrics = run_config(cfg, options.eval_only)
-    if not metrics:
-        say("the detector found no object above the score threshold: every AP is 0")
-        metrics = no_detection_metrics(cfg.val_evaluator.ann_file, TASKS[framework])
-    checkpoint = str(options.weights) if options.eval_only else _last_checkpoint(run.path)
-    result = detection_result(metrics, framework, backbone, dataset, checkpoint)
-    if is_main_process():
-        atomic_write_json(run.eval_file(f"detection_{framework}.json"), result)
+    record = run_config_record(options, backbone, dataset, coco_root or synthetic_root, cfg, zoo_model)
+    identity = detection_identity(record)
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # torch.distributed starts inside the Runner
+    with writer_lock(run.path, f"detection_{framework}") if main_rank else contextlib.nullcontext():
+        if main_rank:
+            check_detection_run(run, record, identity.producer)
+            run.write_config({**record, "checkpoint_sha256": identity.producer.sha256 or None})
+        with contextlib.redirect_stdout(io.StringIO()) if options.quiet else contextlib.nullcontext():  # pycocotools prints
+            metrics = run_config(cfg, options.eval_only)
+        if not metrics:
+            say("the detector found no object above the score threshold: every AP is 0")
+            metrics = no_detection_metrics(cfg.val_evaluator.ann_file, TASKS[framework])
+        checkpoint = str(options.weights) if options.eval_only else _last_checkpoint(run.path)
+        result = {**detection_result(metrics, framework, backbone, dataset, checkpoint),
+                  "identity": identity.as_dict()}
+        if is_main_process():
+            atomic_write_json(run.eval_file(f"detection_{framework}.json"), result)
     return run, result
+
+
+def detection_identity(record: dict[str, Any]) -> ResultIdentity:
+    """What a detection result comes from: the backbone (name and initial weights, fingerprinted),
+    the data and the options that shape it (an ``--eval-only`` run: the detector checkpoint)."""
+    source = record["weights"] if record["eval_only"] else record["backbone_weights"]
+    if source and Path(source).is_file():
+        producer = Producer.of(source, record["model"])
+    else:
+        producer = Producer(record["model"], str(source or "none"), "")
+    options = {key: record[key] for key in ("framework", "eval_only", "epochs", "max_iters", "seed")}
+    return ResultIdentity(producer, record["data_root"], options)
+
+
+def check_detection_run(run: RunDir, record: dict[str, Any], producer: Producer) -> None:
+    """Refuse (one line) a ``--work-dir`` that holds another command's run, another backbone's,
+    another framework's or one started from other weights."""
+    existing = run.read_config()
+    if existing and existing.get("command") != "detect":
+        raise GcpbenchError(f"'{run.path}' holds a {existing.get('command')} run of {existing.get('model')}; "
+                            "detection writes its own run directory: choose another --work-dir")
+    check_run_accepts(run.path, existing, producer, "detection results")
+    if existing and existing.get("framework") != record["framework"]:
+        raise GcpbenchError(f"'{run.path}' holds a {existing.get('framework')} detection run; choose another "
+                            f"--work-dir for {record['framework']}")
 
 
 def _last_checkpoint(work_dir: Path) -> str | None:
