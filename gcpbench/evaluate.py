@@ -126,25 +126,26 @@ def imagenet_output(ckpt: Path, out: Path | None, model_name: str) -> tuple[Path
     return run.eval_file("imagenet.json"), run
 
 
-def eval_imagenet(ckpt: str | Path, data: str | Path | None = None, out: str | Path | None = None,
+def eval_imagenet(ckpt: str | Path | None, data: str | Path | None = None, out: str | Path | None = None,
                   batch_size: int = 64, workers: int | None = None, device: str = "auto", amp: bool = False,
-                  image_size: int | None = None, quiet: bool = False) -> tuple[dict[str, Any], Path]:
-    """Evaluate checkpoint ``ckpt`` on ``data/val`` (or the built-in synthetic set) and write
-    ``eval/imagenet.json``; returns the result and the path written."""
+                  image_size: int | None = None, quiet: bool = False, model_name: str | None = None,
+                  weights: str | Path | None = None) -> tuple[dict[str, Any], Path]:
+    """Evaluate checkpoint ``ckpt`` (or ``model_name`` with ``weights``) on ``data/val`` (or the
+    built-in synthetic set) with the model's own preprocessing and write ``eval/imagenet.json``;
+    returns the result and the path written."""
     from gcpbench.data.folders import image_folder, make_loader
     from gcpbench.data.source import resolve_classification_data
-    from gcpbench.data.transforms import eval_resize, eval_transform
     from gcpbench.io import atomic_write_json
     from gcpbench.runs import write_eval_config
-    from gcpbench.models import load_model
-    from gcpbench.models.weights import num_classes_of
+    from gcpbench.models.resolve import resolve_model
+    from gcpbench.models.weights import output_classes
 
-    ckpt = Path(ckpt)
     torch_device = resolve_device(device)
-    model, checkpoint = load_model(ckpt)
+    resolved = resolve_model(ckpt, model_name, weights)
+    model, checkpoint, ckpt = resolved.model, resolved.checkpoint, resolved.path
     name = model.zoo_name
     source = resolve_classification_data(data, splits=("val",), quiet=quiet)
-    num_classes = num_classes_of(name, model.state_dict())
+    num_classes = output_classes(model)
     if num_classes != len(source.classes):
         raise GcpbenchError(f"checkpoint '{ckpt}' predicts {num_classes} classes but '{source.root / 'val'}' has "
                             f"{len(source.classes)} class folders: evaluate on the data the model was trained on")
@@ -153,15 +154,17 @@ def eval_imagenet(ckpt: str | Path, data: str | Path | None = None, out: str | P
         first = next((a for a, b in zip(trained_on, source.classes) if a != b), None)
         raise GcpbenchError(f"checkpoint '{ckpt}' was trained on other class folders than '{source.root / 'val'}' "
                             f"(first difference: '{first}')")
-    size = image_size or source.image_size
-    loader = make_loader(image_folder(source.root / "val", eval_transform(size)), batch_size, shuffle=False,
+    prep = resolved.preprocessing
+    prep = prep.at_size(image_size or (source.image_size if source.synthetic else prep.input_size))
+    loader = make_loader(image_folder(source.root / "val", prep.transform()), batch_size, shuffle=False,
                          workers=workers)
     metrics = evaluate_classification(model.to(torch_device), loader, torch_device, amp=amp, progress=not quiet,
                                       description=f"eval-imagenet {name}")
     result = {"model": name, "checkpoint": str(ckpt), "dataset": source.dataset,
               "top1": metrics["top1"], "top5": metrics["top5"], "images": metrics["images"],
-              "loss": metrics["loss"], "data_root": str(source.root), "image_size": size,
-              "resize": eval_resize(size), "num_classes": num_classes, "device": str(torch_device), "amp": amp}
+              "loss": metrics["loss"], "data_root": str(source.root), "image_size": prep.input_size,
+              "resize": prep.resize, "num_classes": num_classes, "device": str(torch_device), "amp": amp,
+              **resolved.description(), "preprocessing": prep.as_dict()}
     path, run = imagenet_output(ckpt, Path(out) if out is not None else None, name)
     if run is not None:
         write_eval_config(run, {"command": "eval-imagenet", "model": name, "dataset": source.dataset,

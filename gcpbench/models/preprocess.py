@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
+from gcpbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from gcpbench.errors import GcpbenchError
 
 if TYPE_CHECKING:
     from gcpbench.models.external import ExternalSpec
 
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+# ImageNet-C / -P: the benchmark fixes the geometry; a model's preprocessing gives mean / std.
+BENCHMARK_GEOMETRY = "images as stored (the benchmark's 224 px crops; clean images Resize 256 + CenterCrop 224), the model's mean/std"
 PAPER_SOURCE = "gcpbench zoo: the paper's Resize 256, CenterCrop 224"
 
 

@@ -9,6 +9,7 @@ rewritten, so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from gcpbench.robustness import metrics
 from gcpbench.robustness.baselines import (
     ALEXNET_CLEAN_ERROR, ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES, choose,
 )
+from gcpbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from gcpbench.robustness.loading import load_clean_image, load_image
 from gcpbench.robustness.resume import ResumeLog
 from gcpbench.robustness.rundirs import (
@@ -31,7 +33,8 @@ from gcpbench.robustness.trees import (
     IMAGE_EXTENSIONS, Item, check_against_manifest, check_same_classes, collect_items, dataset_label, label_map,
     require_dir,
 )
-from gcpbench.models.weights import num_classes_of
+from gcpbench.models.preprocess import BENCHMARK_GEOMETRY, Preprocessing, for_model
+from gcpbench.models.weights import output_classes
 from gcpbench.runs import RunDir, write_eval_config
 
 CLEAN = "clean"
@@ -56,6 +59,7 @@ class CRequest:
     alexnet_clean_error: float = ALEXNET_CLEAN_ERROR
     dataset: str | None = None
     quiet: bool = False
+    preprocessing: Preprocessing | None = None  # None: the model's own (gcpbench.models.preprocess)
 
 
 def corruption_list(extra: bool, only: Sequence[str] | None = None) -> list[str]:
@@ -93,9 +97,9 @@ def write_errors_csv(path: Path, records: Sequence[dict]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def load_c_item(item: Item):
+def load_c_item(item: Item, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     """Corrupted images as stored; clean ones brought to the benchmark geometry first."""
-    return load_clean_image(item.path) if item.group == CLEAN else load_image(item.path)
+    return load_clean_image(item.path, mean, std) if item.group == CLEAN else load_image(item.path, mean, std)
 
 
 class _Tally:
@@ -140,11 +144,12 @@ def evaluate_c(request: CRequest, out: Path | None = None, model=None,
     if model is None:
         model, checkpoint = load_model(r.checkpoint)
     checkpoint = checkpoint or {}
+    prep = r.preprocessing or for_model(model)
     root = Path(r.data)
     folders = subset_folders(root, r.corruptions, r.severities)
     classes = check_same_classes(list(folders.values()))
     check_against_manifest("imagenet-c", root, r.corruptions, classes)
-    labels = label_map(classes, checkpoint, num_classes_of(model.zoo_name, model.state_dict()), f"ImageNet-C tree '{root}'")
+    labels = label_map(classes, checkpoint, output_classes(model), f"ImageNet-C tree '{root}'")
     items = collect_items(folders, classes, labels, IMAGE_EXTENSIONS, r.subset, r.seed)
     if r.clean_data is not None:
         clean_root = require_dir(Path(r.clean_data), "clean validation")
@@ -163,12 +168,13 @@ def evaluate_c(request: CRequest, out: Path | None = None, model=None,
     tally = _Tally(pending, log, run.eval_file(CSV_NAME))
     if pending:
         device = resolve_device(r.device)
-        run_items(pending, load_c_item, Predictor(model, device),
+        run_items(pending, functools.partial(load_c_item, mean=prep.mean, std=prep.std), Predictor(model, device),
                   on_item=tally.item, on_failed=tally.failed, on_group_done=tally.group_done,
                   batch_size=r.batch_size, items_per_batch=r.batch_size, workers=r.workers,
                   pin_memory=device.type == "cuda", description="ImageNet-C", quiet=r.quiet)
     write_errors_csv(run.eval_file(CSV_NAME), list(log.records.values()))
     summary = summarize_run(r, log, model.zoo_name, label, resumed=len(items) - len(pending))
+    summary["preprocessing"] = {**prep.as_dict(), "geometry": BENCHMARK_GEOMETRY}
     atomic_write_json(run.eval_file(SUMMARY_NAME), summary)
     return summary, run
 

@@ -10,6 +10,7 @@ DataLoader; only each frame's top-5 classes are kept; each perturbation is logge
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from gcpbench.robustness.baselines import (
     ALL_PERTURBATIONS, BENCHMARK_PERTURBATIONS, DIFFICULTIES, EXTRA_PERTURBATIONS, alexnet_p, choose, folder_name,
     perturbation_frames,
 )
+from gcpbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from gcpbench.robustness.loading import load_video
 from gcpbench.robustness.resume import ResumeLog
 from gcpbench.robustness.rundirs import (
@@ -35,7 +37,8 @@ from gcpbench.robustness.trees import (
     VIDEO_EXTENSIONS, Item, check_against_manifest, check_same_classes, collect_items, dataset_label, label_map,
     require_dir,
 )
-from gcpbench.models.weights import num_classes_of
+from gcpbench.models.preprocess import BENCHMARK_GEOMETRY, Preprocessing, for_model
+from gcpbench.models.weights import output_classes
 from gcpbench.runs import RunDir, write_eval_config
 
 CSV_NAME, SUMMARY_NAME, PROGRESS_NAME = "imagenet_p.csv", "imagenet_p_summary.json", "imagenet_p_progress.jsonl"
@@ -57,6 +60,7 @@ class PRequest:
     device: str = "auto"
     dataset: str | None = None
     quiet: bool = False
+    preprocessing: Preprocessing | None = None  # None: the model's own (gcpbench.models.preprocess)
 
 
 def perturbation_list(extra: bool, only: Sequence[str] | None = None) -> list[str]:
@@ -87,9 +91,9 @@ def write_results_csv(path: Path, records: Sequence[dict]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def load_p_item(item: Item):
+def load_p_item(item: Item, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     """All frames of one sequence, normalised."""
-    return load_video(item.path)
+    return load_video(item.path, mean, std)
 
 
 class _Sequences:
@@ -145,11 +149,12 @@ def evaluate_p(request: PRequest, out: Path | None = None, model=None,
     if model is None:
         model, checkpoint = load_model(r.checkpoint)
     checkpoint = checkpoint or {}
+    prep = r.preprocessing or for_model(model)
     root = require_dir(Path(r.data), "ImageNet-P")
     folders = {group_key(p, r.difficulty): folder_of(root, p, r.difficulty) for p in r.perturbations}
     classes = check_same_classes(list(folders.values()))
     check_against_manifest("imagenet-p", root, [f.name for f in folders.values()], classes)
-    labels = label_map(classes, checkpoint, num_classes_of(model.zoo_name, model.state_dict()), f"ImageNet-P tree '{root}'")
+    labels = label_map(classes, checkpoint, output_classes(model), f"ImageNet-P tree '{root}'")
     items = collect_items(folders, classes, labels, VIDEO_EXTENSIONS, r.subset, r.seed)
 
     label = r.dataset or dataset_label(root, "imagenet-p")
@@ -163,12 +168,13 @@ def evaluate_p(request: PRequest, out: Path | None = None, model=None,
     if pending:
         device = resolve_device(r.device)
         frames = max(perturbation_frames(p) for p in r.perturbations)
-        run_items(pending, load_p_item, Predictor(model, device), on_item=tally.item, on_failed=tally.failed,
+        run_items(pending, functools.partial(load_p_item, mean=prep.mean, std=prep.std), Predictor(model, device), on_item=tally.item, on_failed=tally.failed,
                   on_group_done=tally.group_done, batch_size=r.batch_size,
                   items_per_batch=max(1, r.batch_size // frames), workers=r.workers,
                   pin_memory=device.type == "cuda", description="ImageNet-P", quiet=r.quiet)
     write_results_csv(run.eval_file(CSV_NAME), list(log.records.values()))
     summary = summarize_run(r, log, model.zoo_name, label, resumed=len(items) - len(pending))
+    summary["preprocessing"] = {**prep.as_dict(), "geometry": BENCHMARK_GEOMETRY}
     atomic_write_json(run.eval_file(SUMMARY_NAME), summary)
     return summary, run
 

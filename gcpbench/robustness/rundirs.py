@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from gcpbench.runs import DEFAULT_ROOT, RunDir, new_run_dir
+from gcpbench.runs import DEFAULT_ROOT, RunDir, new_run_dir, run_slug
 
 
 def eval_run_dir(checkpoint: Path, out: Path | None, model_name: str) -> RunDir:
@@ -16,7 +16,7 @@ def eval_run_dir(checkpoint: Path, out: Path | None, model_name: str) -> RunDir:
     checkpoint = Path(checkpoint)
     if checkpoint.parent.name == "checkpoints" and (checkpoint.parent.parent / "config.json").is_file():
         return RunDir(checkpoint.parent.parent)
-    return new_run_dir(DEFAULT_ROOT / f"eval_{model_name}_{checkpoint.stem}", "eval")
+    return new_run_dir(DEFAULT_ROOT / f"eval_{run_slug(model_name)}_{checkpoint.stem}", "eval")
 
 
 def checkpoint_identity(checkpoint: Path) -> dict[str, Any]:
