@@ -1,0 +1,197 @@
+"""timm / torchvision models in gcpbench: same weights -> same logits, the GCP head's parameter
+count, training, resuming and evaluating with the model's own preprocessing. Tiny models, CPU."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from gcpbench.data.synthetic import make_classification_set
+from gcpbench.errors import GcpbenchError
+from gcpbench.models import build, load_model, save_checkpoint
+from gcpbench.models.resolve import resolve_model
+from gcpbench.train import TrainOptions, train
+
+from robustness_tiny import CLASSES, tiny_images, write_tree
+
+VIT = dict(img_size=32, patch_size=8)  # a 4x4-token ViT-Tiny: tiny and fast
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_classification_set(tmp_path_factory.mktemp("data") / "tiny", num_classes=4, image_size=32,
+                                   train_per_class=8, val_per_class=4, seed=0)
+
+
+def test_resnet18_from_one_weights_file_gives_identical_logits(tmp_path) -> None:
+    import torchvision
+
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet18(num_classes=1000).eval()
+    with torch.no_grad():  # non-trivial BN statistics, so a missed buffer would show
+        for module in reference.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    pth, safetensors = tmp_path / "resnet18.pth", tmp_path / "resnet18.safetensors"
+    torch.save(reference.state_dict(), pth)
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(safetensors))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = reference(x)
+        tv = resolve_model(model="torchvision/resnet18", weights=pth)
+        zoo = resolve_model(model="resnet18_gap", weights=pth)
+        tm = resolve_model(model="timm/resnet18", weights=safetensors)
+        logits = {r.name: r.model.eval()(x) for r in (tv, zoo, tm)}
+    assert tv.load_report.initialised == [] and tm.load_report.initialised == [] and len(tv.load_report.loaded) == 122
+    assert tv.model.num_classes == tm.model.num_classes == 1000  # read from the file's classifier
+    assert torch.equal(logits["torchvision/resnet18"], expected)
+    assert torch.equal(logits["resnet18_gap"], expected)
+    assert torch.allclose(logits["timm/resnet18"], expected, atol=1e-5, rtol=0)  # timm's own blocks, same keys
+
+
+def _independent_count(name: str, dim: int, classes: int, **kwargs) -> int:
+    """Backbone without its head (timm's num_classes=0, head modules left out) + reduction + BN + Linear."""
+    import timm
+
+    net = timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
+    backbone = sum(p.numel() for n, p in net.named_parameters() if not n.startswith("head."))
+    c = net.num_features
+    return backbone + c * dim + 2 * dim + (dim * (dim + 1) // 2 + 1) * classes
+
+
+@pytest.mark.parametrize("name,kwargs", [("convnext_atto", {}), ("vit_tiny_patch16_224", VIT)])
+def test_gcp_head_parameters_and_a_few_training_steps(tiny, name, kwargs) -> None:
+    from gcpbench.data.folders import image_folder, make_loader
+    from gcpbench.data.transforms import train_transform
+
+    torch.manual_seed(0)
+    model = build(f"timm/{name}", head="gcp", gcp_dim=16, num_classes=4, **kwargs)
+    assert sum(p.numel() for p in model.parameters()) == _independent_count(name, 16, 4, **kwargs)
+    assert model.fc.in_features == 136 and model.layer_reduce.out_channels == 16
+    loader = make_loader(image_folder(tiny / "train", train_transform("resnet", 32)), 8, shuffle=True, workers=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    model.train()
+    for step, (images, targets) in zip(range(3), loader):
+        loss = torch.nn.functional.cross_entropy(model(images), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        assert torch.isfinite(loss)
+    after = model.state_dict()
+    stem = f"backbone.{model.stem_name}.weight"
+    assert not torch.equal(before[stem], after[stem]) and not torch.equal(before["fc.weight"], after["fc.weight"])
+
+
+def test_vit_patch_tokens_are_the_positions() -> None:
+    model = build("timm/vit_tiny_patch16_224", head="gcp", gcp_dim=8, num_classes=3, **VIT).eval()
+    x = torch.randn(2, 3, 32, 32)
+    tokens = model.backbone.forward_features(x)
+    assert tokens.shape == (2, 17, 192) and model.token_prefix == 1  # class token + 4x4 patches
+    assert torch.equal(model.features(x)[..., 0], tokens[:, 1:].transpose(1, 2))
+
+
+def test_finetuning_a_gap_file_into_a_gcp_head_reports_what_it_did(tmp_path) -> None:
+    gap = build("timm/convnext_atto", num_classes=1000)
+    weights = tmp_path / "atto.safetensors"
+    save_file({k: v.contiguous() for k, v in gap.backbone.state_dict().items()}, str(weights))
+    model = build("timm/convnext_atto", head="gcp", gcp_dim=8, num_classes=5, weights=weights)
+    report = model.load_report
+    assert set(report.initialised) == {"layer_reduce.weight", "layer_reduce_bn.weight", "layer_reduce_bn.bias",
+                                       "layer_reduce_bn.running_mean", "layer_reduce_bn.running_var",
+                                       "layer_reduce_bn.num_batches_tracked", "fc.weight", "fc.bias"}
+    assert set(report.ignored) == {"head.norm.weight", "head.norm.bias", "head.fc.weight", "head.fc.bias"}
+    assert torch.equal(model.backbone.stem[0].weight, gap.backbone.stem[0].weight)
+    assert "initialised 8" in report.describe()
+    other = tmp_path / "r18.pth"
+    torch.save(build("torchvision/resnet18").backbone.state_dict(), other)
+    with pytest.raises(GcpbenchError, match="unexpected key 'conv1.weight'"):
+        build("timm/convnext_atto", head="gcp", weights=other)
+
+
+def test_names_and_suggestions() -> None:
+    with pytest.raises(GcpbenchError, match="did you mean 'timm/convnext_atto'"):
+        build("timm/convnext_atoo")
+    with pytest.raises(GcpbenchError, match="did you mean 'torchvision/resnet18'"):
+        build("torchvision/resnet81")
+    assert build("torchvision/resnet18_gcp_s1", num_classes=2).backbone.layer4[0].conv1.stride == (1, 1)
+    with pytest.raises(GcpbenchError, match="needs a ResNet"):
+        build("timm/convnext_atto", head="gcp", last_stride_one=True)
+
+
+def test_timm_gcp_checkpoint_trains_resumes_and_evaluates(tiny, tmp_path, monkeypatch, run_cli) -> None:
+    import gcpbench.train.trainer as trainer
+
+    opts = dict(arch="timm/convnext_atto", head="gcp", gcp_dim=16, data=str(tiny), out=str(tmp_path / "run"),
+                epochs=2, batch_size=8, workers=0, quiet=True, deterministic=True)
+    real_epoch = trainer.train_one_epoch
+
+    def interrupted(s, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return real_epoch(s, epoch)
+
+    monkeypatch.setattr(trainer, "train_one_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainOptions(**opts))
+    monkeypatch.setattr(trainer, "train_one_epoch", real_epoch)
+    run = train(TrainOptions(resume=opts["out"], quiet=True))
+    config = json.loads(run.config.read_text())
+    assert (config["model"], config["arch"], config["family"]) == ("timm/convnext_atto_gcp16", "timm/convnext_atto", "resnet")
+    assert [json.loads(line)["epoch"] for line in run.metrics_jsonl.read_text().splitlines()] == [1, 2]
+    model, checkpoint = load_model(run.last_checkpoint)
+    assert model.zoo_name == "timm/convnext_atto_gcp16" and checkpoint["epoch"] == 2
+    code, out, err = run_cli("eval-imagenet", "--ckpt", str(run.last_checkpoint), "--data", str(tiny), "--workers", "0",
+                             "--quiet")
+    assert code == 0, err
+    result = json.loads((run.path / "eval" / "imagenet.json").read_text())
+    assert result["model"] == "timm/convnext_atto_gcp16" and result["images"] == 16
+    assert result["preprocessing"]["interpolation"] == "bicubic" and "timm pretrained_cfg" in err
+
+
+def test_eval_c_on_a_timm_model_uses_its_pretrained_cfg(tmp_path, run_cli) -> None:
+    from timm.data import resolve_data_config
+
+    torch.manual_seed(0)
+    model = build("timm/vit_tiny_patch16_224", num_classes=len(CLASSES), **VIT)
+    weights = save_checkpoint(tmp_path / "vit.pt", model, model.zoo_name)
+    images = tiny_images()
+    for severity in (1, 2):
+        write_tree(tmp_path / "c" / "gaussian_noise" / str(severity), images, ext="JPEG")
+    code, out, err = run_cli("eval-c", "--model", "timm/vit_tiny_patch16_224", "--weights", str(weights),
+                             "--data", str(tmp_path / "c"), "--corruptions", "gaussian_noise", "--severities", "1,2",
+                             "--clean-error", "0.5", "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "run"),
+                             "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    cfg = resolve_data_config({}, model=model.backbone)
+    prep = summary["preprocessing"]
+    assert cfg["mean"] == (0.5, 0.5, 0.5) and tuple(prep["mean"]) == cfg["mean"] and tuple(prep["std"]) == cfg["std"]
+    assert prep["interpolation"] == cfg["interpolation"] and prep["crop_pct"] == pytest.approx(cfg["crop_pct"], abs=0.02)
+    # the errors follow from that normalisation, computed here image by image
+    net = model.eval()
+    wrong = 0
+    for label, wnid in enumerate(CLASSES):
+        for path in sorted((tmp_path / "c" / "gaussian_noise" / "1" / wnid).iterdir()):
+            from PIL import Image
+
+            x = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).permute(2, 0, 1).float()[None] / 255
+            with torch.no_grad():
+                wrong += int(net((x - 0.5) / 0.5).argmax() != label)
+    assert summary["errors"]["gaussian_noise"]["1"] == pytest.approx(wrong / sum(len(v) for v in images.values()))
+
+
+def test_cli_zoo_lists_timm_names_with_params(run_cli) -> None:
+    code, out, err = run_cli("zoo", "--source", "timm", "--filter", "convnext_atto*", "--format", "csv")
+    assert code == 0, err
+    rows = {line.split(",")[0]: line.split(",") for line in out.strip().splitlines()[1:]}
+    import timm
+
+    expected = sum(p.numel() for p in timm.create_model("convnext_atto", pretrained=False).parameters())
+    assert "timm/convnext_atto" in rows and int(rows["timm/convnext_atto"][1]) == expected
+    code, out, err = run_cli("eval-c", "--model", "timm/convnext_atto")
+    assert code == 2 and "needs --weights" in err
