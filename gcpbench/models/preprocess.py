@@ -39,11 +39,14 @@ class Preprocessing:
         return self.input_size / self.resize
 
     def at_size(self, size: int) -> Preprocessing:
-        """The same recipe at crop ``size`` (resize keeps the crop fraction, timm's floor rule)."""
+        """The same recipe at crop ``size``: the resize keeps the crop fraction (timm's floor rule;
+        the zoo keeps gcpbench's own rounding, :func:`gcpbench.data.transforms.eval_resize`)."""
         if size == self.input_size:
             return self
-        return Preprocessing(size, max(size, math.floor(size / self.crop_pct)), self.interpolation, self.mean,
-                             self.std, self.source)
+        from gcpbench.data.transforms import eval_resize
+
+        resize = eval_resize(size) if self.source == PAPER_SOURCE else math.floor(size / self.crop_pct)
+        return Preprocessing(size, max(size, resize), self.interpolation, self.mean, self.std, self.source)
 
     def transform(self):
         """The torchvision transform: Resize, CenterCrop, ToTensor, Normalize."""
