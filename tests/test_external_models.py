@@ -127,6 +127,7 @@ def test_names_and_suggestions() -> None:
 def test_timm_gcp_checkpoint_trains_resumes_and_evaluates(tiny, tmp_path, monkeypatch, run_cli) -> None:
     import gcpbench.train.trainer as trainer
 
+    monkeypatch.chdir(tmp_path)  # the probe's run directory goes under ./runs
     opts = dict(arch="timm/convnext_atto", head="gcp", gcp_dim=16, data=str(tiny), out=str(tmp_path / "run"),
                 epochs=2, batch_size=8, workers=0, quiet=True, deterministic=True)
     real_epoch = trainer.train_one_epoch
@@ -152,6 +153,19 @@ def test_timm_gcp_checkpoint_trains_resumes_and_evaluates(tiny, tmp_path, monkey
     result = json.loads((run.path / "eval" / "imagenet.json").read_text())
     assert result["model"] == "timm/convnext_atto_gcp16" and result["images"] == 16 and result["image_size"] == 64
     assert result["preprocessing"]["interpolation"] == "bicubic" and "timm pretrained_cfg" in err
+    # the landscape probe cuts the timm model after its generic stem; its loss is the train-mode loss
+    code, out, err = run_cli("landscape", "--ckpt", str(run.last_checkpoint), "--data", str(tiny), "--batch-size", "8",
+                             "--num-eta", "3", "--device", "cpu", "--quiet", "--out", str(tmp_path / "l.png"))
+    assert code == 0, err
+    from gcpbench.landscape.recorder import read_landscape
+    from gcpbench.landscape.single import probe_batch
+    from gcpbench.models.preprocess import for_model
+
+    images, targets = probe_batch(tiny / "train", for_model(model).at_size(64).transform(), 8, 0)
+    with torch.no_grad():
+        loss = torch.nn.functional.cross_entropy(model.train()(images), targets).item()
+    rows = read_landscape(tmp_path / "runs" / "landscape_timm-convnext_atto_gcp16_last" / "landscape.csv")
+    assert rows["train_loss"].iloc[0] == pytest.approx(loss, rel=1e-5) and rows["num_eta"].iloc[0] == 3
 
 
 def test_eval_c_on_a_timm_model_uses_its_pretrained_cfg(tmp_path, run_cli) -> None:
@@ -196,3 +210,24 @@ def test_cli_zoo_lists_timm_names_with_params(run_cli) -> None:
     assert "timm/convnext_atto" in rows and int(rows["timm/convnext_atto"][1]) == expected
     code, out, err = run_cli("eval-c", "--model", "timm/convnext_atto")
     assert code == 2 and "needs --weights" in err
+
+
+def test_generic_stem_split_equals_the_network_cut_by_hand() -> None:
+    """torchvision's ResNet-18: the stem found generically is conv1; the rest, written out here."""
+    torch.manual_seed(0)
+    model = build("torchvision/resnet18", num_classes=3).eval()
+    net = model.backbone
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        y = model.forward_stem(x)
+        rest = net.maxpool(net.relu(net.bn1(y)))
+        rest = net.layer4(net.layer3(net.layer2(net.layer1(rest))))
+        expected = net.fc(torch.flatten(net.avgpool(rest), 1))
+        assert model.stem_name == "conv1" and torch.equal(y, net.conv1(x))
+        assert torch.equal(model.forward_from_stem(y), expected)
+
+
+def test_a_one_position_feature_map_is_refused() -> None:
+    model = build("timm/convnext_atto", head="gcp", gcp_dim=8, num_classes=2)
+    with pytest.raises(GcpbenchError, match="single position"):
+        model(torch.randn(2, 3, 32, 32))

@@ -322,8 +322,13 @@ class ExternalModel(nn.Module):
         """The last feature map as (B, C, H, W); tokens become (B, C, M, 1), prefix tokens dropped."""
         f = self._features_of(self.backbone, x)
         if f.dim() == 3:
-            return f[:, self.token_prefix:].transpose(1, 2).unsqueeze(-1)
-        return f.permute(0, 3, 1, 2) if self._nhwc else f
+            f = f[:, self.token_prefix:].transpose(1, 2).unsqueeze(-1)
+        elif self._nhwc:
+            f = f.permute(0, 3, 1, 2)
+        if f.shape[2] * f.shape[3] < 2:
+            raise GcpbenchError(f"{self.zoo_name}: the last feature map has a single position at {tuple(x.shape[2:])} "
+                                "inputs, so its covariance is zero; use larger images (--image-size)")
+        return f
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.spec.head.is_gcp:
