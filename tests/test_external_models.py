@@ -166,6 +166,9 @@ def test_timm_gcp_checkpoint_trains_resumes_and_evaluates(tiny, tmp_path, monkey
         loss = torch.nn.functional.cross_entropy(model.train()(images), targets).item()
     rows = read_landscape(tmp_path / "runs" / "landscape_timm-convnext_atto_gcp16_last" / "landscape.csv")
     assert rows["train_loss"].iloc[0] == pytest.approx(loss, rel=1e-5) and rows["num_eta"].iloc[0] == 3
+    code, out, err = run_cli("report", "--ckpt", str(run.last_checkpoint), "--out", str(tmp_path / "report"), "--quiet")
+    assert code == 0, err
+    assert "timm/convnext_atto" in (tmp_path / "report" / "report.md").read_text()
 
 
 def test_eval_c_on_a_timm_model_uses_its_pretrained_cfg(tmp_path, run_cli) -> None:
@@ -210,6 +213,10 @@ def test_cli_zoo_lists_timm_names_with_params(run_cli) -> None:
     assert "timm/convnext_atto" in rows and int(rows["timm/convnext_atto"][1]) == expected
     code, out, err = run_cli("eval-c", "--model", "timm/convnext_atto")
     assert code == 2 and "needs --weights" in err
+    code, out, err = run_cli("eval-p", "--model", "timm/convnext_atoo", "--weights", "missing.pt")
+    assert code == 2 and "did you mean 'timm/convnext_atto'" in err
+    code, out, err = run_cli("train", "convnext_atto")
+    assert code == 2 and "did you mean 'timm/convnext_atto'" in err
 
 
 def test_generic_stem_split_equals_the_network_cut_by_hand() -> None:

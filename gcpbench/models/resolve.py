@@ -59,6 +59,7 @@ def _external(name: str, weights: Path, head: str | None, gcp_dim: int | None, l
     from gcpbench.models.external import build_external, parse_name
     from gcpbench.models.external_weights import load_external, read_weights, state_dict_of
 
+    parse_name(name, head, gcp_dim, last_stride_one)  # an unknown name is named before the file is read
     obj = read_weights(weights)
     state = state_dict_of(obj, f"weights '{weights}'")
     kwargs = model_kwargs if model_kwargs is not None else obj.get("model_kwargs") or {}
