@@ -238,3 +238,20 @@ def test_a_one_position_feature_map_is_refused() -> None:
     model = build("timm/convnext_atto", head="gcp", gcp_dim=8, num_classes=2)
     with pytest.raises(GcpbenchError, match="single position"):
         model(torch.randn(2, 3, 32, 32))
+
+
+def test_released_isqrt_cov_checkpoint_loads_into_torchvision_resnet_with_stride_one(tmp_path) -> None:
+    """A .pth.tar in the original form (DataParallel keys, epoch/arch/state_dict) fills the
+    torchvision ResNet-18 + GCP head exactly like the zoo's resnet18_gcp."""
+    torch.manual_seed(0)
+    zoo = build("resnet18_gcp", num_classes=3).eval()
+    with torch.no_grad():
+        zoo.layer_reduce_bn.running_var.uniform_(0.5, 1.5)
+    released = tmp_path / "mpncovresnet18.pth.tar"
+    torch.save({"epoch": 1, "arch": "resnet18_mpncov", "best_prec1": 0.0,
+                "state_dict": {f"module.{k}": v for k, v in zoo.state_dict().items()}}, released)
+    resolved = resolve_model(model="torchvision/resnet18_gcp_s1", weights=released)
+    assert resolved.load_report.initialised == [] and resolved.model.num_classes == 3
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(resolved.model.eval()(x), zoo(x), atol=1e-6, rtol=0)
