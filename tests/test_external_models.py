@@ -255,3 +255,19 @@ def test_released_isqrt_cov_checkpoint_loads_into_torchvision_resnet_with_stride
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(resolved.model.eval()(x), zoo(x), atol=1e-6, rtol=0)
+
+
+def test_train_fine_tunes_from_a_gap_weights_file(tiny, tmp_path, run_cli) -> None:
+    gap = build("timm/convnext_atto", num_classes=1000)
+    weights = tmp_path / "atto.safetensors"
+    save_file({k: v.contiguous() for k, v in gap.backbone.state_dict().items()}, str(weights))
+    code, out, err = run_cli("train", "timm/convnext_atto", "--head", "gcp", "--gcp-dim", "8", "--weights", str(weights),
+                             "--data", str(tiny), "--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "8",
+                             "--workers", "0", "--quiet")
+    assert code == 0, err
+    assert "initialised 7 (layer_reduce.weight" in out + err and "ignored 4 from the file" in out + err
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["init_weights"] == str(weights.resolve()) and config["model"] == "timm/convnext_atto_gcp8"
+    code, out, err = run_cli("train", "timm/convnext_atto", "--weights", str(tmp_path / "nope.pth"), "--data", str(tiny),
+                             "--out", str(tmp_path / "run2"))
+    assert code == 2 and "does not exist" in err

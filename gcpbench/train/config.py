@@ -55,6 +55,8 @@ def _differs(option: str, given: Any, stored: Any) -> bool:
         return str(given).lower() != str(stored).lower()
     if option == "gcp_dim" and stored is None:
         return False  # a GAP run ignores --gcp-dim
+    if option == "weights":
+        return Path(given).resolve() != Path(stored).resolve() if stored else True
     if option == "arch":
         from gcpbench.models.external import model_identity
 
@@ -122,6 +124,6 @@ def new_config(options: TrainOptions, *, name: str, family: str, schedule: Sched
         "deterministic": bool(options.deterministic), "workers": options.workers, "device": device,
         "world_size": world_size, "landscape_every": options.landscape_every or 0,
         "landscape_num_eta": options.landscape_num_eta, "gcp_precision": options.gcp_precision or "float32",
-        "init_weights": options.weights, "gcpbench_version": __version__, "started": _dt.datetime.now().isoformat(timespec="seconds"),
+        "init_weights": str(Path(options.weights).resolve()) if options.weights else None, "gcpbench_version": __version__, "started": _dt.datetime.now().isoformat(timespec="seconds"),
     }
 

@@ -330,6 +330,8 @@ def _prepare_new(options: TrainOptions, ctx: ddp.DistContext, quiet: bool) -> Pr
         raise GcpbenchError("name an architecture (e.g. `gcpbench train resnet18 --head gcp`) or pass --resume RUN_DIR")
     name, family = train_model(options.arch, options.head, options.gcp_dim, options.last_stride_one,
                                options.schedule_family)
+    if options.weights is not None and not Path(options.weights).is_file():
+        raise GcpbenchError(f"--weights '{options.weights}' does not exist")
     schedule = make_schedule(family, canonical_schedule(options.schedule or "LRnorm"), options.epochs,
                              options.batch_size, options.lr)
     if options.landscape_every is not None and options.landscape_every < 0:
