@@ -271,3 +271,27 @@ def test_train_fine_tunes_from_a_gap_weights_file(tiny, tmp_path, run_cli) -> No
     code, out, err = run_cli("train", "timm/convnext_atto", "--weights", str(tmp_path / "nope.pth"), "--data", str(tiny),
                              "--out", str(tmp_path / "run2"))
     assert code == 2 and "does not exist" in err
+
+
+def test_benchmark_images_follow_the_models_geometry(tmp_path) -> None:
+    """ImageNet-C loading with a timm model's preprocessing: corrupted 224 px images are resized to
+    its input size with its interpolation, clean ones resized and centre-cropped its way."""
+    from PIL import Image
+
+    from gcpbench.models.preprocess import Preprocessing
+    from gcpbench.robustness.loading import load_clean_image, load_image
+
+    rng = np.random.default_rng(0)
+    corrupted, clean = tmp_path / "c.png", tmp_path / "clean.png"
+    Image.fromarray(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)).save(corrupted)
+    Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(clean)
+    prep = Preprocessing(256, 288, "bicubic", (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), "test")
+
+    def by_hand(image: Image.Image) -> torch.Tensor:
+        return (torch.from_numpy(np.array(image)).permute(2, 0, 1).float()[None] / 255 - 0.5) / 0.25
+
+    expected = by_hand(Image.open(corrupted).convert("RGB").resize((256, 256), Image.BICUBIC))
+    assert torch.allclose(load_image(corrupted, prep), expected, atol=1e-6)
+    resized = Image.open(clean).convert("RGB").resize((384, 288), Image.BICUBIC)  # short side 300 -> 288
+    expected = by_hand(resized.crop((64, 16, 320, 272)))
+    assert torch.allclose(load_clean_image(clean, prep), expected, atol=1e-6)

@@ -36,9 +36,10 @@ def landscape(
         from gcpbench.landscape.single import probe_model
         from gcpbench.models.registry import family_of
 
-        resolved = modelopts.resolve(ckpt, model, weights, quiet)
+        resolved = modelopts.resolve(ckpt, model, weights)
         row, run = probe_model(resolved, data, family_of(schedule_family), batch_size=batch_size, num_eta=num_eta,
                                seed=seed, device=device, quiet=quiet)
+        modelopts.describe(resolved, quiet)
         if not quiet:
             typer.echo(f"probed {resolved.name}: loss {row['train_loss']:.4f}, loss band {row['loss_min']:.4f}..."
                        f"{row['loss_max']:.4f}, beta-smoothness {row['beta_smoothness']:.4g}; wrote {run.landscape}")

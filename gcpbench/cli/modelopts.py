@@ -19,12 +19,16 @@ def weights_option() -> Optional[Path]:
     return typer.Option(None, "--weights", help=WEIGHTS_HELP)
 
 
-def resolve(ckpt: Optional[Path], model: Optional[str], weights: Optional[Path], quiet: bool = False):
-    """The model to evaluate (:func:`gcpbench.models.resolve.resolve_model`), described on stderr."""
+def resolve(ckpt: Optional[Path], model: Optional[str], weights: Optional[Path]):
+    """The model to evaluate (:func:`gcpbench.models.resolve.resolve_model`)."""
     from gcpbench.models.resolve import resolve_model
 
-    resolved = resolve_model(ckpt, model, weights)
+    return resolve_model(ckpt, model, weights)
+
+
+def describe(resolved, quiet: bool = False) -> None:
+    """Name, weights file, what was loaded and the preprocessing, on stderr (after the work, so
+    that an input error stays one line)."""
     if not quiet:
         for line in resolved.lines():
             typer.echo(line, err=True)
-    return resolved

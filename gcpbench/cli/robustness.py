@@ -79,7 +79,7 @@ def eval_c(
         raise GcpbenchError("pass --ckpt CHECKPOINT or --model NAME --weights FILE to evaluate (or --errors FILE.csv to score errors)")
     from gcpbench.robustness.imagenet_c import CRequest, evaluate_c
 
-    resolved = modelopts.resolve(ckpt, model, weights, quiet or as_json)
+    resolved = modelopts.resolve(ckpt, model, weights)
 
     if data is None:
         from gcpbench.robustness.defaults import ensure_synthetic_c, synthetic_val_root
@@ -91,6 +91,7 @@ def eval_c(
                        clean_data=clean_data, subset=subset, seed=seed, batch_size=batch_size, workers=workers,
                        device=device, alexnet_clean_error=alexnet_clean_error, quiet=quiet or as_json)
     summary, run = evaluate_c(request, out, resolved.model, resolved.checkpoint)
+    modelopts.describe(resolved, quiet or as_json)
     _print(summary, as_json, tables.c_table)
     if not as_json:
         typer.echo(f"wrote {run.eval / 'imagenet_c.csv'} and {run.eval / 'imagenet_c_summary.json'}")
@@ -119,7 +120,7 @@ def eval_p(
     from gcpbench.robustness.imagenet_p import PRequest, evaluate_p, perturbation_list
 
     chosen = perturbation_list(extra, split_list(perturbations))
-    resolved = modelopts.resolve(ckpt, model, weights, quiet or as_json)
+    resolved = modelopts.resolve(ckpt, model, weights)
     if data is None:
         from gcpbench.robustness.defaults import ensure_synthetic_p
         from gcpbench.robustness.make_p import SUPPORTED
@@ -132,6 +133,7 @@ def eval_p(
     request = PRequest(checkpoint=resolved.path, preprocessing=resolved.preprocessing, data=data, perturbations=chosen, difficulty=difficulty, subset=subset,
                        seed=seed, batch_size=batch_size, workers=workers, device=device, quiet=quiet or as_json)
     summary, run = evaluate_p(request, out, resolved.model, resolved.checkpoint)
+    modelopts.describe(resolved, quiet or as_json)
     _print(summary, as_json, tables.p_table)
     if not as_json:
         typer.echo(f"wrote {run.eval / 'imagenet_p.csv'} and {run.eval / 'imagenet_p_summary.json'}")

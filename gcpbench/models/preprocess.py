@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from gcpbench.models.external import ExternalSpec
 
 # ImageNet-C / -P: the benchmark fixes the geometry; a model's preprocessing gives mean / std.
-BENCHMARK_GEOMETRY = "images as stored (the benchmark's 224 px crops; clean images Resize 256 + CenterCrop 224), the model's mean/std"
+BENCHMARK_GEOMETRY = ("corrupted images / frames as stored (224 px), resized to the model's input size when it differs; "
+                      "clean images: the model's resize + centre crop; images under 224 px kept; the model's mean/std")
 PAPER_SOURCE = "gcpbench zoo: the paper's Resize 256, CenterCrop 224"
 
 

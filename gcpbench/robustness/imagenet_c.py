@@ -21,7 +21,6 @@ from gcpbench.robustness import metrics
 from gcpbench.robustness.baselines import (
     ALEXNET_CLEAN_ERROR, ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES, choose,
 )
-from gcpbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from gcpbench.robustness.loading import load_clean_image, load_image
 from gcpbench.robustness.resume import ResumeLog
 from gcpbench.robustness.rundirs import (
@@ -97,9 +96,10 @@ def write_errors_csv(path: Path, records: Sequence[dict]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def load_c_item(item: Item, mean=IMAGENET_MEAN, std=IMAGENET_STD):
-    """Corrupted images as stored; clean ones brought to the benchmark geometry first."""
-    return load_clean_image(item.path, mean, std) if item.group == CLEAN else load_image(item.path, mean, std)
+def load_c_item(item: Item, prep: Preprocessing | None = None):
+    """Corrupted images as stored; clean ones brought to the benchmark geometry first (``prep``:
+    the model's preprocessing, see :mod:`gcpbench.robustness.loading`)."""
+    return load_clean_image(item.path, prep) if item.group == CLEAN else load_image(item.path, prep)
 
 
 class _Tally:
@@ -168,7 +168,7 @@ def evaluate_c(request: CRequest, out: Path | None = None, model=None,
     tally = _Tally(pending, log, run.eval_file(CSV_NAME))
     if pending:
         device = resolve_device(r.device)
-        run_items(pending, functools.partial(load_c_item, mean=prep.mean, std=prep.std), Predictor(model, device),
+        run_items(pending, functools.partial(load_c_item, prep=prep), Predictor(model, device),
                   on_item=tally.item, on_failed=tally.failed, on_group_done=tally.group_done,
                   batch_size=r.batch_size, items_per_batch=r.batch_size, workers=r.workers,
                   pin_memory=device.type == "cuda", description="ImageNet-C", quiet=r.quiet)

@@ -25,7 +25,6 @@ from gcpbench.robustness.baselines import (
     ALL_PERTURBATIONS, BENCHMARK_PERTURBATIONS, DIFFICULTIES, EXTRA_PERTURBATIONS, alexnet_p, choose, folder_name,
     perturbation_frames,
 )
-from gcpbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from gcpbench.robustness.loading import load_video
 from gcpbench.robustness.resume import ResumeLog
 from gcpbench.robustness.rundirs import (
@@ -91,9 +90,9 @@ def write_results_csv(path: Path, records: Sequence[dict]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def load_p_item(item: Item, mean=IMAGENET_MEAN, std=IMAGENET_STD):
-    """All frames of one sequence, normalised."""
-    return load_video(item.path, mean, std)
+def load_p_item(item: Item, prep: Preprocessing | None = None):
+    """All frames of one sequence, normalised (``prep``: the model's preprocessing)."""
+    return load_video(item.path, prep)
 
 
 class _Sequences:
@@ -168,7 +167,7 @@ def evaluate_p(request: PRequest, out: Path | None = None, model=None,
     if pending:
         device = resolve_device(r.device)
         frames = max(perturbation_frames(p) for p in r.perturbations)
-        run_items(pending, functools.partial(load_p_item, mean=prep.mean, std=prep.std), Predictor(model, device), on_item=tally.item, on_failed=tally.failed,
+        run_items(pending, functools.partial(load_p_item, prep=prep), Predictor(model, device), on_item=tally.item, on_failed=tally.failed,
                   on_group_done=tally.group_done, batch_size=r.batch_size,
                   items_per_batch=max(1, r.batch_size // frames), workers=r.workers,
                   pin_memory=device.type == "cuda", description="ImageNet-P", quiet=r.quiet)
