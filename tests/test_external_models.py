@@ -295,3 +295,11 @@ def test_benchmark_images_follow_the_models_geometry(tmp_path) -> None:
     resized = Image.open(clean).convert("RGB").resize((384, 288), Image.BICUBIC)  # short side 300 -> 288
     expected = by_hand(resized.crop((64, 16, 320, 272)))
     assert torch.allclose(load_clean_image(clean, prep), expected, atol=1e-6)
+
+
+def test_torchvision_resnet50_with_gcp_and_stride_one_is_the_papers_model() -> None:
+    """Same parameters and multiply-adds as the zoo's resnet50_gcp (the original definition)."""
+    from gcpbench.models.complexity import complexity
+
+    ours, zoo = complexity("torchvision/resnet50_gcp_s1"), complexity("resnet50_gcp")
+    assert ours["params"] == zoo["params"] and ours["gflops"] == pytest.approx(zoo["gflops"], rel=1e-9)
