@@ -12,6 +12,7 @@ from gcpbench.errors import GcpbenchError
 from gcpbench.progress import progress_bar
 
 if TYPE_CHECKING:
+    from gcpbench.models.preprocess import Preprocessing
     from gcpbench.runs import RunDir
 
 
@@ -129,21 +130,20 @@ def imagenet_output(ckpt: Path, out: Path | None, model_name: str) -> tuple[Path
 IMAGENET_RESULT = "imagenet.json"
 
 
-def evaluate_val_folder(model: nn.Module, folder: Path, image_size: int, labels: dict[str, int] | None = None, *,
+def evaluate_val_folder(model: nn.Module, folder: Path, prep: Preprocessing, labels: dict[str, int] | None = None, *,
                         subset: int | None = None, seed: int = 0, batch_size: int = 64, workers: int | None = None,
                         device: torch.device = torch.device("cpu"), amp: bool = False, progress: bool = True,
                         description: str = "evaluating") -> dict[str, Any]:
     """Top-1 / top-5 / loss of ``model`` on a clean tree ``folder/<class>/<image>`` through
-    ``Resize(eval_resize(image_size)) + CenterCrop(image_size)``: the one path that eval-imagenet
-    and eval-c's clean error share, so the two agree image for image.
+    ``prep`` (resize, centre crop, normalise; see :func:`clean_preprocessing`): the one path that
+    eval-imagenet and eval-c's clean error share, so the two agree image for image.
 
     ``labels`` maps class folders to output indices (default: sorted order); ``subset`` keeps a
     seeded ``subset`` images per class (the files eval-c's ``--subset`` picks)."""
     from gcpbench.data.folders import image_folder, make_loader
-    from gcpbench.data.transforms import eval_transform
     from gcpbench.robustness.trees import select_per_class
 
-    dataset = image_folder(folder, eval_transform(image_size))
+    dataset = image_folder(folder, prep.transform())
     if labels is not None:
         dataset.samples = [(path, labels[dataset.classes[target]]) for path, target in dataset.samples]
     if subset is not None:
@@ -161,26 +161,38 @@ def evaluate_val_folder(model: nn.Module, folder: Path, image_size: int, labels:
                                    description=description)
 
 
-def eval_imagenet(ckpt: str | Path, data: str | Path | None = None, out: str | Path | None = None,
+def clean_preprocessing(prep: Preprocessing, dataset_root: Path, image_size: int | None = None) -> Preprocessing:
+    """The model's evaluation preprocessing for a clean tree ``dataset_root/val``: at
+    ``image_size`` if given, the built-in synthetic set's own size, else the model's input size
+    (zoo models: Resize 256 + CenterCrop 224)."""
+    from gcpbench.data.source import crop_size_of
+    from gcpbench.data.synthetic import synthetic_info
+
+    synthetic = synthetic_info(Path(dataset_root)) is not None
+    return prep.at_size(image_size or (crop_size_of(dataset_root) if synthetic else prep.input_size))
+
+
+def eval_imagenet(ckpt: str | Path | None, data: str | Path | None = None, out: str | Path | None = None,
                   batch_size: int = 64, workers: int | None = None, device: str = "auto", amp: bool = False,
-                  image_size: int | None = None, quiet: bool = False) -> tuple[dict[str, Any], Path]:
-    """Evaluate checkpoint ``ckpt`` on ``data/val`` (or the built-in synthetic set) and write
-    ``eval/imagenet.json`` with the result's identity; returns the result and the path written."""
+                  image_size: int | None = None, quiet: bool = False, model_name: str | None = None,
+                  weights: str | Path | None = None) -> tuple[dict[str, Any], Path]:
+    """Evaluate checkpoint ``ckpt`` (or ``model_name`` with ``weights``) on ``data/val`` (or the
+    built-in synthetic set) with the model's own preprocessing and write ``eval/imagenet.json``
+    with the result's identity; returns the result and the path written."""
     from gcpbench.data.source import resolve_classification_data
-    from gcpbench.data.transforms import eval_resize
     from gcpbench.identity import Producer, ResultIdentity
     from gcpbench.io import atomic_write_json
     from gcpbench.runlock import writer_lock
     from gcpbench.runs import result_writer
-    from gcpbench.models import load_model
-    from gcpbench.models.weights import num_classes_of
+    from gcpbench.models.resolve import resolve_model
+    from gcpbench.models.weights import output_classes
 
-    ckpt = Path(ckpt)
     torch_device = resolve_device(device)
-    model, checkpoint = load_model(ckpt)
+    resolved = resolve_model(ckpt, model_name, weights)
+    model, checkpoint, ckpt = resolved.model, resolved.checkpoint, resolved.path
     name = model.zoo_name
     source = resolve_classification_data(data, splits=("val",), quiet=quiet)
-    num_classes = num_classes_of(name, model.state_dict())
+    num_classes = output_classes(model)
     if num_classes != len(source.classes):
         raise GcpbenchError(f"checkpoint '{ckpt}' predicts {num_classes} classes but '{source.root / 'val'}' has "
                             f"{len(source.classes)} class folders: evaluate on the data the model was trained on")
@@ -189,10 +201,9 @@ def eval_imagenet(ckpt: str | Path, data: str | Path | None = None, out: str | P
         first = next((a for a, b in zip(trained_on, source.classes) if a != b), None)
         raise GcpbenchError(f"checkpoint '{ckpt}' was trained on other class folders than '{source.root / 'val'}' "
                             f"(first difference: '{first}')")
-    size = image_size or source.image_size
+    prep = clean_preprocessing(resolved.preprocessing, source.root, image_size)
     producer = Producer.of(ckpt, name, checkpoint)
-    identity = ResultIdentity(producer, str(source.root.resolve()), {"image_size": size, "resize": eval_resize(size),
-                                                                      "amp": amp})
+    identity = ResultIdentity(producer, str(source.root.resolve()), {"preprocessing": prep.as_dict(), "amp": amp})
     path, run = imagenet_output(ckpt, Path(out) if out is not None else None, name)
     if run is None:
         writing = writer_lock(path.parent, path.name)
@@ -201,13 +212,13 @@ def eval_imagenet(ckpt: str | Path, data: str | Path | None = None, out: str | P
                                 {"command": "eval-imagenet", "dataset": source.dataset,
                                  "data_root": str(source.root)})
     with writing:
-        metrics = evaluate_val_folder(model, source.root / "val", size, batch_size=batch_size, workers=workers,
+        metrics = evaluate_val_folder(model, source.root / "val", prep, batch_size=batch_size, workers=workers,
                                       device=torch_device, amp=amp, progress=not quiet,
                                       description=f"eval-imagenet {name}")
         result = {"model": name, "checkpoint": str(ckpt), "dataset": source.dataset,
                   "top1": metrics["top1"], "top5": metrics["top5"], "images": metrics["images"],
-                  "loss": metrics["loss"], "data_root": str(source.root), "image_size": size,
-                  "resize": eval_resize(size), "num_classes": num_classes, "device": str(torch_device), "amp": amp,
-                  "identity": identity.as_dict()}
+                  "loss": metrics["loss"], "data_root": str(source.root), "image_size": prep.input_size,
+                  "resize": prep.resize, "num_classes": num_classes, "device": str(torch_device), "amp": amp,
+                  **resolved.description(), "preprocessing": prep.as_dict(), "identity": identity.as_dict()}
         atomic_write_json(path, result)
     return result, path

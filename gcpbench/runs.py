@@ -104,10 +104,10 @@ def write_eval_config(run: RunDir, config: dict[str, Any]) -> None:
     ``config`` holds, plus the model's arch / head / GCP dim); a run that has one keeps it."""
     if run.config.is_file():
         return
-    from gcpbench.models import model_info
+    from gcpbench.models.external import model_identity
 
     config = dict(config)
-    info = model_info(config["model"])
+    info = model_identity(config["model"])
     run.write_config({"command": config.pop("command"), "model": info.name, "arch": info.arch,
                       "head": info.head.kind, "gcp_dim": info.head.dim if info.head.is_gcp else None,
                       "schedule": None, **config})
@@ -137,9 +137,14 @@ def timestamp() -> str:
     return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
+def run_slug(name: str) -> str:
+    """A model name as one folder-name component (``timm/convnext_atto`` -> ``timm-convnext_atto``)."""
+    return name.replace("/", "-")
+
+
 def new_run_dir(out: str | os.PathLike | None, default_name: str, root: Path = DEFAULT_ROOT) -> RunDir:
     """``out`` if given, else ``root/<default_name>_<time>``; the folder is created."""
-    path = Path(out) if out else root / f"{default_name}_{timestamp()}"
+    path = Path(out) if out else root / f"{run_slug(default_name)}_{timestamp()}"
     path.mkdir(parents=True, exist_ok=True)
     return RunDir(path)
 

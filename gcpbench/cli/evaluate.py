@@ -6,12 +6,14 @@ from typing import Optional
 
 import typer
 
-from gcpbench.cli import app
+from gcpbench.cli import app, modelopts
 
 
 @app.command("eval-imagenet")
 def eval_imagenet(
-    ckpt: Path = typer.Option(..., "--ckpt", help="gcpbench, original iSQRT-COV or torchvision checkpoint"),
+    ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="gcpbench, original iSQRT-COV or torchvision checkpoint"),
+    model: Optional[str] = modelopts.model_option(),
+    weights: Optional[Path] = modelopts.weights_option(),
     data: Optional[Path] = typer.Option(None, "--data", help="ImageFolder root holding val/<class>/ [default: the built-in synthetic set]"),
     out: Optional[Path] = typer.Option(None, "--out", help="result .json file or run directory [default: the checkpoint's run directory]"),
     batch_size: int = typer.Option(64, "--batch-size"),
@@ -21,14 +23,18 @@ def eval_imagenet(
     image_size: Optional[int] = typer.Option(None, "--image-size", help="centre-crop size [default: 224; the synthetic set's own size]"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
-    """Top-1 / top-5 of a checkpoint on an ImageFolder validation tree (Resize 256 + CenterCrop 224)."""
+    """Top-1 / top-5 of a checkpoint on an ImageFolder validation tree (the model's own preprocessing)."""
     from rich.console import Console
     from rich.table import Table
 
     from gcpbench.evaluate import eval_imagenet as run
 
     result, path = run(ckpt, data, out, batch_size=batch_size, workers=workers, device=device, amp=amp,
-                       image_size=image_size, quiet=quiet)
+                       image_size=image_size, quiet=quiet, model_name=model, weights=weights)
+    prep = result["preprocessing"]
+    typer.echo(f"model {result['model']} from {result['weights']}; preprocessing ({prep['source']}): resize "
+               f"{prep['resize']} ({prep['interpolation']}), crop {prep['input_size']}, mean {prep['mean']}, std {prep['std']}",
+               err=True)
     table = Table(title=f"eval-imagenet: {result['model']} on {result['dataset']}", title_justify="left")
     for column in ("model", "dataset", "images", "top-1 %", "top-5 %", "loss"):
         table.add_column(column, justify="left" if column in ("model", "dataset") else "right")

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from gcpbench.cli import app
+from gcpbench.cli import app, modelopts
+from gcpbench.errors import GcpbenchError
 
 
 @app.command()
@@ -15,6 +17,9 @@ def report(
     all_paper: bool = typer.Option(False, "--all-paper-rows", help="show every paper row, not only the "
                                    "architectures / detectors that have runs"),
     quiet: bool = typer.Option(False, "--quiet", help="print only the path of report.md"),
+    ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="report the runs holding this checkpoint's results (searched under PATHS or runs/)"),
+    model: Optional[str] = modelopts.model_option(),
+    weights: Optional[Path] = modelopts.weights_option(),
 ) -> None:
     """Collect every run's metrics into paper-style tables and plots (Markdown, CSV, LaTeX)."""
     from rich.console import Console
@@ -23,7 +28,14 @@ def report(
     from gcpbench.report.summary import print_summary
     from gcpbench.runs import DEFAULT_ROOT
 
-    result = build_report(paths or [DEFAULT_ROOT], out or DEFAULT_ROOT / "report", all_paper=all_paper)
+    paths = paths or [DEFAULT_ROOT]
+    if ckpt is not None or model is not None or weights is not None:
+        from gcpbench.report.select import runs_for_weights
+
+        if (ckpt is None) == (weights is None) or (weights is not None and model is None):
+            raise GcpbenchError("give either --ckpt FILE or --model NAME --weights FILE")
+        paths = runs_for_weights(ckpt or weights, model, paths)
+    result = build_report(paths, out or DEFAULT_ROOT / "report", all_paper=all_paper)
     console = Console()
     if quiet:  # skipped runs are still worth one line each
         for warning in result.warnings:

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from gcpbench.cli import app, data_app
+from gcpbench.cli import app, data_app, modelopts
 from gcpbench.errors import GcpbenchError
 from gcpbench.robustness.baselines import ALEXNET_CLEAN_ERROR
 
@@ -38,6 +38,8 @@ def _print(obj, as_json: bool, table_fn) -> None:
 @app.command("eval-c")
 def eval_c(
     ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="gcpbench (or original) checkpoint to evaluate"),
+    model: Optional[str] = modelopts.model_option(),
+    weights: Optional[Path] = modelopts.weights_option(),
     data: Optional[Path] = typer.Option(None, "--data", help="ImageNet-C root (default: made from the synthetic set)"),
     clean_error: Optional[float] = typer.Option(None, "--clean-error", help="clean top-1 error (fraction) for relative mCE"),
     clean_data: Optional[Path] = typer.Option(None, "--clean-data", help="clean validation tree to measure the clean error on"),
@@ -73,9 +75,11 @@ def eval_c(
         summary = score_errors_file(errors, clean_error, explicit, levels, alexnet_clean_error)
         _print(summary, as_json, tables.c_table)
         return
-    if ckpt is None:
-        raise GcpbenchError("pass --ckpt CHECKPOINT to evaluate (or --errors FILE.csv to score errors)")
+    if ckpt is None and model is None:
+        raise GcpbenchError("pass --ckpt CHECKPOINT or --model NAME --weights FILE to evaluate (or --errors FILE.csv to score errors)")
     from gcpbench.robustness.imagenet_c import CRequest, evaluate_c
+
+    resolved = modelopts.resolve(ckpt, model, weights)
 
     if data is None:
         from gcpbench.robustness.defaults import ensure_synthetic_c, synthetic_val_root
@@ -83,10 +87,11 @@ def eval_c(
         data = ensure_synthetic_c(chosen, levels, quiet=quiet)
         if clean_error is None and clean_data is None:
             clean_data = synthetic_val_root(quiet=quiet)
-    request = CRequest(checkpoint=ckpt, data=data, corruptions=chosen, severities=levels, clean_error=clean_error,
+    request = CRequest(checkpoint=resolved.path, preprocessing=resolved.preprocessing, data=data, corruptions=chosen, severities=levels, clean_error=clean_error,
                        clean_data=clean_data, subset=subset, seed=seed, batch_size=batch_size, workers=workers,
                        device=device, alexnet_clean_error=alexnet_clean_error, quiet=quiet or as_json)
-    summary, run = evaluate_c(request, out)
+    summary, run = evaluate_c(request, out, resolved.model, resolved.checkpoint)
+    modelopts.describe(resolved, quiet or as_json)
     _print(summary, as_json, tables.c_table)
     if not as_json:
         typer.echo(f"wrote {run.eval / 'imagenet_c.csv'} and {run.eval / 'imagenet_c_summary.json'}")
@@ -94,7 +99,9 @@ def eval_c(
 
 @app.command("eval-p")
 def eval_p(
-    ckpt: Path = typer.Option(..., "--ckpt", help="gcpbench (or original) checkpoint to evaluate"),
+    ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="gcpbench (or original) checkpoint to evaluate"),
+    model: Optional[str] = modelopts.model_option(),
+    weights: Optional[Path] = modelopts.weights_option(),
     data: Optional[Path] = typer.Option(None, "--data", help="ImageNet-P root (default: made from the synthetic set)"),
     difficulty: int = typer.Option(1, "--difficulty", min=1, max=3, help="1, 2 or 3"),
     extra: bool = typer.Option(False, "--extra", help="also the held-out perturbations (reported apart)"),
@@ -113,6 +120,7 @@ def eval_p(
     from gcpbench.robustness.imagenet_p import PRequest, evaluate_p, perturbation_list
 
     chosen = perturbation_list(extra, split_list(perturbations))
+    resolved = modelopts.resolve(ckpt, model, weights)
     if data is None:
         from gcpbench.robustness.defaults import ensure_synthetic_p
         from gcpbench.robustness.make_p import SUPPORTED
@@ -122,9 +130,10 @@ def eval_p(
             chosen = [p for p in chosen if p in SUPPORTED]
             typer.echo(f"note: {', '.join(missing)} is not generated for the synthetic set; evaluated without it", err=True)
         data = ensure_synthetic_p(chosen, difficulty, quiet=quiet)
-    request = PRequest(checkpoint=ckpt, data=data, perturbations=chosen, difficulty=difficulty, subset=subset,
+    request = PRequest(checkpoint=resolved.path, preprocessing=resolved.preprocessing, data=data, perturbations=chosen, difficulty=difficulty, subset=subset,
                        seed=seed, batch_size=batch_size, workers=workers, device=device, quiet=quiet or as_json)
-    summary, run = evaluate_p(request, out)
+    summary, run = evaluate_p(request, out, resolved.model, resolved.checkpoint)
+    modelopts.describe(resolved, quiet or as_json)
     _print(summary, as_json, tables.p_table)
     if not as_json:
         typer.echo(f"wrote {run.eval / 'imagenet_p.csv'} and {run.eval / 'imagenet_p_summary.json'}")

@@ -15,7 +15,7 @@ EPILOG = (
 
 @app.command(epilog=EPILOG)
 def train(
-    arch: Optional[str] = typer.Argument(None, help="resnet18/34/50/101, mobilenetv2, shufflenetv2 (or a zoo name)"),
+    arch: Optional[str] = typer.Argument(None, help="resnet18/34/50/101, mobilenetv2, shufflenetv2 (or a zoo name), timm/<name> or torchvision/<name>"),
     head: Optional[str] = typer.Option(None, "--head", help="gap or gcp [default: gap]"),
     gcp_dim: Optional[int] = typer.Option(None, "--gcp-dim", help="GCP size, 256 or 128 [default: 256]"),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="LRnorm, LRfast or LRadju [default: LRnorm]"),
@@ -35,6 +35,9 @@ def train(
     landscape_every: Optional[int] = typer.Option(None, "--landscape-every", help="record the landscape probe every K iterations into landscape.csv [default: 0, off]"),
     landscape_num_eta: Optional[int] = typer.Option(None, "--landscape-num-eta", min=2, help="step sizes per landscape measurement [default: the paper's 50]"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="crop size [default: 224; the synthetic set's own size]"),
+    weights: Optional[str] = typer.Option(None, "--weights", help="start from these local weights (timm/torchvision/gcpbench/iSQRT-COV file); a new GCP head is initialised"),
+    schedule_family: Optional[str] = typer.Option(None, "--schedule-family", help="resnet, mobilenetv2 or shufflenetv2 schedules for timm/torchvision models [default: resnet]"),
+    last_stage_stride_1: Optional[bool] = typer.Option(None, "--last-stage-stride-1/--no-last-stage-stride-1", help="the paper's ResNet trick for timm/torchvision ResNets with --head gcp: layer4 at stride 1"),
     gcp_precision: Optional[str] = typer.Option(None, "--gcp-precision", help="float32 (exact) or tf32 (CUDA matrix products inside the GCP layer, ~1e-3 relative; faster on Ampere and newer) [default: float32]"),
 ) -> None:
     """Train a zoo model with the paper's LRnorm / LRfast / LRadju schedules (SGD, momentum 0.9)."""
@@ -44,4 +47,5 @@ def train(
                      batch_size=batch_size, lr=lr, workers=workers, amp=amp, channels_last=channels_last,
                      device=device, seed=seed, deterministic=deterministic, resume=resume, quiet=quiet,
                      landscape_every=landscape_every, landscape_num_eta=landscape_num_eta,
-                     image_size=image_size, gcp_precision=gcp_precision))
+                     image_size=image_size, gcp_precision=gcp_precision, weights=weights,
+                     schedule_family=schedule_family, last_stride_one=last_stage_stride_1))

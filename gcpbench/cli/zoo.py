@@ -21,19 +21,21 @@ def zoo(
     fmt: ZooFormat = typer.Option(ZooFormat.table, "--format", help="table (rich) or csv"),
     resolution: int = typer.Option(224, help="input size for the FLOP count"),
     only: list[str] = typer.Option(None, "--model", "-m", help="list only these models (repeatable)"),
+    source: str = typer.Option("zoo", "--source", help="zoo, timm or torchvision"),
+    pattern: str = typer.Option(None, "--filter", help="shell pattern on the names, e.g. '*convnext*'"),
 ) -> None:
-    """List the model zoo: name, parameters, GFLOPs (multiply-adds) and GCP dimension."""
-    from gcpbench.models import list_models, model_info
+    """List the model zoo (or timm's / torchvision's models): name, parameters, GFLOPs (multiply-adds), GCP dimension."""
     from gcpbench.models.complexity import complexity
+    from gcpbench.models.listing import zoo_names
 
-    names = [model_info(name).name for name in only] if only else list_models()
+    names = zoo_names(source, pattern, only)
     rows = [complexity(name, resolution) for name in names]
     if fmt is ZooFormat.csv:
         typer.echo("model,params,gflops,gcp_dim")
         for r in rows:
             typer.echo(f"{r['model']},{r['params']},{r['gflops']:.3f},{r['gcp_dim'] if r['gcp_dim'] != '-' else ''}")
         return
-    table = Table(title=f"gcpbench model zoo ({resolution}x{resolution}, 1000 classes)")
+    table = Table(title=f"{'gcpbench model zoo' if source == 'zoo' else source + ' models'} ({resolution}x{resolution}, 1000 classes)")
     for column, justify in (("model", "left"), ("params", "right"), ("GFLOPs", "right"), ("GCP dim", "right")):
         table.add_column(column, justify=justify)
     for r in rows:

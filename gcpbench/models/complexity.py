@@ -13,13 +13,18 @@ from gcpbench.models.registry import build_architecture, model_info
 def complexity(name: str, resolution: int = 224, num_classes: int = 1000) -> dict[str, float | int | str]:
     """``{"model", "params", "gflops", "gcp_dim"}``; GFLOPs are multiply-adds (the papers'
     convention: ResNet-50 = 4.1), counted on the meta device so nothing is allocated."""
+    from gcpbench.models.external import build_external, is_external, parse_name
+
     with torch.device("meta"):
-        model = build_architecture(name, num_classes).eval()
+        if is_external(name):
+            model = build_external(parse_name(name), num_classes).eval()
+        else:
+            model = build_architecture(name, num_classes).eval()
         params = sum(p.numel() for p in model.parameters())
         counter = FlopCounterMode(display=False)
         with counter, torch.no_grad():
             model(torch.empty(1, 3, resolution, resolution))
-    head = model_info(name).head
+    head = model.spec.head if hasattr(model, "spec") else model_info(name).head
     return {
         "model": name,
         "params": params,

@@ -67,11 +67,18 @@ def closest(name: str, choices: list[str] | tuple[str, ...]) -> str:
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
+def closest_model(name: str, choices: list[str] | tuple[str, ...]) -> str:
+    """:func:`closest` among zoo ``choices``, else among timm / torchvision names."""
+    from gcpbench.models.external import suggestion
+
+    return closest(name, choices) or suggestion(name)
+
+
 def model_info(name: str) -> ModelInfo:
     """The registry entry for ``name``; an unknown name raises with the closest valid one."""
     info = MODELS.get(name.lower())
     if info is None:
-        raise GcpbenchError(f"unknown model '{name}'{closest(name, list_models())}; `gcpbench zoo` lists them all")
+        raise GcpbenchError(f"unknown model '{name}'{closest_model(name, list_models())}; `gcpbench zoo` lists them all")
     return info
 
 
@@ -93,7 +100,8 @@ def model_name(arch: str, head: str = "gap", gcp_dim: int = 256) -> str:
     if arch not in ARCHS:
         if arch in MODELS:  # a full name such as resnet50_gcp was given
             return arch
-        raise GcpbenchError(f"unknown architecture '{arch}'{closest(arch, ARCHS)}; choose from {', '.join(ARCHS)}")
+        raise GcpbenchError(f"unknown architecture '{arch}'{closest_model(arch, ARCHS)}; choose from {', '.join(ARCHS)} "
+                            "or a timm/<name>, torchvision/<name>")
     head = head.lower()
     if head not in ("gap", "gcp"):
         raise GcpbenchError(f"unknown head '{head}': use --head gap or --head gcp")

@@ -118,8 +118,29 @@ def load_state_strict(model: nn.Module, state: Mapping[str, Tensor], name: str, 
     model.load_state_dict(state, strict=True)
 
 
-def build(name: str, num_classes: int = 1000, weights: str | os.PathLike | Mapping[str, Any] | None = None) -> nn.Module:
-    """Build zoo model ``name``; ``weights`` is a gcpbench / original checkpoint (path or dict)."""
+def build(name: str, num_classes: int = 1000, weights: str | os.PathLike | Mapping[str, Any] | None = None, *,
+          head: str | None = None, gcp_dim: int | None = None, last_stride_one: bool | None = None,
+          **model_kwargs: Any) -> nn.Module:
+    """Build ``name``: a zoo model (``resnet50_gcp``, or an architecture with ``head``/``gcp_dim``),
+    or ``timm/<name>`` / ``torchvision/<name>`` with ``head="gap"|"gcp"``, ``gcp_dim``,
+    ``last_stride_one`` and builder ``model_kwargs`` (e.g. ``img_size=64``). ``weights`` is a
+    checkpoint path or dict: strict for zoo models; for the others see
+    :func:`gcpbench.models.external_weights.load_external` (its report is ``model.load_report``)."""
+    from gcpbench.models.external import build_external, is_external, parse_name
+
+    if is_external(name):
+        model = build_external(parse_name(name, head, gcp_dim, last_stride_one, model_kwargs), num_classes)
+        if weights is not None:
+            from gcpbench.models.external_weights import load_external
+
+            model.load_report = load_external(model, weights)
+        return model
+    if last_stride_one is not None or model_kwargs:
+        raise GcpbenchError(f"zoo model '{name}' takes no builder options (the GCP ResNets already use stride 1)")
+    if head is not None or gcp_dim is not None:
+        from gcpbench.models.registry import model_name
+
+        name = model_name(name, head or "gap", gcp_dim or 256)
     model = build_architecture(name, num_classes)
     if weights is not None:
         checkpoint = read_checkpoint(weights) if isinstance(weights, (str, os.PathLike)) else weights
@@ -128,12 +149,21 @@ def build(name: str, num_classes: int = 1000, weights: str | os.PathLike | Mappi
     return model
 
 
+def output_classes(model: nn.Module) -> int | None:
+    """How many classes ``model`` predicts (zoo or timm / torchvision model)."""
+    if hasattr(model, "spec"):
+        return int(model.num_classes)
+    return num_classes_of(model.zoo_name, model.state_dict())
+
+
 def checkpoint_dict(model: nn.Module, name: str, **extra: Any) -> dict[str, Any]:
     """The gcpbench checkpoint form of ``model`` (add training state through ``extra``)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    num_classes = num_classes_of(name, state)
+    spec = getattr(model, "spec", None)
+    if spec is not None:  # timm / torchvision: the builder options rebuild it exactly
+        extra = {"model_kwargs": dict(spec.kwargs), **extra}
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "model": name,
-            "num_classes": num_classes, "state_dict": state, **extra}
+            "num_classes": output_classes(model), "state_dict": state, **extra}
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, name: str, **extra: Any) -> Path:
@@ -143,9 +173,16 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, name: str, **extr
 
 def load_model(path: str | os.PathLike, name: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Build the model a checkpoint was saved from (or ``name``) and load it strictly."""
+    from gcpbench.models.external import build_external, is_external, parse_name
+
     checkpoint = read_checkpoint(path)
     state = extract_state_dict(checkpoint)
     name = name or checkpoint.get("model") or guess_model(state)
+    if is_external(name):
+        model = build_external(parse_name(name, kwargs=checkpoint.get("model_kwargs")),
+                               int(checkpoint.get("num_classes") or 1000))
+        load_state_strict(model, state, name, f"checkpoint '{path}'")
+        return model, checkpoint
     if name is None:
         raise GcpbenchError(f"cannot tell which zoo model '{path}' belongs to; pass --model NAME")
     num_classes = num_classes_of(name, state) or int(checkpoint.get("num_classes") or 1000)

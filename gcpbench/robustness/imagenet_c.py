@@ -9,6 +9,7 @@ rewritten, so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +25,14 @@ from gcpbench.identity import Producer, ResultIdentity
 from gcpbench.robustness.loading import load_image
 from gcpbench.robustness.resume import ResumeLog
 from gcpbench.robustness.rundirs import eval_run_dir
-from gcpbench.evaluate import evaluate_val_folder, resolve_device
+from gcpbench.evaluate import clean_preprocessing, evaluate_val_folder, resolve_device
 from gcpbench.robustness.runner import Predictor, run_items
 from gcpbench.robustness.trees import (
     IMAGE_EXTENSIONS, Item, check_against_manifest, check_same_classes, collect_items, dataset_label, label_map,
     require_dir,
 )
-from gcpbench.models.weights import num_classes_of
+from gcpbench.models.preprocess import BENCHMARK_GEOMETRY, Preprocessing, for_model
+from gcpbench.models.weights import output_classes
 from gcpbench.runs import RunDir, result_writer
 
 CLEAN = "clean"
@@ -55,6 +57,7 @@ class CRequest:
     alexnet_clean_error: float = ALEXNET_CLEAN_ERROR
     dataset: str | None = None
     quiet: bool = False
+    preprocessing: Preprocessing | None = None  # None: the model's own (gcpbench.models.preprocess)
 
 
 def corruption_list(extra: bool, only: Sequence[str] | None = None) -> list[str]:
@@ -92,9 +95,10 @@ def write_errors_csv(path: Path, records: Sequence[dict]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def load_c_item(item: Item):
-    """A corrupted image as stored (already at the benchmark geometry), only normalised."""
-    return load_image(item.path)
+def load_c_item(item: Item, prep: Preprocessing | None = None):
+    """A corrupted image as stored (already at the benchmark geometry), fitted to ``prep``'s input
+    size and normalised (``prep``: the model's preprocessing, see :mod:`gcpbench.robustness.loading`)."""
+    return load_image(item.path, prep)
 
 
 class _Tally:
@@ -126,20 +130,18 @@ class _Tally:
         write_errors_csv(self.csv_path, list(self.log.records.values()))
 
 
-def clean_record(model, request: CRequest, labels: dict[str, int], device) -> dict:
+def clean_record(model, request: CRequest, labels: dict[str, int], device, prep: Preprocessing) -> dict:
     """The clean error on ``request.clean_data`` through eval-imagenet's own path
-    (:func:`gcpbench.evaluate.evaluate_val_folder`: Resize + CenterCrop of the tree's crop size,
-    the geometry the corrupted images were made with), as a resume record."""
-    from gcpbench.data.source import crop_size_of
-
+    (:func:`gcpbench.evaluate.evaluate_val_folder` with :func:`gcpbench.evaluate.clean_preprocessing`:
+    the resize and crop the corrupted images were made with), as a resume record."""
     folder = require_dir(Path(request.clean_data), "clean validation")
-    size = crop_size_of(folder.parent)
-    result = evaluate_val_folder(model, folder, size, labels, subset=request.subset, seed=request.seed,
+    clean_prep = clean_preprocessing(prep, folder.parent)
+    result = evaluate_val_folder(model, folder, clean_prep, labels, subset=request.subset, seed=request.seed,
                                  batch_size=request.batch_size, workers=request.workers, device=device,
                                  progress=not request.quiet, description="clean images")
     wrong = round(result["images"] * (1 - result["top1"] / 100))
     return {"key": CLEAN, "errors": wrong, "images": result["images"], "error": 1 - result["top1"] / 100,
-            "image_size": size, "unreadable": result.get("unreadable", [])}
+            "image_size": clean_prep.input_size, "unreadable": result.get("unreadable", [])}
 
 
 def evaluate_c(request: CRequest, out: Path | None = None, model=None,
@@ -155,11 +157,12 @@ def evaluate_c(request: CRequest, out: Path | None = None, model=None,
     if model is None:
         model, checkpoint = load_model(r.checkpoint)
     checkpoint = checkpoint or {}
+    prep = r.preprocessing or for_model(model)
     root = Path(r.data)
     folders = subset_folders(root, r.corruptions, r.severities)
     classes = check_same_classes(list(folders.values()))
     check_against_manifest("imagenet-c", root, r.corruptions, classes)
-    labels = label_map(classes, checkpoint, num_classes_of(model.zoo_name, model.state_dict()), f"ImageNet-C tree '{root}'")
+    labels = label_map(classes, checkpoint, output_classes(model), f"ImageNet-C tree '{root}'")
     items = collect_items(folders, classes, labels, IMAGE_EXTENSIONS, r.subset, r.seed)
     if r.clean_data is not None:
         check_same_classes([require_dir(Path(r.clean_data), "clean validation"), next(iter(folders.values()))])
@@ -170,7 +173,8 @@ def evaluate_c(request: CRequest, out: Path | None = None, model=None,
     run = eval_run_dir(producer, out)
     identity = ResultIdentity(producer, str(root.resolve()), {
         "subset": r.subset, "seed": r.seed, "precision": "bf16" if device.type == "cuda" else "float32",
-        "clean_data": str(Path(r.clean_data).resolve()) if r.clean_data else None})
+        "clean_data": str(Path(r.clean_data).resolve()) if r.clean_data else None,
+        "preprocessing": prep.as_dict()})
     files = (CSV_NAME, SUMMARY_NAME, PROGRESS_NAME)
     with result_writer(run, "imagenet_c", files, producer, "ImageNet-C results",
                        {"command": "eval-c", "dataset": label, "data_root": str(root), "subset_per_class": r.subset,
@@ -179,14 +183,15 @@ def evaluate_c(request: CRequest, out: Path | None = None, model=None,
         pending = [it for it in items if not log.done(it.group)]
         tally = _Tally(pending, log, run.eval_file(CSV_NAME))
         if pending:
-            run_items(pending, load_c_item, Predictor(model, device),
+            run_items(pending, functools.partial(load_c_item, prep=prep), Predictor(model, device),
                       on_item=tally.item, on_failed=tally.failed, on_group_done=tally.group_done,
                       batch_size=r.batch_size, items_per_batch=r.batch_size, workers=r.workers,
                       pin_memory=device.type == "cuda", description="ImageNet-C", quiet=r.quiet)
         if r.clean_data is not None and not log.done(CLEAN):
-            log.add(clean_record(model, r, labels, device))
+            log.add(clean_record(model, r, labels, device, prep))
         write_errors_csv(run.eval_file(CSV_NAME), list(log.records.values()))
         summary = summarize_run(r, log, model.zoo_name, label, resumed=len(items) - len(pending))
+        summary["preprocessing"] = {**prep.as_dict(), "geometry": BENCHMARK_GEOMETRY}
         summary["identity"] = identity.as_dict()
         atomic_write_json(run.eval_file(SUMMARY_NAME), summary)
     return summary, run

@@ -10,6 +10,7 @@ DataLoader; only each frame's top-5 classes are kept; each perturbation is logge
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,8 @@ from gcpbench.robustness.trees import (
     VIDEO_EXTENSIONS, Item, check_against_manifest, check_same_classes, collect_items, dataset_label, label_map,
     require_dir,
 )
-from gcpbench.models.weights import num_classes_of
+from gcpbench.models.preprocess import BENCHMARK_GEOMETRY, Preprocessing, for_model
+from gcpbench.models.weights import output_classes
 from gcpbench.runs import RunDir, result_writer
 
 CSV_NAME, SUMMARY_NAME, PROGRESS_NAME = "imagenet_p.csv", "imagenet_p_summary.json", "imagenet_p_progress.jsonl"
@@ -56,6 +58,7 @@ class PRequest:
     device: str = "auto"
     dataset: str | None = None
     quiet: bool = False
+    preprocessing: Preprocessing | None = None  # None: the model's own (gcpbench.models.preprocess)
 
 
 def perturbation_list(extra: bool, only: Sequence[str] | None = None) -> list[str]:
@@ -86,9 +89,9 @@ def write_results_csv(path: Path, records: Sequence[dict]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def load_p_item(item: Item):
-    """All frames of one sequence, normalised."""
-    return load_video(item.path)
+def load_p_item(item: Item, prep: Preprocessing | None = None):
+    """All frames of one sequence, normalised (``prep``: the model's preprocessing)."""
+    return load_video(item.path, prep)
 
 
 class _Sequences:
@@ -144,11 +147,12 @@ def evaluate_p(request: PRequest, out: Path | None = None, model=None,
     if model is None:
         model, checkpoint = load_model(r.checkpoint)
     checkpoint = checkpoint or {}
+    prep = r.preprocessing or for_model(model)
     root = require_dir(Path(r.data), "ImageNet-P")
     folders = {group_key(p, r.difficulty): folder_of(root, p, r.difficulty) for p in r.perturbations}
     classes = check_same_classes(list(folders.values()))
     check_against_manifest("imagenet-p", root, [f.name for f in folders.values()], classes)
-    labels = label_map(classes, checkpoint, num_classes_of(model.zoo_name, model.state_dict()), f"ImageNet-P tree '{root}'")
+    labels = label_map(classes, checkpoint, output_classes(model), f"ImageNet-P tree '{root}'")
     items = collect_items(folders, classes, labels, VIDEO_EXTENSIONS, r.subset, r.seed)
 
     label = r.dataset or dataset_label(root, "imagenet-p")
@@ -156,7 +160,8 @@ def evaluate_p(request: PRequest, out: Path | None = None, model=None,
     producer = Producer.of(r.checkpoint, model.zoo_name, checkpoint)
     run = eval_run_dir(producer, out)
     identity = ResultIdentity(producer, str(root.resolve()), {
-        "subset": r.subset, "seed": r.seed, "precision": "bf16" if device.type == "cuda" else "float32"})
+        "subset": r.subset, "seed": r.seed, "precision": "bf16" if device.type == "cuda" else "float32",
+        "preprocessing": prep.as_dict()})
     with result_writer(run, "imagenet_p", (CSV_NAME, SUMMARY_NAME, PROGRESS_NAME), producer, "ImageNet-P results",
                        {"command": "eval-p", "dataset": label, "data_root": str(root), "difficulty": r.difficulty,
                         "subset_per_class": r.subset}):
@@ -165,12 +170,13 @@ def evaluate_p(request: PRequest, out: Path | None = None, model=None,
         tally = _Sequences(pending, log, run.eval_file(CSV_NAME), r.difficulty)
         if pending:
             frames = max(perturbation_frames(p) for p in r.perturbations)
-            run_items(pending, load_p_item, Predictor(model, device), on_item=tally.item, on_failed=tally.failed,
+            run_items(pending, functools.partial(load_p_item, prep=prep), Predictor(model, device), on_item=tally.item, on_failed=tally.failed,
                       on_group_done=tally.group_done, batch_size=r.batch_size,
                       items_per_batch=max(1, r.batch_size // frames), workers=r.workers,
                       pin_memory=device.type == "cuda", description="ImageNet-P", quiet=r.quiet)
         write_results_csv(run.eval_file(CSV_NAME), list(log.records.values()))
         summary = summarize_run(r, log, model.zoo_name, label, resumed=len(items) - len(pending))
+        summary["preprocessing"] = {**prep.as_dict(), "geometry": BENCHMARK_GEOMETRY}
         summary["identity"] = identity.as_dict()
         atomic_write_json(run.eval_file(SUMMARY_NAME), summary)
     return summary, run

@@ -18,16 +18,26 @@ def is_small(image: Image.Image) -> bool:
     return min(image.size) < CROP
 
 
-def benchmark_geometry(image: Image.Image) -> Image.Image:
-    """Resize the short side to 256 and centre-crop 224 (small images are returned unchanged)."""
+def benchmark_geometry(image: Image.Image, resize: int = RESIZE, crop: int = CROP,
+                       resample: int = Image.BILINEAR) -> Image.Image:
+    """Resize the short side to 256 and centre-crop 224 (or a model's own ``resize``/``crop``;
+    images smaller than the benchmark's 224 px crop are returned unchanged)."""
     if is_small(image):
         return image
     w, h = image.size
-    scale = RESIZE / min(w, h)
-    image = image.resize((max(CROP, round(w * scale)), max(CROP, round(h * scale))), Image.BILINEAR)
+    scale = resize / min(w, h)
+    image = image.resize((max(crop, round(w * scale)), max(crop, round(h * scale))), resample)
     w, h = image.size
-    left, top = (w - CROP) // 2, (h - CROP) // 2
-    return image.crop((left, top, left + CROP, top + CROP))
+    left, top = (w - crop) // 2, (h - crop) // 2
+    return image.crop((left, top, left + crop, top + crop))
+
+
+def fit_input(image: Image.Image, size: int, resample: int = Image.BILINEAR) -> Image.Image:
+    """A benchmark image (224 px) resized to a model's input ``size``; small images and images
+    already of that size are returned unchanged."""
+    if is_small(image) or image.size == (size, size):
+        return image
+    return image.resize((size, size), resample)
 
 
 def geometry_note(small: bool) -> str:

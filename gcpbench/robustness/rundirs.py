@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gcpbench.identity import Producer
-from gcpbench.runs import DEFAULT_ROOT, RunDir, new_run_dir
+from gcpbench.runs import DEFAULT_ROOT, RunDir, new_run_dir, run_slug
 
 
 def eval_run_dir(producer: Producer, out: Path | None) -> RunDir:
@@ -16,4 +16,4 @@ def eval_run_dir(producer: Producer, out: Path | None) -> RunDir:
     checkpoint = Path(producer.checkpoint)
     if checkpoint.parent.name == "checkpoints" and (checkpoint.parent.parent / "config.json").is_file():
         return RunDir(checkpoint.parent.parent)
-    return new_run_dir(DEFAULT_ROOT / f"eval_{producer.model}_{checkpoint.stem}_{producer.sha256[:8]}", "eval")
+    return new_run_dir(DEFAULT_ROOT / f"eval_{run_slug(producer.model)}_{checkpoint.stem}_{producer.sha256[:8]}", "eval")

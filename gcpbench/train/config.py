@@ -37,6 +37,9 @@ class TrainOptions:
     landscape_num_eta: int | None = None  # None: the paper's 50 step sizes
     image_size: int | None = None  # None: the synthetic set's size, else 224
     gcp_precision: str | None = None  # float32 (exact); tf32 is an opt-in CUDA speed-up
+    weights: str | None = None  # initial weights (a local file); None: fresh initialisation
+    schedule_family: str | None = None  # timm / torchvision models: whose schedules (default resnet)
+    last_stride_one: bool | None = None  # timm / torchvision ResNets with a GCP head: layer4 at stride 1
 
 
 # option -> config key that must not change on --resume (device, workers, quiet may)
@@ -44,7 +47,7 @@ FIXED_ON_RESUME: dict[str, str] = {
     "arch": "arch", "head": "head", "gcp_dim": "gcp_dim", "schedule": "schedule", "epochs": "epochs",
     "batch_size": "batch_size", "lr": "lr_option", "amp": "amp", "channels_last": "channels_last", "seed": "seed",
     "deterministic": "deterministic", "landscape_every": "landscape_every", "landscape_num_eta": "landscape_num_eta", "image_size": "image_size",
-    "gcp_precision": "gcp_precision",
+    "gcp_precision": "gcp_precision", "weights": "init_weights", "schedule_family": "family",
 }
 
 
@@ -53,10 +56,12 @@ def _differs(option: str, given: Any, stored: Any) -> bool:
         return str(given).lower() != str(stored).lower()
     if option == "gcp_dim" and stored is None:
         return False  # a GAP run ignores --gcp-dim
+    if option == "weights":
+        return Path(given).resolve() != Path(stored).resolve() if stored else True
     if option == "arch":
-        from gcpbench.models import model_info, model_name
+        from gcpbench.models.external import model_identity
 
-        return model_info(model_name(given)).arch != stored
+        return model_identity(given).arch != stored
     return given != stored
 
 
@@ -84,7 +89,7 @@ def stored_config(options: TrainOptions) -> tuple[RunDir, dict[str, Any]]:
 
 def schedule_from_config(config: dict[str, Any]) -> Schedule:
     """The schedule a stored configuration describes."""
-    return make_schedule(config["arch"], config["schedule"], config["epochs"], config["batch_size"],
+    return make_schedule(config.get("family") or config["arch"], config["schedule"], config["epochs"], config["batch_size"],
                          config.get("lr_option"))
 
 
@@ -103,9 +108,9 @@ def new_config(options: TrainOptions, *, name: str, family: str, schedule: Sched
                world_size: int, channels_last: bool) -> dict[str, Any]:
     """The resolved configuration of a new run (written to config.json)."""
     from gcpbench import __version__
-    from gcpbench.models import model_info
+    from gcpbench.models.external import model_identity
 
-    info = model_info(name)
+    info = model_identity(name)
     return {
         "command": "train", "run_id": uuid.uuid4().hex, "model": name, "arch": info.arch, "head": info.head.kind,
         "gcp_dim": info.head.dim if info.head.is_gcp else None, "family": family,
@@ -120,6 +125,6 @@ def new_config(options: TrainOptions, *, name: str, family: str, schedule: Sched
         "deterministic": bool(options.deterministic), "workers": options.workers, "device": device,
         "world_size": world_size, "landscape_every": options.landscape_every or 0,
         "landscape_num_eta": options.landscape_num_eta, "gcp_precision": options.gcp_precision or "float32",
-        "gcpbench_version": __version__, "started": _dt.datetime.now().isoformat(timespec="seconds"),
+        "init_weights": str(Path(options.weights).resolve()) if options.weights else None, "gcpbench_version": __version__, "started": _dt.datetime.now().isoformat(timespec="seconds"),
     }
 

@@ -160,6 +160,9 @@ def _describe(s: Session, source) -> None:
         f"{per_rank}, {len(s.train_loader)} iterations/epoch, {c['epochs']} epochs")
     log(f"device {s.device}, amp {'bf16' if c['amp'] else 'off'}, channels_last {'on' if c['channels_last'] else 'off'}, "
         f"seed {c['seed']}, deterministic {'on' if c['deterministic'] else 'off'}")
+    report = getattr(s.net, "load_report", None)
+    if c.get("init_weights"):
+        log(report.describe() if report is not None else f"started from the weights {c['init_weights']}")
     if c.get("gcp_precision", "float32") != "float32":
         where = "" if s.device.type == "cuda" else " (no effect on the CPU: products stay float32)"
         log(f"GCP matrix products in {c['gcp_precision']}{where}")
@@ -326,24 +329,27 @@ class Prepared:
 def _check_gcp_precision(precision: str | None, name: str) -> None:
     """``--gcp-precision`` must name a known precision and only applies to a GCP head."""
     from gcpbench.gcp import PRECISIONS
-    from gcpbench.models import model_info
+    from gcpbench.models.external import model_identity
 
     if precision is None:
         return
     if precision not in PRECISIONS:
         raise GcpbenchError(f"--gcp-precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
-    if precision != "float32" and not model_info(name).head.is_gcp:
+    if precision != "float32" and not model_identity(name).head.is_gcp:
         raise GcpbenchError(f"--gcp-precision {precision} applies to GCP heads only; {name} has a GAP head "
                             "(add --head gcp or drop the option)")
 
 
 def _prepare_new(options: TrainOptions, ctx: ddp.DistContext, quiet: bool) -> Prepared:
-    from gcpbench.models import model_info, model_name
+    from gcpbench.models.training import train_model
 
     if not options.arch:
         raise GcpbenchError("name an architecture (e.g. `gcpbench train resnet18 --head gcp`) or pass --resume RUN_DIR")
-    name = model_name(options.arch, options.head or "gap", options.gcp_dim or 256)
-    schedule = make_schedule(name, canonical_schedule(options.schedule or "LRnorm"), options.epochs,
+    name, family = train_model(options.arch, options.head, options.gcp_dim, options.last_stride_one,
+                               options.schedule_family)
+    if options.weights is not None and not Path(options.weights).is_file():
+        raise GcpbenchError(f"--weights '{options.weights}' does not exist")
+    schedule = make_schedule(family, canonical_schedule(options.schedule or "LRnorm"), options.epochs,
                              options.batch_size, options.lr)
     if options.landscape_every is not None and options.landscape_every < 0:
         raise GcpbenchError(f"--landscape-every must be 0 (off) or a positive number of iterations, "
@@ -351,7 +357,6 @@ def _prepare_new(options: TrainOptions, ctx: ddp.DistContext, quiet: bool) -> Pr
     _check_gcp_precision(options.gcp_precision, name)
     source = _data_source(options.data, ctx, quiet)
     size = options.image_size or source.image_size
-    family = model_info(name).family
     draft = {"family": family, "image_size": size, "batch_size": schedule.batch_size, "seed": options.seed or 0}
     train_loader, val_loader, counts = _loaders(source, draft, ctx, options.workers)
     run = _new_run(options, name, schedule.name, ctx)
@@ -391,7 +396,8 @@ def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool) -> tuple[Session, l
 
     config, checkpoint = p.config, p.checkpoint
     seed_everything(config["seed"] + ctx.rank)
-    net = build(config["model"], num_classes=config["num_classes"]).to(ctx.device)
+    init = config.get("init_weights") if checkpoint is None else None
+    net = build(config["model"], num_classes=config["num_classes"], weights=init).to(ctx.device)
     if config["channels_last"]:
         net = net.to(memory_format=torch.channels_last)
     set_gcp_precision(net, config.get("gcp_precision", "float32"))
@@ -427,7 +433,7 @@ def _train(options: TrainOptions, ctx: ddp.DistContext) -> RunDir:
     prepared = _prepare_resume(options, ctx, quiet) if options.resume else _prepare_new(options, ctx, quiet)
     if isinstance(prepared, RunDir):
         return prepared
-    run, config = prepared.run, prepared.config
+    run = prepared.run
     with contextlib.ExitStack() as stack:
         if ctx.is_main:  # one trainer per run directory; a killed one's temporary files go
             from gcpbench.runlock import writer_lock

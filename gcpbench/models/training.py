@@ -1,0 +1,28 @@
+"""Which model and schedule family a ``gcpbench train`` command means."""
+from __future__ import annotations
+
+from gcpbench.errors import GcpbenchError
+from gcpbench.models.registry import FAMILIES
+
+DEFAULT_FAMILY = "resnet"
+
+
+def train_model(arch: str, head: str | None, gcp_dim: int | None, last_stride_one: bool | None,
+                schedule_family: str | None) -> tuple[str, str]:
+    """(model name, schedule family): zoo models keep their own family (the paper's schedules);
+    timm / torchvision models use ``schedule_family`` (default: the ResNet formulas)."""
+    from gcpbench.models.external import is_external, parse_name
+    from gcpbench.models.registry import model_info, model_name
+
+    family = schedule_family.lower() if schedule_family else None
+    if family is not None and family not in FAMILIES:
+        raise GcpbenchError(f"--schedule-family must be one of {', '.join(FAMILIES)}, got '{schedule_family}'")
+    if is_external(arch):
+        return parse_name(arch, head, gcp_dim, last_stride_one).name, family or DEFAULT_FAMILY
+    if last_stride_one is not None:
+        raise GcpbenchError("--last-stage-stride-1 is for timm/torchvision ResNets; the zoo's GCP ResNets already use it")
+    name = model_name(arch, head or "gap", gcp_dim or 256)
+    own = model_info(name).family
+    if family is not None and family != own:
+        raise GcpbenchError(f"{name} trains with the {own} schedules; --schedule-family is for timm/torchvision models")
+    return name, own
