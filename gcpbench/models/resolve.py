@@ -96,7 +96,11 @@ def resolve_model(ckpt: str | os.PathLike | None = None, model: str | None = Non
         raise GcpbenchError(f"--model {model} needs --weights FILE (local weights; nothing is downloaded)")
     weights = Path(weights)
     if is_external(model):
-        return _external(model, weights, head, gcp_dim, last_stride_one, num_classes, model_kwargs)
+        from gcpbench.models.weights import require_finite
+
+        resolved = _external(model, weights, head, gcp_dim, last_stride_one, num_classes, model_kwargs)
+        require_finite(resolved.model.state_dict(), f"weights '{weights}'")
+        return resolved
     from gcpbench.models.registry import model_name
 
     name = model_name(model, head or "gap", gcp_dim or 256) if head or gcp_dim else model
