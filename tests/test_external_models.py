@@ -164,7 +164,10 @@ def test_timm_gcp_checkpoint_trains_resumes_and_evaluates(tiny, tmp_path, monkey
     images, targets = probe_batch(tiny / "train", for_model(model).at_size(64).transform(), 8, 0)
     with torch.no_grad():
         loss = torch.nn.functional.cross_entropy(model.train()(images), targets).item()
-    rows = read_landscape(tmp_path / "runs" / "landscape_timm-convnext_atto_gcp16_last" / "landscape.csv")
+    from gcpbench.identity import fingerprint
+
+    default = f"landscape_timm-convnext_atto_gcp16_last_{fingerprint(run.last_checkpoint)[:8]}"
+    rows = read_landscape(tmp_path / "runs" / default / "landscape.csv")
     assert rows["train_loss"].iloc[0] == pytest.approx(loss, rel=1e-5) and rows["num_eta"].iloc[0] == 3
     code, out, err = run_cli("report", "--ckpt", str(run.last_checkpoint), "--out", str(tmp_path / "report"), "--quiet")
     assert code == 0, err

@@ -14,7 +14,8 @@ import torch
 
 from gcpbench.errors import GcpbenchError
 from gcpbench.models.resolve import Resolved
-from gcpbench.runs import DEFAULT_ROOT, RunDir, new_run_dir, run_slug, write_eval_config
+from gcpbench.identity import Producer
+from gcpbench.runs import DEFAULT_ROOT, RunDir, new_run_dir, result_writer, run_slug
 
 
 def probe_batch(root: Path, transform, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,10 +50,12 @@ def probe_model(resolved: Resolved, data: str | Path | None, family: str, *, bat
     torch_device = resolve_device(device)
     model = resolved.model.to(torch_device)
     result = measure(model, images.to(torch_device), targets.to(torch_device), default_etas(family, num_eta or NUM_ETA))
-    run = new_run_dir(out or DEFAULT_ROOT / f"landscape_{run_slug(resolved.name)}_{resolved.path.stem}", "landscape")
-    write_eval_config(run, {"command": "landscape", "model": resolved.name, "dataset": source.dataset,
-                            "data_root": str(source.root), "checkpoint": str(resolved.path), "family": family,
-                            "batch_size": batch_size, "seed": seed, "preprocessing": prep.as_dict()})
+    producer = Producer.of(resolved.path, resolved.name, resolved.checkpoint)
+    run = new_run_dir(out or DEFAULT_ROOT / f"landscape_{run_slug(resolved.name)}_{resolved.path.stem}_"
+                             f"{producer.sha256[:8]}", "landscape")
     row = {"step": 0, "epoch": 0, "train_loss": result["loss"], **{k: result[k] for k in COLUMNS[3:]}}
-    append_row(run.landscape, row)
+    with result_writer(run, "landscape", (), producer, "landscape measurements",
+                       {"command": "landscape", "dataset": source.dataset, "data_root": str(source.root),
+                        "family": family, "batch_size": batch_size, "seed": seed, "preprocessing": prep.as_dict()}):
+        append_row(run.landscape, row)
     return row, run
