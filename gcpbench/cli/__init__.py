@@ -9,6 +9,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from gcpbench.errors import GcpbenchError
 
@@ -35,7 +36,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except GcpbenchError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # no markup in messages
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: finished results are kept; rerun the same command to resume")
