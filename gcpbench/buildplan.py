@@ -118,13 +118,27 @@ def current_plan(env: Mapping[str, str] = os.environ) -> BuildPlan:
     return plan(torch.version.cuda, nvcc, nvcc_version(nvcc) if nvcc else None, visible_capabilities(env), env.get(OVERRIDE))
 
 
-def _requirement_names(distribution: str) -> set[str]:
-    """Normalised names of what an installed distribution requires (markers ignored)."""
-    try:
-        requires = importlib.metadata.requires(distribution) or []
-    except importlib.metadata.PackageNotFoundError:
-        return set()
-    return {normalise(re.split(r"[ ;<>=!~\[(]", r.strip(), maxsplit=1)[0]) for r in requires}
+def installed_closure(roots: Sequence[str]) -> set[str]:
+    """Normalised names of the installed distributions ``roots`` and everything they require,
+    recursively (a requirement's ``[extras]`` are followed; the roots' own extras are not)."""
+    seen: set[str] = set()
+    todo: list[tuple[str, set[str]]] = [(root, set()) for root in roots]
+    while todo:
+        name, extras = todo.pop()
+        try:
+            requires = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        for requirement in requires:
+            spec, _, marker = requirement.partition(";")
+            wanted = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", marker)
+            if wanted and wanted.group(1) not in extras:
+                continue
+            match = re.match(r"\s*([A-Za-z0-9._-]+)\s*(?:\[([^\]]*)\])?", spec)
+            if match and normalise(match.group(1)) not in seen:
+                seen.add(normalise(match.group(1)))
+                todo.append((match.group(1), {e.strip() for e in (match.group(2) or "").split(",") if e.strip()}))
+    return seen
 
 
 def normalise(name: str) -> str:
@@ -132,8 +146,9 @@ def normalise(name: str) -> str:
 
 
 def constraints_without_torch(lines: Sequence[str], torch_requirements: set[str]) -> list[str]:
-    """Constraint lines minus torch, torchvision, triton and ``torch_requirements`` (those the
-    installed torch brings), so pip keeps the installed torch stack as it is."""
+    """Constraint lines minus torch, torchvision, triton and ``torch_requirements`` (what the
+    installed torch and torchvision require, :func:`installed_closure`), so that pip keeps the
+    installed torch stack as it is."""
     drop = {"torch", "torchvision", "triton", *map(normalise, torch_requirements)}
     kept = []
     for line in lines:
@@ -170,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(build.describe())
     elif args.command == "constraints":
         lines = Path(args.src).read_text().splitlines()
-        kept = constraints_without_torch(lines, _requirement_names("torch") | _requirement_names("torchvision"))
+        kept = constraints_without_torch(lines, installed_closure(("torch", "torchvision")))
         Path(args.dst).write_text("\n".join(kept) + "\n")
     else:
         print(torchvision_for(importlib.metadata.version("torch")))
