@@ -106,6 +106,4 @@ def test_bootstrap_plan_picks_cuda_kernels_for_the_visible_gpus(tmp_path) -> Non
     kept = next(tmp_path.glob("gcpbench-constraints.*")).read_text().splitlines()
     assert not any(line.startswith(("torch==", "torchvision==", "nvidia-")) for line in kept)
     assert "typer==0.20.0" in kept and "mmcv==2.1.0" in kept
-
-    out = _bootstrap_plan(tmp_path / "nogpu", fake_tools(tmp_path / "nogpu" / "bin", release, smi_rows=None))
-    assert out.splitlines()[-1] == "[plan] mmcv ops with CPU kernels only (no GPU visible)"
+    # without a GPU the same script plans CPU kernels (the rule itself: test_plan_builds_cuda_kernels_only_...)
