@@ -106,4 +106,3 @@ def test_bootstrap_plan_picks_cuda_kernels_for_the_visible_gpus(tmp_path) -> Non
     kept = next(tmp_path.glob("gcpbench-constraints.*")).read_text().splitlines()
     assert not any(line.startswith(("torch==", "torchvision==", "nvidia-")) for line in kept)
     assert "typer==0.20.0" in kept and "mmcv==2.1.0" in kept
-    # without a GPU the same script plans CPU kernels (the rule itself: test_plan_builds_cuda_kernels_only_...)
