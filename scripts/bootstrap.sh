@@ -68,7 +68,7 @@ if [ "${REBUILD_MMCV:-0}" = 1 ] || [ "$HAVE" = none ] || { [ "$FORCE_CUDA" = 1 ]
   echo "[bootstrap] mmcv 2.1.0: $MMCV_PLAN"
   echo "[bootstrap]   (about 8 minutes for CPU kernels on 2 cores the first time, cached after; CUDA kernels take longer)"
   export MAX_JOBS=${MAX_JOBS:-$(nproc)}
-  # torch >= 2.10's headers need C++20 while mmcv's setup forces C++17: the wrappers put C++20 last.
+  # torch 2.14's headers need C++20 while mmcv's setup forces C++14/17: the wrappers make it C++20.
   export CC="$PWD/scripts/cxx20" CXX="$PWD/scripts/cxx20"
   CACHE=()
   if [ "$FORCE_CUDA" = 1 ]; then
@@ -78,7 +78,7 @@ if [ "${REBUILD_MMCV:-0}" = 1 ] || [ "$HAVE" = none ] || { [ "$FORCE_CUDA" = 1 ]
   # mmcv 2.1.0's setup.py needs setuptools < 70; torch wants >= 77 at run time, so the old
   # one is used for this build only and the pinned one is put back right after.
   pip install -q "setuptools==69.5.1"
-  pip install -q -c "$C" --no-build-isolation "${CACHE[@]}" --force-reinstall --no-deps mmcv
+  pip install -q -c "$C" --no-build-isolation ${CACHE[@]+"${CACHE[@]}"} --force-reinstall --no-deps mmcv
   pip install -q -c "$C" setuptools
 fi
 echo "[bootstrap] gcpbench[detect] and the rest"

@@ -106,3 +106,22 @@ def test_bootstrap_plan_picks_cuda_kernels_for_the_visible_gpus(tmp_path) -> Non
     kept = next(tmp_path.glob("gcpbench-constraints.*")).read_text().splitlines()
     assert not any(line.startswith(("torch==", "torchvision==", "nvidia-")) for line in kept)
     assert "typer==0.20.0" in kept and "mmcv==2.1.0" in kept
+
+
+CXX20_KERNEL = """#include <concepts>
+template <typename T> requires std::integral<T> __global__ void add_one(T* x) { x[threadIdx.x] += 1; }
+template __global__ void add_one<int>(int*);
+"""
+
+
+@pytest.mark.skipif(find_nvcc(os.environ) is None, reason="no nvcc on this machine")
+def test_the_nvcc_wrapper_compiles_cxx20_where_mmcv_asks_for_cxx17(tmp_path) -> None:
+    nvcc = find_nvcc(os.environ)
+    source = tmp_path / "kernel.cu"
+    source.write_text(CXX20_KERNEL)
+    plain = subprocess.run([nvcc, "-std=c++17", "-c", str(source), "-o", str(tmp_path / "a.o")], capture_output=True, text=True)
+    assert plain.returncode != 0  # a C++20 kernel (concepts), as torch 2.14's headers are
+    wrapped = subprocess.run([str(REPO / "scripts" / "nvcc20"), "-std=c++17", "-c", str(source), "-o", str(tmp_path / "b.o")],
+                             capture_output=True, text=True, env={**os.environ, "GCPBENCH_REAL_NVCC": nvcc})
+    assert wrapped.returncode == 0, wrapped.stderr
+    assert (tmp_path / "b.o").stat().st_size > 0
