@@ -6,6 +6,10 @@ everything a CUDA build needs is here: a CUDA build of torch, ``nvcc`` of the sa
 version (torch refuses another major), and at least one visible GPU, whose compute capabilities
 alone are built (``TORCH_CUDA_ARCH_LIST``; every architecture would take an hour).
 
+The toolkit is ``$CUDA_HOME``, else nvcc's on PATH, else /usr/local/cuda; when it lacks the
+CUDA library headers that torch's headers include (cusparse.h, ...), those of pip's nvidia-*
+wheels (installed with torch) are put on ``CPATH``.
+
 ``python -m gcpbench.buildplan mmcv [--shell]`` prints the plan (``--shell``: ``export`` lines
 for bootstrap); ``python -m gcpbench.buildplan constraints SRC DST`` writes SRC without the
 pins of torch, torchvision and everything they require. This module runs before gcpbench is
@@ -35,12 +39,18 @@ class BuildPlan:
     cuda: bool
     arch_list: str | None  # TORCH_CUDA_ARCH_LIST, e.g. "8.0;9.0"
     reason: str
+    cuda_home: str | None = None  # the toolkit that builds the kernels (torch reads CUDA_HOME)
+    include_dirs: tuple[str, ...] = ()  # CUDA library headers from pip's nvidia wheels, for a bare toolkit
 
     def env(self) -> dict[str, str]:
-        """The variables mmcv's setup.py and torch's extension builder read."""
+        """The variables mmcv's setup.py, torch's extension builder and the compilers read."""
         env = {"MMCV_WITH_OPS": "1", "FORCE_CUDA": "1" if self.cuda else "0"}
         if self.cuda and self.arch_list:
             env["TORCH_CUDA_ARCH_LIST"] = self.arch_list
+        if self.cuda and self.cuda_home:
+            env["CUDA_HOME"] = self.cuda_home
+        if self.cuda and self.include_dirs:
+            env["CPATH"] = os.pathsep.join(self.include_dirs)
         return env
 
     def describe(self) -> str:
@@ -57,16 +67,36 @@ def _run(command: Sequence[str], timeout: float = 30.0) -> str | None:
     return done.stdout if done.returncode == 0 else None
 
 
-def find_nvcc(env: Mapping[str, str]) -> str | None:
-    """``$CUDA_HOME/bin/nvcc`` (torch's choice too), else ``nvcc`` on PATH, else /usr/local/cuda's."""
-    for home in (env.get("CUDA_HOME"), env.get("CUDA_PATH")):
-        if home and (Path(home) / "bin" / "nvcc").is_file():
-            return str(Path(home) / "bin" / "nvcc")
+def cuda_home(env: Mapping[str, str]) -> Path | None:
+    """The CUDA toolkit: ``$CUDA_HOME`` / ``$CUDA_PATH``, else the one of ``nvcc`` on PATH, else
+    /usr/local/cuda. A folder counts when it holds ``bin/nvcc`` and ``include/cuda_runtime.h``
+    (an ``nvcc`` on PATH may be a launcher script in /usr/local/bin, whose parent has no headers;
+    torch would take that parent)."""
+    for key in ("CUDA_HOME", "CUDA_PATH"):
+        if env.get(key) and (Path(env[key]) / "bin" / "nvcc").is_file():
+            return Path(env[key])
     found = shutil.which("nvcc", path=env.get("PATH"))
-    if found:
-        return found
-    default = Path("/usr/local/cuda/bin/nvcc")
-    return str(default) if default.is_file() else None
+    for root in ([Path(found).resolve().parent.parent] if found else []) + [Path("/usr/local/cuda")]:
+        if (root / "bin" / "nvcc").is_file() and (root / "include" / "cuda_runtime.h").is_file():
+            return root
+    return None
+
+
+def find_nvcc(env: Mapping[str, str]) -> str | None:
+    """``bin/nvcc`` of :func:`cuda_home`."""
+    home = cuda_home(env)
+    return str(home / "bin" / "nvcc") if home else None
+
+
+def wheel_cuda_includes(home: Path | None, search: Sequence[str] = tuple(sys.path)) -> tuple[str, ...]:
+    """``include`` folders of pip's nvidia-* wheels (cuSPARSE, cuBLAS, ... headers that torch's
+    headers include) when the toolkit at ``home`` lacks them (a bare nvcc + cudart install)."""
+    if home is not None and (home / "include" / "cusparse.h").is_file():
+        return ()
+    found = []
+    for entry in search:
+        found += sorted(str(p) for p in Path(entry or ".").glob("nvidia/*/include") if p.is_dir())
+    return tuple(dict.fromkeys(found))
 
 
 def nvcc_version(nvcc: str) -> str | None:
@@ -91,13 +121,15 @@ def visible_capabilities(env: Mapping[str, str], smi: str | None = None) -> list
 
 
 def plan(torch_cuda: str | None, nvcc: str | None, nvcc_release: str | None, capabilities: Sequence[str],
-         override: str | None = None) -> BuildPlan:
+         override: str | None = None, include_dirs: Sequence[str] = ()) -> BuildPlan:
     """The build from what was found (pure: every fact is an argument)."""
     arch = ";".join(capabilities) or None
+    home = str(Path(nvcc).parent.parent) if nvcc else None
     if override == "0":
         return BuildPlan(False, None, f"{OVERRIDE}=0")
     if override == "1":
-        return BuildPlan(True, arch, f"{OVERRIDE}=1" + ("" if arch else "; no GPU visible: torch's default architectures"))
+        return BuildPlan(True, arch, f"{OVERRIDE}=1" + ("" if arch else "; no GPU visible: torch's default architectures"),
+                         home, tuple(include_dirs))
     if torch_cuda is None:
         return BuildPlan(False, None, "torch is a CPU build")
     if nvcc is None:
@@ -107,7 +139,8 @@ def plan(torch_cuda: str | None, nvcc: str | None, nvcc_release: str | None, cap
     if nvcc_release is None or nvcc_release.split(".")[0] != torch_cuda.split(".")[0]:
         return BuildPlan(False, None, f"nvcc {nvcc_release or '(version unknown)'} at {nvcc} does not match torch's CUDA "
                                       f"{torch_cuda}: set CUDA_HOME to a CUDA {torch_cuda.split('.')[0]}.x toolkit")
-    return BuildPlan(True, arch, f"nvcc {nvcc_release}, torch CUDA {torch_cuda}, GPU compute capability {arch}")
+    return BuildPlan(True, arch, f"nvcc {nvcc_release}, torch CUDA {torch_cuda}, GPU compute capability {arch}",
+                     home, tuple(include_dirs))
 
 
 def current_plan(env: Mapping[str, str] = os.environ) -> BuildPlan:
@@ -115,7 +148,9 @@ def current_plan(env: Mapping[str, str] = os.environ) -> BuildPlan:
     import torch
 
     nvcc = find_nvcc(env)
-    return plan(torch.version.cuda, nvcc, nvcc_version(nvcc) if nvcc else None, visible_capabilities(env), env.get(OVERRIDE))
+    home = Path(nvcc).parent.parent if nvcc else None
+    return plan(torch.version.cuda, nvcc, nvcc_version(nvcc) if nvcc else None, visible_capabilities(env), env.get(OVERRIDE),
+                wheel_cuda_includes(home))
 
 
 def installed_closure(roots: Sequence[str]) -> set[str]:
@@ -179,10 +214,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "mmcv":
         build = current_plan()
         if args.shell:
-            for key, value in {**build.env(), "MMCV_PLAN": build.describe()}.items():
+            env = build.env()
+            if "CPATH" in env and os.environ.get("CPATH"):
+                env["CPATH"] += os.pathsep + os.environ["CPATH"]  # keep the user's
+            for key, value in {**env, "MMCV_PLAN": build.describe()}.items():
                 print(f"export {key}={shlex.quote(value)}")
         else:
             print(build.describe())
+            for key, value in build.env().items():
+                print(f"  {key}={value}")
     elif args.command == "constraints":
         lines = Path(args.src).read_text().splitlines()
         kept = constraints_without_torch(lines, installed_closure(("torch", "torchvision")))

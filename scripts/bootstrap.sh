@@ -8,8 +8,9 @@
 #   bash scripts/bootstrap.sh --rebuild-mmcv  # compile mmcv again (e.g. after installing nvcc)
 #
 # mmcv's ops get CUDA kernels when torch is a CUDA build, nvcc of the same major CUDA version is
-# found ($CUDA_HOME/bin, PATH, /usr/local/cuda) and a GPU is visible: only the visible GPUs'
-# architectures are built (gcpbench/buildplan.py; GCPBENCH_MMCV_CUDA=0|1 overrides). A torch
+# found ($CUDA_HOME, nvcc's toolkit on PATH, /usr/local/cuda) and a GPU is visible: only the
+# visible GPUs' architectures are built, headers missing from a bare toolkit come from pip's
+# nvidia-* wheels (gcpbench/buildplan.py; GCPBENCH_MMCV_CUDA=0|1 overrides). A torch
 # that the venv already sees (a GPU image's own, through --system-site-packages, or installed
 # by hand with GCPBENCH_KEEP_TORCH=1) is kept when it is >= 2.6: its stack's pins are dropped
 # from the constraints and a matching torchvision is added when it lacks one.
@@ -57,11 +58,11 @@ else
 fi
 
 if [ "$MODE" = plan ]; then
-  if torch_ok "$VENV_PY"; then echo "[plan] $(plan mmcv)"; else echo "[plan] mmcv: decided once torch is installed"; fi
+  if torch_ok "$VENV_PY"; then plan mmcv | sed 's/^/[plan] /'; else echo "[plan] mmcv: decided once torch is installed"; fi
   exit 0
 fi
 
-eval "$(plan mmcv --shell)"   # exports MMCV_WITH_OPS, FORCE_CUDA, TORCH_CUDA_ARCH_LIST, MMCV_PLAN
+eval "$(plan mmcv --shell)"   # exports MMCV_WITH_OPS, FORCE_CUDA, MMCV_PLAN (+ TORCH_CUDA_ARCH_LIST, CUDA_HOME, CPATH for CUDA)
 mmcv_ops() { "$VENV_PY" -c "from mmcv.ops import get_compiling_cuda_version as v; print('cpu' if v() == 'not available' else 'cuda')" 2>/dev/null || echo none; }
 HAVE=$(mmcv_ops)
 if [ "${REBUILD_MMCV:-0}" = 1 ] || [ "$HAVE" = none ] || { [ "$FORCE_CUDA" = 1 ] && [ "$HAVE" = cpu ]; }; then
@@ -72,7 +73,7 @@ if [ "${REBUILD_MMCV:-0}" = 1 ] || [ "$HAVE" = none ] || { [ "$FORCE_CUDA" = 1 ]
   export CC="$PWD/scripts/cxx20" CXX="$PWD/scripts/cxx20"
   CACHE=()
   if [ "$FORCE_CUDA" = 1 ]; then
-    export PYTORCH_NVCC="$PWD/scripts/nvcc20" GCPBENCH_REAL_NVCC=${GCPBENCH_REAL_NVCC:-$(PYTHONPATH="$PWD" "$VENV_PY" -c 'import os; from gcpbench.buildplan import find_nvcc; print(find_nvcc(os.environ) or "nvcc")')}
+    export PYTORCH_NVCC="$PWD/scripts/nvcc20" GCPBENCH_REAL_NVCC="${CUDA_HOME:-/usr/local/cuda}/bin/nvcc"
     CACHE=(--no-cache-dir)   # pip's cache keys the wheel by source, not by kernels: keep CUDA builds out of it
   fi
   # mmcv 2.1.0's setup.py needs setuptools < 70; torch wants >= 77 at run time, so the old
