@@ -7,11 +7,13 @@ Steps (each timed; a failing step is recorded and the next one still runs):
 2. ``train_step``: training-step images/s of ResNet-50 GAP vs GCP, batch 128 at 224 px, bf16
    autocast, channels_last.
 3. ``train``: two epochs of ResNet-18 GCP with ``--amp`` on the built-in synthetic set.
-4. ``eval_c`` / ``eval_p``: ImageNet-C / -P trees generated from the synthetic val set
-   (``data make-c`` / ``make-p``), evaluated with step 3's checkpoint.
+4. ``eval_c`` / ``eval_p``: ImageNet-C (15 corruptions x 5 severities) / -P trees generated
+   from the synthetic val set, one image per class (``data make-c`` / ``make-p``), evaluated
+   with step 3's checkpoint.
 5. ``detect_faster_rcnn`` / ``detect_mask_rcnn``: 20 iterations on the synthetic COCO set from
    step 3's backbone (GCP_M), with COCO evaluation (the CPU smoke runs Mask R-CNN only, 1 iteration).
-6. ``ddp``: one DDP training step on NCCL, one process per GPU (torchrun), ranks checked in sync.
+6. ``ddp``: one DDP training step on NCCL, one process per GPU (torchrun; a single GPU is a
+   group of one), ranks checked in sync, and an explicit all-reduce.
 
 Steps 3-6 run the ``gcpbench`` command line (or torchrun) in subprocesses, as a user would.
 The summary (``OUT/gpu_check.json``) also holds ``gcpbench doctor``'s report. Without CUDA the
@@ -68,10 +70,13 @@ class Sizes:
 
 
 def cuda_sizes() -> Sizes:
+    from gcpbench.robustness.baselines import BENCHMARK_CORRUPTIONS
+
     workers = str(min(8, os.cpu_count() or 1))
     return Sizes("cuda", (32, 256), 256, 14, 9, "resnet50", 128, 224, 5,
                  ("--epochs", "2", "--workers", workers),
-                 ("--per-class", "2", "--workers", workers), ("--per-class", "1", "--workers", workers),
+                 ("--corruptions", ",".join(BENCHMARK_CORRUPTIONS), "--per-class", "1", "--workers", workers),
+                 ("--per-class", "1", "--workers", workers),
                  ("--workers", workers), ("--workers", workers), 20, ("faster_rcnn", "mask_rcnn"),
                  torch.cuda.device_count(), 64, 224)
 
@@ -205,34 +210,43 @@ def ddp_step(runner: Runner, sizes: Sizes) -> dict[str, Any]:
 
 def one_ddp_step(record: Path, device: str, batch: int, image: int) -> None:
     """Under torchrun: one bf16 training step of ResNet-18 GCP in DDP (NCCL on CUDA, gloo on the
-    CPU), the ranks' parameters checked equal afterwards; rank 0 writes ``record``."""
+    CPU), then an explicit all-reduce and the ranks' parameters checked equal; rank 0 writes
+    ``record``. The group is joined here, also for a single process (one GPU)."""
+    import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
     from gcpbench.evaluate import autocast
     from gcpbench.models import build
-    from gcpbench.train.distributed import check_in_sync, setup, teardown
+    from gcpbench.train.distributed import DistContext, check_in_sync
 
-    ctx = setup(device)
-    torch.manual_seed(ctx.rank)
-    model = build("resnet18_gcp", num_classes=10).to(ctx.device)
-    ddp = DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    rank, world, local = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+    dev = torch.device("cuda", local) if device == "cuda" else torch.device("cpu")
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", device_id=dev if dev.type == "cuda" else None)
+    ctx = DistContext(dev, rank, world, local, owns_group=True)
+    torch.manual_seed(rank)
+    model = build("resnet18_gcp", num_classes=10).to(dev)
+    ddp = DistributedDataParallel(model, device_ids=[local] if dev.type == "cuda" else None)
     optimizer = torch.optim.SGD(ddp.parameters(), lr=0.01, momentum=0.9)
-    images = torch.randn(batch, 3, image, image, device=ctx.device)
-    targets = torch.randint(0, 10, (batch,), device=ctx.device)
+    images = torch.randn(batch, 3, image, image, device=dev)
+    targets = torch.randint(0, 10, (batch,), device=dev)
     started = time.perf_counter()
-    with autocast(ctx.device, True):
+    with autocast(dev, True):
         loss = torch.nn.functional.cross_entropy(ddp(images), targets)
     loss.backward()
     optimizer.step()
-    if ctx.device.type == "cuda":
-        torch.cuda.synchronize(ctx.device)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
     seconds = time.perf_counter() - started
-    check_in_sync(model, ctx)  # raises when the gradient all-reduce did not make the ranks agree
+    check_in_sync(model, ctx)  # raises when the gradient all-reduce did not make the ranks agree (world size > 1)
+    total = torch.full((1,), float(rank + 1), device=dev)
+    dist.all_reduce(total)  # a collective on the backend also with a single process
     if ctx.is_main:
-        atomic_write_json(record, {"backend": torch.distributed.get_backend(), "world_size": ctx.world_size,
-                                   "device": str(ctx.device), "batch_per_rank": batch, "image": image,
-                                   "loss": float(loss), "step_seconds": seconds, "in_sync": True})
-    teardown(ctx)
+        atomic_write_json(record, {"backend": dist.get_backend(), "world_size": world, "device": str(dev),
+                                   "batch_per_rank": batch, "image": image, "loss": loss.item(), "step_seconds": seconds,
+                                   "in_sync": True, "all_reduce_ok": total.item() == world * (world + 1) / 2})
+    dist.destroy_process_group()
 
 
 # --------------------------------------------------------------------------- driver
