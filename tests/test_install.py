@@ -29,21 +29,27 @@ def test_core_commands_never_import_the_detection_stack(tmp_path) -> None:
     tree.mkdir(parents=True)
     (tree / "a.JPEG").write_bytes(b"")
     probe = (
-        "import sys, json\n"
+        "import sys, json, importlib, pathlib\n"
         "import gcpbench, gcpbench.cli\n"
+        "root = pathlib.Path(gcpbench.__file__).parent\n"
+        "files = [p.relative_to(root.parent).with_suffix('') for p in sorted(root.rglob('*.py'))]\n"
+        "names = ['.'.join(f.parts).removesuffix('.__init__') for f in files if f.parts[1] not in ('detection', 'configs', '__main__')]\n"
+        "for name in names:\n    importlib.import_module(name)\n"
         "from gcpbench.cli import main\n"
         "codes = []\n"
         "for args in (['zoo', '-m', 'resnet18_gap'], ['data', 'check', 'imagenet-c', sys.argv[1], '--structure-only']):\n"
         "    sys.argv = ['gcpbench', *args]\n"
         "    try:\n        main(); codes.append(0)\n"
         "    except SystemExit as exc:\n        codes.append(exc.code or 0)\n"
-        "print(json.dumps({'codes': codes, 'modules': sorted({m.split('.')[0] for m in sys.modules})}))\n"
+        "print(json.dumps({'codes': codes, 'imported': names, 'modules': sorted({m.split('.')[0] for m in sys.modules})}))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "c")], capture_output=True, text=True,
                           cwd=REPO, env=_env(PYTHONPATH=str(REPO)), timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads(done.stdout.strip().splitlines()[-1])
     assert record["codes"] == [0, 0]
+    assert {"gcpbench.report.build", "gcpbench.robustness.runner", "gcpbench.train.trainer", "gcpbench.doctor",
+            "gcpbench.cli.detect"} <= set(record["imported"])  # every module but gcpbench.detection's
     assert "torch" in record["modules"]  # the commands really ran
     assert DETECTION_STACK.isdisjoint(record["modules"])
 
