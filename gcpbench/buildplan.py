@@ -58,7 +58,7 @@ class BuildPlan:
         return f"mmcv ops with {kind} ({self.reason})"
 
 
-def _run(command: Sequence[str], timeout: float = 30.0) -> str | None:
+def run_tool(command: Sequence[str], timeout: float = 30.0) -> str | None:
     """stdout of ``command``, or None when it cannot run or fails."""
     try:
         done = subprocess.run(list(command), capture_output=True, text=True, timeout=timeout)
@@ -101,7 +101,7 @@ def wheel_cuda_includes(home: Path | None, search: Sequence[str] = tuple(sys.pat
 
 def nvcc_version(nvcc: str) -> str | None:
     """``release 12.4`` in ``nvcc --version`` -> "12.4"."""
-    match = re.search(r"release (\d+\.\d+)", _run([nvcc, "--version"]) or "")
+    match = re.search(r"release (\d+\.\d+)", run_tool([nvcc, "--version"]) or "")
     return match.group(1) if match else None
 
 
@@ -111,7 +111,7 @@ def visible_capabilities(env: Mapping[str, str], smi: str | None = None) -> list
     smi = smi or shutil.which("nvidia-smi", path=env.get("PATH"))
     if smi is None:
         return []
-    out = _run([smi, "--query-gpu=index,uuid,compute_cap", "--format=csv,noheader"])
+    out = run_tool([smi, "--query-gpu=index,uuid,compute_cap", "--format=csv,noheader"])
     rows = [[part.strip() for part in line.split(",")] for line in (out or "").splitlines() if line.count(",") == 2]
     visible = env.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:

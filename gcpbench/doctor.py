@@ -18,7 +18,7 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from gcpbench import __version__
 from gcpbench.extras import DETECT_MODULES, install_command, missing_modules, mmcv_ops_files
@@ -63,6 +63,8 @@ class Report:
     core_ok: bool
     core_error: str | None
     torch_cuda: str | None  # the CUDA version torch was built with (None: a CPU build)
+    nvidia_driver: str | None  # from nvidia-smi (None: no driver)
+    nvcc: str | None  # "13.0 at /usr/local/cuda/bin/nvcc": the toolkit that would build mmcv's CUDA kernels
     cuda_available: bool
     gpus: list[GPU]
     cudnn: str | None  # None: torch has no cuDNN
@@ -239,7 +241,7 @@ def free_gib(folder: Path) -> tuple[str, float]:
     return str(folder.absolute()), round(shutil.disk_usage(probe).free / 2**30, 1)
 
 
-def problems_of(report: Report, nvcc: Callable[[], str | None]) -> list[Problem]:
+def problems_of(report: Report) -> list[Problem]:
     """What is missing or broken in ``report``, each with the command that fixes it."""
     found: list[Problem] = []
     if not report.core_ok:
@@ -251,7 +253,7 @@ def problems_of(report: Report, nvcc: Callable[[], str | None]) -> list[Problem]
     elif report.mmcv_ops == "absent" or report.mmcv_ops.startswith("broken"):
         found.append(Problem(f"gcpbench detect: mmcv's ops are {report.mmcv_ops}", install_command(rebuild_mmcv=True)))
     elif report.mmcv_ops == "cpu" and report.cuda_available:
-        if nvcc() is None:
+        if report.nvcc is None:
             fix = (f"install the CUDA toolkit {report.torch_cuda} (nvcc) or set CUDA_HOME, then "
                    f"{install_command(rebuild_mmcv=True)}")
         else:
@@ -267,25 +269,28 @@ def problems_of(report: Report, nvcc: Callable[[], str | None]) -> list[Problem]
     return found
 
 
-def collect(run_root: Path = Path("runs"), cache_root: Path | None = None, mmcv_probe: Callable[[], tuple[str, str | None]] = probe_mmcv) -> Report:
+def collect(run_root: Path = Path("runs"), cache_root: Path | None = None) -> Report:
     """Measure everything ``gcpbench doctor`` reports."""
     import torch
 
-    from gcpbench.buildplan import find_nvcc
+    from gcpbench.buildplan import find_nvcc, nvcc_version, run_tool
     from gcpbench.data.synthetic import default_root
 
     devices = gpus()
     backends = {name: try_backend(name) for name in ("gloo", "nccl", "mpi")}
     detect_missing = missing_modules(DETECT_MODULES)
-    mmcv_ops, mmcv_cuda = mmcv_probe()
+    mmcv_ops, mmcv_cuda = probe_mmcv()
     core_error = check_core()
+    nvcc = find_nvcc(os.environ)
+    driver = (run_tool(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]) or "").strip().splitlines()
     report = Report(
         gcpbench=__version__, python=platform.python_version(), platform=f"{platform.system()} {platform.machine()}",
         versions=versions(), core_ok=core_error is None, core_error=core_error, torch_cuda=torch.version.cuda,
+        nvidia_driver=driver[0] if driver else None, nvcc=f"{nvcc_version(nvcc) or '?'} at {nvcc}" if nvcc else None,
         cuda_available=bool(devices), gpus=devices, cudnn=cudnn_version(), nccl=nccl_version(), bf16_cpu=cpu_bf16_works(),
         bf16_cuda=torch.cuda.is_bf16_supported() if devices else None,
         tf32=all(gpu.tf32 for gpu in devices) if devices else None, detect_missing=detect_missing, mmcv_ops=mmcv_ops,
         mmcv_ops_cuda=mmcv_cuda, ddp_backends=backends,
         disk_free_gib={"runs": free_gib(run_root), "cache": free_gib(cache_root or default_root().parent)})
-    report.problems = problems_of(report, lambda: find_nvcc(os.environ))
+    report.problems = problems_of(report)
     return report

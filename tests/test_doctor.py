@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import sys
 
 import pytest
 import torch
 
+from gcpbench.buildplan import find_nvcc, nvcc_version
 from gcpbench.doctor import Problem, Report, collect, problems_of, try_backend
 
 
@@ -30,6 +32,9 @@ def test_versions_and_cuda_facts_are_this_machines(report: Report) -> None:
     assert report.cuda_available is torch.cuda.is_available() is False
     assert report.gpus == [] and report.bf16_cuda is None and report.tf32 is None
     assert report.bf16_cpu is True
+    nvcc = find_nvcc(os.environ)
+    assert report.nvcc == (f"{nvcc_version(nvcc)} at {nvcc}" if nvcc else None)
+    assert shutil.which("nvidia-smi") is None and report.nvidia_driver is None  # no NVIDIA driver on this machine
     assert torch.backends.cudnn.is_available()  # this torch is a CUDA build: cuDNN is built in, with no GPU to use it
     assert report.cudnn == "{}.{}.{}".format(*(torch.backends.cudnn.version() // d % 100 for d in (10000, 100, 1)))
     assert report.nccl == ".".join(map(str, torch.cuda.nccl.version()))
@@ -59,16 +64,16 @@ def test_gloo_group_is_torn_down_after_the_check() -> None:
 
 def test_problems_name_the_command_that_fixes_them(report: Report) -> None:
     missing = dataclasses.replace(report, detect_missing=["mmcv", "mmdet"], problems=[])
-    (problem,) = problems_of(missing, nvcc=lambda: None)
+    (problem,) = problems_of(missing)
     assert problem == Problem("gcpbench detect: missing mmcv, mmdet", f"VENV={sys.prefix} bash scripts/bootstrap.sh")
-    cpu_ops_on_gpu = dataclasses.replace(report, cuda_available=True, torch_cuda="13.0", problems=[])
-    (problem,) = problems_of(cpu_ops_on_gpu, nvcc=lambda: None)
+    cpu_ops_on_gpu = dataclasses.replace(report, cuda_available=True, torch_cuda="13.0", nvcc=None, problems=[])
+    (problem,) = problems_of(cpu_ops_on_gpu)
     assert "no CUDA kernels" in problem.what
     assert problem.fix.startswith("install the CUDA toolkit 13.0 (nvcc)") and problem.fix.endswith("--rebuild-mmcv")
-    (problem,) = problems_of(cpu_ops_on_gpu, nvcc=lambda: "/usr/local/cuda/bin/nvcc")
+    (problem,) = problems_of(dataclasses.replace(cpu_ops_on_gpu, nvcc="13.0 at /usr/local/cuda/bin/nvcc"))
     assert problem.fix == f"VENV={sys.prefix} bash scripts/bootstrap.sh --rebuild-mmcv"
     full_disk = dataclasses.replace(report, disk_free_gib={"cache": ("/c", 0.5)}, problems=[])
-    assert [p.what for p in problems_of(full_disk, nvcc=lambda: None)] == ["only 0.5 GiB free for cache at /c"]
+    assert [p.what for p in problems_of(full_disk)] == ["only 0.5 GiB free for cache at /c"]
 
 
 def test_cli_prints_the_summary_first_and_exits_0(run_cli, report: Report) -> None:
