@@ -46,9 +46,11 @@ if torch_ok "$VENV_PY" && { [ "${GCPBENCH_KEEP_TORCH:-0}" = 1 ] || outside; }; t
   KEEP=$(mktemp "${TMPDIR:-/tmp}/gcpbench-constraints.XXXXXX")
   plan constraints "$C" "$KEEP"
   C=$KEEP
-  echo "[bootstrap] keeping the installed torch $("$VENV_PY" -c 'import torch; print(torch.__version__, "CUDA", torch.version.cuda)'); its stack's pins are left out"
-  if [ "$MODE" = install ] && ! "$VENV_PY" -c "import torchvision" 2>/dev/null; then
-    pip install -q -c "$C" "torchvision==$(plan torchvision)" setuptools wheel ninja numpy
+  echo "[bootstrap] keeping the installed torch $("$VENV_PY" -c 'import torch; print(torch.__version__, "CUDA", torch.version.cuda)'); its stack's pins are left out ($KEEP)"
+  if [ "$MODE" = install ]; then
+    TV=()
+    "$VENV_PY" -c "import torchvision" 2>/dev/null || TV=("torchvision==$(plan torchvision)")
+    pip install -q -c "$C" ${TV[@]+"${TV[@]}"} setuptools wheel ninja numpy   # ninja: parallel builds, PYTORCH_NVCC
   fi
 elif [ "$MODE" = install ]; then
   echo "[bootstrap] torch, build tools"
@@ -77,10 +79,11 @@ if [ "${REBUILD_MMCV:-0}" = 1 ] || [ "$HAVE" = none ] || { [ "$FORCE_CUDA" = 1 ]
     CACHE=(--no-cache-dir)   # pip's cache keys the wheel by source, not by kernels: keep CUDA builds out of it
   fi
   # mmcv 2.1.0's setup.py needs setuptools < 70; torch wants >= 77 at run time, so the old
-  # one is used for this build only and the pinned one is put back right after.
+  # one is used for this build only and the one before it is put back right after.
+  ST=$("$VENV_PY" -c "import importlib.metadata as m; print(m.version('setuptools'))" 2>/dev/null || true)
   pip install -q "setuptools==69.5.1"
   pip install -q -c "$C" --no-build-isolation ${CACHE[@]+"${CACHE[@]}"} --force-reinstall --no-deps mmcv
-  pip install -q -c "$C" setuptools
+  pip install -q -c "$C" "setuptools${ST:+==$ST}"
 fi
 echo "[bootstrap] gcpbench[detect] and the rest"
 pip install -q -c "$C" --no-build-isolation -e ".[detect,dev]"
