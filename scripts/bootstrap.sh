@@ -44,6 +44,7 @@ plan() { PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$VENV_PY" -m gcpbench.bui
 outside() { "$VENV_PY" -c "import os, sys, torch; sys.exit(os.path.realpath(torch.__file__).startswith(os.path.realpath(sys.argv[1]) + os.sep))" "$VENV" 2>/dev/null; }
 if torch_ok "$VENV_PY" && { [ "${GCPBENCH_KEEP_TORCH:-0}" = 1 ] || outside; }; then
   KEEP=$(mktemp "${TMPDIR:-/tmp}/gcpbench-constraints.XXXXXX")
+  [ "$MODE" = install ] && trap 'rm -f "$KEEP"' EXIT   # --plan leaves it to be read
   plan constraints "$C" "$KEEP"
   C=$KEEP
   echo "[bootstrap] keeping the installed torch $("$VENV_PY" -c 'import torch; print(torch.__version__, "CUDA", torch.version.cuda)'); its stack's pins are left out ($KEEP)"
