@@ -4,7 +4,8 @@ to use with a torch that is already installed.
 mmcv 2.1 has no wheel for torch >= 2.6, so its ops are compiled. With CUDA kernels only when
 everything a CUDA build needs is here: a CUDA build of torch, ``nvcc`` of the same major CUDA
 version (torch refuses another major), and at least one visible GPU, whose compute capabilities
-alone are built (``TORCH_CUDA_ARCH_LIST``; every architecture would take an hour).
+alone are built (``TORCH_CUDA_ARCH_LIST``; each further architecture adds a full pass over the
+kernels).
 
 The toolkit is ``$CUDA_HOME``, else nvcc's on PATH, else /usr/local/cuda; when it lacks the
 CUDA library headers that torch's headers include (cusparse.h, ...), those of pip's nvidia-*
