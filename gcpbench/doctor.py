@@ -64,7 +64,8 @@ class Report:
     core_error: str | None
     torch_cuda: str | None  # the CUDA version torch was built with (None: a CPU build)
     nvidia_driver: str | None  # from nvidia-smi (None: no driver)
-    nvcc: str | None  # "13.0 at /usr/local/cuda/bin/nvcc": the toolkit that would build mmcv's CUDA kernels
+    nvcc: str | None  # the nvcc that would build mmcv's CUDA kernels (gcpbench.buildplan.find_nvcc)
+    nvcc_release: str | None  # its CUDA release, e.g. "13.0"
     cuda_available: bool
     gpus: list[GPU]
     cudnn: str | None  # None: torch has no cuDNN
@@ -253,8 +254,10 @@ def problems_of(report: Report) -> list[Problem]:
     elif report.mmcv_ops == "absent" or report.mmcv_ops.startswith("broken"):
         found.append(Problem(f"gcpbench detect: mmcv's ops are {report.mmcv_ops}", install_command(rebuild_mmcv=True)))
     elif report.mmcv_ops == "cpu" and report.cuda_available:
-        if report.nvcc is None:
-            fix = (f"install the CUDA toolkit {report.torch_cuda} (nvcc) or set CUDA_HOME, then "
+        major = (report.torch_cuda or "").split(".")[0]
+        if report.nvcc is None or (report.nvcc_release or "").split(".")[0] != major:
+            found_nvcc = f" (found nvcc {report.nvcc_release} at {report.nvcc})" if report.nvcc else ""
+            fix = (f"install a CUDA {major}.x toolkit (nvcc) or set CUDA_HOME to one{found_nvcc}, then "
                    f"{install_command(rebuild_mmcv=True)}")
         else:
             fix = install_command(rebuild_mmcv=True)
@@ -286,7 +289,7 @@ def collect(run_root: Path = Path("runs"), cache_root: Path | None = None) -> Re
     report = Report(
         gcpbench=__version__, python=platform.python_version(), platform=f"{platform.system()} {platform.machine()}",
         versions=versions(), core_ok=core_error is None, core_error=core_error, torch_cuda=torch.version.cuda,
-        nvidia_driver=driver[0] if driver else None, nvcc=f"{nvcc_version(nvcc) or '?'} at {nvcc}" if nvcc else None,
+        nvidia_driver=driver[0] if driver else None, nvcc=nvcc, nvcc_release=nvcc_version(nvcc) if nvcc else None,
         cuda_available=bool(devices), gpus=devices, cudnn=cudnn_version(), nccl=nccl_version(), bf16_cpu=cpu_bf16_works(),
         bf16_cuda=torch.cuda.is_bf16_supported() if devices else None,
         tf32=all(gpu.tf32 for gpu in devices) if devices else None, detect_missing=detect_missing, mmcv_ops=mmcv_ops,

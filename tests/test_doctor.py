@@ -33,7 +33,7 @@ def test_versions_and_cuda_facts_are_this_machines(report: Report) -> None:
     assert report.gpus == [] and report.bf16_cuda is None and report.tf32 is None
     assert report.bf16_cpu is True
     nvcc = find_nvcc(os.environ)
-    assert report.nvcc == (f"{nvcc_version(nvcc)} at {nvcc}" if nvcc else None)
+    assert (report.nvcc, report.nvcc_release) == ((nvcc, nvcc_version(nvcc)) if nvcc else (None, None))
     assert shutil.which("nvidia-smi") is None and report.nvidia_driver is None  # no NVIDIA driver on this machine
     assert torch.backends.cudnn.is_available()  # this torch is a CUDA build: cuDNN is built in, with no GPU to use it
     assert report.cudnn == "{}.{}.{}".format(*(torch.backends.cudnn.version() // d % 100 for d in (10000, 100, 1)))
@@ -66,12 +66,17 @@ def test_problems_name_the_command_that_fixes_them(report: Report) -> None:
     missing = dataclasses.replace(report, detect_missing=["mmcv", "mmdet"], problems=[])
     (problem,) = problems_of(missing)
     assert problem == Problem("gcpbench detect: missing mmcv, mmdet", f"VENV={sys.prefix} bash scripts/bootstrap.sh")
-    cpu_ops_on_gpu = dataclasses.replace(report, cuda_available=True, torch_cuda="13.0", nvcc=None, problems=[])
+    cpu_ops_on_gpu = dataclasses.replace(report, cuda_available=True, torch_cuda="13.0", nvcc=None, nvcc_release=None,
+                                         problems=[])
     (problem,) = problems_of(cpu_ops_on_gpu)
     assert "no CUDA kernels" in problem.what
-    assert problem.fix.startswith("install the CUDA toolkit 13.0 (nvcc)") and problem.fix.endswith("--rebuild-mmcv")
-    (problem,) = problems_of(dataclasses.replace(cpu_ops_on_gpu, nvcc="13.0 at /usr/local/cuda/bin/nvcc"))
-    assert problem.fix == f"VENV={sys.prefix} bash scripts/bootstrap.sh --rebuild-mmcv"
+    rebuild = f"VENV={sys.prefix} bash scripts/bootstrap.sh --rebuild-mmcv"
+    assert problem.fix == f"install a CUDA 13.x toolkit (nvcc) or set CUDA_HOME to one, then {rebuild}"
+    (problem,) = problems_of(dataclasses.replace(cpu_ops_on_gpu, nvcc="/opt/cuda-12/bin/nvcc", nvcc_release="12.4"))
+    assert problem.fix == (f"install a CUDA 13.x toolkit (nvcc) or set CUDA_HOME to one (found nvcc 12.4 at "
+                           f"/opt/cuda-12/bin/nvcc), then {rebuild}")
+    (problem,) = problems_of(dataclasses.replace(cpu_ops_on_gpu, nvcc="/usr/local/cuda/bin/nvcc", nvcc_release="13.0"))
+    assert problem.fix == rebuild
     full_disk = dataclasses.replace(report, disk_free_gib={"cache": ("/c", 0.5)}, problems=[])
     assert [p.what for p in problems_of(full_disk)] == ["only 0.5 GiB free for cache at /c"]
 

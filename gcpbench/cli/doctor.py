@@ -47,7 +47,7 @@ def _render(report) -> None:
     facts.add_row("core", "works" if report.core_ok else f"[red]broken[/]: {report.core_error}")
     facts.add_row("torch CUDA build", report.torch_cuda or "none (CPU build)")
     facts.add_row("NVIDIA driver", report.nvidia_driver or "none")
-    facts.add_row("nvcc", report.nvcc or "not found")
+    facts.add_row("nvcc", f"{report.nvcc_release or '?'} at {report.nvcc}" if report.nvcc else "not found")
     facts.add_row("cuDNN", report.cudnn or "not available")
     facts.add_row("NCCL", report.nccl or "not available")
     facts.add_row("bf16 autocast", f"CPU {_yes(report.bf16_cpu)}, CUDA {_yes(report.bf16_cuda, 'no GPU')}")
