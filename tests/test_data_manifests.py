@@ -21,11 +21,11 @@ def reference_rows(name: str) -> list[dict[str, str]]:
     return list(csv.DictReader(text.splitlines()))
 
 
-def test_package_and_repository_copies_are_identical():
-    packaged = {p.name: p.read_bytes() for p in (REPO / "gcpbench" / "manifests").glob("*.json")}
-    top = {p.name: p.read_bytes() for p in (REPO / "data_manifests").glob("*.json")}
-    assert sorted(packaged) == ["coco.json", "imagenet.json", "imagenet_c.json", "imagenet_p.json"]
-    assert packaged == top
+def test_the_package_reads_the_repository_manifests_and_configs_no_copies():
+    for packaged, top in (("manifests", "data_manifests"), ("configs", "configs")):
+        assert (REPO / "gcpbench" / packaged).resolve() == (REPO / top).resolve()
+    names = sorted(p.name for p in resources.files("gcpbench").joinpath("manifests").iterdir())
+    assert names == ["coco.json", "imagenet.json", "imagenet_c.json", "imagenet_p.json"]
 
 
 def test_imagenet_manifest():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,6 +196,24 @@ def test_build_config_for_resnet18_on_synthetic_data_with_max_iters(tmp_path) ->
         build_config("faster_rcnn", "resnet18_gap", work_dir=tmp_path, synthetic_root=tmp_path, epochs=1, max_iters=1)
     with pytest.raises(GcpbenchError, match="did you mean 'mask_rcnn'"):
         build_config("mask_rnn", "resnet18_gap", work_dir=tmp_path, synthetic_root=tmp_path)
+
+
+def test_configs_come_from_the_package_and_a_users_own_config_file_works(tmp_path) -> None:
+    import gcpbench
+
+    packaged = config_file("faster_rcnn", parse_backbone("resnet50_gap"))
+    assert packaged.parent == Path(gcpbench.__file__).parent / "configs" / "detection"
+    mine = tmp_path / "my_faster_rcnn.py"
+    mine.write_text(f"_base_ = {str(packaged)!r}\nmodel = dict(backbone=dict(frozen_stages=2))\n"
+                    "optim_wrapper = dict(optimizer=dict(lr=0.01))\n")
+    cfg = build_config("faster_rcnn", "resnet18_gap", work_dir=tmp_path / "run", synthetic_root=tmp_path / "coco",
+                       weights="none", max_iters=2, config=mine)
+    assert cfg.filename == str(mine)
+    assert cfg.model.backbone.frozen_stages == 2 and cfg.optim_wrapper.optimizer.lr == 0.01  # the user's settings
+    assert cfg.model.backbone.depth == 18 and cfg.train_cfg.max_iters == 2  # the command line's on top
+    assert config_file("faster_rcnn", parse_backbone("resnet18_gap"), mine) == mine
+    with pytest.raises(GcpbenchError, match="is not an mmdetection config file"):
+        config_file("faster_rcnn", parse_backbone("resnet18_gap"), tmp_path / "missing.py")
 
 
 def test_synthetic_coco_set_is_valid_coco_and_deterministic(tmp_path) -> None:

@@ -10,6 +10,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from gcpbench.errors import GcpbenchError
 
@@ -28,6 +29,7 @@ err_console = Console(stderr=True)
 
 # Register the commands (each module adds its own to `app` / `data_app`).
 from gcpbench.cli import zoo, train, evaluate, data, robustness, detect, landscape, report  # noqa: E402,F401
+from gcpbench.cli import doctor  # noqa: E402,F401
 
 
 INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
@@ -60,7 +62,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)  # click returns 130 (does not raise) when interrupted
     except GcpbenchError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # no markup in messages
         sys.exit(2)
     except KeyboardInterrupt:
         _interrupted()

@@ -33,14 +33,20 @@ def detect(
     workers: Optional[int] = typer.Option(None, "--workers", help="data-loading processes per GPU"),
     seed: int = typer.Option(0, "--seed"),
     quiet: bool = typer.Option(False, "--quiet", help="only warnings and the final table"),
+    config: Optional[Path] = typer.Option(None, "--config", help="your own mmdetection config file instead of the packaged "
+                                          "one (the options above still apply)"),
 ) -> None:
     """Faster / Mask R-CNN (FPN) fine-tuning and COCO evaluation with GAP, GCP_D or GCP_M backbones."""
+    from gcpbench.extras import require_detect
+
+    require_detect()  # one line naming what to install, before mmdetection is imported
     from gcpbench.detection.runner import COCO_METRICS, DetectOptions, detect as run_detect
 
     console = Console(stderr=True, quiet=quiet)
     options = DetectOptions(framework=framework, backbone=backbone, ckpt=ckpt, data=data, epochs=epochs, max_iters=max_iters,
                             eval_only=eval_only, weights=weights, work_dir=work_dir, launcher=launcher, device=device,
-                            resume=resume, batch_size=batch_size, workers=workers, seed=seed, quiet=quiet)
+                            resume=resume, batch_size=batch_size, workers=workers, seed=seed, quiet=quiet,
+                            config=config)
     run, result = run_detect(options, say=lambda text: console.print(text, highlight=False))
     if os.environ.get("RANK", "0") != "0":  # under torchrun only the first process reports
         return

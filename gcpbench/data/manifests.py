@@ -3,9 +3,9 @@
 A manifest describes a tree level by level (``levels``: each with ``required``, ``optional``
 and ``ignore`` folder names, ``"$imagenet"`` standing for the 1000 ImageNet wnids), the image
 ``extensions``, expected file counts (``files``: counted below every folder at ``depth``,
-either ``counts[key]`` or ``each``) and ``required_files``. The package reads its own copies
-in ``gcpbench/manifests/``; ``data_manifests/`` at the top of the repository holds identical
-files (a test keeps them equal).
+either ``counts[key]`` or ``each``) and ``required_files``. The package reads them as package
+data from ``gcpbench/manifests/``, which in the repository is a link to ``data_manifests/`` (one
+copy; the wheel ships the files).
 
 Quick checks list folders only; ``full=True`` also counts image files and flags empty leaves.
 ``structure_only=True`` checks the layout without the manifest's names and counts: each level

@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw
 
 from gcpbench.data.synthetic import STAMP, _swap_into_place, build_once, default_root
 from gcpbench.errors import GcpbenchError
+from gcpbench.extras import require_modules
 from gcpbench.io import atomic_write_json
 
 CATEGORIES: tuple[str, ...] = ("rectangle", "triangle", "ellipse")
@@ -122,6 +123,7 @@ def detection_set_info(root: str | os.PathLike) -> dict[str, Any] | None:
 
 def _build(out: Path, params: dict[str, Any], keep_existing: Callable[[], bool] = lambda: False) -> None:
     """Generate into a temporary sibling of ``out``, then rename it into place."""
+    require_modules(("pycocotools",), "the synthetic detection set")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:

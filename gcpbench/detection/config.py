@@ -57,16 +57,24 @@ def check_framework(framework: str) -> str:
 
 
 def configs_dir() -> Path:
-    """``configs/detection`` of the checkout (or ``$GCPBENCH_CONFIGS/detection``)."""
-    root = Path(os.environ["GCPBENCH_CONFIGS"]) if "GCPBENCH_CONFIGS" in os.environ else Path(__file__).resolve().parents[2] / "configs"
+    """The packaged ``configs/detection`` (``gcpbench/configs``, shipped in the wheel; in a checkout
+    a link to the repository's ``configs/``), or ``$GCPBENCH_CONFIGS/detection``."""
+    root = Path(os.environ["GCPBENCH_CONFIGS"]) if "GCPBENCH_CONFIGS" in os.environ else Path(__file__).resolve().parents[1] / "configs"
     folder = root / "detection"
     if not folder.is_dir():
-        raise GcpbenchError(f"detection configs not found at '{folder}'; set GCPBENCH_CONFIGS to the repository's configs/ folder")
+        raise GcpbenchError(f"detection configs not found at '{folder}'; reinstall gcpbench or point GCPBENCH_CONFIGS at a "
+                            "folder holding detection/*.py")
     return folder
 
 
-def config_file(framework: str, backbone: Backbone) -> Path:
-    """The config file for a framework and backbone (R-50's for ResNet-18 / 34)."""
+def config_file(framework: str, backbone: Backbone, config: str | os.PathLike | None = None) -> Path:
+    """``config`` (a user's mmdetection config file) when given, else the packaged file for a
+    framework and backbone (R-50's for ResNet-18 / 34)."""
+    if config is not None:
+        path = Path(config)
+        if not path.is_file() or path.suffix not in (".py", ".json", ".yaml", ".yml"):
+            raise GcpbenchError(f"--config '{config}' is not an mmdetection config file (.py, .json, .yaml)")
+        return path
     depth = backbone.depth if backbone.depth in (50, 101) else 50
     stem = framework.replace("_", "-")
     return configs_dir() / f"{stem}_r{depth}-{backbone.mode.replace('_', '-')}_fpn_1x_coco.py"
@@ -170,14 +178,15 @@ def build_config(framework: str, backbone: str | Backbone, *, work_dir: str | os
                  synthetic_root: str | os.PathLike | None = None, weights: str | None = None, epochs: int | None = None,
                  max_iters: int | None = None, load_from: str | None = None, resume: bool = False, launcher: str = "none",
                  batch_size: int | None = None, workers: int | None = None, image_scale: tuple[int, int] | None = None,
-                 seed: int = 0, log_interval: int | None = None) -> Any:
+                 seed: int = 0, log_interval: int | None = None, config: str | os.PathLike | None = None) -> Any:
     """The resolved mmengine ``Config`` of one run.
 
     ``data_root`` is a COCO 2017 tree; without it ``synthetic_root`` (the built-in set: 3
     classes, images kept at their size, 100 proposals / 64 RoIs per image, single-process loading) is used. ``weights`` names the backbone
     weights (``"none"``: random), None keeps the config's. Exactly one of ``epochs`` /
     ``max_iters`` may be given (neither: the 1x schedule). The learning rate follows the
-    linear scaling rule (0.02 at 16 images per step).
+    linear scaling rule (0.02 at 16 images per step). ``config`` replaces the packaged config
+    file by a user's own (the options above still apply to it).
     """
     from mmengine.config import Config
 
@@ -189,7 +198,7 @@ def build_config(framework: str, backbone: str | Backbone, *, work_dir: str | os
         raise GcpbenchError("--epochs / --max-iters must be at least 1")
     if launcher not in ("none", "pytorch"):
         raise GcpbenchError(f"unknown launcher '{launcher}': use none or pytorch (torchrun)")
-    cfg = Config.fromfile(str(config_file(framework, backbone)))
+    cfg = Config.fromfile(str(config_file(framework, backbone, config)))
     set_backbone(cfg, backbone, weights)
     if data_root is not None:
         set_data(cfg, Path(data_root))

@@ -159,6 +159,7 @@ class DetectOptions:
     workers: int | None = None
     seed: int = 0
     quiet: bool = False
+    config: Path | None = None
 
 
 def _dataset(data: Path | None, say: Callable[[str], None]) -> tuple[str, Path | None, Path | None]:
@@ -194,7 +195,7 @@ def run_config_record(options: DetectOptions, backbone: Backbone, dataset: str, 
             "backbone_weights_model": zoo_model, "weights": str(options.weights) if options.weights else None,
             "eval_only": options.eval_only, "epochs": options.epochs, "max_iters": options.max_iters,
             "launcher": options.launcher, "seed": options.seed,
-            "mmdet_config": str(config_file(options.framework, backbone))}
+            "mmdet_config": str(config_file(options.framework, backbone, options.config))}
 
 
 def detect(options: DetectOptions, say: Callable[[str], None] = print) -> tuple[RunDir, dict[str, Any]]:
@@ -221,7 +222,8 @@ def detect(options: DetectOptions, say: Callable[[str], None] = print) -> tuple[
     cfg = build_config(framework, backbone, work_dir=run.path, data_root=coco_root, synthetic_root=synthetic_root,
                        weights=ckpt, epochs=options.epochs, max_iters=options.max_iters,
                        load_from=str(options.weights) if options.weights else None, resume=options.resume,
-                       launcher=options.launcher, batch_size=options.batch_size, workers=options.workers, seed=options.seed)
+                       launcher=options.launcher, batch_size=options.batch_size, workers=options.workers, seed=options.seed,
+                       config=options.config)
     if options.quiet:
         cfg.log_level = "WARNING"
     zoo_model = verify_backbone_weights(cfg)
