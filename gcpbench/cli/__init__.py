@@ -45,7 +45,7 @@ class _LineHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         prefix = "[yellow]warning:[/] " if record.levelno >= logging.WARNING else ""
-        err_console.print(prefix + record.getMessage(), highlight=False, soft_wrap=True, markup=bool(prefix))
+        err_console.print(prefix + escape(record.getMessage()), highlight=False, soft_wrap=True)
 
 
 def _install_logging() -> None:
