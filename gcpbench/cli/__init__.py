@@ -53,7 +53,6 @@ def _install_logging() -> None:
     if not any(isinstance(h, _LineHandler) for h in logger.handlers):
         logger.addHandler(_LineHandler())
     logger.setLevel(logging.INFO)
-    logger.propagate = False
 
 
 def main() -> None:
