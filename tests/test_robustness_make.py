@@ -10,6 +10,7 @@ from PIL import Image
 
 pytest.importorskip("cv2")
 pytest.importorskip("imagecorruptions")
+pytest.importorskip("av")
 
 from gcpbench.errors import GcpbenchError  # noqa: E402
 from gcpbench.robustness.images import benchmark_geometry  # noqa: E402
@@ -52,8 +53,8 @@ def test_make_c_layout_reproducible_and_resumable(clean_tree, tmp_path):
 def test_make_p_rejects_unknown_perturbation_and_difficulty(clean_tree, tmp_path):
     from gcpbench.robustness.make_p import make_p
 
-    with pytest.raises(GcpbenchError, match="cannot generate perturbation 'spatter'; choose from gaussian_noise"):
-        make_p(clean_tree, tmp_path / "p", ["spatter"], quiet=True)
+    with pytest.raises(GcpbenchError, match="cannot generate perturbation 'splatter'; choose from gaussian_noise"):
+        make_p(clean_tree, tmp_path / "p", ["splatter"], quiet=True)
     with pytest.raises(GcpbenchError, match="difficulty 4 does not exist; difficulties are 1, 2 and 3"):
         make_p(clean_tree, tmp_path / "p", ["brightness"], [4], quiet=True)
     assert not (tmp_path / "p").exists()

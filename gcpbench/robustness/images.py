@@ -18,16 +18,29 @@ def is_small(image: Image.Image) -> bool:
     return min(image.size) < CROP
 
 
-def benchmark_geometry(image: Image.Image) -> Image.Image:
-    """Resize the short side to 256 and centre-crop 224 (small images are returned unchanged)."""
+def resized(image: Image.Image) -> Image.Image:
+    """torchvision's ``Resize(256)`` (short side 256, bilinear), the image ImageNet-P's
+    geometric sequences start from (small images are returned unchanged)."""
     if is_small(image):
         return image
-    w, h = image.size
-    scale = RESIZE / min(w, h)
-    image = image.resize((max(CROP, round(w * scale)), max(CROP, round(h * scale))), Image.BILINEAR)
-    w, h = image.size
-    left, top = (w - CROP) // 2, (h - CROP) // 2
-    return image.crop((left, top, left + CROP, top + CROP))
+    from torchvision import transforms
+
+    return transforms.Resize(RESIZE)(image)
+
+
+def centre_crop(image: Image.Image) -> Image.Image:
+    """torchvision's ``CenterCrop(224)`` (small images are returned unchanged)."""
+    if is_small(image):
+        return image
+    from torchvision import transforms
+
+    return transforms.CenterCrop(CROP)(image)
+
+
+def benchmark_geometry(image: Image.Image) -> Image.Image:
+    """``Resize(256)`` + ``CenterCrop(224)`` with torchvision's own transforms, as the official
+    generators (small images are returned unchanged)."""
+    return centre_crop(resized(image))
 
 
 def geometry_note(small: bool) -> str:
@@ -46,13 +59,14 @@ Job = TypeVar("Job")
 
 
 def render_from_source(src: str, todo: Sequence[Job], render: Callable[[np.ndarray, Job], None],
-                       describe: Callable[[Job], str]) -> tuple[bool, list[str]]:
-    """Read ``src`` in the benchmark geometry and call ``render(image, job)`` for every job.
+                       describe: Callable[[Job], str],
+                       geometry: Callable[[Image.Image], Image.Image] = benchmark_geometry) -> tuple[bool, list[str]]:
+    """Read ``src`` in ``geometry`` (default the 224 crop) and call ``render(image, job)`` for every job.
 
     Returns (source readable, problem lines): an unreadable source or a failing job is
     reported, never raised, so one bad file does not stop a generation run."""
     try:
-        image = np.asarray(benchmark_geometry(read_rgb(src)))
+        image = np.asarray(geometry(read_rgb(src)))
     except Exception as exc:
         return False, [f"{src}: {type(exc).__name__}: {exc}"]
     problems = []
