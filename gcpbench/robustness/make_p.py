@@ -61,7 +61,8 @@ def legacy_affine(image: Image.Image, angle: float = 0.0, translate: tuple[float
     a, s = math.radians(angle), math.radians(shear)
     det = math.cos(a + s) * math.cos(a) + math.sin(a + s) * math.sin(a)
     # the inverse of  T(translate) C R(angle, shear) S(scale) C^-1, which PIL's AFFINE expects
-    m = [v / scale / det for v in (math.cos(a + s), math.sin(a + s), 0.0, -math.sin(a), math.cos(a), 0.0)]
+    factor = 1.0 / scale / det                  # in this order: the frames then equal torchvision 0.2's bit for bit
+    m = [factor * v for v in (math.cos(a + s), math.sin(a + s), 0.0, -math.sin(a), math.cos(a), 0.0)]
     tx, ty = -cx - translate[0], -cy - translate[1]
     m[2] = m[0] * tx + m[1] * ty + cx
     m[5] = m[3] * tx + m[4] * ty + cy
