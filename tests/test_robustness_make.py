@@ -10,7 +10,7 @@ from PIL import Image
 
 pytest.importorskip("cv2")
 pytest.importorskip("imagecorruptions")
-pytest.importorskip("av")
+pytest.importorskip("imageio_ffmpeg")
 
 from gcpbench.errors import GcpbenchError  # noqa: E402
 from gcpbench.robustness.images import benchmark_geometry  # noqa: E402
