@@ -170,21 +170,28 @@ def gaussian_blur(image: np.ndarray, severity: int, rng: Rng) -> np.ndarray:
     return np.clip(_blur(_unit(image), c), 0, 1) * 255
 
 
-def glass_blur(image: np.ndarray, severity: int, rng: Rng) -> np.ndarray:
-    sigma, delta, iterations = ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2))[severity - 1]
-    x = np.uint8(_blur(_unit(image), sigma) * 255)
-    h, w = x.shape[:2]
+def glass_shuffle(h: int, w: int, delta: int, iterations: int, rng: Rng) -> np.ndarray:
+    """Flat source index of every pixel after glass blur's local shuffle.
+
+    The official loop visits pixels from the bottom right, draws (dx, dy) in [-delta, delta)
+    per pixel, and "swaps" ``x[r, c], x[r + dy, c + dx] = x[r + dy, c + dx], x[r, c]`` on NumPy
+    views, which copies the neighbour into (r, c) and leaves the neighbour as it was."""
     rows, cols = range(h - delta, delta, -1), range(w - delta, delta, -1)
-    source = list(range(h * w))          # which pixel of x each position holds
+    source = list(range(h * w))
     for _ in range(iterations):
         steps = iter(rng.randint(-delta, delta, size=(len(rows) * len(cols), 2)).tolist())
         for r in rows:
             for col in cols:
                 dx, dy = next(steps)
-                # the official "swap" x[r, col], x[r', c'] = x[r', c'], x[r, col] on NumPy views
-                # copies the neighbour into (r, col) and leaves the neighbour as it was
                 source[r * w + col] = source[(r + dy) * w + col + dx]
-    x = x.reshape(h * w, -1)[source].reshape(x.shape)
+    return np.asarray(source)
+
+
+def glass_blur(image: np.ndarray, severity: int, rng: Rng) -> np.ndarray:
+    sigma, delta, iterations = ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2))[severity - 1]
+    x = np.uint8(_blur(_unit(image), sigma) * 255)
+    h, w = x.shape[:2]
+    x = x.reshape(h * w, -1)[glass_shuffle(h, w, delta, iterations, rng)].reshape(x.shape)
     return np.clip(_blur(x / 255.0, sigma), 0, 1) * 255
 
 
