@@ -294,8 +294,9 @@ def water_drops(x: np.ndarray, liquid: np.ndarray, intensity: float) -> np.ndarr
     dist = cv2.filter2D(dist, cv2.CV_8U, np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]]))
     dist = cv2.blur(dist, (3, 3)).astype(np.float32)
     m = cv2.cvtColor(layer * dist, cv2.COLOR_GRAY2BGRA)
-    m /= np.max(m, axis=(0, 1))
-    m *= intensity
+    peak = np.max(m, axis=(0, 1))
+    # no drop at all (tiny images): the official divides 0 by 0, here the image stays clean
+    m = np.divide(m, peak, out=np.zeros_like(m), where=peak > 0) * np.float32(intensity)
     colour = np.empty(m.shape[:2] + (3,), dtype=np.float32)
     colour[...] = np.array([175 / 255.0, 238 / 255.0, 238 / 255.0], dtype=np.float32)
     colour = cv2.cvtColor(colour, cv2.COLOR_BGR2BGRA)
