@@ -3,13 +3,13 @@
 Constants, random draws (their order and distributions) and image operations follow
 ``make_imagenet_c.py`` of hendrycks/robustness, so for a 224 px image and a
 ``np.random.RandomState(seed)`` the output equals the official function run after
-``np.random.seed(seed)``. Two exceptions, documented in ``docs/robustness-generators.md``:
-``motion_blur`` and ``snow`` used ImageMagick's motion blur, replaced here by a NumPy
-version of the same kernel (equal to ImageMagick 6.9 Q16, pixel for pixel, in our checks). ``impulse_noise`` is the salt-and-pepper noise of the
-scikit-image the benchmark was made with (global NumPy random state, two
-``choice`` masks); ``glass_blur`` keeps the official pixel "swap", which copies the
-neighbour into the pixel. Images of another size (e.g. the 64 px synthetic set) use their
-own size where the official code hard-codes 224.
+``np.random.seed(seed)`` (checked pixel for pixel, docs/robustness-generators.md).
+``motion_blur`` and ``snow`` used ImageMagick's motion blur: here a NumPy version of the same
+kernel with ImageMagick 6's 16-bit rounding. ``impulse_noise`` is the salt-and-pepper noise of
+the scikit-image the benchmark was made with (two ``choice`` masks from the random state);
+``glass_blur`` keeps the official pixel "swap", which copies the neighbour into the pixel.
+Images of another size (e.g. the 64 px synthetic set) use their own size where the official
+code hard-codes 224.
 
 Every function takes an RGB uint8 array ``[H, W, 3]``, a severity 1..5 and the random
 state, and returns the corrupted image in [0, 255] (float or uint8); :func:`corrupt`
@@ -266,8 +266,6 @@ def fog(image: np.ndarray, severity: int, rng: Rng) -> np.ndarray:
 
 
 def spatter(image: np.ndarray, severity: int, rng: Rng) -> np.ndarray:
-    import cv2
-
     loc, scale, sigma, threshold, intensity, mud = (
         (0.65, 0.3, 4, 0.69, 0.6, 0), (0.65, 0.3, 3, 0.68, 0.6, 0), (0.65, 0.3, 2, 0.68, 0.5, 0),
         (0.65, 0.3, 1, 0.65, 1.5, 1), (0.67, 0.4, 1, 0.65, 1.5, 1))[severity - 1]
