@@ -53,7 +53,7 @@ def independent(checkpoint, root, perturbation: str, difficulty: int) -> tuple[f
 def test_make_p_layout_and_frames(p_tree):
     marker = json.loads((p_tree / "gcpbench_generated.json").read_text())
     assert sorted(marker["folders"]) == ["gaussian_noise", "gaussian_noise_2", "rotate", "translate"]
-    assert "approximation" in marker["approximations"]["rotate"]
+    assert marker["codec"] == "libx264" and marker["fps"] == 1 and marker["x264"]["rotate"]["crf"] == "20"
     assert len(list((p_tree / "rotate" / CLASSES[0]).glob("*.mp4"))) == 1
     assert read_mp4(next((p_tree / "translate").rglob("*.mp4"))).shape == (41, 32, 32, 3)
     assert read_mp4(next((p_tree / "rotate").rglob("*.mp4"))).shape == (31, 32, 32, 3)

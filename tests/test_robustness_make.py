@@ -10,6 +10,7 @@ from PIL import Image
 
 pytest.importorskip("cv2")
 pytest.importorskip("imagecorruptions")
+pytest.importorskip("imageio_ffmpeg")
 
 from gcpbench.errors import GcpbenchError  # noqa: E402
 from gcpbench.robustness.images import benchmark_geometry  # noqa: E402
@@ -22,8 +23,16 @@ from robustness_tiny import CLASSES, checkpoint, clean_tree  # noqa: E402,F401
 def test_benchmark_geometry():
     big = benchmark_geometry(Image.new("RGB", (300, 260)))
     assert big.size == (224, 224)
-    small = Image.new("RGB", (64, 48))
-    assert benchmark_geometry(small) is small                # the synthetic set keeps its size
+    # an image under 224 px (the synthetic set, 64 px) gets the same ratio at its own size, the
+    # crop eval-imagenet gives it: Resize(73) + CenterCrop(64), written out with PIL by hand
+    rng = np.random.default_rng(0)
+    small = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    by_hand = small.resize((73, 73), Image.BILINEAR).crop((4, 4, 68, 68))  # (73 - 64) / 2 = 4.5 -> 4
+    assert np.array_equal(np.asarray(benchmark_geometry(small)), np.asarray(by_hand))
+    from gcpbench.data.transforms import eval_transform
+
+    crop = eval_transform(64).transforms[:2]  # Resize + CenterCrop, before ToTensor / Normalize
+    assert np.array_equal(np.asarray(benchmark_geometry(small)), np.asarray(crop[1](crop[0](small))))
 
 
 def test_make_c_layout_reproducible_and_resumable(clean_tree, tmp_path):
@@ -52,8 +61,8 @@ def test_make_c_layout_reproducible_and_resumable(clean_tree, tmp_path):
 def test_make_p_rejects_unknown_perturbation_and_difficulty(clean_tree, tmp_path):
     from gcpbench.robustness.make_p import make_p
 
-    with pytest.raises(GcpbenchError, match="cannot generate perturbation 'spatter'; choose from gaussian_noise"):
-        make_p(clean_tree, tmp_path / "p", ["spatter"], quiet=True)
+    with pytest.raises(GcpbenchError, match="cannot generate perturbation 'splatter'; choose from gaussian_noise"):
+        make_p(clean_tree, tmp_path / "p", ["splatter"], quiet=True)
     with pytest.raises(GcpbenchError, match="difficulty 4 does not exist; difficulties are 1, 2 and 3"):
         make_p(clean_tree, tmp_path / "p", ["brightness"], [4], quiet=True)
     assert not (tmp_path / "p").exists()

@@ -150,7 +150,7 @@ def make_c(
     seed: int = typer.Option(0, help="seed of --per-class and of the corruptions"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
-    """Build an ImageNet-C-style tree (imagecorruptions-imaug; resize 256, crop 224, JPEG 85)."""
+    """Build an ImageNet-C tree with the official recipe (Resize 256, CenterCrop 224, JPEG 85)."""
     from gcpbench.robustness.baselines import ALL_CORRUPTIONS, SEVERITIES
     from gcpbench.robustness.make_c import make_c as build
 
@@ -164,14 +164,14 @@ def make_c(
 def make_p(
     src: Optional[Path] = typer.Option(None, "--src", help="clean validation tree SRC/<wnid>/<image> (default: synthetic)"),
     out: Path = typer.Option(..., "--out", help="where to write OUT/<perturbation>[_2|_3]/<wnid>/*.mp4"),
-    perturbations: Optional[List[str]] = typer.Option(None, "--perturbations", help="comma-separated (default: all 13 supported)"),
+    perturbations: Optional[List[str]] = typer.Option(None, "--perturbations", help="comma-separated (default: all 14)"),
     difficulties: Optional[List[str]] = typer.Option(None, "--difficulties", help="noise difficulties to write (default: 1)"),
     per_class: Optional[int] = typer.Option(None, "--per-class", min=1, help="a seeded N images per class"),
     workers: Optional[int] = typer.Option(None, "--workers", min=0, help="processes (default: cores, at most 8; 0 = none)"),
     seed: int = typer.Option(0, help="seed of --per-class and of the random perturbations"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
-    """Build ImageNet-P-style perturbation sequences (mp4; approximations of the originals)."""
+    """Build ImageNet-P sequences with the official recipe (H.264 mp4 at 1 fps)."""
     from gcpbench.robustness.make_p import SUPPORTED
     from gcpbench.robustness.make_p import make_p as build
 

@@ -74,8 +74,14 @@ def _init_worker() -> None:
 
 
 def _context():
-    """fork on Linux (workers inherit the imports: starting them costs nothing), else spawn."""
-    return get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    """forkserver on Linux, else spawn. Not fork: a child forked from a process whose OpenCV
+    thread pool has run deadlocks in ``cv2.setNumThreads`` (seen in the test suite). The
+    server preloads the generators, so each worker still starts without importing them."""
+    if not sys.platform.startswith("linux"):
+        return get_context("spawn")
+    context = get_context("forkserver")
+    context.set_forkserver_preload(["gcpbench.robustness.make_c", "gcpbench.robustness.make_p"])
+    return context
 
 
 def run_tasks(fn: Callable[[Any], tuple[int, list[str]]], tasks: Sequence[Any], weights: Sequence[int],

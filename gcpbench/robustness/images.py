@@ -10,7 +10,8 @@ from PIL import Image
 RESIZE, CROP = 256, 224
 
 GEOMETRY_FULL = "resize short side to 256, centre crop 224 (the official pipeline)"
-GEOMETRY_KEPT = "kept the original size (images smaller than 224 px, e.g. the synthetic set)"
+GEOMETRY_KEPT = ("images smaller than 224 px (e.g. the synthetic set): the same ratio at their own size, "
+                 "Resize(round(s*256/224)) + CenterCrop(s) with s the short side, as eval-imagenet crops them")
 
 
 def is_small(image: Image.Image) -> bool:
@@ -18,18 +19,38 @@ def is_small(image: Image.Image) -> bool:
     return min(image.size) < CROP
 
 
-def benchmark_geometry(image: Image.Image, resize: int = RESIZE, crop: int = CROP,
-                       resample: int = Image.BILINEAR) -> Image.Image:
-    """Resize the short side to 256 and centre-crop 224 (or a model's own ``resize``/``crop``;
-    images smaller than the benchmark's 224 px crop are returned unchanged)."""
+def resized(image: Image.Image) -> Image.Image:
+    """torchvision's ``Resize(256)`` (short side 256, bilinear), the image ImageNet-P's
+    geometric sequences start from (small images are returned unchanged)."""
     if is_small(image):
         return image
-    w, h = image.size
-    scale = resize / min(w, h)
-    image = image.resize((max(crop, round(w * scale)), max(crop, round(h * scale))), resample)
-    w, h = image.size
-    left, top = (w - crop) // 2, (h - crop) // 2
-    return image.crop((left, top, left + crop, top + crop))
+    from torchvision import transforms
+
+    return transforms.Resize(RESIZE)(image)
+
+
+def centre_crop(image: Image.Image) -> Image.Image:
+    """torchvision's ``CenterCrop(224)`` (small images are returned unchanged)."""
+    if is_small(image):
+        return image
+    from torchvision import transforms
+
+    return transforms.CenterCrop(CROP)(image)
+
+
+def benchmark_geometry(image: Image.Image) -> Image.Image:
+    """``Resize(256)`` + ``CenterCrop(224)`` with torchvision's own transforms, as the official
+    generators. An image smaller than 224 px (short side s) gets the same ratio at its own size,
+    ``Resize(round(s*256/224))`` + ``CenterCrop(s)``: the geometry eval-imagenet (and so eval-c's
+    clean error) uses for the synthetic set, so corrupted and clean images are cropped alike."""
+    if not is_small(image):
+        return centre_crop(resized(image))
+    from torchvision import transforms
+
+    from gcpbench.data.transforms import eval_resize
+
+    size = min(image.size)
+    return transforms.CenterCrop(size)(transforms.Resize(eval_resize(size))(image))
 
 
 def fit_input(image: Image.Image, size: int, resample: int = Image.BILINEAR) -> Image.Image:
@@ -56,13 +77,14 @@ Job = TypeVar("Job")
 
 
 def render_from_source(src: str, todo: Sequence[Job], render: Callable[[np.ndarray, Job], None],
-                       describe: Callable[[Job], str]) -> tuple[bool, list[str]]:
-    """Read ``src`` in the benchmark geometry and call ``render(image, job)`` for every job.
+                       describe: Callable[[Job], str],
+                       geometry: Callable[[Image.Image], Image.Image] = benchmark_geometry) -> tuple[bool, list[str]]:
+    """Read ``src`` in ``geometry`` (default the 224 crop) and call ``render(image, job)`` for every job.
 
     Returns (source readable, problem lines): an unreadable source or a failing job is
     reported, never raised, so one bad file does not stop a generation run."""
     try:
-        image = np.asarray(benchmark_geometry(read_rgb(src)))
+        image = np.asarray(geometry(read_rgb(src)))
     except Exception as exc:
         return False, [f"{src}: {type(exc).__name__}: {exc}"]
     problems = []

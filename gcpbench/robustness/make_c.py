@@ -1,10 +1,12 @@
-"""``gcpbench data make-c``: an ImageNet-C-style tree made with ``imagecorruptions-imaug``.
+"""``gcpbench data make-c``: an ImageNet-C tree made with the benchmark's own recipe.
 
-The benchmark's pipeline: resize the short side to 256, centre-crop 224, corrupt, save JPEG
-quality 85, as ``OUT/<corruption>/<severity>/<wnid>/<stem>.JPEG``. Images smaller than 224 px
-(the built-in synthetic set, 64 px) keep their size instead. Each file is written atomically
-and existing files are skipped, so an interrupted run resumes. Each (image, corruption,
-severity) uses its own fixed NumPy seed, so a tree is reproducible.
+The benchmark's pipeline: torchvision's ``Resize(256)`` + ``CenterCrop(224)``, corrupt
+(:mod:`gcpbench.robustness.corruptions`), save JPEG quality 85 (optimised Huffman tables, as
+the official script), as ``OUT/<corruption>/<severity>/<wnid>/<stem>.JPEG``. Images smaller
+than 224 px (the built-in synthetic set, 64 px) keep their size instead. Each file is written
+atomically and existing files are skipped, so an interrupted run resumes. Each (image,
+corruption, severity) draws from its own ``RandomState(seed)``, so the same seed gives the
+same bytes.
 """
 from __future__ import annotations
 
@@ -17,10 +19,13 @@ from PIL import Image
 
 from gcpbench.errors import require_known
 from gcpbench.robustness.baselines import ALL_CORRUPTIONS, SEVERITIES
+from gcpbench.robustness.corruptions import corrupt
 from gcpbench.robustness.generate import generate_tree, stable_seed, temp_sibling, write_marker
 from gcpbench.robustness.images import render_from_source
 
 JPEG_QUALITY = 85
+GENERATOR = ("gcpbench.robustness.corruptions: the make_imagenet_c.py recipe (motion_blur and snow: "
+             "NumPy motion blur instead of ImageMagick)")
 
 
 def check_corruptions(corruptions: Sequence[str], severities: Sequence[int]) -> None:
@@ -31,23 +36,14 @@ def check_corruptions(corruptions: Sequence[str], severities: Sequence[int]) -> 
 
 
 def save_jpeg(array: np.ndarray, path: Path, quality: int = JPEG_QUALITY) -> None:
-    """Write an RGB uint8 array as JPEG atomically."""
+    """Write an RGB uint8 array as JPEG atomically (``optimize=True`` as the official script)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_sibling(path)
     try:
-        Image.fromarray(array).save(tmp, format="JPEG", quality=quality)
+        Image.fromarray(array).save(tmp, format="JPEG", quality=quality, optimize=True)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def corrupt_image(image: np.ndarray, corruption: str, severity: int, seed: int) -> np.ndarray:
-    """``imagecorruptions`` applied with a fixed NumPy seed; RGB uint8 in and out."""
-    from imagecorruptions import corrupt
-
-    np.random.seed(seed)
-    out = corrupt(image, corruption_name=corruption, severity=severity)
-    return np.clip(np.asarray(out), 0, 255).astype(np.uint8)
 
 
 def _corrupt_source(task: tuple[str, str, str, tuple[tuple[str, int], ...], int]) -> tuple[int, list[str]]:
@@ -61,7 +57,7 @@ def _corrupt_source(task: tuple[str, str, str, tuple[tuple[str, int], ...], int]
 
     def render(image: np.ndarray, job: tuple[str, int, Path]) -> None:
         c, s, path = job
-        save_jpeg(corrupt_image(image, c, s, stable_seed(seed, c, s, wnid, stem)), path)
+        save_jpeg(corrupt(image, c, s, stable_seed(seed, c, s, wnid, stem)), path)
 
     readable, problems = render_from_source(src, todo, render, lambda job: f"{job[0]} {job[1]}")
     return (len(jobs) if readable else 0), problems
@@ -77,12 +73,10 @@ def make_c(src: Path | None, out: Path, corruptions: Sequence[str] = ALL_CORRUPT
     out = Path(out)
     jobs = tuple((c, s) for c in corruptions for s in severities)
     tree = generate_tree(_corrupt_source, jobs, src, out, per_class, seed, workers, "ImageNet-C images", quiet)
-    from importlib.metadata import version
-
     record = tree.record(
         "imagenet-c", per_class, seed, images_per_subset=len(tree.sources),
         corruptions=[c for c in ALL_CORRUPTIONS if c in corruptions or c in tree.previously("corruptions")],
         severities=sorted(set(severities) | tree.previously("severities")), jpeg_quality=JPEG_QUALITY,
-        generator=f"imagecorruptions-imaug {version('imagecorruptions-imaug')}")
+        generator=GENERATOR)
     write_marker(out, record)
     return record

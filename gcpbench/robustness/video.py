@@ -1,43 +1,61 @@
-"""mp4 sequences with OpenCV: RGB uint8 frames in, RGB uint8 frames out."""
+"""mp4 sequences: H.264 written by the ffmpeg that ``imageio-ffmpeg`` bundles, read with OpenCV.
+
+As the official ImageNet-P command (``ffmpeg -r 1 -framerate 1 -i img%d.png -vcodec libx264
+...``): 1 fps, the pixel format ffmpeg picks for RGB input (``yuv444p``), the x264 options
+given by the caller (``-crf 20 -preset veryslow``, noise ``-tune grain -preset veryslow``).
+x264 runs on one thread, so the same frames give the same bytes on every machine. (PyAV's
+in-process x264 was tried first: under load it gave different bytes for the same frames.)
+"""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from gcpbench.errors import GcpbenchError
 from gcpbench.robustness.generate import temp_sibling
 
-FOURCC = "mp4v"  # MPEG-4 part 2: encoded by every opencv-python wheel
-FPS = 30
+CODEC = "libx264"
+FPS = 1
+PIXEL_FORMAT = "yuv444p"
 
 
 class VideoError(OSError):
     """A sequence that cannot be decoded (reported per file by the evaluation)."""
 
 
-def write_mp4(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: int = FPS) -> Path:
-    """Encode RGB uint8 frames [H, W, 3] as an mp4 atomically (temporary file, then rename)."""
-    import cv2
+def ffmpeg_command(width: int, height: int, out: Path, x264: Mapping[str, str], fps: int = FPS) -> list[str]:
+    """The ffmpeg call: raw RGB frames on stdin -> H.264 mp4 ``out``."""
+    import imageio_ffmpeg
 
+    options = [arg for key, value in x264.items() for arg in (f"-{key}", str(value))]
+    return [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+            "-s", f"{width}x{height}", "-framerate", str(fps), "-i", "pipe:0", "-vcodec", CODEC, *options,
+            "-pix_fmt", PIXEL_FORMAT, "-threads", "1", "-r", str(fps), "-f", "mp4", "-y", str(out)]
+
+
+def write_mp4(path: str | os.PathLike, frames: Sequence[np.ndarray], x264: Mapping[str, str] | None = None,
+              fps: int = FPS) -> Path:
+    """Encode RGB uint8 frames [H, W, 3] as H.264 mp4 atomically (temporary file, then rename)."""
     path = Path(path)
     if len(frames) == 0:
         raise GcpbenchError(f"no frames to write to '{path}'")
     height, width = frames[0].shape[:2]
+    if any(f.shape != (height, width, 3) for f in frames):
+        raise GcpbenchError(f"the frames for '{path}' differ in size; every frame must be {height}x{width} RGB")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_sibling(path)
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC), fps, (width, height))
+    raw = b"".join(np.ascontiguousarray(f, dtype=np.uint8).tobytes() for f in frames)
     try:
-        if not writer.isOpened():
-            raise GcpbenchError(f"OpenCV cannot encode '{FOURCC}' video to '{path}'; reinstall opencv-python")
-        for frame in frames:
-            writer.write(cv2.cvtColor(np.ascontiguousarray(frame, dtype=np.uint8), cv2.COLOR_RGB2BGR))
-        writer.release()
+        done = subprocess.run(ffmpeg_command(width, height, tmp, x264 or {}, fps), input=raw, capture_output=True)
+        if done.returncode != 0:
+            reason = (done.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1]
+            raise GcpbenchError(f"ffmpeg could not encode '{path}': {reason}")
         os.replace(tmp, path)
     finally:
-        writer.release()
         tmp.unlink(missing_ok=True)
     return path
 
