@@ -43,7 +43,7 @@ def test_make_c_layout_reproducible_and_resumable(clean_tree, tmp_path):
     with Image.open(tmp_path / "a" / files[0]) as image:
         assert image.format == "JPEG" and image.size == (32, 32)
     assert a["problems"] == [] and a["dataset"] == "generated" and a["jpeg_quality"] == 85
-    assert "kept the original size" in a["geometry"]
+    assert "Resize(round(s*256/224)) + CenterCrop(s)" in a["geometry"]
     make_c(clean_tree, tmp_path / "b", ["gaussian_noise", "contrast"], [1, 2], per_class=2, workers=0, quiet=True)
     assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
     (tmp_path / "a" / files[0]).write_bytes(b"kept")       # existing files are skipped on a rerun

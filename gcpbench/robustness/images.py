@@ -15,7 +15,7 @@ GEOMETRY_KEPT = ("images smaller than 224 px (e.g. the synthetic set): the same 
 
 
 def is_small(image: Image.Image) -> bool:
-    """Images smaller than the 224 px crop keep their size (the synthetic set)."""
+    """Images smaller than the 224 px crop (the synthetic set) get the geometry at their own size."""
     return min(image.size) < CROP
 
 

@@ -3,7 +3,8 @@
 The benchmark's pipeline: torchvision's ``Resize(256)`` + ``CenterCrop(224)``, corrupt
 (:mod:`gcpbench.robustness.corruptions`), save JPEG quality 85 (optimised Huffman tables, as
 the official script), as ``OUT/<corruption>/<severity>/<wnid>/<stem>.JPEG``. Images smaller
-than 224 px (the built-in synthetic set, 64 px) keep their size instead. Each file is written
+than 224 px (the built-in synthetic set, 64 px) get the same ratio at their own size, the crop
+eval-imagenet gives them (``images.benchmark_geometry``). Each file is written
 atomically and existing files are skipped, so an interrupted run resumes. Each (image,
 corruption, severity) draws from its own ``RandomState(seed)``, so the same seed gives the
 same bytes.
