@@ -112,3 +112,28 @@ def test_cli_defaults_generate_from_the_synthetic_set(run_cli, clean_tree, check
     assert code == 0, err
     assert "ImageNet-P difficulty 1" in out and "rotate" in out and "mFP" in out
     assert (tmp_path / "run" / "eval" / "imagenet_p_summary.json").is_file()
+
+
+def test_a_tree_is_never_topped_up_with_another_recipe(clean_tree, tmp_path):
+    """A rerun with another seed (or source, subset, generator) would mix two recipes in one tree
+    under the new marker: refused. A non-empty folder without a record and an unfinished tree too."""
+    from gcpbench.errors import GcpbenchError
+    from gcpbench.robustness.generate import RECIPE_VERSION
+    from gcpbench.robustness.trees import MARKER, read_marker
+
+    out = tmp_path / "c"
+    make_c(clean_tree, out, ["contrast"], [1], per_class=1, workers=0, quiet=True, seed=0)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(GcpbenchError, match=r"holds a tree made with seed 0; files made with seed 1 would be mixed"):
+        make_c(clean_tree, out, ["contrast"], [1], per_class=1, workers=0, quiet=True, seed=1)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert read_marker(out)["recipe_version"] == RECIPE_VERSION
+    (tmp_path / "other" / "x").mkdir(parents=True)
+    with pytest.raises(GcpbenchError, match="is not empty and holds no gcpbench_generated.json"):
+        make_c(clean_tree, tmp_path / "other", ["contrast"], [1], per_class=1, workers=0, quiet=True)
+    marker = json.loads((out / MARKER).read_text())
+    (out / MARKER).write_text(json.dumps({**marker, "unfinished": True}))  # what a killed run leaves
+    with pytest.raises(GcpbenchError, match="did not finish; rerun that command"):
+        read_marker(out)
+    make_c(clean_tree, out, ["contrast"], [1], per_class=1, workers=0, quiet=True, seed=0)  # finishes it
+    assert "unfinished" not in read_marker(out)

@@ -5,6 +5,8 @@ with ``SYNTHETIC_PER_CLASS`` images per class chosen (seeded) from its validatio
 """
 from __future__ import annotations
 
+import shutil
+
 from pathlib import Path
 from typing import Sequence
 
@@ -35,9 +37,17 @@ def synthetic_val_root(quiet: bool = False) -> Path:
     return ensure_classification_set(quiet=quiet) / "val"
 
 
-def _ready(marker: dict | None, key: str, wanted: Sequence) -> bool:
-    return (marker is not None and marker.get("dataset") == "synthetic" and not marker.get("problems")
-            and set(wanted) <= set(marker.get(key, [])))
+def _ready(root: Path, key: str, wanted: Sequence) -> bool:
+    """True when the cached tree at ``root`` holds ``wanted``; a tree of an older generator is
+    deleted, so that it is made again, never topped up."""
+    from gcpbench.robustness.generate import RECIPE_VERSION
+
+    marker = read_marker(root, allow_unfinished=True)
+    if marker is not None and marker.get("recipe_version") != RECIPE_VERSION:
+        shutil.rmtree(root)
+        return False
+    return (marker is not None and not marker.get("unfinished") and marker.get("dataset") == "synthetic"
+            and not marker.get("problems") and set(wanted) <= set(marker.get(key, [])))
 
 
 def ensure_synthetic_c(corruptions: Sequence[str], severities: Sequence[int], workers: int | None = None,
@@ -46,8 +56,7 @@ def ensure_synthetic_c(corruptions: Sequence[str], severities: Sequence[int], wo
     from gcpbench.robustness.make_c import make_c
 
     root = synthetic_c_root()
-    marker = read_marker(root)
-    if not (_ready(marker, "corruptions", corruptions) and _ready(marker, "severities", severities)):
+    if not (_ready(root, "corruptions", corruptions) and _ready(root, "severities", severities)):
         Console(stderr=True, quiet=quiet).print(f"generating synthetic ImageNet-C data into {root} (once)")
         make_c(None, root, corruptions, severities, per_class=SYNTHETIC_C_PER_CLASS, workers=workers, quiet=quiet)
     return root
@@ -61,7 +70,7 @@ def ensure_synthetic_p(perturbations: Sequence[str], difficulty: int, workers: i
 
     folders = [folder_name(p, difficulty) for p in perturbations]
     root = synthetic_p_root()
-    if not _ready(read_marker(root), "folders", folders):
+    if not _ready(root, "folders", folders):
         Console(stderr=True, quiet=quiet).print(f"generating synthetic ImageNet-P sequences into {root} (once)")
         make_p(None, root, perturbations, difficulties=(difficulty,), per_class=SYNTHETIC_P_PER_CLASS,
                workers=workers, quiet=quiet)

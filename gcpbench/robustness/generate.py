@@ -111,9 +111,23 @@ def write_marker(out: Path, record: dict[str, Any]) -> None:
     atomic_write_json(Path(out) / MARKER, record)
 
 
-def clear_marker(out: Path) -> None:
-    """Forget the marker while a tree is being (re)generated."""
-    (Path(out) / MARKER).unlink(missing_ok=True)
+RECIPE_VERSION = 2  # bump when a recipe changes: a tree of another generator is never topped up
+
+
+def check_same_generation(out: Path, previous: dict[str, Any], params: dict[str, Any]) -> None:
+    """Refuse (one line) to add files to a tree made with another source, subset, seed or
+    generator, or to a folder with files but no generation record: the tree would mix recipes."""
+    out = Path(out)
+    if not previous:
+        if out.is_dir() and any(out.iterdir()):
+            raise GcpbenchError(f"'{out}' is not empty and holds no {MARKER}: generate into a new or empty --out")
+        return
+    differs = [k for k, v in params.items() if previous.get(k) != v]
+    if differs:
+        was = ", ".join(f"{k} {previous.get(k)}" for k in differs)
+        now = ", ".join(f"{k} {params[k]}" for k in differs)
+        raise GcpbenchError(f"'{out}' holds a tree made with {was}; files made with {now} would be mixed with "
+                            "them: choose another --out or delete the tree")
 
 
 @dataclass(frozen=True)
@@ -134,7 +148,8 @@ class GeneratedTree:
         from gcpbench.robustness.images import geometry_note
 
         return {"kind": kind, "dataset": self.label, "src": str(self.src), "classes": self.classes,
-                "per_class": per_class, "seed": seed, "geometry": geometry_note(self.small), **fields,
+                "per_class": per_class, "seed": seed, "recipe_version": RECIPE_VERSION,
+                "geometry": geometry_note(self.small), **fields,
                 "problems": self.problems}
 
     def previously(self, key: str) -> set[Any]:
@@ -152,10 +167,12 @@ def generate_tree(fn: Callable[[Any], tuple[int, list[str]]], jobs: tuple[Any, .
     src, label = resolve_source(src, quiet)
     classes, sources = list_sources(src, per_class, seed)
     small = is_small(read_rgb(sources[0].path))
-    previous = read_marker(out) or {}
-    clear_marker(out)
+    previous = read_marker(out, allow_unfinished=True) or {}
+    params = {"src": str(src), "per_class": per_class, "seed": seed, "recipe_version": RECIPE_VERSION}
+    check_same_generation(out, previous, params)
+    out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, {**previous, **params, "unfinished": True})  # the caller's record replaces it at the end
     tasks = [(str(x.path), str(out), x.wnid, jobs, seed) for x in sources]
     problems = run_tasks(fn, tasks, [len(jobs)] * len(tasks), default_workers() if workers is None else workers,
                          description, quiet)
-    same = previous.get("src") == str(src) and previous.get("per_class") == per_class and previous.get("seed") == seed
-    return GeneratedTree(src, label, classes, sources, small, previous, same, problems)
+    return GeneratedTree(src, label, classes, sources, small, previous, bool(previous), problems)

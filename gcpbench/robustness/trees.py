@@ -29,15 +29,20 @@ class Item:
     label: int
 
 
-def read_marker(root: Path) -> dict | None:
-    """The generation record of a gcpbench-made tree (None for other trees)."""
+def read_marker(root: Path, allow_unfinished: bool = False) -> dict | None:
+    """The generation record of a gcpbench-made tree (None for other trees); a tree whose
+    generation did not finish is refused (one line) unless ``allow_unfinished``."""
     path = Path(root) / MARKER
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        marker = json.loads(path.read_text())
     except json.JSONDecodeError:
         raise GcpbenchError(f"'{path}' is unreadable; delete it and regenerate the tree") from None
+    if marker.get("unfinished") and not allow_unfinished:
+        raise GcpbenchError(f"'{root}' is a generated tree whose make-c / make-p run did not finish; rerun that "
+                            "command to complete it")
+    return marker
 
 
 def dataset_label(root: Path, downloaded: str) -> str:
