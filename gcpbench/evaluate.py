@@ -128,9 +128,11 @@ def imagenet_output(ckpt: Path, out: Path | None, model_name: str) -> tuple[Path
 
 def eval_imagenet(ckpt: str | Path, data: str | Path | None = None, out: str | Path | None = None,
                   batch_size: int = 64, workers: int | None = None, device: str = "auto", amp: bool = False,
-                  image_size: int | None = None, quiet: bool = False) -> tuple[dict[str, Any], Path]:
+                  image_size: int | None = None, quiet: bool = False,
+                  strict: bool = False) -> tuple[dict[str, Any], Path]:
     """Evaluate checkpoint ``ckpt`` on ``data/val`` (or the built-in synthetic set) and write
-    ``eval/imagenet.json``; returns the result and the path written."""
+    ``eval/imagenet.json``; returns the result and the path written. Unreadable images are
+    skipped and listed (``unreadable``), or stop the run with ``strict``."""
     from gcpbench.data.folders import image_folder, make_loader
     from gcpbench.data.source import resolve_classification_data
     from gcpbench.data.transforms import eval_resize, eval_transform
@@ -154,14 +156,15 @@ def eval_imagenet(ckpt: str | Path, data: str | Path | None = None, out: str | P
         raise GcpbenchError(f"checkpoint '{ckpt}' was trained on other class folders than '{source.root / 'val'}' "
                             f"(first difference: '{first}')")
     size = image_size or source.image_size
-    loader = make_loader(image_folder(source.root / "val", eval_transform(size)), batch_size, shuffle=False,
-                         workers=workers)
+    loader = make_loader(image_folder(source.root / "val", eval_transform(size), skip_unreadable=not strict),
+                         batch_size, shuffle=False, workers=workers)
     metrics = evaluate_classification(model.to(torch_device), loader, torch_device, amp=amp, progress=not quiet,
                                       description=f"eval-imagenet {name}")
     result = {"model": name, "checkpoint": str(ckpt), "dataset": source.dataset,
               "top1": metrics["top1"], "top5": metrics["top5"], "images": metrics["images"],
               "loss": metrics["loss"], "data_root": str(source.root), "image_size": size,
-              "resize": eval_resize(size), "num_classes": num_classes, "device": str(torch_device), "amp": amp}
+              "resize": eval_resize(size), "num_classes": num_classes, "device": str(torch_device), "amp": amp,
+              "unreadable": metrics.get("unreadable", []), "unreadable_count": len(metrics.get("unreadable", []))}
     path, run = imagenet_output(ckpt, Path(out) if out is not None else None, name)
     if run is not None:
         write_eval_config(run, {"command": "eval-imagenet", "model": name, "dataset": source.dataset,

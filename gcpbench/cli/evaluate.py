@@ -20,15 +20,19 @@ def eval_imagenet(
     amp: bool = typer.Option(False, "--amp", help="bf16 autocast (the GCP layer stays float32)"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="centre-crop size [default: 224; the synthetic set's own size]"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+    strict: bool = typer.Option(False, "--strict", help="stop at the first unreadable image [default: skip and list it]"),
 ) -> None:
     """Top-1 / top-5 of a checkpoint on an ImageFolder validation tree (Resize 256 + CenterCrop 224)."""
     from rich.console import Console
     from rich.table import Table
 
     from gcpbench.evaluate import eval_imagenet as run
+    from gcpbench.data.folders import skipped_note
+    from gcpbench.paths import require_eval_output
 
+    require_eval_output(ckpt, out)
     result, path = run(ckpt, data, out, batch_size=batch_size, workers=workers, device=device, amp=amp,
-                       image_size=image_size, quiet=quiet)
+                       image_size=image_size, quiet=quiet, strict=strict)
     table = Table(title=f"eval-imagenet: {result['model']} on {result['dataset']}", title_justify="left")
     for column in ("model", "dataset", "images", "top-1 %", "top-5 %", "loss"):
         table.add_column(column, justify="left" if column in ("model", "dataset") else "right")
@@ -36,3 +40,5 @@ def eval_imagenet(
                   f"{result['top5']:.2f}", f"{result['loss']:.4f}")
     Console().print(table)
     typer.echo(f"wrote {path}")
+    if result["unreadable"]:
+        typer.echo(skipped_note(result["unreadable"], path), err=True)

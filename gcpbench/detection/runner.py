@@ -169,6 +169,9 @@ def _dataset(data: Path | None, say: Callable[[str], None]) -> tuple[str, Path |
         say(f"no --data: using the built-in synthetic COCO-format set at {root} ({len(CATEGORIES)} classes)")
         return "synthetic", None, root
     if detection_set_info(data) is not None:
+        from gcpbench.data.coco_check import check_coco_root
+
+        check_coco_root(data)
         return "synthetic", None, Path(data)
     from gcpbench.data.manifests import check_tree
 
