@@ -10,6 +10,12 @@ class GcpbenchError(Exception):
     """An error caused by the user's input; the CLI prints it as one line, no traceback."""
 
 
+def require_positive(option: str, value: int | float | None) -> None:
+    """Raise one line when an option that counts something (pixels, epochs, ...) is given as <= 0."""
+    if value is not None and value <= 0:
+        raise GcpbenchError(f"{option} must be a positive number, got {value}")
+
+
 def require_known(values: Iterable[T], known: Collection[T], message: Callable[[T], str]) -> None:
     """Raise :class:`GcpbenchError` with ``message(value)`` for the first value not in ``known``."""
     for value in values:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import torch
 from torch import nn
 
-from gcpbench.errors import GcpbenchError
+from gcpbench.errors import GcpbenchError, require_positive
 from gcpbench.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -141,6 +141,7 @@ def eval_imagenet(ckpt: str | Path, data: str | Path | None = None, out: str | P
     from gcpbench.models import load_model
     from gcpbench.models.weights import num_classes_of
 
+    require_positive("--image-size", image_size)
     ckpt = Path(ckpt)
     torch_device = resolve_device(device)
     model, checkpoint = load_model(ckpt)

@@ -114,3 +114,18 @@ def require_eval_output(checkpoint: str | os.PathLike, out: str | os.PathLike | 
         return require_writable(run, "pass --out DIR to write elsewhere", "checkpoint's run directory", ("eval",))
     return require_writable(DEFAULT_ROOT, "pass --out DIR or set GCPBENCH_RUNS", "runs folder")
 
+
+
+def require_train_output(out: str | os.PathLike | None, resume: str | os.PathLike | None) -> Path:
+    """Check where ``train`` writes: the run to resume (and its checkpoints/, plots/), else
+    ``--out`` or the runs root. A ``--resume`` that is no folder is left to the resume checks."""
+    from gcpbench.runs import DEFAULT_ROOT
+
+    if resume is not None:
+        if not Path(resume).is_dir():
+            return Path(resume)
+        return require_writable(resume, "make it writable to resume (or start a new run with --out)", "run directory",
+                                ("checkpoints", "plots"))
+    if out is not None:
+        return require_writable(out)
+    return require_writable(DEFAULT_ROOT, "pass --out DIR or set GCPBENCH_RUNS", "runs folder")

@@ -19,10 +19,12 @@ def report(
     """Collect every run's metrics into paper-style tables and plots (Markdown, CSV, LaTeX)."""
     from rich.console import Console
 
+    from gcpbench.paths import require_writable
     from gcpbench.report import build_report
     from gcpbench.report.summary import print_summary
     from gcpbench.runs import DEFAULT_ROOT
 
+    require_writable(out or DEFAULT_ROOT / "report")
     result = build_report(paths or [DEFAULT_ROOT], out or DEFAULT_ROOT / "report", all_paper=all_paper)
     console = Console()
     if quiet:  # skipped runs are still worth one line each

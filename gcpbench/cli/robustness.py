@@ -9,6 +9,7 @@ import typer
 
 from gcpbench.cli import app, data_app
 from gcpbench.errors import GcpbenchError
+from gcpbench.paths import require_eval_output, require_writable
 from gcpbench.robustness.baselines import ALEXNET_CLEAN_ERROR
 
 ALEXNET_HELP = "AlexNet clean top-1 error for relative mCE (0.4345 as in the paper; today's torchvision: 0.43478)"
@@ -75,6 +76,7 @@ def eval_c(
         return
     if ckpt is None:
         raise GcpbenchError("pass --ckpt CHECKPOINT to evaluate (or --errors FILE.csv to score errors)")
+    require_eval_output(ckpt, out, needs_config=True)
     from gcpbench.robustness.imagenet_c import CRequest, evaluate_c
 
     if data is None:
@@ -112,6 +114,7 @@ def eval_p(
     from gcpbench.robustness import tables
     from gcpbench.robustness.imagenet_p import PRequest, evaluate_p, perturbation_list
 
+    require_eval_output(ckpt, out, needs_config=True)
     chosen = perturbation_list(extra, split_list(perturbations))
     if data is None:
         from gcpbench.robustness.defaults import ensure_synthetic_p
@@ -145,6 +148,7 @@ def make_c(
     from gcpbench.robustness.baselines import ALL_CORRUPTIONS, SEVERITIES
     from gcpbench.robustness.make_c import make_c as build
 
+    require_writable(out)
     record = build(src, out, split_list(corruptions) or ALL_CORRUPTIONS, int_list(severities, "severities") or SEVERITIES,
                    per_class=per_class, workers=workers, seed=seed, quiet=quiet)
     _report_made(out, record, f"{len(record['corruptions'])} corruptions x {len(record['severities'])} severities x "
@@ -166,6 +170,7 @@ def make_p(
     from gcpbench.robustness.make_p import SUPPORTED
     from gcpbench.robustness.make_p import make_p as build
 
+    require_writable(out)
     record = build(src, out, split_list(perturbations) or SUPPORTED, int_list(difficulties, "difficulties") or (1,),
                    per_class=per_class, workers=workers, seed=seed, quiet=quiet)
     _report_made(out, record, f"{len(record['folders'])} perturbation folders x {record['sequences_per_folder']} sequences")

@@ -38,8 +38,10 @@ def train(
     gcp_precision: Optional[str] = typer.Option(None, "--gcp-precision", help="float32 (exact) or tf32 (CUDA matrix products inside the GCP layer, ~1e-3 relative; faster on Ampere and newer) [default: float32]"),
 ) -> None:
     """Train a zoo model with the paper's LRnorm / LRfast / LRadju schedules (SGD, momentum 0.9)."""
+    from gcpbench.paths import require_train_output
     from gcpbench.train import TrainOptions, train as run
 
+    require_train_output(out, resume)
     run(TrainOptions(arch=arch, head=head, gcp_dim=gcp_dim, schedule=schedule, data=data, out=out, epochs=epochs,
                      batch_size=batch_size, lr=lr, workers=workers, amp=amp, channels_last=channels_last,
                      device=device, seed=seed, deterministic=deterministic, resume=resume, quiet=quiet,

@@ -21,9 +21,10 @@ from typing import Any, Callable, Mapping
 from mmengine.hooks import Hook
 
 from gcpbench.detection.config import Backbone, build_config, check_framework, config_file, parse_backbone
-from gcpbench.errors import GcpbenchError
+from gcpbench.errors import GcpbenchError, require_positive
 from gcpbench.io import atomic_write_json
-from gcpbench.runs import RunDir, new_run_dir
+from gcpbench.paths import require_writable
+from gcpbench.runs import DEFAULT_ROOT, RunDir, new_run_dir
 
 COCO_METRICS: dict[str, str] = {"AP": "mAP", "AP50": "mAP_50", "AP75": "mAP_75", "APs": "mAP_s", "APm": "mAP_m", "APl": "mAP_l"}
 TASKS: dict[str, tuple[str, ...]] = {"faster_rcnn": ("bbox",), "mask_rcnn": ("bbox", "segm")}
@@ -158,6 +159,14 @@ class DetectOptions:
     seed: int = 0
     quiet: bool = False
 
+    def __post_init__(self) -> None:
+        """Counts given as 0 or less are refused (mmengine would accept some of them silently)."""
+        for option, value in (("--epochs", self.epochs), ("--max-iters", self.max_iters),
+                              ("--batch-size", self.batch_size)):
+            require_positive(option, value)
+        if self.workers is not None and self.workers < 0:
+            raise GcpbenchError(f"--workers must be 0 or more, got {self.workers}")
+
 
 def _dataset(data: Path | None, say: Callable[[str], None]) -> tuple[str, Path | None, Path | None]:
     """(dataset label, COCO root, synthetic root): a real tree is checked against its manifest,
@@ -212,6 +221,10 @@ def detect(options: DetectOptions, say: Callable[[str], None] = print) -> tuple[
             raise GcpbenchError("--eval-only evaluates --weights as they are: drop --ckpt / --epochs / --max-iters / --resume")
     if options.weights is not None and not Path(options.weights).is_file():
         raise GcpbenchError(f"detector checkpoint '{options.weights}' does not exist")
+    if options.work_dir is not None:
+        require_writable(options.work_dir, "choose another --work-dir", "work directory")
+    else:
+        require_writable(DEFAULT_ROOT, "pass --work-dir DIR or set GCPBENCH_RUNS", "runs folder")
     select_device(options.device)
     dataset, coco_root, synthetic_root = _dataset(options.data, say)
     run = new_run_dir(options.work_dir, f"detect_{framework}_{backbone.name}")

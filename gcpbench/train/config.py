@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gcpbench.errors import GcpbenchError
+from gcpbench.errors import GcpbenchError, require_positive
 from gcpbench.runs import RunDir
 from gcpbench.train.schedules import MOMENTUM, Schedule, make_schedule
 
@@ -36,6 +36,20 @@ class TrainOptions:
     landscape_num_eta: int | None = None  # None: the paper's 50 step sizes
     image_size: int | None = None  # None: the synthetic set's size, else 224
     gcp_precision: str | None = None  # float32 (exact); tf32 is an opt-in CUDA speed-up
+    strict: bool = False  # stop at the first unreadable image instead of skipping and listing it
+
+    def __post_init__(self) -> None:
+        """Refuse option values that would otherwise be accepted silently."""
+        require_positive("--image-size", self.image_size)
+        require_positive("--landscape-num-eta", self.landscape_num_eta)
+        if self.workers is not None and self.workers < 0:
+            raise GcpbenchError(f"--workers must be 0 or more, got {self.workers}")
+        if self.gcp_dim is not None and self.resume is None and self.arch:
+            from gcpbench.models import model_info, model_name
+
+            if not model_info(model_name(self.arch, self.head or "gap", self.gcp_dim)).head.is_gcp:
+                raise GcpbenchError(f"--gcp-dim {self.gcp_dim} applies to GCP heads only, and this model has a GAP "
+                                    "head: add --head gcp or drop --gcp-dim")
 
 
 # option -> config key that must not change on --resume (device, workers, quiet may)
