@@ -1,6 +1,7 @@
 """User-facing errors: one line that says what was wrong and how to fix it."""
 from __future__ import annotations
 
+import sys
 from typing import Callable, Collection, Iterable, TypeVar
 
 T = TypeVar("T")
@@ -21,3 +22,8 @@ def require_known(values: Iterable[T], known: Collection[T], message: Callable[[
     for value in values:
         if value not in known:
             raise GcpbenchError(message(value))
+
+
+def warn(text: str) -> None:
+    """Print one ``warning: ...`` line on stderr (something the user should know; the run goes on)."""
+    print(f"warning: {text}", file=sys.stderr, flush=True)

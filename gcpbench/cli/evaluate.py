@@ -28,6 +28,7 @@ def eval_imagenet(
 
     from gcpbench.evaluate import eval_imagenet as run
     from gcpbench.data.folders import skipped_note
+    from gcpbench.errors import warn
     from gcpbench.paths import require_eval_output
 
     require_eval_output(ckpt, out)
@@ -41,4 +42,4 @@ def eval_imagenet(
     Console().print(table)
     typer.echo(f"wrote {path}")
     if result["unreadable"]:
-        typer.echo(skipped_note(result["unreadable"], path), err=True)
+        warn(skipped_note(result["unreadable"], path))

@@ -36,6 +36,7 @@ def train(
     landscape_num_eta: Optional[int] = typer.Option(None, "--landscape-num-eta", min=2, help="step sizes per landscape measurement [default: the paper's 50]"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="crop size [default: 224; the synthetic set's own size]"),
     gcp_precision: Optional[str] = typer.Option(None, "--gcp-precision", help="float32 (exact) or tf32 (CUDA matrix products inside the GCP layer, ~1e-3 relative; faster on Ampere and newer) [default: float32]"),
+    strict: bool = typer.Option(False, "--strict", help="stop at the first unreadable image [default: skip, warn and list it in RUN/unreadable_images.txt]"),
 ) -> None:
     """Train a zoo model with the paper's LRnorm / LRfast / LRadju schedules (SGD, momentum 0.9)."""
     from gcpbench.paths import require_train_output
@@ -46,4 +47,4 @@ def train(
                      batch_size=batch_size, lr=lr, workers=workers, amp=amp, channels_last=channels_last,
                      device=device, seed=seed, deterministic=deterministic, resume=resume, quiet=quiet,
                      landscape_every=landscape_every, landscape_num_eta=landscape_num_eta,
-                     image_size=image_size, gcp_precision=gcp_precision))
+                     image_size=image_size, gcp_precision=gcp_precision, strict=strict))

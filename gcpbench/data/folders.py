@@ -95,9 +95,9 @@ def collate_skipping(batch: Sequence[tuple[Any, int]]) -> tuple[Any, Any, list[s
 
 
 def skipped_note(unreadable: list[str], listed_in: str | os.PathLike) -> str:
-    """The one warning line of a run that skipped unreadable images."""
+    """The warning of a run that skipped unreadable images (one line)."""
     count = len(unreadable)
-    return (f"warning: skipped {count} unreadable image{'s' if count != 1 else ''} (listed in {listed_in}; "
+    return (f"skipped {count} unreadable image{'s' if count != 1 else ''} (listed in {listed_in}; "
             f"first: {unreadable[0]}); replace or delete them, or pass --strict to stop at the first")
 
 

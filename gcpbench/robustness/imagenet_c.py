@@ -22,6 +22,7 @@ from gcpbench.robustness.baselines import (
 )
 from gcpbench.robustness.loading import load_clean_image, load_image
 from gcpbench.robustness.resume import ResumeLog
+from gcpbench.robustness.strays import warn_c_strays
 from gcpbench.robustness.rundirs import (
     checkpoint_identity, eval_run_dir,
 )
@@ -144,6 +145,7 @@ def evaluate_c(request: CRequest, out: Path | None = None, model=None,
     folders = subset_folders(root, r.corruptions, r.severities)
     classes = check_same_classes(list(folders.values()))
     check_against_manifest("imagenet-c", root, r.corruptions, classes)
+    warn_c_strays(root, r.corruptions)
     labels = label_map(classes, checkpoint, num_classes_of(model.zoo_name, model.state_dict()), f"ImageNet-C tree '{root}'")
     items = collect_items(folders, classes, labels, IMAGE_EXTENSIONS, r.subset, r.seed)
     if r.clean_data is not None:

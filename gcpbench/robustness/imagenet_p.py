@@ -25,6 +25,7 @@ from gcpbench.robustness.baselines import (
     perturbation_frames,
 )
 from gcpbench.robustness.loading import load_video
+from gcpbench.robustness.strays import warn_p_strays
 from gcpbench.robustness.resume import ResumeLog
 from gcpbench.robustness.rundirs import (
     checkpoint_identity, eval_run_dir,
@@ -149,6 +150,7 @@ def evaluate_p(request: PRequest, out: Path | None = None, model=None,
     folders = {group_key(p, r.difficulty): folder_of(root, p, r.difficulty) for p in r.perturbations}
     classes = check_same_classes(list(folders.values()))
     check_against_manifest("imagenet-p", root, [f.name for f in folders.values()], classes)
+    warn_p_strays(root)
     labels = label_map(classes, checkpoint, num_classes_of(model.zoo_name, model.state_dict()), f"ImageNet-P tree '{root}'")
     items = collect_items(folders, classes, labels, VIDEO_EXTENSIONS, r.subset, r.seed)
 
