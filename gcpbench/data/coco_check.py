@@ -158,7 +158,7 @@ def check_annotations(path: str | os.PathLike, images_dir: str | os.PathLike | N
         check.field(ann, where, "id", _is_int, "an integer")
         image_id = check.field(ann, where, "image_id", _is_int, "an integer")
         category_id = check.field(ann, where, "category_id", _is_int, "an integer")
-        check.field(ann, where, "bbox", _is_bbox, "4 numbers [x, y, width, height] (width, height >= 0)")
+        check.field(ann, where, "bbox", _is_bbox, "4 numbers (x, y, width, height), width and height >= 0")
         check.field(ann, where, "area", lambda v: _is_number(v) and v >= 0, "a number >= 0")
         check.field(ann, where, "iscrowd", lambda v: v in (0, 1) and not isinstance(v, float), "0 or 1", required=False)
         check.field(ann, where, "segmentation", _is_segmentation, "polygons or an RLE object", required=False)
