@@ -47,9 +47,13 @@ class TrainOptions:
         if self.gcp_dim is not None and self.resume is None and self.arch:
             from gcpbench.models import model_info, model_name
 
-            if not model_info(model_name(self.arch, self.head or "gap", self.gcp_dim)).head.is_gcp:
-                raise GcpbenchError(f"--gcp-dim {self.gcp_dim} applies to GCP heads only, and this model has a GAP "
+            info = model_info(model_name(self.arch, self.head or "gap", self.gcp_dim))
+            if not info.head.is_gcp:
+                raise GcpbenchError(f"--gcp-dim {self.gcp_dim} applies to GCP heads only, and {info.name} has a GAP "
                                     "head: add --head gcp or drop --gcp-dim")
+            if info.head.dim != self.gcp_dim:
+                raise GcpbenchError(f"--gcp-dim {self.gcp_dim} differs from {info.name}'s GCP dimension "
+                                    f"{info.head.dim}: use {info.arch} --head gcp --gcp-dim {self.gcp_dim}, or drop --gcp-dim")
 
 
 # option -> config key that must not change on --resume (device, workers, quiet may)
