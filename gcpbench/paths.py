@@ -39,7 +39,7 @@ def _reason(exc: OSError) -> str:
     if exc.errno == errno.EROFS:
         return "read-only file system"
     if exc.errno in (errno.EPERM, errno.EACCES):
-        return "permission denied (read-only or immutable folder)"
+        return "permission denied: read-only or immutable folder"
     if exc.errno == errno.ENOSPC:
         return "no space left on the device"
     return exc.strerror or type(exc).__name__
