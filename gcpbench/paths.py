@@ -103,8 +103,6 @@ def require_eval_output(checkpoint: str | os.PathLike, out: str | os.PathLike | 
     """Check where an evaluation of ``checkpoint`` writes: ``out`` (a folder, or a ``.json`` file),
     else the checkpoint's run directory (``RUN/checkpoints/x.pt``; with ``needs_config`` only when
     it holds ``config.json``), else the runs root. Returns the folder checked."""
-    from gcpbench.runs import DEFAULT_ROOT
-
     if out is not None:
         if Path(out).suffix.lower() == ".json":
             return require_writable_file(out).parent
@@ -112,6 +110,8 @@ def require_eval_output(checkpoint: str | os.PathLike, out: str | os.PathLike | 
     run = checkpoint_run_dir(checkpoint)
     if run is not None and run.is_dir() and (not needs_config or (run / "config.json").is_file()):
         return require_writable(run, "pass --out DIR to write elsewhere", "checkpoint's run directory", ("eval",))
+    from gcpbench.runs import DEFAULT_ROOT  # imports torch: only when needed (checks run before heavy imports)
+
     return require_writable(DEFAULT_ROOT, "pass --out DIR or set GCPBENCH_RUNS", "runs folder")
 
 
@@ -119,8 +119,6 @@ def require_eval_output(checkpoint: str | os.PathLike, out: str | os.PathLike | 
 def require_train_output(out: str | os.PathLike | None, resume: str | os.PathLike | None) -> Path:
     """Check where ``train`` writes: the run to resume (and its checkpoints/, plots/), else
     ``--out`` or the runs root. A ``--resume`` that is no folder is left to the resume checks."""
-    from gcpbench.runs import DEFAULT_ROOT
-
     if resume is not None:
         if not Path(resume).is_dir():
             return Path(resume)
@@ -128,4 +126,6 @@ def require_train_output(out: str | os.PathLike | None, resume: str | os.PathLik
                                 ("checkpoints", "plots"))
     if out is not None:
         return require_writable(out)
+    from gcpbench.runs import DEFAULT_ROOT
+
     return require_writable(DEFAULT_ROOT, "pass --out DIR or set GCPBENCH_RUNS", "runs folder")

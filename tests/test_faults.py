@@ -13,8 +13,9 @@ fresh sandbox folder, and the suite asserts:
 Adding a fault: append a :class:`Fault`. ``args`` is the command line with ``{placeholders}``:
 ``{ckpt}`` (a tiny trained ResNet-18 GAP, 3 classes), ``{data}`` (ImageFolder root with train/
 and val/, 3 classes x 4 images, 32 px), ``{c}`` (ImageNet-C tree: gaussian_noise, brightness,
-severities 1-2), ``{coco}`` (the synthetic COCO-format set), ``{tmp}`` (the sandbox) and
-whatever ``setup(sandbox)`` adds to ``sandbox.vars``. ``readonly`` names placeholders of folders
+severities 1-2), ``{coco}`` (the synthetic COCO-format set), ``{run}`` (a finished one-epoch
+training run on ``{data}``; copy it before changing it, e.g. with ``training_run``), ``{tmp}``
+(the sandbox) and whatever ``setup(sandbox)`` adds to ``sandbox.vars``. ``readonly`` names placeholders of folders
 mounted read-only (``unshare -rm`` + ``mount --bind -o ro``: nothing stays mounted after a
 failure; chmod does not stop root). ``run`` replaces the plain ``subprocess.run`` (e.g. to send
 SIGINT). All selected rows run two at a time in a thread pool; each test checks its own row.
@@ -67,6 +68,7 @@ class Fault:
     run: Callable[[list[str], Sandbox, dict[str, str]], subprocess.CompletedProcess] | None = None
     check: Callable[[Sandbox], None] | None = None  # further assertions after the command
     may_change: tuple[str, ...] = ()  # globs (relative to the sandbox) the fault may rewrite
+    env: tuple[tuple[str, str], ...] = ()  # extra environment variables (values take placeholders)
 
 
 @dataclass
@@ -110,27 +112,31 @@ def unknown_model_checkpoint(sb: Sandbox) -> None:
     sb.vars["bad"] = str(sb.tmp / "other.pt")
 
 
-def folder(key: str, relative: str, *, run_config: bool = False) -> Callable[[Sandbox], None]:
-    """Setup: an (empty) folder ``{tmp}/relative`` named ``{key}``; with ``run_config`` it looks
-    like a training run directory (for --resume)."""
+def folder(key: str, relative: str) -> Callable[[Sandbox], None]:
+    """Setup: an empty folder ``{tmp}/relative`` named ``{key}``."""
 
     def setup(sb: Sandbox) -> None:
         path = sb.tmp / relative
         path.mkdir(parents=True, exist_ok=True)
-        if run_config:
-            (path / "config.json").write_text(json.dumps({"command": "train", "model": "resnet18_gap", "epochs": 1,
-                                                          "data_root": sb.vars["data"]}))
         sb.vars[key] = str(path)
 
     return setup
 
 
-def steps(*setups: Callable[[Sandbox], None]) -> Callable[[Sandbox], None]:
-    def setup(sb: Sandbox) -> None:
-        for one in setups:
-            one(sb)
+def training_run(sb: Sandbox) -> None:
+    """Setup: ``{resume}``, a copy (hard links) of the finished one-epoch training run."""
+    target = sb.tmp / "oldrun"
+    shutil.copytree(sb.vars["run"], target, copy_function=os.link)
+    sb.vars["resume"] = str(target)
 
-    return setup
+
+def truncated_last_checkpoint(sb: Sandbox) -> None:
+    """Setup: the training run copy with ``checkpoints/last.pt`` cut in half (a crash of an old version)."""
+    training_run(sb)
+    last = sb.path("resume") / "checkpoints" / "last.pt"
+    data = last.read_bytes()
+    last.unlink()  # a hard link: never write through it into the shared run
+    last.write_bytes(data[: len(data) // 2])
 
 
 def checkpoint_in_run(sb: Sandbox) -> None:
@@ -250,11 +256,7 @@ FAULTS: list[Fault] = [
     Fault("ckpt-truncated/convert", "convert {bad} --model resnet18_gap --out {tmp}/new.pt",
           r"damaged or truncated PyTorch checkpoint", setup=truncated_checkpoint()),
     Fault("ckpt-truncated/train-resume", "train --resume {resume} --quiet",
-          r"checkpoints/last.pt': it is a damaged or truncated PyTorch checkpoint",
-          setup=steps(folder("resume", "oldrun", run_config=True),
-                      lambda sb: truncated_checkpoint("last")(sb),
-                      lambda sb: (sb.path("resume") / "checkpoints").mkdir(),
-                      lambda sb: shutil.move(sb.vars["last"], sb.path("resume") / "checkpoints" / "last.pt"))),
+          r"checkpoints/last.pt': it is a damaged or truncated PyTorch checkpoint", setup=truncated_last_checkpoint),
     Fault("ckpt-hello/detect", DETECT + " --ckpt {bad} --data {coco} --work-dir {tmp}/det", NOT_A_CKPT, setup=HELLO),
 
     # 10. malformed COCO annotations: the file and the first problem, in data check and detect
@@ -281,7 +283,7 @@ FAULTS: list[Fault] = [
     # 11. read-only output folders: checked up front by every writing command, one line
     Fault("readonly/train", TRAIN + " --data {data} --out {ro}/run", RO, setup=folder("ro", "ro"), readonly=("ro",)),
     Fault("readonly/train-resume", "train --resume {resume} --quiet", r"cannot write the run directory: .*read-only",
-          setup=folder("resume", "oldrun", run_config=True), readonly=("resume",)),
+          setup=training_run, readonly=("resume",)),
     Fault("readonly/eval-imagenet", "eval-imagenet --ckpt {ckpt} --data {data} --out {ro} --quiet", RO,
           setup=folder("ro", "ro"), readonly=("ro",)),
     Fault("readonly/eval-imagenet-json", "eval-imagenet --ckpt {ckpt} --data {data} --out {ro}/top1.json --quiet", RO,
@@ -302,6 +304,11 @@ FAULTS: list[Fault] = [
           readonly=("ro",)),
     Fault("readonly/convert", "convert {ckpt} --model resnet18_gap --out {ro}/new.pt", RO, setup=folder("ro", "ro"),
           readonly=("ro",)),
+    Fault("readonly-cache/eval-imagenet", "eval-imagenet --ckpt {ckpt} --out {tmp}/out --quiet",
+          r"cannot write the synthetic-data cache: .*read-only file system\); set GCPBENCH_CACHE to a writable folder",
+          setup=folder("ro", "ro"), readonly=("ro",), env=(("GCPBENCH_CACHE", "{ro}/cache"),)),
+    Fault("run-dir-is-file/landscape", "landscape {file} --out {tmp}/l.png", r"run directory '.*notes.txt' is a file",
+          setup=write("file", "notes.txt", "x\n")),
     Fault("readonly/data-synth", "data synth --out {ro}/synth --classes 2 --train-per-class 1 --val-per-class 1 --quiet",
           RO, setup=folder("ro", "ro"), readonly=("ro",)),
 
@@ -354,6 +361,7 @@ def assets(tmp_path_factory) -> dict[str, str]:
     import numpy as np
 
     from gcpbench.data.synthetic_coco import make_detection_set
+    from gcpbench.train import TrainOptions, train
 
     root = tmp_path_factory.mktemp("fault-assets")
     for split, seed in (("train", 0), ("val", 1)):
@@ -365,8 +373,10 @@ def assets(tmp_path_factory) -> dict[str, str]:
                      for k, v in tiny_images().items()}
             write_tree(root / "c" / corruption / str(severity), noisy, ext="JPEG")
     make_detection_set(root / "coco", num_train=2, num_val=3, image_size=64)
+    run = train(TrainOptions(arch="resnet18", data=str(root / "data"), out=str(root / "run"), epochs=1, batch_size=4,
+                             workers=0, image_size=32, device="cpu", quiet=True))
     return {"ckpt": str(train_tiny_checkpoint(root / "tiny.pt")), "data": str(root / "data"), "c": str(root / "c"),
-            "coco": str(root / "coco"), "assets": str(root)}
+            "coco": str(root / "coco"), "run": str(run.path), "assets": str(root)}
 
 
 def snapshot(*roots: Path) -> dict[str, str]:
@@ -393,7 +403,8 @@ def run_fault(fault: Fault, tmp: Path, assets: dict[str, str]) -> Outcome:
     if fault.readonly:
         argv = readonly_command([sb.vars[key] for key in fault.readonly], argv)
     env = {**os.environ, "PYTHONPATH": str(REPO), "GCPBENCH_RUNS": str(tmp / "runs"),
-           "GCPBENCH_CACHE": str(tmp / "cache"), "OMP_NUM_THREADS": "1", "COLUMNS": "200", "NO_COLOR": "1"}
+           "GCPBENCH_CACHE": str(tmp / "cache"), "OMP_NUM_THREADS": "1", "COLUMNS": "200", "NO_COLOR": "1",
+           **{key: value.format(**sb.vars) for key, value in fault.env}}
     before = snapshot(tmp, Path(assets["assets"]))
     if fault.run is not None:
         done = fault.run(argv, sb, env)

@@ -23,15 +23,16 @@ def eval_imagenet(
     strict: bool = typer.Option(False, "--strict", help="stop at the first unreadable image [default: skip and list it]"),
 ) -> None:
     """Top-1 / top-5 of a checkpoint on an ImageFolder validation tree (Resize 256 + CenterCrop 224)."""
+    from gcpbench.paths import require_eval_output
+
+    require_eval_output(ckpt, out)  # before the heavy imports: a read-only folder fails at once
     from rich.console import Console
     from rich.table import Table
 
-    from gcpbench.evaluate import eval_imagenet as run
     from gcpbench.data.folders import skipped_note
     from gcpbench.errors import warn
-    from gcpbench.paths import require_eval_output
+    from gcpbench.evaluate import eval_imagenet as run
 
-    require_eval_output(ckpt, out)
     result, path = run(ckpt, data, out, batch_size=batch_size, workers=workers, device=device, amp=amp,
                        image_size=image_size, quiet=quiet, strict=strict)
     table = Table(title=f"eval-imagenet: {result['model']} on {result['dataset']}", title_justify="left")

@@ -18,12 +18,11 @@ def landscape(
 ) -> None:
     """Loss Lipschitzness, gradient predictiveness and beta-smoothness figure (GAP vs GCP)."""
     from gcpbench.landscape.plot import plot_landscape
-    from gcpbench.paths import require_writable_file
+    from gcpbench.paths import require_folder, require_writable_file
     from gcpbench.runs import RunDir
 
     for path in run_dirs:
-        if not path.is_dir():
-            raise GcpbenchError(f"run directory '{path}' does not exist")
+        require_folder(path, "run directory")
     target = out if out is not None else RunDir(run_dirs[0]).plots / "landscape.png"
     if target.suffix.lower() != ".png":
         raise GcpbenchError(f"--out must name a .png file, got '{target}'")

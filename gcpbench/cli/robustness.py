@@ -57,6 +57,8 @@ def eval_c(
     quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
 ) -> None:
     """ImageNet-C: error per corruption x severity, CE, mCE, relative mCE (resumable)."""
+    if ckpt is not None and errors is None:
+        require_eval_output(ckpt, out, needs_config=True)
     from gcpbench.robustness import tables
     from gcpbench.robustness.baselines import SEVERITIES
     from gcpbench.robustness.imagenet_c import corruption_list
@@ -76,7 +78,6 @@ def eval_c(
         return
     if ckpt is None:
         raise GcpbenchError("pass --ckpt CHECKPOINT to evaluate (or --errors FILE.csv to score errors)")
-    require_eval_output(ckpt, out, needs_config=True)
     from gcpbench.robustness.imagenet_c import CRequest, evaluate_c
 
     if data is None:
@@ -111,10 +112,10 @@ def eval_p(
     quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
 ) -> None:
     """ImageNet-P: flip probability and top-5 distance, mFP, mT5D (resumable)."""
+    require_eval_output(ckpt, out, needs_config=True)
     from gcpbench.robustness import tables
     from gcpbench.robustness.imagenet_p import PRequest, evaluate_p, perturbation_list
 
-    require_eval_output(ckpt, out, needs_config=True)
     chosen = perturbation_list(extra, split_list(perturbations))
     if data is None:
         from gcpbench.robustness.defaults import ensure_synthetic_p
@@ -145,10 +146,10 @@ def make_c(
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
     """Build an ImageNet-C-style tree (imagecorruptions-imaug; resize 256, crop 224, JPEG 85)."""
+    require_writable(out)
     from gcpbench.robustness.baselines import ALL_CORRUPTIONS, SEVERITIES
     from gcpbench.robustness.make_c import make_c as build
 
-    require_writable(out)
     record = build(src, out, split_list(corruptions) or ALL_CORRUPTIONS, int_list(severities, "severities") or SEVERITIES,
                    per_class=per_class, workers=workers, seed=seed, quiet=quiet)
     _report_made(out, record, f"{len(record['corruptions'])} corruptions x {len(record['severities'])} severities x "
@@ -167,10 +168,10 @@ def make_p(
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
     """Build ImageNet-P-style perturbation sequences (mp4; approximations of the originals)."""
+    require_writable(out)
     from gcpbench.robustness.make_p import SUPPORTED
     from gcpbench.robustness.make_p import make_p as build
 
-    require_writable(out)
     record = build(src, out, split_list(perturbations) or SUPPORTED, int_list(difficulties, "difficulties") or (1,),
                    per_class=per_class, workers=workers, seed=seed, quiet=quiet)
     _report_made(out, record, f"{len(record['folders'])} perturbation folders x {record['sequences_per_folder']} sequences")

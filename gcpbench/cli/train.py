@@ -40,9 +40,10 @@ def train(
 ) -> None:
     """Train a zoo model with the paper's LRnorm / LRfast / LRadju schedules (SGD, momentum 0.9)."""
     from gcpbench.paths import require_train_output
+
+    require_train_output(out, resume)  # before the heavy imports: a read-only folder fails at once
     from gcpbench.train import TrainOptions, train as run
 
-    require_train_output(out, resume)
     run(TrainOptions(arch=arch, head=head, gcp_dim=gcp_dim, schedule=schedule, data=data, out=out, epochs=epochs,
                      batch_size=batch_size, lr=lr, workers=workers, amp=amp, channels_last=channels_last,
                      device=device, seed=seed, deterministic=deterministic, resume=resume, quiet=quiet,

@@ -48,11 +48,12 @@ def convert(
     out: Path = typer.Option(..., "--out", help="where to write the gcpbench checkpoint"),
 ) -> None:
     """Convert a checkpoint into the gcpbench form (strict: every tensor must fit)."""
-    from gcpbench.models import convert as convert_checkpoint
-    from gcpbench.models import model_info
     from gcpbench.paths import require_writable_file
 
     require_writable_file(out, "choose another --out", "converted checkpoint")
+    from gcpbench.models import convert as convert_checkpoint
+    from gcpbench.models import model_info
+
     name = model_info(model).name
     path = convert_checkpoint(src, name, out)
     typer.echo(f"wrote {path} ({name})")
