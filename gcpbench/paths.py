@@ -115,7 +115,6 @@ def require_eval_output(checkpoint: str | os.PathLike, out: str | os.PathLike | 
     return require_writable(DEFAULT_ROOT, "pass --out DIR or set GCPBENCH_RUNS", "runs folder")
 
 
-
 def require_train_output(out: str | os.PathLike | None, resume: str | os.PathLike | None) -> Path:
     """Check where ``train`` writes: the run to resume (and its checkpoints/, plots/), else
     ``--out`` or the runs root. A ``--resume`` that is no folder is left to the resume checks."""

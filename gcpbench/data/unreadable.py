@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from gcpbench.data.folders import skipped_note
-from gcpbench.errors import warn
+from gcpbench.errors import GcpbenchError, warn
 from gcpbench.io import atomic_write_text
 
 FILE_NAME = "unreadable_images.txt"
@@ -27,10 +27,17 @@ class UnreadableLog:
     def add(self, paths: Iterable[str]) -> None:
         self.paths.update(paths)
 
-    def add_from_batch(self, batch: Any) -> bool:
-        """Record a ``skip_unreadable`` batch's bad files; False when the batch holds no image."""
+    def add_from_batch(self, batch: Any, distributed: bool = False) -> bool:
+        """Record a ``skip_unreadable`` batch's bad files; False when the batch holds no image.
+
+        Under torchrun a rank cannot skip a step alone (the others would wait for its
+        gradients forever): a batch without a readable image then stops the run with one line.
+        """
         if len(batch) > 2:
             self.add(batch[2])
+        if batch[0] is None and distributed:
+            raise GcpbenchError(f"a whole batch of unreadable images ({', '.join(batch[2][:2])}, ...): replace or "
+                                "delete them (every process must train every step under torchrun)")
         return batch[0] is not None
 
     def end_epoch(self, epoch: int, gather: Callable[[list[str]], list[list[str]]], is_main: bool) -> None:

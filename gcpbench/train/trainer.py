@@ -199,7 +199,7 @@ def train_one_epoch(s: Session, epoch: int) -> dict[str, float]:
     correct = torch.zeros((), dtype=torch.int64, device=s.device)
     start = time.perf_counter()
     for step, batch in enumerate(s.train_loader):
-        if not s.unreadable.add_from_batch(batch):
+        if not s.unreadable.add_from_batch(batch, s.ctx.distributed):
             continue  # every image of the batch was unreadable
         images, targets = batch[0], batch[1]
         lr = s.schedule.lr(epoch, step, steps)
