@@ -15,7 +15,7 @@ from gcpbench.errors import GcpbenchError
 from gcpbench.models import build, load_model, save_checkpoint
 from gcpbench.models.weights import read_checkpoint
 from gcpbench.paths import require_folder, require_writable, require_writable_file
-from gcpbench.robustness.strays import stray_folders
+from gcpbench.robustness.strays import stray_folders, warn_c_strays, warn_p_strays
 from gcpbench.train.config import TrainOptions
 from robustness_tiny import CLASSES, PER_CLASS, checkpoint, clean_tree, tiny_images, write_tree  # noqa: F401
 
@@ -179,6 +179,17 @@ def test_stray_folders_are_listed(tmp_path):
     known = ("fog", "snow")
     assert stray_folders(tmp_path, known, {"fog": {"1", "2", "3", "4", "5"}}) == ["stray_folder", "fog/6"]
     assert stray_folders(tmp_path, known + ("stray_folder",)) == []
+
+
+def test_stray_warnings_are_one_line_each(tmp_path, capsys):
+    for folder in ("fog/1", "fog/6", "translate", "gaussian_noise_2", "gaussian_noise_3", "notes", *(f"x{i}" for i in range(6))):
+        (tmp_path / folder).mkdir(parents=True)
+    assert warn_c_strays(tmp_path, ["fog"])[-1] == "fog/6"
+    assert warn_p_strays(tmp_path) == ["fog", "notes", *(f"x{i}" for i in range(6))]
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and all(line.startswith("warning: ") for line in lines)
+    assert lines[1].endswith("ignored: fog, notes, x0, x1, x2 and 2 more")
+    assert "translate" not in lines[1] and "gaussian_noise" not in lines[1]
 
 
 @pytest.mark.parametrize("options,message", [
