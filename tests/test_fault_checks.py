@@ -188,7 +188,7 @@ def test_stray_warnings_are_one_line_each(tmp_path, capsys):
     assert warn_p_strays(tmp_path) == ["fog", "notes", *(f"x{i}" for i in range(6))]
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 2 and all(line.startswith("warning: ") for line in lines)
-    assert lines[1].endswith("ignored: fog, notes, x0, x1, x2 and 2 more")
+    assert lines[1].endswith("ignored: fog, notes, x0, x1, x2 and 3 more")
     assert "translate" not in lines[1] and "gaussian_noise" not in lines[1]
 
 
