@@ -258,6 +258,8 @@ FAULTS: list[Fault] = [
     Fault("ckpt-truncated/train-resume", "train --resume {resume} --quiet",
           r"checkpoints/last.pt': it is a damaged or truncated PyTorch checkpoint", setup=truncated_last_checkpoint),
     Fault("ckpt-hello/detect", DETECT + " --ckpt {bad} --data {coco} --work-dir {tmp}/det", NOT_A_CKPT, setup=HELLO),
+    Fault("ckpt-text/detect-weights", DETECT.replace(" --max-iters 1", "") + " --eval-only --weights {bad} --data {coco} "
+          "--work-dir {tmp}/det", NOT_A_CKPT + r" \(it holds text\)", setup=write("bad", "det.pth", "not weights\n")),
 
     # 10. malformed COCO annotations: the file and the first problem, in data check and detect
     Fault("coco-truncated/data-check", "data check coco {bad_coco} --quiet",

@@ -219,8 +219,12 @@ def detect(options: DetectOptions, say: Callable[[str], None] = print) -> tuple[
             raise GcpbenchError("--eval-only needs --weights DET_CKPT (an mmdetection checkpoint of this framework)")
         if options.ckpt is not None or options.epochs or options.max_iters or options.resume:
             raise GcpbenchError("--eval-only evaluates --weights as they are: drop --ckpt / --epochs / --max-iters / --resume")
-    if options.weights is not None and not Path(options.weights).is_file():
-        raise GcpbenchError(f"detector checkpoint '{options.weights}' does not exist")
+    if options.weights is not None:
+        if not Path(options.weights).is_file():
+            raise GcpbenchError(f"detector checkpoint '{options.weights}' does not exist")
+        from gcpbench.detection.weights import read_weights
+
+        read_weights(options.weights)  # a file that is no checkpoint fails here, not inside mmengine's Runner
     if options.work_dir is not None:
         require_writable(options.work_dir, "choose another --work-dir", "work directory")
     else:
