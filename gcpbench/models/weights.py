@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import os
-import pickle
 from pathlib import Path
 from typing import Any, Mapping
 
