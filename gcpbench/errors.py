@@ -1,6 +1,7 @@
 """User-facing errors: one line that says what was wrong and how to fix it."""
 from __future__ import annotations
 
+import sys
 from typing import Callable, Collection, Iterable, TypeVar
 
 T = TypeVar("T")
@@ -10,8 +11,19 @@ class GcpbenchError(Exception):
     """An error caused by the user's input; the CLI prints it as one line, no traceback."""
 
 
+def require_positive(option: str, value: int | float | None) -> None:
+    """Raise one line when an option that counts something (pixels, epochs, ...) is given as <= 0."""
+    if value is not None and value <= 0:
+        raise GcpbenchError(f"{option} must be a positive number, got {value}")
+
+
 def require_known(values: Iterable[T], known: Collection[T], message: Callable[[T], str]) -> None:
     """Raise :class:`GcpbenchError` with ``message(value)`` for the first value not in ``known``."""
     for value in values:
         if value not in known:
             raise GcpbenchError(message(value))
+
+
+def warn(text: str) -> None:
+    """Print one ``warning: ...`` line on stderr (something the user should know; the run goes on)."""
+    print(f"warning: {text}", file=sys.stderr, flush=True)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import torch
 from torch import nn
 
-from gcpbench.errors import GcpbenchError
+from gcpbench.errors import GcpbenchError, require_positive
 from gcpbench.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -133,17 +133,18 @@ IMAGENET_RESULT = "imagenet.json"
 def evaluate_val_folder(model: nn.Module, folder: Path, prep: Preprocessing, labels: dict[str, int] | None = None, *,
                         subset: int | None = None, seed: int = 0, batch_size: int = 64, workers: int | None = None,
                         device: torch.device = torch.device("cpu"), amp: bool = False, progress: bool = True,
-                        description: str = "evaluating") -> dict[str, Any]:
+                        description: str = "evaluating", strict: bool = False) -> dict[str, Any]:
     """Top-1 / top-5 / loss of ``model`` on a clean tree ``folder/<class>/<image>`` through
     ``prep`` (resize, centre crop, normalise; see :func:`clean_preprocessing`): the one path that
     eval-imagenet and eval-c's clean error share, so the two agree image for image.
 
     ``labels`` maps class folders to output indices (default: sorted order); ``subset`` keeps a
-    seeded ``subset`` images per class (the files eval-c's ``--subset`` picks)."""
+    seeded ``subset`` images per class (the files eval-c's ``--subset`` picks). Unreadable images
+    are skipped and listed under ``unreadable``, or stop the run with ``strict``."""
     from gcpbench.data.folders import image_folder, make_loader
     from gcpbench.robustness.trees import select_per_class
 
-    dataset = image_folder(folder, prep.transform())
+    dataset = image_folder(folder, prep.transform(), skip_unreadable=not strict)
     if labels is not None:
         dataset.samples = [(path, labels[dataset.classes[target]]) for path, target in dataset.samples]
     if subset is not None:
@@ -175,10 +176,11 @@ def clean_preprocessing(prep: Preprocessing, dataset_root: Path, image_size: int
 def eval_imagenet(ckpt: str | Path | None, data: str | Path | None = None, out: str | Path | None = None,
                   batch_size: int = 64, workers: int | None = None, device: str = "auto", amp: bool = False,
                   image_size: int | None = None, quiet: bool = False, model_name: str | None = None,
-                  weights: str | Path | None = None) -> tuple[dict[str, Any], Path]:
+                  weights: str | Path | None = None, strict: bool = False) -> tuple[dict[str, Any], Path]:
     """Evaluate checkpoint ``ckpt`` (or ``model_name`` with ``weights``) on ``data/val`` (or the
     built-in synthetic set) with the model's own preprocessing and write ``eval/imagenet.json``
-    with the result's identity; returns the result and the path written."""
+    with the result's identity; returns the result and the path written. Unreadable images are
+    skipped and listed (``unreadable``), or stop the run with ``strict``."""
     from gcpbench.data.source import resolve_classification_data
     from gcpbench.identity import Producer, ResultIdentity
     from gcpbench.io import atomic_write_json
@@ -187,6 +189,7 @@ def eval_imagenet(ckpt: str | Path | None, data: str | Path | None = None, out: 
     from gcpbench.models.resolve import resolve_model
     from gcpbench.models.weights import output_classes
 
+    require_positive("--image-size", image_size)
     torch_device = resolve_device(device)
     resolved = resolve_model(ckpt, model_name, weights)
     model, checkpoint, ckpt = resolved.model, resolved.checkpoint, resolved.path
@@ -214,11 +217,13 @@ def eval_imagenet(ckpt: str | Path | None, data: str | Path | None = None, out: 
     with writing:
         metrics = evaluate_val_folder(model, source.root / "val", prep, batch_size=batch_size, workers=workers,
                                       device=torch_device, amp=amp, progress=not quiet,
-                                      description=f"eval-imagenet {name}")
+                                      description=f"eval-imagenet {name}", strict=strict)
+        unreadable = metrics.get("unreadable", [])
         result = {"model": name, "checkpoint": str(ckpt), "dataset": source.dataset,
                   "top1": metrics["top1"], "top5": metrics["top5"], "images": metrics["images"],
                   "loss": metrics["loss"], "data_root": str(source.root), "image_size": prep.input_size,
                   "resize": prep.resize, "num_classes": num_classes, "device": str(torch_device), "amp": amp,
-                  **resolved.description(), "preprocessing": prep.as_dict(), "identity": identity.as_dict()}
+                  **resolved.description(), "preprocessing": prep.as_dict(), "unreadable": unreadable,
+                  "unreadable_count": len(unreadable), "identity": identity.as_dict()}
         atomic_write_json(path, result)
     return result, path

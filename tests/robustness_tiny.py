@@ -45,9 +45,15 @@ def clean_tree(tmp_path_factory):
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, clean_tree):
     """A ResNet-18 (GAP, 3 classes) after a few SGD steps on the tiny clean set."""
+    return train_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+
+
+def train_tiny_checkpoint(path):
+    """Train a ResNet-18 (GAP, 3 classes) a few SGD steps on :func:`tiny_images`; save it to ``path``."""
     from gcpbench.models import build, save_checkpoint
 
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     model = build("resnet18_gap", num_classes=3)
     images = tiny_images()
@@ -59,7 +65,7 @@ def checkpoint(tmp_path_factory, clean_tree):
         opt.zero_grad()
         torch.nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    torch.set_num_threads(threads)
     save_checkpoint(path, model, "resnet18_gap")
     return path
 

@@ -30,7 +30,9 @@ def synth(
 ) -> None:
     """Generate the built-in synthetic datasets (deterministic by --seed)."""
     from gcpbench.data import synthetic
+    from gcpbench.paths import require_writable
 
+    require_writable(out if out is not None else synthetic.default_root(), "choose another --out or set GCPBENCH_CACHE")
     if task is Task.detection:
         from gcpbench.data.synthetic_coco import make_detection_set
 

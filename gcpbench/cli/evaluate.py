@@ -22,15 +22,21 @@ def eval_imagenet(
     amp: bool = typer.Option(False, "--amp", help="bf16 autocast (the GCP layer stays float32)"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="centre-crop size [default: 224; the synthetic set's own size]"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+    strict: bool = typer.Option(False, "--strict", help="stop at the first unreadable image [default: skip and list it]"),
 ) -> None:
     """Top-1 / top-5 of a checkpoint on an ImageFolder validation tree (the model's own preprocessing)."""
+    from gcpbench.paths import require_eval_output
+
+    require_eval_output(ckpt or weights, out)  # before the heavy imports: a read-only folder fails at once
     from rich.console import Console
     from rich.table import Table
 
+    from gcpbench.data.folders import skipped_note
+    from gcpbench.errors import warn
     from gcpbench.evaluate import eval_imagenet as run
 
     result, path = run(ckpt, data, out, batch_size=batch_size, workers=workers, device=device, amp=amp,
-                       image_size=image_size, quiet=quiet, model_name=model, weights=weights)
+                       image_size=image_size, quiet=quiet, model_name=model, weights=weights, strict=strict)
     prep = result["preprocessing"]
     typer.echo(f"model {result['model']} from {result['weights']}; preprocessing ({prep['source']}): resize "
                f"{prep['resize']} ({prep['interpolation']}), crop {prep['input_size']}, mean {prep['mean']}, std {prep['std']}",
@@ -42,3 +48,5 @@ def eval_imagenet(
                   f"{result['top5']:.2f}", f"{result['loss']:.4f}")
     Console().print(table)
     typer.echo(f"wrote {path}")
+    if result["unreadable"]:
+        warn(skipped_note(result["unreadable"], path))

@@ -29,6 +29,7 @@ def landscape(
     """Loss Lipschitzness, gradient predictiveness and beta-smoothness figure (GAP vs GCP); with
     --ckpt or --model/--weights, probe that model once (cut after its stem) and plot it too."""
     from gcpbench.landscape.plot import plot_landscape
+    from gcpbench.paths import require_folder, require_writable_file
     from gcpbench.runs import RunDir
 
     run_dirs = list(run_dirs or [])
@@ -47,11 +48,11 @@ def landscape(
     if not run_dirs:
         raise GcpbenchError("give run directories to plot, or --ckpt FILE / --model NAME --weights FILE to probe")
     for path in run_dirs:
-        if not path.is_dir():
-            raise GcpbenchError(f"run directory '{path}' does not exist")
-    target = out if out is not None else RunDir(run_dirs[0]).plot_file("landscape.png")
+        require_folder(path, "run directory")
+    target = out if out is not None else RunDir(run_dirs[0]).plots / "landscape.png"
     if target.suffix.lower() != ".png":
         raise GcpbenchError(f"--out must name a .png file, got '{target}'")
+    require_writable_file(target, "choose another --out", "figure")
     path = plot_landscape(run_dirs, target, logy=log_y)
     if not quiet:
         typer.echo(f"wrote {path} ({len(run_dirs)} run{'s' if len(run_dirs) > 1 else ''})")

@@ -24,10 +24,12 @@ def report(
     """Collect every run's metrics into paper-style tables and plots (Markdown, CSV, LaTeX)."""
     from rich.console import Console
 
+    from gcpbench.paths import require_writable
     from gcpbench.report import build_report
     from gcpbench.report.summary import print_summary
     from gcpbench.runs import DEFAULT_ROOT
 
+    require_writable(out or DEFAULT_ROOT / "report")
     paths = paths or [DEFAULT_ROOT]
     if ckpt is not None or model is not None or weights is not None:
         from gcpbench.report.select import runs_for_weights

@@ -9,6 +9,7 @@ import typer
 
 from gcpbench.cli import app, data_app, modelopts
 from gcpbench.errors import GcpbenchError
+from gcpbench.paths import require_eval_output, require_writable
 from gcpbench.robustness.baselines import ALEXNET_CLEAN_ERROR
 
 ALEXNET_HELP = "AlexNet clean top-1 error for relative mCE (0.4345 as in the paper; today's torchvision: 0.43478)"
@@ -58,6 +59,8 @@ def eval_c(
     quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
 ) -> None:
     """ImageNet-C: error per corruption x severity, CE, mCE, relative mCE (resumable)."""
+    if ckpt is not None and errors is None:
+        require_eval_output(ckpt, out, needs_config=True)
     from gcpbench.robustness import tables
     from gcpbench.robustness.baselines import SEVERITIES
     from gcpbench.robustness.imagenet_c import corruption_list
@@ -116,6 +119,7 @@ def eval_p(
     quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
 ) -> None:
     """ImageNet-P: flip probability and top-5 distance, mFP, mT5D (resumable)."""
+    require_eval_output(ckpt, out, needs_config=True)
     from gcpbench.robustness import tables
     from gcpbench.robustness.imagenet_p import PRequest, evaluate_p, perturbation_list
 
@@ -151,6 +155,7 @@ def make_c(
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
     """Build an ImageNet-C tree with the official recipe (Resize 256, CenterCrop 224, JPEG 85)."""
+    require_writable(out)
     from gcpbench.robustness.baselines import ALL_CORRUPTIONS, SEVERITIES
     from gcpbench.robustness.make_c import make_c as build
 
@@ -172,6 +177,7 @@ def make_p(
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
     """Build ImageNet-P sequences with the official recipe (H.264 mp4 at 1 fps)."""
+    require_writable(out)
     from gcpbench.robustness.make_p import SUPPORTED
     from gcpbench.robustness.make_p import make_p as build
 

@@ -39,8 +39,12 @@ def train(
     schedule_family: Optional[str] = typer.Option(None, "--schedule-family", help="resnet, mobilenetv2 or shufflenetv2 schedules for timm/torchvision models [default: resnet]"),
     last_stage_stride_1: Optional[bool] = typer.Option(None, "--last-stage-stride-1/--no-last-stage-stride-1", help="the paper's ResNet trick for timm/torchvision ResNets with --head gcp: layer4 at stride 1"),
     gcp_precision: Optional[str] = typer.Option(None, "--gcp-precision", help="float32 (exact) or tf32 (CUDA matrix products inside the GCP layer, ~1e-3 relative; faster on Ampere and newer) [default: float32]"),
+    strict: bool = typer.Option(False, "--strict", help="stop at the first unreadable image [default: skip, warn and list it in RUN/unreadable_images.txt]"),
 ) -> None:
     """Train a zoo model with the paper's LRnorm / LRfast / LRadju schedules (SGD, momentum 0.9)."""
+    from gcpbench.paths import require_train_output
+
+    require_train_output(out, resume)  # before the heavy imports: a read-only folder fails at once
     from gcpbench.train import TrainOptions, train as run
 
     run(TrainOptions(arch=arch, head=head, gcp_dim=gcp_dim, schedule=schedule, data=data, out=out, epochs=epochs,
@@ -48,4 +52,4 @@ def train(
                      device=device, seed=seed, deterministic=deterministic, resume=resume, quiet=quiet,
                      landscape_every=landscape_every, landscape_num_eta=landscape_num_eta,
                      image_size=image_size, gcp_precision=gcp_precision, weights=weights,
-                     schedule_family=schedule_family, last_stride_one=last_stage_stride_1))
+                     schedule_family=schedule_family, last_stride_one=last_stage_stride_1, strict=strict))

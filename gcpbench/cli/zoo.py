@@ -50,6 +50,9 @@ def convert(
     out: Path = typer.Option(..., "--out", help="where to write the gcpbench checkpoint"),
 ) -> None:
     """Convert a checkpoint into the gcpbench form (strict: every tensor must fit)."""
+    from gcpbench.paths import require_writable_file
+
+    require_writable_file(out, "choose another --out", "converted checkpoint")
     from gcpbench.models import convert as convert_checkpoint
     from gcpbench.models import model_info
 

@@ -55,9 +55,9 @@ class CheckedImageFolder(ImageFolder):
     """torchvision's ImageFolder with one-line errors, or skipping and recording of bad images."""
 
     def __init__(self, root: str | os.PathLike, transform: Callable | None = None, skip_unreadable: bool = False):
-        root = Path(root)
-        if not root.is_dir():
-            raise GcpbenchError(f"image folder '{root}' does not exist")
+        from gcpbench.paths import require_folder
+
+        root = require_folder(root, "image folder", f"{root}/<class>/<image>")
         try:
             super().__init__(str(root), transform=transform, loader=open_rgb)
         except FileNotFoundError as exc:
@@ -94,6 +94,13 @@ def collate_skipping(batch: Sequence[tuple[Any, int]]) -> tuple[Any, Any, list[s
     return images, targets, bad
 
 
+def skipped_note(unreadable: list[str], listed_in: str | os.PathLike) -> str:
+    """The warning of a run that skipped unreadable images (one line)."""
+    count = len(unreadable)
+    return (f"skipped {count} unreadable image{'s' if count != 1 else ''} (listed in {listed_in}; "
+            f"first: {unreadable[0]}); replace or delete them, or pass --strict to stop at the first")
+
+
 # ----------------------------------------------------------------------------- tree checks
 
 def is_image_file(name: str) -> bool:
@@ -123,6 +130,8 @@ class ClassificationTree:
 
 def _check_split(root: Path, split: str) -> list[str]:
     folder = root / split
+    if folder.exists() and not folder.is_dir():
+        raise GcpbenchError(f"'{folder}' is a file, not a folder: expected {folder}/<class>/<image>")
     if not folder.is_dir():
         raise GcpbenchError(f"'{root}' has no {split}/ folder: expected {root}/{split}/<class>/<image> "
                             "(ImageFolder layout)")
@@ -147,10 +156,10 @@ def check_classification_root(root: str | os.PathLike, splits: Sequence[str] = (
     Raises a one-line GcpbenchError for a missing root or split folder, a split with no class
     folders, an empty class folder (named) or class folders present in one split only (named).
     """
+    from gcpbench.paths import require_folder
+
     root = Path(root)
-    if not root.is_dir():
-        raise GcpbenchError(f"data root '{root}' does not exist: expected {root}/train/<class>/<image> "
-                            f"and {root}/val/<class>/<image>")
+    require_folder(root, "data root", " and ".join(f"{root / split}/<class>/<image>" for split in splits))
     per_split = {split: _check_split(root, split) for split in splits}
     first, reference = next(iter(per_split.items()))
     for split, classes in per_split.items():

@@ -244,6 +244,17 @@ def _check_imagefolder(root: Path, full: bool, report: CheckReport) -> CheckRepo
     return report
 
 
+def _check_coco_annotations(root: Path, only: Sequence[str] | None, report: CheckReport) -> None:
+    """Parse and validate the annotation files of a COCO tree whose folders are in place."""
+    from gcpbench.data.coco_check import SPLITS, check_coco_root
+
+    splits = [s for s in SPLITS if only is None or f"{s}2017" in only]
+    try:
+        check_coco_root(root, splits)
+    except GcpbenchError as exc:
+        report.problems.append(str(exc))
+
+
 def check_tree(name: str, root: str | os.PathLike, full: bool = False, only: Sequence[str] | None = None,
                structure_only: bool = False, raise_on_error: bool = True, progress: bool = False) -> CheckReport:
     """Check the tree at ``root`` against manifest ``name``; the report lists problems in walk order.
@@ -263,7 +274,8 @@ def check_tree(name: str, root: str | os.PathLike, full: bool = False, only: Seq
     manifest = load_manifest(key)
     report = CheckReport(key, manifest["title"], root, manifest["file"], full, structure_only)
     if not root.is_dir():
-        report.problems.append(f"folder does not exist (expected layout {manifest['layout']})")
+        state = "is a file, not a folder" if root.exists() else "folder does not exist"
+        report.problems.append(f"{state} (expected layout {manifest['layout']})")
         return report.raise_if_failed() if raise_on_error else report
     if only is not None:
         first = manifest["levels"][0]
@@ -283,4 +295,6 @@ def check_tree(name: str, root: str | os.PathLike, full: bool = False, only: Seq
                 _compare_counts(manifest, walk, report)
         except _TooManyProblems:
             pass
+    if key == "coco" and report.ok:
+        _check_coco_annotations(root, only, report)
     return report.raise_if_failed() if raise_on_error else report

@@ -246,6 +246,9 @@ def ensure_classification_set(root: str | os.PathLike | None = None, quiet: bool
 
     if complete():
         return root
+    from gcpbench.paths import require_writable
+
+    require_writable(root, "set GCPBENCH_CACHE to a writable folder", "synthetic-data cache")
     images = params["num_classes"] * (params["train_per_class"] + params["val_per_class"])
     Console(stderr=True).print(f"generating the built-in synthetic set into {root} (once; {images:,} small PNGs)",
                                highlight=False, soft_wrap=True)

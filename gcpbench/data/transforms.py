@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torchvision import transforms as T
 
-from gcpbench.errors import GcpbenchError
+from gcpbench.errors import GcpbenchError, require_positive
 from gcpbench.models.registry import FAMILIES, family_of
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -24,6 +24,7 @@ def _normalize() -> list:
 
 def train_transform(family: str, image_size: int = 224) -> T.Compose:
     """RandomResizedCrop + horizontal flip (+ ColorJitter(0.4, 0.4, 0.4) for ShuffleNetV2) + normalise."""
+    require_positive("--image-size", image_size)
     steps: list = [T.RandomResizedCrop(image_size), T.RandomHorizontalFlip()]
     if _to_family(family) == "shufflenetv2":
         steps.append(T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4))
@@ -37,6 +38,7 @@ def eval_resize(image_size: int) -> int:
 
 def eval_transform(image_size: int = 224, resize: int | None = None) -> T.Compose:
     """Resize(short side) + CenterCrop(image_size) + normalise (Resize 256, crop 224 by default)."""
+    require_positive("--image-size", image_size)
     resize = eval_resize(image_size) if resize is None else resize
     if resize < image_size:
         raise GcpbenchError(f"resize {resize} is smaller than the crop {image_size}")

@@ -21,11 +21,12 @@ from typing import Any, Callable, Mapping
 from mmengine.hooks import Hook
 
 from gcpbench.detection.config import Backbone, build_config, check_framework, config_file, parse_backbone
-from gcpbench.errors import GcpbenchError
+from gcpbench.errors import GcpbenchError, require_positive
 from gcpbench.io import atomic_write_json
 from gcpbench.identity import Producer, ResultIdentity, check_run_accepts
+from gcpbench.paths import require_writable
 from gcpbench.runlock import writer_lock
-from gcpbench.runs import RunDir, new_run_dir
+from gcpbench.runs import DEFAULT_ROOT, RunDir, new_run_dir
 
 COCO_METRICS: dict[str, str] = {"AP": "mAP", "AP50": "mAP_50", "AP75": "mAP_75", "APs": "mAP_s", "APm": "mAP_m", "APl": "mAP_l"}
 TASKS: dict[str, tuple[str, ...]] = {"faster_rcnn": ("bbox",), "mask_rcnn": ("bbox", "segm")}
@@ -161,6 +162,14 @@ class DetectOptions:
     quiet: bool = False
     config: Path | None = None
 
+    def __post_init__(self) -> None:
+        """Counts given as 0 or less are refused (mmengine would accept some of them silently)."""
+        for option, value in (("--epochs", self.epochs), ("--max-iters", self.max_iters),
+                              ("--batch-size", self.batch_size)):
+            require_positive(option, value)
+        if self.workers is not None and self.workers < 0:
+            raise GcpbenchError(f"--workers must be 0 or more, got {self.workers}")
+
 
 def _dataset(data: Path | None, say: Callable[[str], None]) -> tuple[str, Path | None, Path | None]:
     """(dataset label, COCO root, synthetic root): a real tree is checked against its manifest,
@@ -172,6 +181,9 @@ def _dataset(data: Path | None, say: Callable[[str], None]) -> tuple[str, Path |
         say(f"no --data: using the built-in synthetic COCO-format set at {root} ({len(CATEGORIES)} classes)")
         return "synthetic", None, root
     if detection_set_info(data) is not None:
+        from gcpbench.data.coco_check import check_coco_root
+
+        check_coco_root(data)
         return "synthetic", None, Path(data)
     from gcpbench.data.manifests import check_tree
 
@@ -210,8 +222,16 @@ def detect(options: DetectOptions, say: Callable[[str], None] = print) -> tuple[
             raise GcpbenchError("--eval-only needs --weights DET_CKPT (an mmdetection checkpoint of this framework)")
         if options.ckpt is not None or options.epochs or options.max_iters or options.resume:
             raise GcpbenchError("--eval-only evaluates --weights as they are: drop --ckpt / --epochs / --max-iters / --resume")
-    if options.weights is not None and not Path(options.weights).is_file():
-        raise GcpbenchError(f"detector checkpoint '{options.weights}' does not exist")
+    if options.weights is not None:
+        if not Path(options.weights).is_file():
+            raise GcpbenchError(f"detector checkpoint '{options.weights}' does not exist")
+        from gcpbench.detection.weights import read_weights
+
+        read_weights(options.weights)  # a file that is no checkpoint fails here, not inside mmengine's Runner
+    if options.work_dir is not None:
+        require_writable(options.work_dir, "choose another --work-dir", "work directory")
+    else:
+        require_writable(DEFAULT_ROOT, "pass --work-dir DIR or set GCPBENCH_RUNS", "runs folder")
     select_device(options.device)
     dataset, coco_root, synthetic_root = _dataset(options.data, say)
     run = new_run_dir(options.work_dir, f"detect_{framework}_{backbone.name}")

@@ -53,9 +53,10 @@ def _check_model_name(checkpoint: Mapping[str, Any], depth: int, source: str) ->
                             f"pick --backbone {info.arch}_<mode> or other weights")
 
 
-def backbone_state(checkpoint: Mapping[str, Any], prefix: str = "") -> tuple[dict[str, Tensor], list[str]]:
+def backbone_state(checkpoint: Mapping[str, Any], prefix: str = "",
+                   source: str = "backbone weights") -> tuple[dict[str, Tensor], list[str]]:
     """(backbone tensors, dropped head keys) of a checkpoint; ``prefix`` selects a sub-module."""
-    state = extract_state_dict(checkpoint)
+    state = extract_state_dict(checkpoint, source)
     if prefix:
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     dropped = sorted(k for k in state if is_head_key(k))
@@ -67,7 +68,7 @@ def fit_backbone_state(expected: Mapping[str, Tensor], checkpoint: Mapping[str, 
     """(backbone tensors, dropped head keys) of ``checkpoint``, checked against ``expected``
     (name -> tensor, e.g. a state dict on the meta device); a misfit raises one line."""
     _check_model_name(checkpoint, depth, source)
-    state, dropped = backbone_state(checkpoint, prefix)
+    state, dropped = backbone_state(checkpoint, prefix, f"backbone weights '{source}'")
     problem = None
     for key, tensor in expected.items():
         if key not in state:

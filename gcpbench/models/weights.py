@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import os
-import pickle
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,26 +23,60 @@ FORMAT = "gcpbench"
 FORMAT_VERSION = 1
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default (zip) format
+PICKLE_PROTOCOL = b"\x80"  # torch.save's legacy format and plain pickles start with PROTO
+ACCEPTED = "a .pt / .pth / .pth.tar file saved by gcpbench (train, convert), torchvision or the iSQRT-COV release"
+
+
+def _not_a_checkpoint(path: Path, exc: BaseException) -> GcpbenchError:
+    """Why ``torch.load`` could not read ``path``, in one line and in gcpbench's terms.
+
+    torch's own message is not repeated: it suggests ``weights_only=False``, which would run
+    arbitrary code from the file.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if not head:
+        why = "the file is empty"
+    elif head.startswith((ZIP_MAGIC, PICKLE_PROTOCOL)) and "Unsupported global" in str(exc):
+        why = ("it holds pickled Python objects (e.g. a whole model), not only tensors; gcpbench reads weights only: "
+               "save model.state_dict() instead")
+    elif head.startswith(ZIP_MAGIC):
+        why = "it is a damaged or truncated PyTorch checkpoint (copy it again)"
+    elif head.startswith(PICKLE_PROTOCOL):
+        why = "it is a damaged or truncated pickle"
+    else:
+        why = "it is not a PyTorch checkpoint" + (" (it holds text)" if _is_text(head) else "")
+    return GcpbenchError(f"cannot read checkpoint '{path}': {why}; pass {ACCEPTED}")
+
+
+def _is_text(head: bytes) -> bool:
+    return all(32 <= b < 127 or b in (9, 10, 13) for b in head)
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint file safely (``weights_only``); one-line errors for unreadable files."""
     path = Path(path)
+    if path.is_dir():
+        raise GcpbenchError(f"checkpoint '{path}' is a folder; pass {ACCEPTED}")
     if not path.is_file():
         raise GcpbenchError(f"checkpoint '{path}' does not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GcpbenchError(f"cannot read checkpoint '{path}': {first}") from None
+    except OSError as exc:
+        raise GcpbenchError(f"cannot read checkpoint '{path}': {exc.strerror or exc}") from None
+    except Exception as exc:  # torch.load of arbitrary bytes raises anything (IndexError, KeyError, ...)
+        raise _not_a_checkpoint(path, exc) from None
     if not isinstance(obj, Mapping):
-        raise GcpbenchError(f"checkpoint '{path}' holds a {type(obj).__name__}, not a dict of weights")
+        raise GcpbenchError(f"checkpoint '{path}' holds a {type(obj).__name__}, not a dict of weights; pass {ACCEPTED}")
     return dict(obj)
 
 
-def extract_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, Tensor]:
+def extract_state_dict(checkpoint: Mapping[str, Any], source: str = "checkpoint") -> dict[str, Tensor]:
     """The model weights of any accepted checkpoint form, without a ``module.`` prefix."""
     state = checkpoint.get("state_dict", checkpoint)
-    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise GcpbenchError("checkpoint has no state_dict of tensors")
+    if not isinstance(state, Mapping) or not state or not all(isinstance(v, Tensor) for v in state.values()):
+        raise GcpbenchError(f"{source} has no state_dict of tensors; pass {ACCEPTED}")
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
 
 
@@ -145,7 +178,7 @@ def build(name: str, num_classes: int = 1000, weights: str | os.PathLike | Mappi
     if weights is not None:
         checkpoint = read_checkpoint(weights) if isinstance(weights, (str, os.PathLike)) else weights
         source = f"checkpoint '{weights}'" if isinstance(weights, (str, os.PathLike)) else "checkpoint"
-        load_state_strict(model, extract_state_dict(checkpoint), model.zoo_name, source)
+        load_state_strict(model, extract_state_dict(checkpoint, source), model.zoo_name, source)
     return model
 
 
@@ -176,7 +209,7 @@ def load_model(path: str | os.PathLike, name: str | None = None) -> tuple[nn.Mod
     from gcpbench.models.external import build_external, is_external, parse_name
 
     checkpoint = read_checkpoint(path)
-    state = extract_state_dict(checkpoint)
+    state = extract_state_dict(checkpoint, f"checkpoint '{path}'")
     name = name or checkpoint.get("model") or guess_model(state)
     if is_external(name):
         model = build_external(parse_name(name, kwargs=checkpoint.get("model_kwargs")),
@@ -184,7 +217,9 @@ def load_model(path: str | os.PathLike, name: str | None = None) -> tuple[nn.Mod
         load_state_strict(model, state, name, f"checkpoint '{path}'")
         return model, checkpoint
     if name is None:
-        raise GcpbenchError(f"cannot tell which zoo model '{path}' belongs to; pass --model NAME")
+        raise GcpbenchError(f"cannot tell which zoo model checkpoint '{path}' belongs to (it names none and its tensors "
+                            "fit no zoo model); if it is one, name it once with `gcpbench convert "
+                            f"{path} --model NAME --out NEW.pt` (names: gcpbench zoo)")
     num_classes = num_classes_of(name, state) or int(checkpoint.get("num_classes") or 1000)
     model = build_architecture(name, num_classes)
     load_state_strict(model, state, name, f"checkpoint '{path}'")

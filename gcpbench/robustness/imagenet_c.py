@@ -24,6 +24,7 @@ from gcpbench.robustness.baselines import (
 from gcpbench.identity import Producer, ResultIdentity
 from gcpbench.robustness.loading import load_image
 from gcpbench.robustness.resume import ResumeLog
+from gcpbench.robustness.strays import warn_c_strays
 from gcpbench.robustness.rundirs import eval_run_dir
 from gcpbench.evaluate import clean_preprocessing, evaluate_val_folder, resolve_device
 from gcpbench.robustness.runner import Predictor, run_items
@@ -162,6 +163,7 @@ def evaluate_c(request: CRequest, out: Path | None = None, model=None,
     folders = subset_folders(root, r.corruptions, r.severities)
     classes = check_same_classes(list(folders.values()))
     check_against_manifest("imagenet-c", root, r.corruptions, classes)
+    warn_c_strays(root, r.corruptions)
     labels = label_map(classes, checkpoint, output_classes(model), f"ImageNet-C tree '{root}'")
     items = collect_items(folders, classes, labels, IMAGE_EXTENSIONS, r.subset, r.seed)
     if r.clean_data is not None:

@@ -27,6 +27,7 @@ from gcpbench.robustness.baselines import (
 )
 from gcpbench.robustness.loading import load_video
 from gcpbench.identity import Producer, ResultIdentity
+from gcpbench.robustness.strays import warn_p_strays
 from gcpbench.robustness.resume import ResumeLog
 from gcpbench.robustness.rundirs import eval_run_dir
 from gcpbench.evaluate import resolve_device
@@ -152,6 +153,7 @@ def evaluate_p(request: PRequest, out: Path | None = None, model=None,
     folders = {group_key(p, r.difficulty): folder_of(root, p, r.difficulty) for p in r.perturbations}
     classes = check_same_classes(list(folders.values()))
     check_against_manifest("imagenet-p", root, [f.name for f in folders.values()], classes)
+    warn_p_strays(root)
     labels = label_map(classes, checkpoint, output_classes(model), f"ImageNet-P tree '{root}'")
     items = collect_items(folders, classes, labels, VIDEO_EXTENSIONS, r.subset, r.seed)
 

@@ -65,7 +65,9 @@ def check_against_manifest(name: str, root: Path, only: Sequence[str], classes: 
 
 
 def require_dir(path: Path, what: str) -> Path:
-    """``path`` if it is a folder, else a one-line error naming it."""
+    """``path`` if it is a folder, else a one-line error naming it (missing, or a file)."""
+    if path.exists() and not path.is_dir():
+        raise GcpbenchError(f"{what} folder '{path}' is a file, not a folder")
     if not path.is_dir():
         raise GcpbenchError(f"{what} folder '{path}' is missing")
     return path

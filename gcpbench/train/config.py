@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gcpbench.errors import GcpbenchError
+from gcpbench.errors import GcpbenchError, require_positive
 from gcpbench.runs import RunDir
 from gcpbench.train.schedules import MOMENTUM, Schedule, make_schedule
 
@@ -40,6 +40,24 @@ class TrainOptions:
     weights: str | None = None  # initial weights (a local file); None: fresh initialisation
     schedule_family: str | None = None  # timm / torchvision models: whose schedules (default resnet)
     last_stride_one: bool | None = None  # timm / torchvision ResNets with a GCP head: layer4 at stride 1
+    strict: bool = False  # stop at the first unreadable image instead of skipping and listing it
+
+    def __post_init__(self) -> None:
+        """Refuse option values that would otherwise be accepted silently."""
+        require_positive("--image-size", self.image_size)
+        require_positive("--landscape-num-eta", self.landscape_num_eta)
+        if self.workers is not None and self.workers < 0:
+            raise GcpbenchError(f"--workers must be 0 or more, got {self.workers}")
+        if self.gcp_dim is not None and self.resume is None and self.arch and "/" not in self.arch:  # timm/torchvision names check their own
+            from gcpbench.models import model_info, model_name
+
+            info = model_info(model_name(self.arch, self.head or "gap", self.gcp_dim))
+            if not info.head.is_gcp:
+                raise GcpbenchError(f"--gcp-dim {self.gcp_dim} applies to GCP heads only, and {info.name} has a GAP "
+                                    "head: add --head gcp or drop --gcp-dim")
+            if info.head.dim != self.gcp_dim:
+                raise GcpbenchError(f"--gcp-dim {self.gcp_dim} differs from {info.name}'s GCP dimension "
+                                    f"{info.head.dim}: use {info.arch} --head gcp --gcp-dim {self.gcp_dim}, or drop --gcp-dim")
 
 
 # option -> config key that must not change on --resume (device, workers, quiet may)

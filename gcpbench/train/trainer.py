@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gcpbench.data.unreadable import UnreadableLog
 from gcpbench.errors import GcpbenchError
 from gcpbench.gcp import set_gcp_precision
 from gcpbench.io import atomic_write, atomic_write_text, read_jsonl, remove_stale_temps
@@ -58,6 +59,7 @@ class Session:
     reporter: TrainReporter
     recorder: Any = None
     hang_at: tuple[int, int] | None = None
+    unreadable: UnreadableLog | None = None  # images skipped as unreadable (none with --strict)
 
     @property
     def device(self) -> torch.device:
@@ -120,7 +122,7 @@ def _new_run(options: TrainOptions, name: str, schedule_name: str, ctx: ddp.Dist
     return RunDir(Path(ddp.broadcast_object(path, ctx)))
 
 
-def _loaders(source, config: dict[str, Any], ctx: ddp.DistContext, workers: int | None):
+def _loaders(source, config: dict[str, Any], ctx: ddp.DistContext, workers: int | None, strict: bool = False):
     """Train loader (shuffled, drop_last, DistributedSampler under DDP) and the val loader
     (each rank a disjoint stride of the val set, no padding)."""
     from torch.utils.data import Subset
@@ -129,8 +131,8 @@ def _loaders(source, config: dict[str, Any], ctx: ddp.DistContext, workers: int 
     from gcpbench.data.transforms import eval_transform, train_transform
 
     size = config["image_size"]
-    train_set = image_folder(source.root / "train", train_transform(config["family"], size))
-    val_set = image_folder(source.root / "val", eval_transform(size))
+    train_set = image_folder(source.root / "train", train_transform(config["family"], size), skip_unreadable=not strict)
+    val_set = image_folder(source.root / "val", eval_transform(size), skip_unreadable=not strict)
     batch = config["batch_size"]
     if batch % ctx.world_size:
         raise GcpbenchError(f"--batch-size {batch} is not divisible by the {ctx.world_size} processes")
@@ -199,7 +201,10 @@ def train_one_epoch(s: Session, epoch: int) -> dict[str, float]:
     loss_sum, count = 0.0, 0
     correct = torch.zeros((), dtype=torch.int64, device=s.device)
     start = time.perf_counter()
-    for step, (images, targets) in enumerate(s.train_loader):
+    for step, batch in enumerate(s.train_loader):
+        if not s.unreadable.add_from_batch(batch, s.ctx.distributed):
+            continue  # every image of the batch was unreadable
+        images, targets = batch[0], batch[1]
         lr = s.schedule.lr(epoch, step, steps)
         for group in s.optimizer.param_groups:
             group["lr"] = lr
@@ -237,6 +242,7 @@ def validate(s: Session) -> dict[str, float]:
     ddp.broadcast_buffers(s.net, s.ctx)  # every rank evaluates rank 0's (the saved) BN statistics
     result = evaluate_classification(s.net, s.val_loader, s.device, amp=s.config["amp"], progress=False,
                                      distributed=s.ctx.distributed)
+    s.unreadable.add(result.get("unreadable", []))
     return {"val_loss": result["loss"], "val_top1": result["top1"], "val_top5": result["top5"]}
 
 
@@ -288,6 +294,7 @@ def fit(s: Session, start_epoch: int, history: list[dict[str, Any]], best: float
     for epoch in range(start_epoch, s.config["epochs"]):
         record: dict[str, Any] = {"epoch": epoch + 1, **train_one_epoch(s, epoch), **validate(s)}
         ddp.check_in_sync(s.net, s.ctx)
+        s.unreadable.end_epoch(epoch + 1, lambda paths: ddp.all_gather_object(paths, s.ctx), s.ctx.is_main)
         record["wall_time_s"] = offset + time.perf_counter() - started
         record = {k: record[k] for k in METRIC_COLUMNS}
         _require_finite_epoch(s, record)
@@ -358,7 +365,7 @@ def _prepare_new(options: TrainOptions, ctx: ddp.DistContext, quiet: bool) -> Pr
     source = _data_source(options.data, ctx, quiet)
     size = options.image_size or source.image_size
     draft = {"family": family, "image_size": size, "batch_size": schedule.batch_size, "seed": options.seed or 0}
-    train_loader, val_loader, counts = _loaders(source, draft, ctx, options.workers)
+    train_loader, val_loader, counts = _loaders(source, draft, ctx, options.workers, options.strict)
     run = _new_run(options, name, schedule.name, ctx)
     channels_last = options.channels_last if options.channels_last is not None else ctx.device.type == "cuda"
     config = new_config(options, name=name, family=family, schedule=schedule, dataset=source.dataset,
@@ -385,7 +392,7 @@ def _prepare_resume(options: TrainOptions, ctx: ddp.DistContext, quiet: bool) ->
         raise GcpbenchError(f"the class folders of '{source.root}' changed since the run started; "
                             "resume needs the same data")
     workers = options.workers if options.workers is not None else config.get("workers")
-    train_loader, val_loader, _ = _loaders(source, config, ctx, workers)
+    train_loader, val_loader, _ = _loaders(source, config, ctx, workers, options.strict)
     return Prepared(run, config, schedule_from_config(config), source, (train_loader, val_loader), checkpoint)
 
 
@@ -424,7 +431,7 @@ def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool) -> tuple[Session, l
         recorder = LandscapeRecorder(p.run, net, config["family"], config["landscape_every"], etas=etas)
     reporter = TrainReporter(ctx.is_main, quiet, config["epochs"], start_epoch)
     session = Session(ctx, p.run, config, p.schedule, net, model, optimizer, *p.loaders, p.source.classes,
-                      reporter, recorder, _hang_at())
+                      reporter, recorder, _hang_at(), UnreadableLog(p.run.path))
     return session, history, best, start_epoch
 
 
@@ -463,6 +470,8 @@ def _train_locked(options: TrainOptions, ctx: ddp.DistContext, prepared: Prepare
             top = max(history, key=lambda r: r["val_top1"])
             s.reporter.log(f"finished {config['epochs']} epochs: best val top-1 {top['val_top1']:.2f}% (epoch "
                            f"{top['epoch']}), last {history[-1]['val_top1']:.2f}%; checkpoints in {run.checkpoints}")
+            if s.unreadable.summary():
+                s.reporter.log(s.unreadable.summary())
     return run
 
 
