@@ -39,13 +39,14 @@ def _imagenet(train: dict[str, Any], data: str | None) -> tuple[list[RunSpec], l
 def _robustness(train: dict[str, Any], data: str | None) -> tuple[list[RunSpec], list[str]]:
     from gcpbench.report.paper import paper_robustness
 
-    runs, notes = [], []
+    runs, pretrained = [], []
     for row in paper_robustness().itertuples():
         runs.append(make_run(model_name(row.arch, row.head), "LRnorm", 0, train, ["eval-c", "eval-p"], data))
         if "torchvision" in str(row.source_of_gap_model):
-            notes.append(f"{runs[-1].name}: the paper evaluated torchvision's pretrained {row.model}; this sweep "
-                         "evaluates its own LRnorm training (`gcpbench eval-c --ckpt` takes torchvision weights too)")
-    return runs, notes
+            pretrained.append(runs[-1].name)
+    notes = [f"robustness: the paper evaluated torchvision's pretrained models for {', '.join(pretrained)}; this "
+             "sweep evaluates its own LRnorm trainings (`gcpbench eval-c --ckpt` also takes torchvision weights)"]
+    return runs, notes if pretrained else []
 
 
 def _detection(train: dict[str, Any], data: str | None) -> tuple[list[RunSpec], list[str]]:

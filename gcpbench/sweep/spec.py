@@ -256,23 +256,41 @@ def load_spec(path: str | Path) -> SweepSpec:
     if not path.is_file():
         raise GcpbenchError(f"spec file '{path}' does not exist (or use --paper imagenet|robustness|detection|landscape)")
     suffix = path.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml"):
+        raise GcpbenchError(f"spec file '{path}' must end in .toml, .yaml or .yml")
+    kind = "TOML" if suffix == ".toml" else "YAML"
     try:
-        if suffix == ".toml":
+        if kind == "TOML":
             import tomllib
 
             data = tomllib.loads(path.read_text())
-        elif suffix in (".yaml", ".yml"):
-            import yaml
+        else:
+            import yaml  # PyYAML comes with mmengine
 
             data = yaml.safe_load(path.read_text())
-        else:
-            raise GcpbenchError(f"spec file '{path}' must end in .toml, .yaml or .yml")
     except (ValueError, UnicodeDecodeError) as exc:  # tomllib.TOMLDecodeError is a ValueError
-        raise GcpbenchError(f"spec file '{path}' is not valid {suffix[1:].upper()}: {str(exc).splitlines()[0]}") from None
-    except ImportError:
-        raise GcpbenchError("YAML specs need PyYAML (pip install pyyaml); TOML works without it") from None
-    except Exception as exc:  # yaml.YAMLError and friends
+        raise GcpbenchError(f"spec file '{path}' is not valid {kind}: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # yaml.YAMLError
         if exc.__class__.__module__.startswith("yaml"):
             raise GcpbenchError(f"spec file '{path}' is not valid YAML: {str(exc).splitlines()[0]}") from None
         raise
-    return parse_spec(data, path.stem)
+    return absolute_paths(parse_spec(data, path.stem), path.parent)
+
+
+PATH_OPTIONS: tuple[str, ...] = ("data", "clean_data", "weights")
+
+
+def absolute_paths(spec: SweepSpec, base: Path) -> SweepSpec:
+    """Data roots of a spec file made absolute, relative ones taken from the file's folder (jobs
+    run in other folders and on other machines)."""
+    def resolve(value: Any) -> Any:
+        return str((base / str(value)).resolve()) if isinstance(value, str) else value
+
+    for run in spec.runs:
+        if "data" in run.train:
+            run.train["data"] = resolve(run.train["data"])
+    for options in spec.eval_options.values():
+        for key in PATH_OPTIONS:
+            if key in options:
+                options[key] = resolve(options[key])
+    return spec
