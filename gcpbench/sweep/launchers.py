@@ -114,7 +114,7 @@ def make_executor(sweep: SweepDir, cluster: str, options: ClusterOptions):
     import submitit
 
     tasks = max(options.gpus_per_node, 1)
-    executor = submitit.AutoExecutor(folder=sweep.submitit / "%j", cluster=cluster,
+    executor = submitit.AutoExecutor(folder=sweep.submitit, cluster=cluster,
                                      slurm_max_num_timeout=options.max_timeouts,
                                      local_max_num_timeout=options.max_timeouts)
     executor.update_parameters(name=f"gcpbench-{sweep.path.name}", timeout_min=options.time_min, nodes=options.nodes,

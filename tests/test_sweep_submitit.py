@@ -1,0 +1,116 @@
+"""Sweeps through submitit's local executor: the code path of the Slurm launcher (SweepJob,
+TorchDistributedEnvironment, checkpoint-and-requeue), run on this machine with real jobs."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+import torch
+
+from gcpbench.data.synthetic import make_classification_set
+from gcpbench.io import read_jsonl
+from gcpbench.models.weights import read_checkpoint
+from gcpbench.robustness.make_c import make_c
+from gcpbench.sweep import SweepDir, parse_spec, sweep_status
+from gcpbench.sweep.launchers import ClusterOptions, launch_submitit
+from gcpbench.sweep.state import read_job
+from gcpbench.train import TrainOptions, train
+from gcpbench.train.trainer import HANG_ENV
+
+TRAIN = {"epochs": 2, "batch_size": 8, "workers": 0, "deterministic": True}
+EXACT = ["epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5"]  # not speed / wall time
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    return make_classification_set(tmp_path / "data", num_classes=4, image_size=32, train_per_class=6,
+                                   val_per_class=2, seed=0)
+
+
+@pytest.fixture(autouse=True)
+def one_thread_children(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # jobs and evaluations inherit it
+
+
+def wait_for(predicate, jobs, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if all(job.done() for job in jobs):
+            raise AssertionError(f"the job ended early: {jobs[0].stdout()}\n{jobs[0].stderr()}")
+        assert time.monotonic() < deadline, "the job did not reach the hang point in time"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_two_run_grid_through_submitit_local_with_evaluations(tmp_path, tiny_data, run_cli) -> None:
+    imagenet_c = tmp_path / "imagenet-c"
+    make_c(tiny_data / "val", imagenet_c, ["gaussian_noise"], [1], workers=0, quiet=True)
+    spec = parse_spec({"models": ["resnet18"], "heads": ["gap", "gcp"], "gcp_dims": [128], "schedules": ["LRadju"],
+                       "data": str(tiny_data), "train": {**TRAIN, "epochs": 1},
+                       "evaluations": ["eval-c"]}, "tiny")
+    spec.eval_options = {"eval-c": {"data": str(imagenet_c), "corruptions": ["gaussian_noise"], "severities": [1],
+                                    "workers": 0}}
+    sweep = SweepDir(tmp_path / "sweep")
+    sweep.write(spec)
+    names = [r.name for r in spec.runs]
+    assert names == ["resnet18_gap_LRadju_s0_e1_b8", "resnet18_gcp128_LRadju_s0_e1_b8"]
+
+    jobs = launch_submitit(sweep, names, "local", ClusterOptions(gpus_per_node=0, time_min=30))
+    for job in jobs:
+        job.wait()
+    statuses = sweep_status(sweep.path)
+    assert [(s.state, s.epoch, s.epochs, s.evaluations) for s in statuses] == [("done", 1, 1, "1/1")] * 2, \
+        [s.note for s in statuses]
+    for name, status in zip(names, statuses):
+        run = sweep.run(name)
+        record = read_jsonl(run.metrics_jsonl)[-1]
+        assert status.best_top1 == record["val_top1"]
+        # the evaluation (its own process, on best.pt, clean data = the run's val/) measures the
+        # clean error that training's validation logged
+        summary = json.loads((run.eval / "imagenet_c_summary.json").read_text())
+        assert summary["checkpoint"] == str(run.best_checkpoint)
+        assert summary["clean_error"] == pytest.approx(1 - record["val_top1"] / 100, abs=1e-9)
+        assert set(summary["CE"]) == {"gaussian_noise"} and summary["images"] == 8
+        assert read_job(run)["attempts"] == 1
+
+    code, out, err = run_cli("sweep", "status", str(sweep.path))
+    assert code == 0 and "2 done" in out and names[1] in out, err
+    code, out, err = run_cli("report", str(sweep.path), "--out", str(tmp_path / "report"), "--quiet")
+    assert code == 0, err
+    for table in ("imagenet.csv", "robustness.csv"):
+        text = (tmp_path / "report" / table).read_text()
+        assert all(name in text for name in names), table
+
+
+@pytest.mark.slow
+def test_preempted_job_is_requeued_and_ends_like_an_uninterrupted_run(tmp_path, tiny_data, monkeypatch) -> None:
+    spec = parse_spec({"models": ["resnet18"], "schedules": ["LRadju"], "data": str(tiny_data), "train": TRAIN}, "p")
+    sweep = SweepDir(tmp_path / "sweep")
+    sweep.write(spec)
+    name = spec.runs[0].name
+    run = sweep.run(name)
+    # The test hook blocks the job after iteration 2 of epoch 2's 3 (writing RUN/.hang with its pid,
+    # once), so the preemption signal lands mid-epoch whatever the machine's speed.
+    monkeypatch.setenv(HANG_ENV, "2:2")
+    jobs = launch_submitit(sweep, [name], "local", ClusterOptions(gpus_per_node=0, time_min=60))
+    wait_for(lambda: (run.path / ".hang").is_file() and (run.path / ".hang").read_text(), jobs)
+    assert [r["epoch"] for r in read_jsonl(run.metrics_jsonl)] == [1]
+    os.kill(int((run.path / ".hang").read_text()), signal.SIGUSR2)  # what Slurm sends before preempting
+    jobs[0].wait()
+    log = jobs[0].stdout()
+    assert "this job is preempted" in log and "Requeued job" in log, log
+    job = read_job(run)
+    assert (job["state"], job["attempts"]) == ("done", 2)
+
+    monkeypatch.delenv(HANG_ENV)
+    reference = train(TrainOptions(arch="resnet18", schedule="LRadju", data=str(tiny_data),
+                                   out=str(tmp_path / "reference"), quiet=True, **TRAIN))
+    resumed, uninterrupted = read_jsonl(run.metrics_jsonl), read_jsonl(reference.metrics_jsonl)
+    assert [r["epoch"] for r in resumed] == [1, 2]
+    assert [{k: r[k] for k in EXACT} for r in resumed] == [{k: r[k] for k in EXACT} for r in uninterrupted]
+    got, expected = read_checkpoint(run.last_checkpoint), read_checkpoint(reference.last_checkpoint)
+    for key, tensor in expected["state_dict"].items():
+        assert torch.equal(got["state_dict"][key], tensor), key
