@@ -16,9 +16,7 @@ from gcpbench.errors import GcpbenchError
 from gcpbench.io import read_jsonl
 from gcpbench.runs import RunDir
 from gcpbench.train import TrainOptions, train
-from gcpbench.train.distributed import attempt_store
 from gcpbench.train.trainer import HANG_ENV
-from test_ddp import free_port
 
 EXACT = ["epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5"]  # not speed / wall time
 
@@ -46,18 +44,45 @@ def test_resume_auto_starts_then_continues_and_refuses_another_model(tmp_path, t
         train(TrainOptions(arch="resnet18", resume="auto", data=str(tiny_data), quiet=True))
 
 
-def test_each_restart_gets_its_own_store_keys(monkeypatch) -> None:
+# One rank of an attempt: join the group through gcpbench's setup, all-reduce, leave without
+# cleaning up (as a killed worker does). The store is the launcher's, as under torchrun.
+RANK_SCRIPT = """
+import os, sys, time, torch, torch.distributed as dist
+from gcpbench.train import distributed as ddp
+time.sleep(float(sys.argv[1]))
+ctx = ddp.setup("cpu")
+value = torch.ones(1)
+dist.all_reduce(value)
+print(int(value.item()), flush=True)
+os._exit(0)
+"""
+
+
+def test_a_restarted_group_does_not_read_the_last_attempts_addresses(tmp_path) -> None:
     """The cause of "Gloo connectFullMesh failed ... Connection refused" after a torchrun restart:
-    the static rendezvous keeps one store, so the first attempt's addresses must not be read again."""
-    store = dist.HashStore()
-    monkeypatch.delenv("TORCHELASTIC_RESTART_COUNT", raising=False)
-    attempt_store(store).set("rank0_address", "old")
-    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
-    restarted = attempt_store(store)
-    assert not restarted.check(["rank0_address"])
-    restarted.set("rank0_address", "new")
-    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")
-    assert attempt_store(store).get("rank0_address") == b"old"
+    with --master_addr/--master_port torchrun keeps one store for every attempt, so a restarted
+    rank that looks up a peer before the peer has re-registered finds the dead process's address.
+    Here rank 1 of the second attempt starts a second late, which makes that lookup certain."""
+    from test_ddp import free_port
+
+    port = free_port()
+    store = dist.TCPStore("127.0.0.1", port, 3, is_master=True, wait_for_workers=False)  # the launcher's
+    base = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2",
+            "TORCHELASTIC_USE_AGENT_STORE": "True", "OMP_NUM_THREADS": "1"}
+    for attempt, delays in ((0, (0, 0)), (1, (0, 1.5))):
+        ranks = [subprocess.Popen([sys.executable, "-c", RANK_SCRIPT, str(delay)],
+                                  env={**base, "RANK": str(rank), "LOCAL_RANK": str(rank),
+                                       "TORCHELASTIC_RESTART_COUNT": str(attempt)},
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for rank, delay in enumerate(delays)]
+        try:
+            outputs = [process.communicate(timeout=120)[0] for process in ranks]
+        finally:
+            for process in ranks:
+                process.kill()  # no-op for a finished rank; a rank stuck connecting to a dead peer ends here
+        assert [process.returncode for process in ranks] == [0, 0], f"attempt {attempt}: {outputs}"
+        assert [out.strip().splitlines()[-1] for out in outputs] == ["2", "2"]
+    del store
 
 
 def _torchrun(out, data, port: int, extra_env: dict[str, str], max_restarts: int) -> subprocess.Popen:
@@ -73,6 +98,8 @@ def _torchrun(out, data, port: int, extra_env: dict[str, str], max_restarts: int
 
 @pytest.mark.slow
 def test_torchrun_restart_after_a_killed_worker_continues_from_last_pt(tmp_path, tiny_data) -> None:
+    from test_ddp import free_port
+
     killed, reference = RunDir(tmp_path / "killed"), RunDir(tmp_path / "reference")
     # The test hook blocks a worker after iteration 2 of epoch 2's 4 (writing RUN/.hang with its
     # pid, once per run directory, so the restarted workers go on).
