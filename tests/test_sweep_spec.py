@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import subprocess
 
 import pytest
 
@@ -199,3 +201,15 @@ def test_status_and_selection_from_run_directories(tmp_path) -> None:
     assert [r.name for r in select_runs(sweep, spec, include_running=True).launch] == [gcp.name]
     with pytest.raises(GcpbenchError, match="matches none"):
         select_runs(sweep, spec, only=["mobilenet*"])
+    # a job of this machine whose process is gone is failed (and launched again), not running forever
+    (sweep.run(gcp.name).path / "job.json").write_text(json.dumps(
+        {"state": "running", "host": socket.gethostname(), "pid": _dead_pid()}))
+    status = run_status(sweep, gcp)
+    assert status.state == "failed" and "ended without a word" in status.note
+    assert [r.name for r in select_runs(sweep, spec).launch] == [gcp.name]
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid

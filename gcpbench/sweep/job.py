@@ -56,6 +56,9 @@ def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None) 
             if error is not None:
                 raise GcpbenchError(f"{evaluation}: {error}")
             update_job(run, evaluations={**finished, evaluation: "done"})
+    except KeyboardInterrupt:
+        update_job(run, state="interrupted")
+        raise
     except Exception as exc:
         update_job(run, state="failed", error=last_line(str(exc)) or exc.__class__.__name__)
         raise

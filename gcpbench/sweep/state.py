@@ -1,8 +1,9 @@
 """Each run's state, read from its run directory alone: ``job.json`` (written by the sweep's
 job), ``config.json`` and ``metrics.jsonl`` (written by training).
 
-States: ``pending`` (nothing started, or requeued and waiting), ``running``, ``done`` (trained
-and every evaluation finished), ``failed`` (with the last line of its error).
+States: ``pending`` (nothing started, or requeued / interrupted and waiting), ``running``, ``done``
+(trained and every evaluation finished), ``failed`` (with the last line of its error, or "ended
+without a word" when the job's process on this machine is gone).
 """
 from __future__ import annotations
 
@@ -73,6 +74,19 @@ class RunStatus:
         return dict(self.__dict__)
 
 
+def _gone(job: dict[str, Any]) -> bool:
+    """True when the job ran on this machine and its process no longer exists."""
+    if job.get("host") != socket.gethostname() or not isinstance(job.get("pid"), int):
+        return False
+    try:
+        os.kill(job["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # someone else's process of that id
+        return False
+    return False
+
+
 def _training_progress(run: RunDir) -> tuple[int, int | None, float | None]:
     """Finished epochs, planned epochs and best val top-1 from config.json and metrics.jsonl."""
     epochs = None
@@ -100,6 +114,10 @@ def run_status(sweep: SweepDir, spec: RunSpec) -> RunStatus:
         note = job.get("error") or "failed (no message)"
     elif state == "requeued":
         state, note = "pending", f"requeued after attempt {job.get('attempts', '?')} (preempted or timed out)"
+    elif state == "interrupted":
+        state, note = "pending", "interrupted (Ctrl-C); launching the sweep again continues it"
+    elif state == "running" and _gone(job):
+        state, note = "failed", f"its process {job.get('pid')} on this machine ended without a word (killed?)"
     elif state == "done" and done_evals < len(spec.evaluations):
         state, note = "pending", "evaluations added to the plan since it finished"
     elif state == "running":
