@@ -213,3 +213,29 @@ def _dead_pid() -> int:
     process = subprocess.Popen(["true"])
     process.wait()
     return process.pid
+
+
+def test_evaluation_command_lines(tmp_path) -> None:
+    from gcpbench.sweep.evaluations import command, flags
+
+    spec = parse_spec({"models": ["resnet50"], "heads": ["gcp"], "data": "/data/imagenet", "train": {"image_size": 160},
+                       "evaluations": ["eval-imagenet", "eval-c", "detect:mask_rcnn:gcp_m"]}, "s").runs[0]
+    run = SweepDir(tmp_path).run(spec.name)
+    ckpt = str(run.best_checkpoint)
+    assert command(run, spec, Evaluation.parse("eval-imagenet"), {"workers": 4}) == \
+        ["eval-imagenet", "--ckpt", ckpt, "--out", str(run.path), "--quiet", "--data", "/data/imagenet",
+         "--image-size", "160", "--workers", "4"]
+    # ImageNet-C's clean error comes from the run's own validation tree unless given
+    assert command(run, spec, Evaluation.parse("eval-c"), {"data": "/c", "extra": True}) == \
+        ["eval-c", "--ckpt", ckpt, "--out", str(run.path), "--quiet", "--clean-data", "/data/imagenet/val",
+         "--data", "/c", "--extra"]
+    assert "--clean-data" not in command(run, spec, Evaluation.parse("eval-c"), {"clean_error": 0.23})
+    detect = Evaluation.parse("detect:mask_rcnn:gcp_m")
+    work_dir = run.path / "detect" / "mask_rcnn_gcp_m"
+    expected = ["detect", "--framework", "mask_rcnn", "--backbone", "resnet50_gcp_m", "--ckpt", ckpt,
+                "--work-dir", str(work_dir), "--quiet"]
+    assert command(run, spec, detect, {}) == expected
+    work_dir.mkdir(parents=True)
+    (work_dir / "last_checkpoint").write_text("epoch_3.pth")  # an interrupted fine-tuning goes on
+    assert command(run, spec, detect, {"data": "/coco"}) == [*expected, "--resume", "--data", "/coco"]
+    assert flags({"corruptions": ["fog", "snow"], "subset": None, "extra": False}) == ["--corruptions", "fog,snow"]

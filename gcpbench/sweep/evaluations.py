@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gcpbench.models.registry import model_info
 from gcpbench.runs import RunDir
 from gcpbench.sweep.spec import Evaluation, RunSpec
 
@@ -55,7 +56,7 @@ def command(run: RunDir, spec: RunSpec, evaluation: Evaluation, options: dict[st
         return ["eval-p", "--ckpt", ckpt, "--out", str(run.path), "--quiet", *flags(options)]
     work_dir = detection_dir(run, evaluation)
     resume = (work_dir / "last_checkpoint").is_file()  # mmengine's pointer to its latest checkpoint
-    backbone = f"{spec.train['arch'].split('_')[0]}_{evaluation.method}"
+    backbone = f"{model_info(spec.model).arch}_{evaluation.method}"
     return ["detect", "--framework", str(evaluation.framework), "--backbone", backbone, "--ckpt", ckpt,
             "--work-dir", str(work_dir), "--quiet", *(["--resume"] if resume else []), *flags(options)]
 

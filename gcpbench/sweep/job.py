@@ -47,17 +47,19 @@ def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None) 
         train(spec.options(run.path))
         if not main:
             return "done"
-        for evaluation in spec.evaluations:
+        for label in spec.evaluations:
             finished = read_job(run).get("evaluations") or {}
-            if finished.get(evaluation) == "done":
+            if finished.get(label) == "done":
                 continue
-            args = command(run, spec, Evaluation.parse(evaluation), plan.eval_options.get(evaluation.split(":")[0], {}))
+            evaluation = Evaluation.parse(label)
+            args = command(run, spec, evaluation, plan.eval_options.get(evaluation.command, {}))
             error = run_evaluation(args, log=run.path / "eval.log")
             if error is not None:
-                raise GcpbenchError(f"{evaluation}: {error}")
-            update_job(run, evaluations={**finished, evaluation: "done"})
+                raise GcpbenchError(f"{label}: {error}")
+            update_job(run, evaluations={**finished, label: "done"})
     except KeyboardInterrupt:
-        update_job(run, state="interrupted")
+        if main:
+            update_job(run, state="interrupted")
         raise
     except Exception as exc:
         update_job(run, state="failed", error=last_line(str(exc)) or exc.__class__.__name__)
