@@ -169,6 +169,10 @@ def test_plan_merges_sweeps_into_one_folder(tmp_path) -> None:
     assert len(merged.runs) == 40
     assert merged.run("resnet50_gcp_LRnorm_s0").evaluations[:1] == ["detect:faster_rcnn:gcp_d"]
     assert json.loads(sweep.plan.read_text())["runs"][0]["name"] == "mobilenetv2_gap_LRnorm_s0"
+    # launching one spec launches its own runs, with what the folder's plan holds for them
+    again = select_runs(sweep, paper_spec(["imagenet"]), only=["resnet50_gcp_LRnorm*"]).launch
+    assert [(r.name, len(r.evaluations)) for r in again] == [("resnet50_gcp_LRnorm_s0", 4)]
+    assert len(select_runs(sweep, paper_spec(["detection"])).launch) == 4
     # a run of the same name with other settings cannot join
     clash = parse_spec({"models": ["resnet18"], "schedules": ["LRnorm"]}, "other")
     clash.runs[0].train["lr"] = 0.5

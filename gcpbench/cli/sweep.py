@@ -75,7 +75,7 @@ def run(
     if dry_run:
         _print_plan(plan, [describe(r) for r in plan.runs], sweep.path)
         return
-    plan = sweep.write(plan)
+    sweep.write(plan)
     selection = select_runs(sweep, plan, only, include_running)
     for name, why in selection.skipped:
         typer.echo(f"skip {name}: {why}")
@@ -85,6 +85,8 @@ def run(
         return
     for note in plan.notes:
         typer.echo(f"note: {note}")
+    if any(run.train.get("data") is None for run in selection.launch):
+        typer.echo("note: runs without data train on the built-in synthetic set (pass --data /data/imagenet)")
     if launcher == "local":
         launchers.launch_local(sweep, names, gpus, say=typer.echo)
         _finish(sweep.path, names)
@@ -98,7 +100,7 @@ def run(
     jobs = launchers.launch_submitit(sweep, names, cluster, options)
     typer.echo(f"submitted {len(jobs)} job(s) to {launcher} ({', '.join(j.job_id for j in jobs[:5])}"
                f"{', ...' if len(jobs) > 5 else ''}); follow with `gcpbench sweep status {sweep.path}`")
-    if wait if wait is not None else launcher != "slurm":
+    if (wait if wait is not None else launcher != "slurm"):
         for job in jobs:
             job.wait()
         _finish(sweep.path, names)

@@ -47,6 +47,8 @@ def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None) 
         train(spec.options(run.path))
         if not main:
             return "done"
+        plan = sweep.read()  # evaluations another sweep added to this run while it trained
+        spec = plan.run(name)
         for label in spec.evaluations:
             finished = read_job(run).get("evaluations") or {}
             if finished.get(label) == "done":

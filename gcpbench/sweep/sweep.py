@@ -71,12 +71,14 @@ class Selection:
 
 def select_runs(sweep: SweepDir, spec: SweepSpec, only: list[str] | None = None,
                 include_running: bool = False) -> Selection:
-    """The runs of ``spec`` matching ``only`` (shell patterns) that still have work to do.
+    """The runs of ``spec`` matching ``only`` (shell patterns) that still have work to do, as the
+    sweep folder's plan has them (with the evaluations other specs added).
 
     Finished runs are skipped; so are running ones (a second job would train the same folder)
     unless ``include_running`` (for jobs that died without a word, e.g. a lost node).
     """
-    chosen = [r for r in spec.runs if not only or any(fnmatch.fnmatch(r.name, p) for p in only)]
+    plan = sweep.read()
+    chosen = [plan.run(r.name) for r in spec.runs if not only or any(fnmatch.fnmatch(r.name, p) for p in only)]
     if only and not chosen:
         raise GcpbenchError(f"--only {' '.join(only)} matches none of the {len(spec.runs)} runs "
                             "(`gcpbench sweep ... --dry-run` lists their names)")
