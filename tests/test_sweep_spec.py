@@ -39,7 +39,7 @@ schedules = ["LRnorm"]
 evaluations = ["eval-p", "detect:faster_rcnn:gcp_m"]
 train = { batch_size = 128 }
 
-[evaluations.eval-c]
+[options.eval-c]
 data = "/data/ImageNet-C"
 subset = 10
 """
@@ -130,6 +130,7 @@ def test_command_line_overrides_rename_runs() -> None:
     ('models = ["resnet18"]\nevaluations = ["detect:faster_rcnn:gcp_m"]', "does not fit resnet18_gap"),
     ('models = ["resnet18"]\n[train]\nepoch = 3', "unknown key 'epoch' (did you mean 'epochs'?)"),
     ('heads = ["gap"]', "no 'models'"),
+    ('models = ["resnet18"]\n[options.eval-x]\ndata = "/x"', "[options.eval-x] names no evaluation command"),
     ('models = ["resnet18"]\nseeds = []', "'seeds' is empty"),
 ])
 def test_bad_grid_files_name_the_problem(tmp_path, text, message) -> None:

@@ -45,7 +45,7 @@ def run(
     only: Optional[List[str]] = typer.Option(None, "--only", help="only runs whose name matches this shell pattern (repeatable), e.g. 'resnet50_*'"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the runs and exit"),
     launcher: str = typer.Option("local", "--launcher", help="local, slurm or submitit-local"),
-    gpus: int = typer.Option(0, "--gpus", min=0, help="local: run N jobs at a time, one per GPU [default: 0, one job at a time, device auto]"),
+    gpus: int = typer.Option(0, "--gpus", min=0, help="local: run N jobs at a time, one per GPU (0: one at a time, device auto)"),
     partition: Optional[str] = typer.Option(None, "--partition", help="slurm partition"),
     account: Optional[str] = typer.Option(None, "--account", help="slurm account"),
     qos: Optional[str] = typer.Option(None, "--qos", help="slurm QOS"),

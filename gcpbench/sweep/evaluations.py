@@ -2,7 +2,7 @@
 
 Each evaluation is the command a user would type, on the run's ``checkpoints/best.pt``, writing
 into the run directory (detection into ``RUN/detect/<framework>_<method>/``), so ``report``
-finds every result beside its training. Options from the spec's ``[evaluations.<command>]``
+finds every result beside its training. Options from the spec's ``[options.<command>]``
 become flags (``subset = 10`` -> ``--subset 10``, ``extra = true`` -> ``--extra``, a list ->
 comma-separated). A child process keeps mmdetection's registries and the evaluation's memory
 out of the job and ends with the command's own one-line error when it fails.

@@ -17,7 +17,7 @@ A spec file::
     seeds = [0]
     evaluations = ["eval-imagenet", "eval-c", "detect:faster_rcnn:gcp_m"]
 
-    [evaluations.eval-c]           # options of an evaluation command, for every run
+    [options.eval-c]               # command-line options of an evaluation command, for every run
     data = "/data/ImageNet-C"
 
 Without ``[[grid]]`` the top-level ``models`` / ``heads`` / ... keys form the one grid. A run's
@@ -39,7 +39,7 @@ from gcpbench.train.config import TrainOptions
 from gcpbench.train.schedules import canonical_schedule
 
 GRID_KEYS: tuple[str, ...] = ("models", "heads", "gcp_dims", "schedules", "seeds", "evaluations", "data", "train")
-TOP_KEYS: tuple[str, ...] = ("name", "grid", *GRID_KEYS)
+TOP_KEYS: tuple[str, ...] = ("name", "grid", "options", *GRID_KEYS)
 # TrainOptions fields a spec may set under [train]: everything but identity, paths and logging.
 SET_BY_SWEEP = {"arch", "head", "gcp_dim", "schedule", "seed", "data", "out", "resume", "quiet"}
 TRAIN_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainOptions) if f.name not in SET_BY_SWEEP)
@@ -73,7 +73,7 @@ class Evaluation:
                                 "eval-imagenet, eval-c, eval-p, detect:<faster_rcnn|mask_rcnn>:<gap|gcp_d|gcp_m>")
         if command != "detect":
             if len(parts) > 1:
-                raise GcpbenchError(f"evaluation '{text}' takes no ':' part; options go under [evaluations.{command}]")
+                raise GcpbenchError(f"evaluation '{text}' takes no ':' part; options go under [options.{command}]")
             return Evaluation(command)
         if len(parts) != 3 or parts[1] not in DETECT_FRAMEWORKS or parts[2] not in DETECT_METHODS:
             raise GcpbenchError(f"detection evaluation '{text}' must read detect:<faster_rcnn|mask_rcnn>:"
@@ -187,7 +187,8 @@ def expand_grid(grid: dict[str, Any], defaults: dict[str, Any], where: str) -> l
     dims = _as_list(merged.get("gcp_dims", [256]), "gcp_dims", where)
     schedules = _as_list(merged.get("schedules", ["LRnorm"]), "schedules", where)
     seeds = _as_list(merged.get("seeds", [0]), "seeds", where)
-    evaluations = merged.get("evaluations", [])
+    evaluations = merged.get("evaluations") or []
+    evaluations = [evaluations] if isinstance(evaluations, str) else evaluations
     runs: dict[str, RunSpec] = {}
     for arch, head, dim, schedule, seed in itertools.product(models, heads, dims, schedules, seeds):
         try:
@@ -217,17 +218,17 @@ def merge_runs(runs: Iterable[RunSpec]) -> list[RunSpec]:
 
 
 def _eval_options(value: Any) -> dict[str, dict[str, Any]]:
+    """``[options.<command>]`` tables: the command-line options of each evaluation command."""
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise GcpbenchError("spec: 'evaluations' at the top level must be a list, or a table of "
-                            "[evaluations.<command>] option tables")
+        raise GcpbenchError("spec: 'options' must hold [options.<command>] tables, e.g. [options.eval-c]")
     for command, options in value.items():
         if command not in EVAL_COMMANDS:
-            raise GcpbenchError(f"spec: [evaluations.{command}] names no evaluation command"
+            raise GcpbenchError(f"spec: [options.{command}] names no evaluation command"
                                 f"{closest(command, EVAL_COMMANDS)}; use one of {', '.join(EVAL_COMMANDS)}")
         if not isinstance(options, dict):
-            raise GcpbenchError(f"spec: [evaluations.{command}] must be a table of command-line options")
+            raise GcpbenchError(f"spec: [options.{command}] must be a table of command-line options")
     return {command: {k.replace("-", "_"): v for k, v in options.items()} for command, options in value.items()}
 
 
@@ -236,18 +237,14 @@ def parse_spec(data: dict[str, Any], default_name: str) -> SweepSpec:
     if not isinstance(data, dict):
         raise GcpbenchError("spec: the file must hold a table (keys such as models, heads, schedules)")
     _check_keys(data, TOP_KEYS, "spec")
-    evaluations = data.get("evaluations")
     defaults = {k: v for k, v in data.items() if k in GRID_KEYS}
-    eval_options: dict[str, dict[str, Any]] = {}
-    if isinstance(evaluations, dict):  # [evaluations.<command>] tables, not a list of evaluations
-        eval_options = _eval_options(defaults.pop("evaluations"))
     grids = data.get("grid")
     if grids is None:
         grids = [{}]
     if not isinstance(grids, list) or not all(isinstance(g, dict) for g in grids):
         raise GcpbenchError("spec: 'grid' must be a list of tables ([[grid]] in TOML)")
     runs = [run for index, grid in enumerate(grids, 1) for run in expand_grid(grid, defaults, f"spec grid {index}")]
-    return SweepSpec(str(data.get("name") or default_name), merge_runs(runs), eval_options)
+    return SweepSpec(str(data.get("name") or default_name), merge_runs(runs), _eval_options(data.get("options")))
 
 
 def load_spec(path: str | Path) -> SweepSpec:
