@@ -156,8 +156,10 @@ def test_bad_spec_files_and_values(tmp_path) -> None:
         paper_spec(["cifar"])
     with pytest.raises(GcpbenchError, match="must read detect:"):
         Evaluation.parse("detect:yolo:gcp_m")
+    # Slurm's time formats
     assert parse_time("72:00:00") == 4320 and parse_time("2-12:00:00") == 3600 and parse_time("90") == 90
-    assert parse_time("45m") == 45 and parse_time("1:30") == 90
+    assert parse_time("2-12") == 3600 and parse_time("1-0:30") == 1470 and parse_time("1:30") == 2
+    assert parse_time("45m") == 45 and parse_time("1.5h") == 90
     with pytest.raises(GcpbenchError, match="--time 'soon' is not a duration"):
         parse_time("soon")
 

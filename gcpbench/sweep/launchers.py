@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -43,27 +44,32 @@ class ClusterOptions:
 
 
 def parse_time(text: str) -> int:
-    """Minutes from ``90``, ``1:30:00`` (H:MM:SS), ``2-00:00:00`` (D-HH:MM:SS) or ``45m`` / ``12h``."""
+    """Whole minutes (rounded up) from Slurm's time formats: ``M``, ``M:S``, ``H:M:S``, ``D-H``,
+    ``D-H:M``, ``D-H:M:S``; also ``45m`` and ``12h``."""
     value = str(text).strip().lower()
     try:
-        if value.endswith("m"):
-            return int(value[:-1])
-        if value.endswith("h"):
-            return int(float(value[:-1]) * 60)
-        days = 0
-        if "-" in value:
-            day_part, value = value.split("-", 1)
-            days = int(day_part)
-        parts = [int(p) for p in value.split(":")]
-        if len(parts) == 1:
-            return days * 1440 + parts[0]
-        while len(parts) < 3:
-            parts.append(0)
-        hours, minutes, seconds = parts
-        return days * 1440 + hours * 60 + minutes + (1 if seconds else 0)
+        if value.endswith(("m", "h")):
+            return math.ceil(float(value[:-1]) * (60 if value.endswith("h") else 1))
+        days, _, clock = value.rpartition("-")
+        parts = [int(p) for p in clock.split(":")]
+        if days:  # D-H, D-H:M, D-H:M:S
+            if len(parts) > 3:
+                raise ValueError
+            hours, minutes, seconds = (parts + [0, 0])[:3]
+            hours += 24 * int(days)
+        elif len(parts) == 3:
+            hours, minutes, seconds = parts
+        elif len(parts) in (1, 2):  # M or M:S
+            hours, minutes, seconds = 0, parts[0], (parts[1] if len(parts) == 2 else 0)
+        else:
+            raise ValueError
+        total = hours * 60 + minutes + math.ceil(seconds / 60)
+        if total <= 0:
+            raise ValueError
+        return total
     except ValueError:
-        raise GcpbenchError(f"--time '{text}' is not a duration; use minutes (90), H:MM:SS (72:00:00), "
-                            "D-HH:MM:SS (3-00:00:00), 45m or 12h") from None
+        raise GcpbenchError(f"--time '{text}' is not a duration; use Slurm's formats: minutes (90), H:M:S (72:00:00), "
+                            "D-H:M:S (3-00:00:00), or 45m / 12h") from None
 
 
 # --------------------------------------------------------------------------------- local
