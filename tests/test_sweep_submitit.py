@@ -117,3 +117,16 @@ def test_preempted_job_is_requeued_and_ends_like_an_uninterrupted_run(tmp_path, 
     got, expected = read_checkpoint(run.last_checkpoint), read_checkpoint(reference.last_checkpoint)
     for key, tensor in expected["state_dict"].items():
         assert torch.equal(got["state_dict"][key], tensor), key
+
+
+def test_local_launcher_records_a_failing_run_and_its_error(tmp_path, tiny_data, run_cli) -> None:
+    spec = tmp_path / "grid.toml"
+    spec.write_text(f'models = ["resnet18"]\ndata = "{tiny_data}"\n[train]\nbatch_size = 64\nworkers = 0\n')
+    sweep = tmp_path / "sweep"
+    code, out, err = run_cli("sweep", str(spec), "--out", str(sweep))
+    assert code == 2 and "1 run(s) failed (resnet18_gap_LRnorm_s0_b64)" in err, err
+    assert "FAILED resnet18_gap_LRnorm_s0_b64" in out
+    status = sweep_status(sweep)[0]
+    assert (status.state, status.epoch) == ("failed", 0)
+    assert status.note == "the training set has 24 images, fewer than one batch of 64; lower --batch-size"
+    assert status.note in (sweep / "logs" / "resnet18_gap_LRnorm_s0_b64.log").read_text()
