@@ -152,6 +152,11 @@ def test_bad_spec_files_and_values(tmp_path) -> None:
         load_spec(tmp_path / "missing.toml")
     with pytest.raises(GcpbenchError, match="KEY=VALUE"):
         parse_assignments(["epochs"])
+    with pytest.raises(GcpbenchError, match=re.escape("--train [train]: epochs = 'five' must be of type int")):
+        parse_assignments(["epochs=five"])
+    with pytest.raises(GcpbenchError, match="amp = 1 must be of type bool"):
+        parse_spec({"models": ["resnet18"], "train": {"amp": 1}}, "s")
+    assert parse_assignments(["lr=1", "gcp-precision=tf32"]) == {"lr": 1, "gcp_precision": "tf32"}
     with pytest.raises(GcpbenchError, match="--paper cifar is not a paper table"):
         paper_spec(["cifar"])
     with pytest.raises(GcpbenchError, match="must read detect:"):

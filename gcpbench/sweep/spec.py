@@ -165,13 +165,22 @@ def _check_keys(table: dict[str, Any], allowed: Iterable[str], where: str) -> No
             raise GcpbenchError(f"{where}: unknown key '{key}'{closest(key, allowed)}; known keys: {', '.join(allowed)}")
 
 
-def _train_table(value: Any, where: str) -> dict[str, Any]:
+_KINDS: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def train_table(value: Any, where: str) -> dict[str, Any]:
+    """A table of `gcpbench train` options, names and value types checked."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise GcpbenchError(f"{where}: 'train' must be a table of `gcpbench train` options")
     table = {key.replace("-", "_"): v for key, v in value.items()}
     _check_keys(table, TRAIN_KEYS, f"{where} [train]")
+    annotations = {f.name: str(f.type).split(" |")[0] for f in dataclasses.fields(TrainOptions)}
+    for key, v in table.items():
+        kinds = _KINDS.get(annotations[key], (object,))
+        if not isinstance(v, kinds) or (isinstance(v, bool) and bool not in kinds):
+            raise GcpbenchError(f"{where} [train]: {key} = {v!r} must be of type {annotations[key]}")
     return table
 
 
@@ -179,7 +188,7 @@ def expand_grid(grid: dict[str, Any], defaults: dict[str, Any], where: str) -> l
     """The runs of one grid table (its keys win over the spec's top-level ones)."""
     _check_keys(grid, GRID_KEYS, where)
     merged = {**defaults, **{k: v for k, v in grid.items() if k != "train"}}
-    train = {**_train_table(defaults.get("train"), "spec"), **_train_table(grid.get("train"), where)}
+    train = {**train_table(defaults.get("train"), "spec"), **train_table(grid.get("train"), where)}
     if "models" not in merged:
         raise GcpbenchError(f"{where}: no 'models' (architectures such as resnet18, or zoo names)")
     models = _as_list(merged["models"], "models", where)

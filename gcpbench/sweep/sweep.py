@@ -11,7 +11,7 @@ from gcpbench.errors import GcpbenchError
 from gcpbench.runs import DEFAULT_ROOT
 from gcpbench.sweep.paper import paper_spec
 from gcpbench.sweep.plan import SweepDir
-from gcpbench.sweep.spec import TRAIN_KEYS, RunSpec, SweepSpec, load_spec, merge_runs, run_name
+from gcpbench.sweep.spec import TRAIN_KEYS, RunSpec, SweepSpec, load_spec, merge_runs, run_name, train_table
 from gcpbench.sweep.state import run_status
 
 
@@ -29,7 +29,7 @@ def parse_assignments(items: list[str] | None) -> dict[str, Any]:
             options[key] = tomllib.loads(f"v = {text.strip()}")["v"]
         except ValueError:
             options[key] = text.strip()
-    return options
+    return train_table(options, "--train")
 
 
 def with_overrides(spec: SweepSpec, train: dict[str, Any], data: str | None,
