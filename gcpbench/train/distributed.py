@@ -85,10 +85,11 @@ def attempt_store(store: dist.Store) -> dist.Store:
 
     ``torchrun --max-restarts N`` with ``--master_addr/--master_port`` (static rendezvous) keeps
     one TCPStore for all restarts, while ``init_process_group(init_method="env://")`` assumes a
-    fresh store per restart: restarted workers then read the dead workers' addresses and fail
-    with "Gloo connectFullMesh failed ... Connection refused" (NCCL: stale unique ids). The
-    restart count torchrun exports gives every attempt its own keys; outside torchrun (one
-    attempt, submitit's environment) the prefix is constant.
+    fresh store per restart: a restarted worker that looks a peer up before the peer has
+    registered again reads the dead worker's address and fails with "Gloo connectFullMesh failed
+    ... Connection refused" (a race; NCCL's set-up goes through the same store). The restart
+    count torchrun exports gives every attempt its own keys; outside torchrun (one attempt,
+    submitit's environment) the prefix is constant.
     """
     return dist.PrefixStore(f"gcpbench/attempt_{_env_int('TORCHELASTIC_RESTART_COUNT', 0)}", store)
 
