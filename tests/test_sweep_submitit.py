@@ -45,7 +45,7 @@ def wait_for(predicate, jobs, timeout: float = 300) -> None:
 
 
 @pytest.mark.slow
-def test_two_run_grid_through_submitit_local_with_evaluations(tmp_path, tiny_data, run_cli) -> None:
+def test_two_run_ddp_grid_through_submitit_local_with_evaluations(tmp_path, tiny_data, run_cli) -> None:
     imagenet_c = tmp_path / "imagenet-c"
     make_c(tiny_data / "val", imagenet_c, ["gaussian_noise"], [1], workers=0, quiet=True)
     # two grids of one run each: the GAP run is evaluated on ImageNet (its val tree), the GCP run on ImageNet-C
@@ -60,7 +60,8 @@ def test_two_run_grid_through_submitit_local_with_evaluations(tmp_path, tiny_dat
     names = [r.name for r in spec.runs]
     assert names == ["resnet18_gap_LRadju_s0_e1_b8", "resnet18_gcp128_LRadju_s0_e1_b8"]
 
-    jobs = launch_submitit(sweep, names, "local", ClusterOptions(gpus_per_node=0, time_min=30))
+    # each job is two DDP ranks (gloo) set up from submitit's environment, as a Slurm job's tasks are
+    jobs = launch_submitit(sweep, names, "local", ClusterOptions(gpus_per_node=0, tasks_per_node=2, time_min=30))
     for job in jobs:
         job.wait()
     statuses = sweep_status(sweep.path)
@@ -70,6 +71,7 @@ def test_two_run_grid_through_submitit_local_with_evaluations(tmp_path, tiny_dat
     for run, status in zip((gap, gcp), statuses):
         assert status.best_top1 == read_jsonl(run.metrics_jsonl)[-1]["val_top1"]
         assert read_job(run)["attempts"] == 1
+        assert json.loads(run.config.read_text())["world_size"] == 2
     # the evaluation (its own process, on best.pt, on the run's val tree) measures what training's
     # validation logged
     record = read_jsonl(gap.metrics_jsonl)[-1]

@@ -52,6 +52,7 @@ def run(
     constraint: Optional[str] = typer.Option(None, "--constraint", help="slurm node constraint"),
     nodes: int = typer.Option(1, "--nodes", min=1, help="nodes per run (slurm)"),
     gpus_per_node: Optional[int] = typer.Option(None, "--gpus-per-node", min=0, help="GPUs per node, one DDP rank each [default: slurm 8; submitit-local the visible GPUs]"),
+    tasks_per_node: Optional[int] = typer.Option(None, "--tasks-per-node", min=1, help="DDP ranks per node [default: one per GPU; one without GPUs]"),
     cpus_per_task: Optional[int] = typer.Option(None, "--cpus-per-task", min=1, help="CPUs per rank (data loading)"),
     mem_gb: Optional[float] = typer.Option(None, "--mem-gb", help="memory per node (slurm)"),
     time: str = typer.Option("72:00:00", "--time", help="time limit per job (H:MM:SS, D-HH:MM:SS, minutes); on time-out the job is requeued and continues"),
@@ -93,6 +94,7 @@ def run(
         return
     options = launchers.ClusterOptions(partition=partition, account=account, qos=qos, constraint=constraint,
                                        nodes=nodes, gpus_per_node=_gpus_per_node(gpus_per_node, launcher),
+                                       tasks_per_node=tasks_per_node,
                                        cpus_per_task=cpus_per_task, mem_gb=mem_gb, time_min=launchers.parse_time(time),
                                        array_parallelism=array_parallelism, max_timeouts=max_timeouts,
                                        setup=list(setup or []))

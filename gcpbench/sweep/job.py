@@ -31,8 +31,8 @@ def _rank() -> int:
 def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None) -> str:
     """Train run ``name`` of the sweep in ``sweep_dir`` and evaluate it; returns its state.
 
-    Under DDP every rank trains; rank 0 alone records the state and runs the evaluations.
-    A failure is recorded (``failed`` and the error's last line) and raised again.
+    Under DDP every rank trains; rank 0 alone records the state (``job.json``) and runs the
+    evaluations. A failure is recorded (``failed`` and the error's last line) and raised again.
     """
     from gcpbench.train import train
 
@@ -64,7 +64,8 @@ def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None) 
             update_job(run, state="interrupted")
         raise
     except Exception as exc:
-        update_job(run, state="failed", error=last_line(str(exc)) or exc.__class__.__name__)
+        if main:
+            update_job(run, state="failed", error=last_line(str(exc)) or exc.__class__.__name__)
         raise
     if main:
         update_job(run, state="done")

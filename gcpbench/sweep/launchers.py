@@ -8,6 +8,11 @@
   from its ``last.pt``.
 * ``submitit-local``: the same submitit code path through submitit's local executor (one node,
   ``gpus_per_node`` tasks), which is how the tests run it.
+
+On preemption submitit requeues from the job's first task; Slurm then ends the other tasks. The
+local executor instead waits for them, and a rank blocked in a collective only ends at the
+process group's timeout, so a preemption signal to a several-task local job is slow to take
+effect (local machines are not preempted; one-task jobs requeue at once).
 """
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ class ClusterOptions:
     constraint: str | None = None
     nodes: int = 1
     gpus_per_node: int = 8
+    tasks_per_node: int | None = None  # DDP ranks per node; None: one per GPU (one task without GPUs)
     cpus_per_task: int | None = None
     mem_gb: float | None = None
     time_min: int = 72 * 60
@@ -119,7 +125,7 @@ def make_executor(sweep: SweepDir, cluster: str, options: ClusterOptions):
     """A submitit executor for ``cluster`` (``slurm`` or ``local``) with one task per GPU."""
     import submitit
 
-    tasks = max(options.gpus_per_node, 1)
+    tasks = options.tasks_per_node or max(options.gpus_per_node, 1)
     executor = submitit.AutoExecutor(folder=sweep.submitit, cluster=cluster,
                                      slurm_max_num_timeout=options.max_timeouts,
                                      local_max_num_timeout=options.max_timeouts)
