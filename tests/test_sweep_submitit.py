@@ -40,7 +40,10 @@ def wait_for(predicate, jobs, timeout: float = 300) -> None:
     while not predicate():
         if all(job.done() for job in jobs):
             raise AssertionError(f"the job ended early: {jobs[0].stdout()}\n{jobs[0].stderr()}")
-        assert time.monotonic() < deadline, "the job did not reach the hang point in time"
+        if time.monotonic() > deadline:
+            for job in jobs:
+                job.cancel(check=False)
+            raise AssertionError("the job did not reach the hang point in time")
         time.sleep(0.05)
 
 

@@ -105,18 +105,22 @@ def test_torchrun_restart_after_a_killed_worker_continues_from_last_pt(tmp_path,
     # pid, once per run directory, so the restarted workers go on).
     victim = _torchrun(killed.path, tiny_data, free_port(), {HANG_ENV: "2:2"}, max_restarts=1)
     uninterrupted = _torchrun(reference.path, tiny_data, free_port(), {}, max_restarts=0)
-    hang = killed.path / ".hang"
-    deadline = time.monotonic() + 300
-    while not (hang.is_file() and hang.read_text()):
-        assert victim.poll() is None, victim.stdout.read()
-        assert time.monotonic() < deadline, "no worker reached the hang point"
-        time.sleep(0.05)
-    assert [r["epoch"] for r in read_jsonl(killed.metrics_jsonl)] == [1]
-    os.kill(int(hang.read_text()), signal.SIGKILL)
-    log, _ = victim.communicate(timeout=600)
+    try:
+        hang = killed.path / ".hang"
+        deadline = time.monotonic() + 300
+        while not (hang.is_file() and hang.read_text()):
+            assert victim.poll() is None, victim.stdout.read()
+            assert time.monotonic() < deadline, "no worker reached the hang point"
+            time.sleep(0.05)
+        assert [r["epoch"] for r in read_jsonl(killed.metrics_jsonl)] == [1]
+        os.kill(int(hang.read_text()), signal.SIGKILL)
+        log, _ = victim.communicate(timeout=600)
+        reference_log, _ = uninterrupted.communicate(timeout=600)
+    finally:
+        for process in (victim, uninterrupted):
+            process.terminate()  # no-op once finished; torchrun stops its workers when the test fails
     assert victim.returncode == 0, log[-4000:]
     assert "resuming at epoch 2/2" in log and "connectFullMesh" not in log, log[-4000:]
-    reference_log, _ = uninterrupted.communicate(timeout=600)
     assert uninterrupted.returncode == 0, reference_log[-4000:]
 
     resumed, expected = read_jsonl(killed.metrics_jsonl), read_jsonl(reference.metrics_jsonl)
