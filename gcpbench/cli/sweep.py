@@ -76,6 +76,11 @@ def run(
     if dry_run:
         _print_plan(plan, [describe(r) for r in plan.runs], sweep.path)
         return
+    options = launchers.ClusterOptions(partition=partition, account=account, qos=qos, constraint=constraint,
+                                       nodes=nodes, gpus_per_node=_gpus_per_node(gpus_per_node, launcher),
+                                       tasks_per_node=tasks_per_node, cpus_per_task=cpus_per_task, mem_gb=mem_gb,
+                                       time_min=launchers.parse_time(time), array_parallelism=array_parallelism,
+                                       max_timeouts=max_timeouts, setup=list(setup or []))
     sweep.write(plan)
     selection = select_runs(sweep, plan, only, include_running)
     for name, why in selection.skipped:
@@ -92,12 +97,6 @@ def run(
         launchers.launch_local(sweep, names, gpus, say=typer.echo)
         _finish(sweep.path, names)
         return
-    options = launchers.ClusterOptions(partition=partition, account=account, qos=qos, constraint=constraint,
-                                       nodes=nodes, gpus_per_node=_gpus_per_node(gpus_per_node, launcher),
-                                       tasks_per_node=tasks_per_node,
-                                       cpus_per_task=cpus_per_task, mem_gb=mem_gb, time_min=launchers.parse_time(time),
-                                       array_parallelism=array_parallelism, max_timeouts=max_timeouts,
-                                       setup=list(setup or []))
     cluster = "slurm" if launcher == "slurm" else "local"
     jobs = launchers.launch_submitit(sweep, names, cluster, options)
     typer.echo(f"submitted {len(jobs)} job(s) to {launcher} ({', '.join(j.job_id for j in jobs[:5])}"
@@ -109,8 +108,8 @@ def run(
 
 
 def _gpus_per_node(value: Optional[int], launcher: str) -> int:
-    if value is not None:
-        return value
+    if value is not None or launcher == "local":
+        return value or 0
     if launcher == "slurm":
         return 8
     import torch

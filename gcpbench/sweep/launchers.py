@@ -74,8 +74,8 @@ def parse_time(text: str) -> int:
             raise ValueError
         return total
     except ValueError:
-        raise GcpbenchError(f"--time '{text}' is not a duration; use Slurm's formats: minutes (90), H:M:S (72:00:00), "
-                            "D-H:M:S (3-00:00:00), or 45m / 12h") from None
+        raise GcpbenchError(f"--time '{text}' is not a duration; use one of Slurm's formats (90 minutes, 72:00:00 "
+                            "hours-minutes-seconds, 3-00:00:00 days-hours-minutes-seconds) or 45m / 12h") from None
 
 
 # --------------------------------------------------------------------------------- local
