@@ -130,7 +130,7 @@ def test_command_line_overrides_rename_runs() -> None:
     ('models = ["resnet18"]\nevaluations = ["detect:faster_rcnn:gcp_m"]', "does not fit resnet18_gap"),
     ('models = ["resnet18"]\n[train]\nepoch = 3', "unknown key 'epoch' (did you mean 'epochs'?)"),
     ('heads = ["gap"]', "no 'models'"),
-    ('models = ["resnet18"]\n[options.eval-x]\ndata = "/x"', "[options.eval-x] names no evaluation command"),
+    ('models = ["resnet18"]\n[options.eval-x]\ndata = "/x"', "options.eval-x names no evaluation command"),
     ('models = ["resnet18"]\nseeds = []', "'seeds' is empty"),
 ])
 def test_bad_grid_files_name_the_problem(tmp_path, text, message) -> None:
@@ -152,7 +152,7 @@ def test_bad_spec_files_and_values(tmp_path) -> None:
         load_spec(tmp_path / "missing.toml")
     with pytest.raises(GcpbenchError, match="KEY=VALUE"):
         parse_assignments(["epochs"])
-    with pytest.raises(GcpbenchError, match=re.escape("--train [train]: epochs = 'five' must be of type int")):
+    with pytest.raises(GcpbenchError, match=re.escape("--train, train table: epochs = 'five' must be of type int")):
         parse_assignments(["epochs=five"])
     with pytest.raises(GcpbenchError, match="amp = 1 must be of type bool"):
         parse_spec({"models": ["resnet18"], "train": {"amp": 1}}, "s")

@@ -73,7 +73,7 @@ class Evaluation:
                                 "eval-imagenet, eval-c, eval-p, detect:<faster_rcnn|mask_rcnn>:<gap|gcp_d|gcp_m>")
         if command != "detect":
             if len(parts) > 1:
-                raise GcpbenchError(f"evaluation '{text}' takes no ':' part; options go under [options.{command}]")
+                raise GcpbenchError(f"evaluation '{text}' takes no ':' part; its options go in the spec's options.{command} table")
             return Evaluation(command)
         if len(parts) != 3 or parts[1] not in DETECT_FRAMEWORKS or parts[2] not in DETECT_METHODS:
             raise GcpbenchError(f"detection evaluation '{text}' must read detect:<faster_rcnn|mask_rcnn>:"
@@ -175,12 +175,12 @@ def train_table(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise GcpbenchError(f"{where}: 'train' must be a table of `gcpbench train` options")
     table = {key.replace("-", "_"): v for key, v in value.items()}
-    _check_keys(table, TRAIN_KEYS, f"{where} [train]")
+    _check_keys(table, TRAIN_KEYS, f"{where}, train table")
     annotations = {f.name: str(f.type).split(" |")[0] for f in dataclasses.fields(TrainOptions)}
     for key, v in table.items():
         kinds = _KINDS.get(annotations[key], (object,))
         if not isinstance(v, kinds) or (isinstance(v, bool) and bool not in kinds):
-            raise GcpbenchError(f"{where} [train]: {key} = {v!r} must be of type {annotations[key]}")
+            raise GcpbenchError(f"{where}, train table: {key} = {v!r} must be of type {annotations[key]}")
     return table
 
 
@@ -231,18 +231,21 @@ def _eval_options(value: Any) -> dict[str, dict[str, Any]]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise GcpbenchError("spec: 'options' must hold [options.<command>] tables, e.g. [options.eval-c]")
+        raise GcpbenchError("spec: 'options' must hold one table per evaluation command, e.g. options.eval-c")
     for command, options in value.items():
         if command not in EVAL_COMMANDS:
-            raise GcpbenchError(f"spec: [options.{command}] names no evaluation command"
+            raise GcpbenchError(f"spec: options.{command} names no evaluation command"
                                 f"{closest(command, EVAL_COMMANDS)}; use one of {', '.join(EVAL_COMMANDS)}")
         if not isinstance(options, dict):
-            raise GcpbenchError(f"spec: [options.{command}] must be a table of command-line options")
+            raise GcpbenchError(f"spec: options.{command} must be a table of command-line options")
     return {command: {k.replace("-", "_"): v for k, v in options.items()} for command, options in value.items()}
 
 
 def parse_spec(data: dict[str, Any], default_name: str) -> SweepSpec:
-    """A spec file's contents (already parsed from TOML / YAML) -> the sweep's runs."""
+    """A spec file's contents (already parsed from TOML / YAML) -> the sweep's runs.
+
+    Error messages avoid square brackets: the command line prints them as rich markup.
+    """
     if not isinstance(data, dict):
         raise GcpbenchError("spec: the file must hold a table (keys such as models, heads, schedules)")
     _check_keys(data, TOP_KEYS, "spec")
@@ -251,7 +254,7 @@ def parse_spec(data: dict[str, Any], default_name: str) -> SweepSpec:
     if grids is None:
         grids = [{}]
     if not isinstance(grids, list) or not all(isinstance(g, dict) for g in grids):
-        raise GcpbenchError("spec: 'grid' must be a list of tables ([[grid]] in TOML)")
+        raise GcpbenchError("spec: 'grid' must be a list of tables (in TOML, one double-bracketed grid header each)")
     runs = [run for index, grid in enumerate(grids, 1) for run in expand_grid(grid, defaults, f"spec grid {index}")]
     return SweepSpec(str(data.get("name") or default_name), merge_runs(runs), _eval_options(data.get("options")))
 
