@@ -30,7 +30,7 @@ def train(
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda [default: auto]"),
     seed: Optional[int] = typer.Option(None, "--seed", help="[default: 0]"),
     deterministic: Optional[bool] = typer.Option(None, "--deterministic/--no-deterministic", help="deterministic algorithms [default: off]"),
-    resume: Optional[str] = typer.Option(None, "--resume", help="continue this run directory exactly (from checkpoints/last.pt)"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="continue this run directory exactly (from checkpoints/last.pt); 'auto': continue --out if it holds a run, else start it (for torchrun --max-restarts and requeued jobs)"),
     quiet: bool = typer.Option(False, "--quiet", help="plain log lines instead of progress bars"),
     landscape_every: Optional[int] = typer.Option(None, "--landscape-every", help="record the landscape probe every K iterations into landscape.csv [default: 0, off]"),
     landscape_num_eta: Optional[int] = typer.Option(None, "--landscape-num-eta", min=2, help="step sizes per landscape measurement [default: the paper's 50]"),

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gcpbench.errors import GcpbenchError, require_positive
+from gcpbench.models.registry import MODELS
 from gcpbench.runs import RunDir
 from gcpbench.train.schedules import MOMENTUM, Schedule, make_schedule
 
@@ -69,6 +70,22 @@ FIXED_ON_RESUME: dict[str, str] = {
 }
 
 
+AUTO_RESUME = "auto"
+
+
+def auto_resume_target(options: TrainOptions) -> str | None:
+    """``--resume auto``: the run directory to continue (``--out`` when it holds a training run,
+    whose stored configuration the other options must then match), or None to start it there.
+
+    This is what a restarted torchrun worker or a requeued job runs: the same command line
+    continues from ``last.pt`` (or starts over when the first epoch never finished).
+    """
+    if not options.out:
+        raise GcpbenchError("--resume auto needs --out RUN_DIR: the run directory to continue, or to start "
+                            "when it holds no run yet")
+    return options.out if RunDir(Path(options.out)).config.is_file() else None
+
+
 def _differs(option: str, given: Any, stored: Any) -> bool:
     if option in ("schedule", "head"):
         return str(given).lower() != str(stored).lower()
@@ -102,6 +119,9 @@ def stored_config(options: TrainOptions) -> tuple[RunDir, dict[str, Any]]:
             flag = "--" + option.replace("_", "-")
             raise GcpbenchError(f"{flag} {given} differs from the run's {config[key]}; --resume continues the "
                                 "stored configuration (start a new run with --out to change it)")
+    if options.arch and options.arch.lower() in MODELS and options.arch.lower() != config.get("model"):
+        raise GcpbenchError(f"model {options.arch} differs from the run's {config.get('model')}; --resume continues "
+                            "the stored configuration (start a new run with --out to change it)")
     return run, config
 
 

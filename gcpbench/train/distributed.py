@@ -75,8 +75,23 @@ def setup(device: str = "auto") -> DistContext:
     owns = not dist.is_initialized()
     if owns:
         kwargs: dict[str, Any] = {"device_id": resolved} if backend == "nccl" else {}
-        dist.init_process_group(backend=backend, init_method="env://", **kwargs)
+        store, rank, size = next(dist.rendezvous("env://"))
+        dist.init_process_group(backend=backend, store=attempt_store(store), rank=rank, world_size=size, **kwargs)
     return DistContext(resolved, dist.get_rank(), dist.get_world_size(), local_rank, owns)
+
+
+def attempt_store(store: dist.Store) -> dist.Store:
+    """``store`` with this restart's keys under their own prefix.
+
+    ``torchrun --max-restarts N`` with ``--master_addr/--master_port`` (static rendezvous) keeps
+    one TCPStore for all restarts, while ``init_process_group(init_method="env://")`` assumes a
+    fresh store per restart: a restarted worker that looks a peer up before the peer has
+    registered again reads the dead worker's address and fails with "Gloo connectFullMesh failed
+    ... Connection refused" (a race; NCCL's set-up goes through the same store). The restart
+    count torchrun exports gives every attempt its own keys; outside torchrun (one attempt,
+    submitit's environment) the prefix is constant.
+    """
+    return dist.PrefixStore(f"gcpbench/attempt_{_env_int('TORCHELASTIC_RESTART_COUNT', 0)}", store)
 
 
 def teardown(ctx: DistContext) -> None:

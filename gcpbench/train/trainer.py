@@ -17,7 +17,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -31,7 +31,8 @@ from gcpbench.gcp import set_gcp_precision
 from gcpbench.io import atomic_write, atomic_write_text, read_jsonl, remove_stale_temps
 from gcpbench.runs import RunDir, new_run_dir
 from gcpbench.train import distributed as ddp
-from gcpbench.train.config import TrainOptions, new_config, schedule_from_config, stored_config
+from gcpbench.train.config import (AUTO_RESUME, TrainOptions, auto_resume_target, new_config, schedule_from_config,
+                                   stored_config)
 from gcpbench.train.progress import TrainReporter
 from gcpbench.train.schedules import MOMENTUM, Schedule, canonical_schedule, make_schedule
 from gcpbench.train.state import (read_training_checkpoint, rng_state, save_training_checkpoint, seed_everything,
@@ -39,7 +40,8 @@ from gcpbench.train.state import (read_training_checkpoint, rng_state, save_trai
 
 METRIC_COLUMNS: tuple[str, ...] = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
                                    "images_per_s", "wall_time_s")
-HANG_ENV = "GCPBENCH_TEST_HANG_AT"  # test hook "EPOCH:ITERATION" (1-based): write RUN/.hang and block there
+HANG_ENV = "GCPBENCH_TEST_HANG_AT"  # test hook "EPOCH:ITERATION" (1-based): write RUN/.hang and block there,
+# once per run directory (a restarted or requeued process finds RUN/.hang and goes on)
 
 
 @dataclass
@@ -225,7 +227,7 @@ def train_one_epoch(s: Session, epoch: int) -> dict[str, float]:
         count += targets.size(0)
         correct += (outputs.detach().argmax(1) == targets).sum()
         s.reporter.step(epoch, step, value, lr)
-        if s.hang_at == (epoch + 1, step + 1):
+        if s.hang_at == (epoch + 1, step + 1) and not (s.run.path / ".hang").exists():
             (s.run.path / ".hang").write_text(str(os.getpid()))
             time.sleep(3600)
     seconds = time.perf_counter() - start
@@ -436,6 +438,8 @@ def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool) -> tuple[Session, l
 
 
 def _train(options: TrainOptions, ctx: ddp.DistContext) -> RunDir:
+    if options.resume == AUTO_RESUME:  # rank 0 decides, so every rank takes the same path
+        options = replace(options, resume=ddp.broadcast_object(auto_resume_target(options), ctx))
     quiet = options.quiet or not ctx.is_main
     prepared = _prepare_resume(options, ctx, quiet) if options.resume else _prepare_new(options, ctx, quiet)
     if isinstance(prepared, RunDir):

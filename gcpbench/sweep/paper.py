@@ -1,0 +1,97 @@
+"""The paper's experiments as built-in sweeps, derived from the package's tables (not retyped).
+
+* ``imagenet``: every row of the paper's ImageNet table (:func:`gcpbench.report.paper.paper_imagenet`):
+  6 architectures x GAP / GCP x LRnorm / LRfast / LRadju, plus the 128-d GCP variants (40 runs).
+* ``robustness``: the models of the paper's robustness table (LRnorm, GCP at 256 d), each followed
+  by ImageNet-C and ImageNet-P evaluation.
+* ``detection``: the ResNets of the paper's COCO table, trained with LRnorm, each followed by
+  Faster / Mask R-CNN fine-tuning with the backbone methods the table lists for its head.
+* ``landscape``: GAP and GCP LRnorm training of the two models whose probe settings are the
+  paper's (:data:`gcpbench.landscape.probe.ETA_RANGES`), with the probe at the paper's interval.
+
+The runs of one model and schedule have the same name in every spec, so sweeps into one folder
+share their trainings: ``--paper detection`` after ``--paper imagenet`` only adds evaluations.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from gcpbench.errors import GcpbenchError
+from gcpbench.models.registry import model_info, model_name
+from gcpbench.sweep.spec import RunSpec, SweepSpec, make_run, merge_runs
+
+PAPER_SPECS: tuple[str, ...] = ("imagenet", "robustness", "detection", "landscape")
+# The paper's landscape figure: one ResNet (ResNet-18) and MobileNetV2, the families whose step
+# sizes and probe interval are the paper's (ShuffleNetV2's are our extrapolation).
+LANDSCAPE_ARCHS: tuple[str, ...] = ("resnet18", "mobilenetv2")
+
+
+def _imagenet(train: dict[str, Any], data: str | None) -> tuple[list[RunSpec], list[str]]:
+    from gcpbench.report.paper import paper_imagenet
+
+    runs = []
+    for row in paper_imagenet().itertuples():
+        dim = 256 if row.gcp_dim is None or str(row.gcp_dim) == "<NA>" else int(row.gcp_dim)
+        runs.append(make_run(model_name(row.arch, row.head, dim), row.schedule, 0, train, [], data))
+    return runs, []
+
+
+def _robustness(train: dict[str, Any], data: str | None) -> tuple[list[RunSpec], list[str]]:
+    from gcpbench.report.paper import paper_robustness
+
+    runs, pretrained = [], []
+    for row in paper_robustness().itertuples():
+        runs.append(make_run(model_name(row.arch, row.head), "LRnorm", 0, train, ["eval-c", "eval-p"], data))
+        if "torchvision" in str(row.source_of_gap_model):
+            pretrained.append(runs[-1].name)
+    notes = [f"robustness: the paper evaluated torchvision's pretrained models for {', '.join(pretrained)}; this "
+             "sweep evaluates its own LRnorm trainings (`gcpbench eval-c --ckpt` also takes torchvision weights)"]
+    return runs, notes if pretrained else []
+
+
+def _detection(train: dict[str, Any], data: str | None) -> tuple[list[RunSpec], list[str]]:
+    from gcpbench.report.paper import paper_detection
+
+    table = paper_detection()
+    runs = []
+    for backbone in dict.fromkeys(table["backbone"]):
+        rows = table[table["backbone"] == backbone]
+        for head in ("gap", "gcp"):
+            pairs = dict.fromkeys((r.framework, r.method) for r in rows.itertuples() if (r.method == "gap") == (head == "gap"))
+            evaluations = [f"detect:{framework}:{method}" for framework, method in pairs]
+            runs.append(make_run(model_name(backbone, head), "LRnorm", 0, train, evaluations, data))
+    notes = ["detection: the paper's GAP backbones are ImageNet (torchvision) weights; this sweep fine-tunes "
+             "its own LRnorm GAP trainings"]
+    return runs, notes
+
+
+def _landscape(train: dict[str, Any], data: str | None) -> tuple[list[RunSpec], list[str]]:
+    from gcpbench.landscape.probe import default_every
+
+    runs = []
+    for arch in LANDSCAPE_ARCHS:
+        for head in ("gap", "gcp"):
+            name = model_name(arch, head)
+            probe = {"landscape_every": default_every(model_info(name).family), **train}
+            runs.append(make_run(name, "LRnorm", 0, probe, [], data))
+    return runs, ["landscape: `gcpbench report SWEEP` draws the figure from the runs' landscape.csv"]
+
+
+_BUILDERS = {"imagenet": _imagenet, "robustness": _robustness, "detection": _detection, "landscape": _landscape}
+
+
+def paper_spec(names: list[str], train: dict[str, Any] | None = None, data: str | None = None) -> SweepSpec:
+    """The built-in sweep of the paper's tables ``names`` (united when several are given).
+
+    ``train`` adds `gcpbench train` options to every run (and to its name), ``data`` is the
+    ImageNet root (None: the built-in synthetic set).
+    """
+    runs: list[RunSpec] = []
+    notes: list[str] = []
+    for name in names:
+        if name not in _BUILDERS:
+            raise GcpbenchError(f"--paper {name} is not a paper table; use one of {', '.join(PAPER_SPECS)}")
+        built, extra = _BUILDERS[name](dict(train or {}), data)
+        runs += built
+        notes += extra
+    return SweepSpec("paper-" + "-".join(names), merge_runs(runs), {}, notes)
