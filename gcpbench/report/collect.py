@@ -212,14 +212,19 @@ def read_run_metrics(run: RunDir, warnings: list[str]) -> pd.DataFrame | None:
     """The run's epochs from metrics.jsonl and metrics.csv. Where the two disagree (a crash
     between their writes, a torn line) the one with more epochs is used and a warning says so."""
     frames: dict[str, pd.DataFrame] = {}
+    problems: dict[str, str] = {}
     for path in (run.metrics_jsonl, run.metrics_csv):
         if path.is_file():
             try:
                 frames[path.name] = read_metrics(path, warnings)
             except UnreadableFile as exc:
-                raise UnreadableFile(f"{path.name} unreadable or partial ({exc})") from None
+                problems[path.name] = f"{path.name} unreadable or partial ({exc})"
     if not frames:
+        if problems:
+            raise UnreadableFile(next(iter(problems.values())))
         return None
+    for name, problem in problems.items():
+        warnings.append(f"run {run.path}: ignored {problem}; using {next(iter(frames))}")
     last = {name: int(frame["epoch"].iloc[-1]) for name, frame in frames.items()}
     chosen = max(frames, key=lambda name: (last[name], name.endswith(".jsonl")))
     if len(set(last.values())) > 1:

@@ -441,16 +441,20 @@ def _train(options: TrainOptions, ctx: ddp.DistContext) -> RunDir:
     if options.resume == AUTO_RESUME:  # rank 0 decides, so every rank takes the same path
         options = replace(options, resume=ddp.broadcast_object(auto_resume_target(options), ctx))
     quiet = options.quiet or not ctx.is_main
-    prepared = _prepare_resume(options, ctx, quiet) if options.resume else _prepare_new(options, ctx, quiet)
-    if isinstance(prepared, RunDir):
-        return prepared
-    run = prepared.run
+    target = options.resume or options.out  # None: a new, time-stamped directory nobody else writes
     with contextlib.ExitStack() as stack:
-        if ctx.is_main:  # one trainer per run directory; a killed one's temporary files go
-            from gcpbench.runlock import writer_lock
+        from gcpbench.runlock import writer_lock
 
-            stack.enter_context(writer_lock(run.path, "train"))
-            remove_stale_temps(run.checkpoints)
+        # one trainer per run directory, locked before anything in it is read or written
+        if ctx.is_main and target is not None and (options.resume is None or Path(target).is_dir()):
+            stack.enter_context(writer_lock(Path(target), "train"))
+        prepared = _prepare_resume(options, ctx, quiet) if options.resume else _prepare_new(options, ctx, quiet)
+        if isinstance(prepared, RunDir):
+            return prepared
+        if ctx.is_main:
+            if target is None:
+                stack.enter_context(writer_lock(prepared.run.path, "train"))
+            remove_stale_temps(prepared.run.checkpoints)  # what a killed trainer left
         return _train_locked(options, ctx, prepared, quiet)
 
 
