@@ -6,7 +6,10 @@ the user's input (:class:`gcpbench.errors.GcpbenchError`) print as one line, exi
 from __future__ import annotations
 
 import logging
+import re
+import signal
 import sys
+import threading
 
 import typer
 from rich.console import Console
@@ -35,6 +38,17 @@ from gcpbench.cli import doctor  # noqa: E402,F401
 INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
 
 
+_SIGINT_SEEN = False
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    """Ctrl-C: remembered (a library that swallows KeyboardInterrupt, as matplotlib's rc parsing
+    can, must not turn an interrupted run into exit 0), then raised as usual."""
+    global _SIGINT_SEEN
+    _SIGINT_SEEN = True
+    raise KeyboardInterrupt
+
+
 def _interrupted() -> None:
     err_console.print("[yellow]interrupted[/]: finished results are kept; rerun the same command to resume")
     sys.exit(INTERRUPTED)
@@ -57,7 +71,18 @@ def _install_logging() -> None:
 
 def main() -> None:
     """Console-script entry point: exit 2 with one line for input errors, 130 on Ctrl-C."""
+    global _SIGINT_SEEN
     _install_logging()
+    _SIGINT_SEEN = False
+    previous = signal.signal(signal.SIGINT, _on_sigint) if threading.current_thread() is threading.main_thread() else None
+    try:
+        _run()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _run() -> None:
     try:
         code = app(standalone_mode=False)  # click returns 130 (does not raise) when interrupted
     except GcpbenchError as exc:
@@ -67,16 +92,19 @@ def main() -> None:
         _interrupted()
     except SystemExit:
         raise
-    except Exception as exc:  # click usage errors keep their own formatting
+    except Exception as exc:
         import click
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
+        if isinstance(exc, click.exceptions.ClickException):  # usage errors: one line too
+            ctx = getattr(exc, "ctx", None)
+            hint = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
+            message = re.sub(r"( Did you mean [^?]*\?)\1+", r"\1", exc.format_message()).rstrip(".")
+            err_console.print(f"[bold red]error:[/] {escape(message)}{hint}", highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(1)
         raise
-    if code == INTERRUPTED:
+    if code == INTERRUPTED or _SIGINT_SEEN:
         _interrupted()
     if isinstance(code, int) and code:
         sys.exit(code)

@@ -445,14 +445,16 @@ def _train(options: TrainOptions, ctx: ddp.DistContext) -> RunDir:
     with contextlib.ExitStack() as stack:
         from gcpbench.runlock import writer_lock
 
-        # one trainer per run directory, locked before anything in it is read or written
-        if ctx.is_main and target is not None and (options.resume is None or Path(target).is_dir()):
+        # one trainer per run directory: an existing one is locked before anything in it is read or
+        # written; a new one (nothing to protect yet) once the options are checked and it exists
+        locked = ctx.is_main and target is not None and Path(target).is_dir()
+        if locked:
             stack.enter_context(writer_lock(Path(target), "train"))
         prepared = _prepare_resume(options, ctx, quiet) if options.resume else _prepare_new(options, ctx, quiet)
         if isinstance(prepared, RunDir):
             return prepared
         if ctx.is_main:
-            if target is None:
+            if not locked:
                 stack.enter_context(writer_lock(prepared.run.path, "train"))
             remove_stale_temps(prepared.run.checkpoints)  # what a killed trainer left
         return _train_locked(options, ctx, prepared, quiet)
