@@ -443,6 +443,9 @@ FAULTS: list[Fault] = [
           setup=corrupt_image("train"), check=train_lists_unreadable),
     Fault("corrupt-jpeg-strict/train", TRAIN + " --data {bad_data} --out {tmp}/out --strict",
           r"cannot read image '.*broken.JPEG'", setup=corrupt_image("train")),
+    # option values outside their range: click's own check, one line like every other error
+    Fault("batch-size-0/eval-c", EVAL_C.replace("--batch-size 8", "--batch-size 0") + " --data {c} --out {tmp}/out",
+          r"Invalid value for '--batch-size': 0 is not in the range x>=1; see `.* eval-c --help`"),
     # 1. results filed under the wrong model or checkpoint
     Fault("wrong-model/eval-c", EVAL_C + " --data {c} --out {owned}",
           r"'.*owned' holds results of resnet18_gcp; ImageNet-C results of resnet18_gap", setup=GCP_TRAINING),
