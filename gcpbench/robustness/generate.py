@@ -149,7 +149,7 @@ class GeneratedTree:
 
         return {"kind": kind, "dataset": self.label, "src": str(self.src), "classes": self.classes,
                 "per_class": per_class, "seed": seed, "recipe_version": RECIPE_VERSION,
-                "geometry": geometry_note(self.small), **fields,
+                "geometry": geometry_note(self.small, kind), **fields,
                 "problems": self.problems}
 
     def previously(self, key: str) -> set[Any]:

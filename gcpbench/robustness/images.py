@@ -10,8 +10,9 @@ from PIL import Image
 RESIZE, CROP = 256, 224
 
 GEOMETRY_FULL = "resize short side to 256, centre crop 224 (the official pipeline)"
-GEOMETRY_KEPT = ("images smaller than 224 px (e.g. the synthetic set): the same ratio at their own size, "
-                 "Resize(round(s*256/224)) + CenterCrop(s) with s the short side, as eval-imagenet crops them")
+GEOMETRY_SMALL = ("images smaller than 224 px (e.g. the synthetic set): the same ratio at their own size, "
+                  "Resize(round(s*256/224)) + CenterCrop(s) with s the short side, as eval-imagenet crops them")
+GEOMETRY_KEPT = "kept the original size (images smaller than 224 px, e.g. the synthetic set)"
 
 
 def is_small(image: Image.Image) -> bool:
@@ -61,9 +62,11 @@ def fit_input(image: Image.Image, size: int, resample: int = Image.BILINEAR) -> 
     return image.resize((size, size), resample)
 
 
-def geometry_note(small: bool) -> str:
-    """How the images were brought to size, for records."""
-    return GEOMETRY_KEPT if small else GEOMETRY_FULL
+def geometry_note(small: bool, kind: str = "imagenet-c") -> str:
+    """How the images were brought to size, for records (ImageNet-P keeps small images' size)."""
+    if not small:
+        return GEOMETRY_FULL
+    return GEOMETRY_SMALL if kind == "imagenet-c" else GEOMETRY_KEPT
 
 
 def read_rgb(path: str | Path) -> Image.Image:
