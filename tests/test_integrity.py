@@ -295,10 +295,12 @@ def test_resume_after_a_kill_during_the_best_checkpoint_write(tiny_data, tmp_pat
     with pytest.raises(SystemExit):
         train(TrainOptions(**TINY, data=str(tiny_data), out=str(out)))
     (out / "checkpoints" / ".last.pt.def456.tmp").write_bytes(b"x" * 1000)
+    (out / ".metrics.jsonl.ghi789.tmp").write_text("{")
     (out / "metrics.jsonl").unlink()  # what the old write order left: no metrics yet
     monkeypatch.setattr(trainer, "atomic_write", real_atomic_write)
     train(TrainOptions(resume=str(out), quiet=True, workers=0))
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+    assert not list(out.glob(".*.tmp"))
     assert [r["epoch"] for r in read_jsonl(out / "metrics.jsonl")] == [1, 2]
     assert read_checkpoint(out / "checkpoints" / "last.pt")["epoch"] == 2
 

@@ -456,7 +456,10 @@ def _train(options: TrainOptions, ctx: ddp.DistContext) -> RunDir:
         if ctx.is_main:
             if not locked:
                 stack.enter_context(writer_lock(prepared.run.path, "train"))
-            remove_stale_temps(prepared.run.checkpoints)  # what a killed trainer left
+            run = prepared.run  # what a killed trainer left: checkpoint, metrics and plot temporaries
+            remove_stale_temps(run.checkpoints)
+            remove_stale_temps(run.path, (run.metrics_jsonl.name, run.metrics_csv.name, run.config.name))
+            remove_stale_temps(run.plots, ("convergence.png",))
         return _train_locked(options, ctx, prepared, quiet)
 
 
