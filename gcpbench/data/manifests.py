@@ -3,7 +3,7 @@
 A manifest describes a tree level by level (``levels``: each with ``required``, ``optional``
 and ``ignore`` folder names, ``"$imagenet"`` standing for the 1000 ImageNet wnids), the image
 ``extensions``, expected file counts (``files``: counted below every folder at ``depth``,
-either ``counts[key]`` or ``each``) and ``required_files``. The package reads them as package
+either ``counts[key]`` or ``each``, and the whole tree's ``total``) and ``required_files``. The package reads them as package
 data from ``gcpbench/manifests/``, which in the repository is a link to ``data_manifests/`` (one
 copy; the wheel ships the files).
 
@@ -27,10 +27,13 @@ from gcpbench.errors import GcpbenchError
 from gcpbench.progress import progress_bar
 
 MANIFEST_FILES: dict[str, str] = {"imagenet": "imagenet.json", "imagenet-c": "imagenet_c.json",
-                                  "imagenet-p": "imagenet_p.json", "coco": "coco.json"}
+                                  "imagenet-p": "imagenet_p.json", "coco": "coco.json",
+                                  "imagenet-v2": "imagenet_v2.json", "imagenet-sketch": "imagenet_sketch.json",
+                                  "imagenet-r": "imagenet_r.json", "imagenet-a": "imagenet_a.json"}
 IMAGEFOLDER = "imagefolder"  # manifest-free check of a ROOT/train, ROOT/val classification tree
 NAMES: tuple[str, ...] = (*MANIFEST_FILES, IMAGEFOLDER)
 _ALIASES = {"imagenet1k": "imagenet", "imagenet-1k": "imagenet", "ilsvrc2012": "imagenet",
+            "imagenetv2": "imagenet-v2", "sketch": "imagenet-sketch",
             "coco2017": "coco", "coco-2017": "coco", "folder": IMAGEFOLDER, "synthetic": IMAGEFOLDER}
 MAX_PROBLEMS = 100
 
@@ -224,6 +227,9 @@ def _compare_counts(manifest: dict[str, Any], walk: _Walk, report: CheckReport) 
         report.expected[key] = expected
         if expected is not None and report.images[key] != expected:
             walk.problem(f"'{key}' holds {report.images[key]:,} files, expected {expected:,}")
+    total, found = files.get("total"), sum(report.images.values())
+    if total is not None and not report.structure_only and walk.only is None and found != total:
+        walk.problem(f"the tree holds {found:,} files, expected {total:,}")
 
 
 def _check_imagefolder(root: Path, full: bool, report: CheckReport) -> CheckReport:
