@@ -148,3 +148,9 @@ def test_cli_and_report_show_the_variant(tmp_path, model_1k):
     row = frame.iloc[0]
     assert row["variant"] == "ImageNet-A" and row["top1"] == pytest.approx(stored["top1"])
     assert not row["complete"]
+    from gcpbench.report.build import build_report
+
+    report = build_report([out], tmp_path / "report")
+    table = report.table("imagenet_variants").frame
+    assert list(table["variant"]) == ["ImageNet-A"] and list(table["data"]) == ["subset of classes"]
+    assert "ImageNet variants" in report.report.read_text()
