@@ -29,7 +29,9 @@ from gcpbench.progress import progress_bar
 MANIFEST_FILES: dict[str, str] = {"imagenet": "imagenet.json", "imagenet-c": "imagenet_c.json",
                                   "imagenet-p": "imagenet_p.json", "coco": "coco.json",
                                   "imagenet-v2": "imagenet_v2.json", "imagenet-sketch": "imagenet_sketch.json",
-                                  "imagenet-r": "imagenet_r.json", "imagenet-a": "imagenet_a.json"}
+                                  "imagenet-r": "imagenet_r.json", "imagenet-a": "imagenet_a.json",
+                                  "cifar10-c": "cifar10_c.json", "cifar100-c": "cifar100_c.json",
+                                  "cifar10-p": "cifar10_p.json"}
 IMAGEFOLDER = "imagefolder"  # manifest-free check of a ROOT/train, ROOT/val classification tree
 NAMES: tuple[str, ...] = (*MANIFEST_FILES, IMAGEFOLDER)
 _ALIASES = {"imagenet1k": "imagenet", "imagenet-1k": "imagenet", "ilsvrc2012": "imagenet",
@@ -283,6 +285,8 @@ def check_tree(name: str, root: str | os.PathLike, full: bool = False, only: Seq
         state = "is a file, not a folder" if root.exists() else "folder does not exist"
         report.problems.append(f"{state} (expected layout {manifest['layout']})")
         return report.raise_if_failed() if raise_on_error else report
+    if only is not None and not manifest["levels"]:
+        raise GcpbenchError(f"--only selects folders; {manifest['title']} is a set of files ({manifest['file']})")
     if only is not None:
         first = manifest["levels"][0]
         known = set(first.get("required", [])) | set(first.get("optional", []))
@@ -296,7 +300,10 @@ def check_tree(name: str, root: str | os.PathLike, full: bool = False, only: Seq
             for rel in manifest.get("required_files", []):
                 if not (root / rel).is_file():
                     walk.problem(f"missing file '{rel}'")
-            walk.walk(root)
+            if walk.levels:
+                walk.walk(root)
+            else:  # a set of files (e.g. CIFAR-10-C's .npy arrays)
+                report.folders = 1
             if full:
                 _compare_counts(manifest, walk, report)
         except _TooManyProblems:

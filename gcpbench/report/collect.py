@@ -25,7 +25,7 @@ import pandas as pd
 
 from gcpbench.errors import GcpbenchError
 from gcpbench.report.paper import DETECTION_METRICS
-from gcpbench.robustness.benchmarks import VARIANTS
+from gcpbench.robustness.benchmarks import NPY_BENCHMARKS, VARIANTS
 from gcpbench.runs import RunDir, find_run_dirs
 
 METRIC_COLUMNS: tuple[str, ...] = ("epoch", "val_top1", "val_top5")
@@ -60,6 +60,7 @@ class RunRecord:
     c_summary: dict[str, Any] | None = None
     p_summary: dict[str, Any] | None = None
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # eval/imagenet_<variant>.json by key
+    npy: dict[str, dict[str, Any]] = field(default_factory=dict)  # eval/<cifar set>_summary.json by key
     detection: list[dict[str, Any]] = field(default_factory=list)
     has_landscape: bool = False
     plots: list[Path] = field(default_factory=list)
@@ -290,6 +291,10 @@ def read_run(run: RunDir, warnings: list[str]) -> RunRecord | None:
         data = load(variant.result_file, ("top1", "top5"))
         if data is not None:
             record.variants[key] = data
+    for key, bench in NPY_BENCHMARKS.items():
+        data = load(bench.files[1], ("benchmark",))
+        if data is not None:
+            record.npy[key] = data
     if run.eval.is_dir():
         for path in sorted(run.eval.glob("detection_*.json")):
             data = load(path.name, ("framework", "backbone", "bbox"))
@@ -318,7 +323,7 @@ def _link_owners(records: list[RunRecord]) -> None:
     """Point evaluation-only runs at the training run whose checkpoint they evaluated."""
     by_path = {r.path.resolve(): r for r in records}
     for record in records:
-        sources = [record.imagenet or {}, record.c_summary or {}, record.p_summary or {}, *record.variants.values(),
+        sources = [record.imagenet or {}, record.c_summary or {}, record.p_summary or {}, *record.variants.values(), *record.npy.values(),
                    record.config]
         for source in sources:
             checkpoint = next((source[k] for k in _CHECKPOINT_KEYS if isinstance(source.get(k), str)), None)
@@ -482,6 +487,21 @@ def variants_frame(collection: Collection) -> pd.DataFrame:
                          "classes": result.get("class_folders"), "complete": bool(result.get("complete")),
                          "top1": _number(result.get("top1")), "top5": _number(result.get("top5"))})
     columns = ["run", "arch", "head", "gcp_dim", "schedule", "variant", "classes", "complete", "top1", "top5"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["gcp_dim"] = frame["gcp_dim"].astype("Int64")
+    return frame
+
+
+def cifar_frame(collection: Collection) -> pd.DataFrame:
+    """One row per CIFAR robustness result (``eval/cifar10_c_summary.json`` ...): run, model
+    identity, benchmark, whether it is partial, mean error (-C) or mFP / mT5D (-P), unnormalised."""
+    rows = []
+    for record in collection.runs:
+        for key, result in record.npy.items():
+            rows.append({**_identity(record, result.get("model")), "benchmark": NPY_BENCHMARKS[key].title,
+                         "partial": bool(result.get("partial")), "mean_error": _number(result.get("mean_error")),
+                         "mFP": _number(result.get("mFP")), "mT5D": _number(result.get("mT5D"))})
+    columns = ["run", "arch", "head", "gcp_dim", "schedule", "benchmark", "partial", "mean_error", "mFP", "mT5D"]
     frame = pd.DataFrame(rows, columns=columns)
     frame["gcp_dim"] = frame["gcp_dim"].astype("Int64")
     return frame
