@@ -125,3 +125,18 @@ def test_wrong_model_and_missing_files_are_one_line(tmp_path, cifar_model):
     np.save(root / "labels.npy", np.zeros(10, dtype=np.uint8))
     report = check_tree("cifar10-c", root, raise_on_error=False)
     assert report.problems[0] == "missing file 'gaussian_noise.npy'" and "cifar10_c.json" in report.summary()
+
+
+def test_cli_runs_cifar10_c_and_names_a_missing_file(tmp_path, cifar_model, run_cli):
+    root = tmp_path / "CIFAR-10-C"
+    root.mkdir()
+    rng = np.random.default_rng(2)
+    np.save(root / "labels.npy", np.tile(np.arange(2), 5).astype(np.uint8))
+    np.save(root / "fog.npy", rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8))
+    common = ["eval-cifar", "--benchmark", "cifar10-c", "--ckpt", str(cifar_model), "--data", str(root),
+              "--out", str(tmp_path / "run"), "--workers", "0", "--device", "cpu", "--quiet"]
+    code, out, err = run_cli(*common, "--only", "fog", "--severities", "1,2")
+    assert code == 0, err
+    assert "mean error" in out and "unnormalised" in out
+    code, _, err = run_cli(*common)
+    assert code == 2 and "missing file 'gaussian_noise.npy'" in err and len(err.strip().splitlines()) == 1
