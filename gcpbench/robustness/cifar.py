@@ -129,14 +129,12 @@ def evaluate_npy(request: NpyRequest, resolved, out: Path | None = None) -> tupl
     :class:`gcpbench.models.resolve.Resolved`); writes and returns the summary and the run."""
     from gcpbench.evaluate import resolve_device
     from gcpbench.identity import Producer, ResultIdentity
-    from gcpbench.io import atomic_write_json
+    from gcpbench.robustness.engine import ResultFiles, Streaming, evaluate_resumable
     from gcpbench.robustness.imagenet_c import _Tally, write_errors_csv
     from gcpbench.robustness.imagenet_p import _Sequences, write_results_csv
     from gcpbench.robustness.resume import ResumeLog
     from gcpbench.robustness.rundirs import eval_run_dir
-    from gcpbench.robustness.runner import Predictor, run_items
     from gcpbench.robustness.trees import require_dir
-    from gcpbench.runs import result_writer
 
     r = request
     bench = get_npy_benchmark(r.benchmark)
@@ -158,28 +156,25 @@ def evaluate_npy(request: NpyRequest, resolved, out: Path | None = None) -> tupl
         "preprocessing": prep.as_dict()})
     csv_name, summary_name, progress_name = bench.files
     run = eval_run_dir(producer, out)
-    with result_writer(run, bench.stem, bench.files, producer, f"{bench.title} results",
-                       {"command": "eval-cifar", "dataset": bench.key, "data_root": str(root)}):
-        log = ResumeLog(run.eval_file(progress_name), identity)
-        pending = [it for it in items if not log.done(it.group)]
-        if bench.kind == "c":
-            tally, frames = _Tally(pending, log, run.eval_file(csv_name)), 1
-        else:
-            tally, frames = _Sequences(pending, log, run.eval_file(csv_name), 1), _array(items[0].path.rpartition("#")[0]).shape[1]
-        if pending:
-            run_items(pending, functools.partial(load_npy_item, prep=prep), Predictor(model, device),
-                      on_item=tally.item, on_failed=tally.failed, on_group_done=tally.group_done,
-                      batch_size=r.batch_size, items_per_batch=max(1, r.batch_size // frames), workers=r.workers,
-                      pin_memory=device.type == "cuda", description=bench.title, quiet=r.quiet)
-        records = list(log.records.values())
-        (write_errors_csv if bench.kind == "c" else write_results_csv)(run.eval_file(csv_name), records)
-        scores = _scores(bench, names, r.severities, log)
-        summary = {"model": model.zoo_name, "checkpoint": str(resolved.path), "benchmark": bench.key,
-                   "title": bench.title, "dataset": bench.key, "data_root": str(root), **scores,
-                   "normalisation": UNNORMALISED, "partial": tuple(n for n in names if n in bench.benchmark)
-                   != bench.benchmark, "resumed_items": len(items) - len(pending),
-                   "preprocessing": prep.as_dict(), "identity": identity.as_dict()}
-        atomic_write_json(run.eval_file(summary_name), summary)
+
+    def finish(log: ResumeLog, resumed: int) -> dict:
+        (write_errors_csv if bench.kind == "c" else write_results_csv)(run.eval_file(csv_name),
+                                                                       list(log.records.values()))
+        return {"model": model.zoo_name, "checkpoint": str(resolved.path), "benchmark": bench.key,
+                "title": bench.title, "dataset": bench.key, "data_root": str(root),
+                **_scores(bench, names, r.severities, log), "normalisation": UNNORMALISED,
+                "partial": tuple(n for n in names if n in bench.benchmark) != bench.benchmark,
+                "resumed_items": resumed, "preprocessing": prep.as_dict()}
+
+    if bench.kind == "c":
+        tally, frames = _Tally, 1
+    else:
+        tally, frames = functools.partial(_Sequences, difficulty=1), _array(items[0].path.rpartition("#")[0]).shape[1]
+    summary = evaluate_resumable(
+        run, ResultFiles(bench.stem, csv_name, summary_name, progress_name, f"{bench.title} results"), producer,
+        identity, {"command": "eval-cifar", "dataset": bench.key, "data_root": str(root)}, items, load_npy_item,
+        prep, model, device, tally,
+        Streaming(r.batch_size, max(1, r.batch_size // frames), r.workers, bench.title, r.quiet), finish)
     return summary, run
 
 

@@ -9,14 +9,13 @@ rewritten, so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import csv
-import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from gcpbench.errors import GcpbenchError
-from gcpbench.io import atomic_write_json, atomic_write_text
+from gcpbench.io import atomic_write_text
 from gcpbench.robustness import metrics
 from gcpbench.robustness.baselines import (
     ALEXNET_CLEAN_ERROR, ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES, choose,
@@ -27,17 +26,18 @@ from gcpbench.robustness.resume import ResumeLog
 from gcpbench.robustness.strays import warn_c_strays
 from gcpbench.robustness.rundirs import eval_run_dir
 from gcpbench.evaluate import clean_preprocessing, evaluate_val_folder, resolve_device
-from gcpbench.robustness.runner import Predictor, run_items
+from gcpbench.robustness.engine import ResultFiles, Streaming, evaluate_resumable
 from gcpbench.robustness.trees import (
     IMAGE_EXTENSIONS, Item, check_against_manifest, check_same_classes, collect_items, dataset_label, label_map,
     require_dir,
 )
 from gcpbench.models.preprocess import BENCHMARK_GEOMETRY, Preprocessing, for_model
 from gcpbench.models.weights import output_classes
-from gcpbench.runs import RunDir, result_writer
+from gcpbench.runs import RunDir
 
 CLEAN = "clean"
 CSV_NAME, SUMMARY_NAME, PROGRESS_NAME = "imagenet_c.csv", "imagenet_c_summary.json", "imagenet_c_progress.jsonl"
+RESULT_FILES = ResultFiles("imagenet_c", CSV_NAME, SUMMARY_NAME, PROGRESS_NAME, "ImageNet-C results")
 
 
 @dataclass
@@ -177,25 +177,21 @@ def evaluate_c(request: CRequest, out: Path | None = None, model=None,
         "subset": r.subset, "seed": r.seed, "precision": "bf16" if device.type == "cuda" else "float32",
         "clean_data": str(Path(r.clean_data).resolve()) if r.clean_data else None,
         "preprocessing": prep.as_dict()})
-    files = (CSV_NAME, SUMMARY_NAME, PROGRESS_NAME)
-    with result_writer(run, "imagenet_c", files, producer, "ImageNet-C results",
-                       {"command": "eval-c", "dataset": label, "data_root": str(root), "subset_per_class": r.subset,
-                        "clean_data": str(r.clean_data) if r.clean_data else None}):
-        log = ResumeLog(run.eval_file(PROGRESS_NAME), identity)
-        pending = [it for it in items if not log.done(it.group)]
-        tally = _Tally(pending, log, run.eval_file(CSV_NAME))
-        if pending:
-            run_items(pending, functools.partial(load_c_item, prep=prep), Predictor(model, device),
-                      on_item=tally.item, on_failed=tally.failed, on_group_done=tally.group_done,
-                      batch_size=r.batch_size, items_per_batch=r.batch_size, workers=r.workers,
-                      pin_memory=device.type == "cuda", description="ImageNet-C", quiet=r.quiet)
+
+    def finish(log: ResumeLog, resumed: int) -> dict:
         if r.clean_data is not None and not log.done(CLEAN):
             log.add(clean_record(model, r, labels, device, prep))
         write_errors_csv(run.eval_file(CSV_NAME), list(log.records.values()))
-        summary = summarize_run(r, log, model.zoo_name, label, resumed=len(items) - len(pending))
+        summary = summarize_run(r, log, model.zoo_name, label, resumed=resumed)
         summary["preprocessing"] = {**prep.as_dict(), "geometry": BENCHMARK_GEOMETRY}
-        summary["identity"] = identity.as_dict()
-        atomic_write_json(run.eval_file(SUMMARY_NAME), summary)
+        return summary
+
+    summary = evaluate_resumable(
+        run, RESULT_FILES, producer, identity,
+        {"command": "eval-c", "dataset": label, "data_root": str(root), "subset_per_class": r.subset,
+         "clean_data": str(r.clean_data) if r.clean_data else None},
+        items, load_c_item, prep, model, device, _Tally,
+        Streaming(r.batch_size, r.batch_size, r.workers, "ImageNet-C", r.quiet), finish)
     return summary, run
 
 

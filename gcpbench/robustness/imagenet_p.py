@@ -10,7 +10,6 @@ DataLoader; only each frame's top-5 classes are kept; each perturbation is logge
 from __future__ import annotations
 
 import csv
-import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from gcpbench.errors import GcpbenchError
-from gcpbench.io import atomic_write_json, atomic_write_text
+from gcpbench.io import atomic_write_text
 from gcpbench.robustness import metrics
 from gcpbench.robustness.baselines import (
     ALL_PERTURBATIONS, BENCHMARK_PERTURBATIONS, DIFFICULTIES, EXTRA_PERTURBATIONS, alexnet_p, choose, folder_name,
@@ -31,16 +30,17 @@ from gcpbench.robustness.strays import warn_p_strays
 from gcpbench.robustness.resume import ResumeLog
 from gcpbench.robustness.rundirs import eval_run_dir
 from gcpbench.evaluate import resolve_device
-from gcpbench.robustness.runner import Predictor, run_items
+from gcpbench.robustness.engine import ResultFiles, Streaming, evaluate_resumable
 from gcpbench.robustness.trees import (
     VIDEO_EXTENSIONS, Item, check_against_manifest, check_same_classes, collect_items, dataset_label, label_map,
     require_dir,
 )
 from gcpbench.models.preprocess import BENCHMARK_GEOMETRY, Preprocessing, for_model
 from gcpbench.models.weights import output_classes
-from gcpbench.runs import RunDir, result_writer
+from gcpbench.runs import RunDir
 
 CSV_NAME, SUMMARY_NAME, PROGRESS_NAME = "imagenet_p.csv", "imagenet_p_summary.json", "imagenet_p_progress.jsonl"
+RESULT_FILES = ResultFiles("imagenet_p", CSV_NAME, SUMMARY_NAME, PROGRESS_NAME, "ImageNet-P results")
 FRAMES_PER_BATCH = 64
 
 
@@ -164,23 +164,20 @@ def evaluate_p(request: PRequest, out: Path | None = None, model=None,
     identity = ResultIdentity(producer, str(root.resolve()), {
         "subset": r.subset, "seed": r.seed, "precision": "bf16" if device.type == "cuda" else "float32",
         "preprocessing": prep.as_dict()})
-    with result_writer(run, "imagenet_p", (CSV_NAME, SUMMARY_NAME, PROGRESS_NAME), producer, "ImageNet-P results",
-                       {"command": "eval-p", "dataset": label, "data_root": str(root), "difficulty": r.difficulty,
-                        "subset_per_class": r.subset}):
-        log = ResumeLog(run.eval_file(PROGRESS_NAME), identity)
-        pending = [it for it in items if not log.done(it.group)]
-        tally = _Sequences(pending, log, run.eval_file(CSV_NAME), r.difficulty)
-        if pending:
-            frames = max(perturbation_frames(p) for p in r.perturbations)
-            run_items(pending, functools.partial(load_p_item, prep=prep), Predictor(model, device), on_item=tally.item, on_failed=tally.failed,
-                      on_group_done=tally.group_done, batch_size=r.batch_size,
-                      items_per_batch=max(1, r.batch_size // frames), workers=r.workers,
-                      pin_memory=device.type == "cuda", description="ImageNet-P", quiet=r.quiet)
+    def finish(log: ResumeLog, resumed: int) -> dict:
         write_results_csv(run.eval_file(CSV_NAME), list(log.records.values()))
-        summary = summarize_run(r, log, model.zoo_name, label, resumed=len(items) - len(pending))
+        summary = summarize_run(r, log, model.zoo_name, label, resumed=resumed)
         summary["preprocessing"] = {**prep.as_dict(), "geometry": BENCHMARK_GEOMETRY}
-        summary["identity"] = identity.as_dict()
-        atomic_write_json(run.eval_file(SUMMARY_NAME), summary)
+        return summary
+
+    frames = max(perturbation_frames(p) for p in r.perturbations)
+    summary = evaluate_resumable(
+        run, RESULT_FILES, producer, identity,
+        {"command": "eval-p", "dataset": label, "data_root": str(root), "difficulty": r.difficulty,
+         "subset_per_class": r.subset},
+        items, load_p_item, prep, model, device,
+        lambda pending, log, csv_path: _Sequences(pending, log, csv_path, r.difficulty),
+        Streaming(r.batch_size, max(1, r.batch_size // frames), r.workers, "ImageNet-P", r.quiet), finish)
     return summary, run
 
 
