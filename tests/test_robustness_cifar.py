@@ -104,6 +104,8 @@ def test_cifar10_p_flip_probability_and_report(tmp_path, cifar_model):
         fp, t5d = flip_and_t5d(logits, noise="noise" in name)
         assert summary["FP"][name] == pytest.approx(100 * fp) and summary["T5D"][name] == pytest.approx(t5d)
     assert summary["mFP"] == pytest.approx(np.mean(list(summary["FP"].values())))
+    header = (run.eval / "cifar10_p.csv").read_text().splitlines()[0]
+    assert header == "perturbation,difficulty,FP,T5D"  # no AlexNet-relative columns for CIFAR
     report = build_report([run.path], tmp_path / "report")
     table = report.table("cifar").frame
     assert list(table["benchmark"]) == ["CIFAR-10-P"] and table["mFP"].iloc[0] == pytest.approx(summary["mFP"])

@@ -130,8 +130,9 @@ def evaluate_npy(request: NpyRequest, resolved, out: Path | None = None) -> tupl
     from gcpbench.evaluate import resolve_device
     from gcpbench.identity import Producer, ResultIdentity
     from gcpbench.robustness.engine import ResultFiles, Streaming, evaluate_resumable
-    from gcpbench.robustness.imagenet_c import _Tally, write_errors_csv
-    from gcpbench.robustness.imagenet_p import _Sequences, write_results_csv
+    from gcpbench.robustness.imagenet_c import write_errors_csv
+    from gcpbench.robustness.imagenet_p import write_results_csv
+    from gcpbench.robustness.tallies import ErrorTally, SequenceTally
     from gcpbench.robustness.resume import ResumeLog
     from gcpbench.robustness.rundirs import eval_run_dir
     from gcpbench.robustness.trees import require_dir
@@ -157,9 +158,10 @@ def evaluate_npy(request: NpyRequest, resolved, out: Path | None = None) -> tupl
     csv_name, summary_name, progress_name = bench.files
     run = eval_run_dir(producer, out)
 
+    write_csv = write_errors_csv if bench.kind == "c" else functools.partial(write_results_csv, relative=False)
+
     def finish(log: ResumeLog, resumed: int) -> dict:
-        (write_errors_csv if bench.kind == "c" else write_results_csv)(run.eval_file(csv_name),
-                                                                       list(log.records.values()))
+        write_csv(run.eval_file(csv_name), list(log.records.values()))
         return {"model": model.zoo_name, "checkpoint": str(resolved.path), "benchmark": bench.key,
                 "title": bench.title, "dataset": bench.key, "data_root": str(root),
                 **_scores(bench, names, r.severities, log), "normalisation": UNNORMALISED,
@@ -167,9 +169,11 @@ def evaluate_npy(request: NpyRequest, resolved, out: Path | None = None) -> tupl
                 "resumed_items": resumed, "preprocessing": prep.as_dict()}
 
     if bench.kind == "c":
-        tally, frames = _Tally, 1
+        frames = 1
+        tally = functools.partial(ErrorTally, write_csv=write_csv)
     else:
-        tally, frames = functools.partial(_Sequences, difficulty=1), _array(items[0].path.rpartition("#")[0]).shape[1]
+        frames = _array(items[0].path.rpartition("#")[0]).shape[1]
+        tally = functools.partial(SequenceTally, write_csv=write_csv, difficulty=1)
     summary = evaluate_resumable(
         run, ResultFiles(bench.stem, csv_name, summary_name, progress_name, f"{bench.title} results"), producer,
         identity, {"command": "eval-cifar", "dataset": bench.key, "data_root": str(root)}, items, load_npy_item,

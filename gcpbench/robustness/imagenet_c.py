@@ -27,6 +27,7 @@ from gcpbench.robustness.strays import warn_c_strays
 from gcpbench.robustness.rundirs import eval_run_dir
 from gcpbench.evaluate import clean_preprocessing, evaluate_val_folder, resolve_device
 from gcpbench.robustness.engine import ResultFiles, Streaming, evaluate_resumable
+from gcpbench.robustness.tallies import ErrorTally
 from gcpbench.robustness.trees import (
     IMAGE_EXTENSIONS, Item, check_against_manifest, check_same_classes, collect_items, dataset_label, label_map,
     require_dir,
@@ -78,11 +79,6 @@ def subset_folders(root: Path, corruptions: Sequence[str], severities: Sequence[
     return folders
 
 
-def _split_key(key: str) -> tuple[str, int]:
-    corruption, severity = key.split("/")
-    return corruption, int(severity)
-
-
 def write_errors_csv(path: Path, records: Sequence[dict]) -> None:
     """``corruption,severity,error,images`` rows (benchmark order) written atomically."""
     order = {c: i for i, c in enumerate(ALL_CORRUPTIONS)}
@@ -100,35 +96,6 @@ def load_c_item(item: Item, prep: Preprocessing | None = None):
     """A corrupted image as stored (already at the benchmark geometry), fitted to ``prep``'s input
     size and normalised (``prep``: the model's preprocessing, see :mod:`gcpbench.robustness.loading`)."""
     return load_image(item.path, prep)
-
-
-class _Tally:
-    """Right/wrong counts and unreadable files per group, finalised into log records."""
-
-    def __init__(self, items, log: ResumeLog, csv_path: Path):
-        self.items, self.log, self.csv_path = items, log, csv_path
-        self.wrong: dict[str, int] = {}
-        self.seen: dict[str, int] = {}
-        self.unreadable: dict[str, list[str]] = {}
-
-    def item(self, index: int, logits) -> None:
-        item = self.items[index]
-        self.seen[item.group] = self.seen.get(item.group, 0) + 1
-        self.wrong[item.group] = self.wrong.get(item.group, 0) + int(int(logits[0].argmax()) != item.label)
-
-    def failed(self, index: int, reason: str) -> None:
-        item = self.items[index]
-        self.unreadable.setdefault(item.group, []).append(f"{item.path} ({reason})")
-
-    def group_done(self, key: str) -> None:
-        images = self.seen.get(key, 0)
-        error = self.wrong.get(key, 0) / images if images else None
-        record = {"key": key, "errors": self.wrong.get(key, 0), "images": images, "error": error,
-                  "unreadable": self.unreadable.get(key, [])}
-        if key != CLEAN:
-            record["corruption"], record["severity"] = _split_key(key)
-        self.log.add(record)
-        write_errors_csv(self.csv_path, list(self.log.records.values()))
 
 
 def clean_record(model, request: CRequest, labels: dict[str, int], device, prep: Preprocessing) -> dict:
@@ -190,7 +157,8 @@ def evaluate_c(request: CRequest, out: Path | None = None, model=None,
         run, RESULT_FILES, producer, identity,
         {"command": "eval-c", "dataset": label, "data_root": str(root), "subset_per_class": r.subset,
          "clean_data": str(r.clean_data) if r.clean_data else None},
-        items, load_c_item, prep, model, device, _Tally,
+        items, load_c_item, prep, model, device,
+        lambda pending, log, csv_path: ErrorTally(pending, log, csv_path, write_errors_csv),
         Streaming(r.batch_size, r.batch_size, r.workers, "ImageNet-C", r.quiet), finish)
     return summary, run
 
