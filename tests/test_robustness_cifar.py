@@ -142,3 +142,29 @@ def test_cli_runs_cifar10_c_and_names_a_missing_file(tmp_path, cifar_model, run_
     assert "mean error" in out and "unnormalised" in out
     code, _, err = run_cli(*common)
     assert code == 2 and "missing file 'gaussian_noise.npy'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_zoo_model_trained_on_a_cifar_tree_evaluates_into_its_run(tmp_path):
+    """`train --data <CIFAR ImageFolder tree, 32 px>` then eval-cifar: the result lands in the training run."""
+    from PIL import Image
+
+    from gcpbench.train import TrainOptions, train
+
+    rng = np.random.default_rng(3)
+    for split, count in (("train", 2), ("val", 1)):
+        for name in CIFAR10_CLASSES:
+            (tmp_path / "cifar" / split / name).mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+                    tmp_path / "cifar" / split / name / f"{i}.png")
+    run = train(TrainOptions(arch="resnet18", head="gap", schedule="LRnorm", data=str(tmp_path / "cifar"),
+                             out=str(tmp_path / "run"), epochs=1, batch_size=10, workers=0, quiet=True,
+                             deterministic=True))
+    root = tmp_path / "CIFAR-10-C"
+    root.mkdir()
+    np.save(root / "labels.npy", np.tile(np.arange(2), 5).astype(np.uint8))
+    np.save(root / "snow.npy", rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8))
+    summary, evaluated = evaluate_npy(NpyRequest("cifar10-c", root, only=("snow",), workers=0, device="cpu",
+                                                 quiet=True), resolved(run.last_checkpoint))
+    assert evaluated.path == run.path and (run.eval / "cifar10_c_summary.json").is_file()
+    assert summary["preprocessing"]["input_size"] == 32 and summary["identity"]["run_id"] is not None
