@@ -99,6 +99,7 @@ class CheckReport:
     expected: dict[str, int | None] = field(default_factory=dict)  # full mode: key -> manifest count
     truncated: bool = False
     manifest_free: bool = False  # the imagefolder check: problems already name the tree
+    files_found: int | None = None  # a manifest of files only (no folder levels): how many are present
 
     @property
     def ok(self) -> bool:
@@ -117,8 +118,8 @@ class CheckReport:
             more = len(self.problems) - 1
             extra = f"; {more}{'+' if self.truncated else ''} more problem{'s' if more != 1 else ''}" if more else ""
             return f"{head}: {self.problems[0]} ({self._where()}{extra})"
-        what = f"{self.folders:,} folders"
-        if self.full:
+        what = f"{self.folders:,} folders" if self.files_found is None else f"{self.files_found} files"
+        if self.full and self.files_found is None:
             what += f", {sum(self.images.values()):,} files"
         return f"{head}: OK, {what} ({self._where()})"
 
@@ -303,7 +304,8 @@ def check_tree(name: str, root: str | os.PathLike, full: bool = False, only: Seq
             if walk.levels:
                 walk.walk(root)
             else:  # a set of files (e.g. CIFAR-10-C's .npy arrays)
-                report.folders = 1
+                names = [*manifest.get("required_files", []), *manifest.get("optional_files", [])]
+                report.files_found = sum((root / name).is_file() for name in names)
             if full:
                 _compare_counts(manifest, walk, report)
         except _TooManyProblems:
