@@ -108,9 +108,11 @@ def _all_reduce(sums: torch.Tensor, device: torch.device) -> torch.Tensor:
     return reduced.cpu()
 
 
-def imagenet_output(ckpt: Path, out: Path | None, model_name: str) -> tuple[Path, RunDir | None]:
-    """Where eval-imagenet writes: ``out`` (a .json file or a run directory), else the checkpoint's
-    run directory (``RUN/checkpoints/x.pt`` -> ``RUN``), else a new ``runs/eval-imagenet_<model>_<time>``.
+def imagenet_output(ckpt: Path, out: Path | None, model_name: str,
+                    result: str = "imagenet.json") -> tuple[Path, RunDir | None]:
+    """Where eval-imagenet writes ``eval/<result>``: ``out`` (a .json file or a run directory), else
+    the checkpoint's run directory (``RUN/checkpoints/x.pt`` -> ``RUN``), else a new
+    ``runs/eval-imagenet_<model>_<time>``.
 
     The second value is the run directory written into (None for a .json file).
     """
@@ -124,7 +126,7 @@ def imagenet_output(ckpt: Path, out: Path | None, model_name: str) -> tuple[Path
         run = RunDir(ckpt.resolve().parent.parent)
     else:
         run = new_run_dir(None, f"eval-imagenet_{model_name}")
-    return run.eval / IMAGENET_RESULT, run
+    return run.eval / result, run
 
 
 IMAGENET_RESULT = "imagenet.json"

@@ -10,6 +10,8 @@
       eval/imagenet.json       top-1 / top-5 of eval-imagenet
       eval/imagenet_c.csv      error per corruption x severity;  eval/imagenet_c_summary.json
       eval/imagenet_p.csv      FP / T5D per perturbation;        eval/imagenet_p_summary.json
+      eval/imagenet_<variant>.json  top-1 / top-5 on ImageNetV2, -Sketch, -R, -A (v2, sketch, r, a)
+      eval/cifar10_c.csv       CIFAR-10-C / -100-C / -10-P (unnormalised); eval/cifar10_c_summary.json, ...
       eval/detection_<framework>.json   COCO AP table of detect
       landscape.csv            optimisation-landscape probe records
       plots/                   PNG figures

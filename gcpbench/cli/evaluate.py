@@ -23,8 +23,9 @@ def eval_imagenet(
     image_size: Optional[int] = typer.Option(None, "--image-size", help="centre-crop size [default: 224; the synthetic set's own size]"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
     strict: bool = typer.Option(False, "--strict", help="stop at the first unreadable image [default: skip and list it]"),
+    variant: Optional[str] = typer.Option(None, "--variant", help="v2, sketch, r or a: score on ImageNetV2, -Sketch, -R or -A (--data: the folder of class folders; R and A on their 200 classes' logits)"),
 ) -> None:
-    """Top-1 / top-5 of a checkpoint on an ImageFolder validation tree (the model's own preprocessing)."""
+    """Top-1 / top-5 of a checkpoint on an ImageFolder validation tree (the model's own preprocessing), or an ImageNet variant."""
     from gcpbench.paths import require_eval_output
 
     require_eval_output(ckpt or weights, out)  # before the heavy imports: a read-only folder fails at once
@@ -35,8 +36,15 @@ def eval_imagenet(
     from gcpbench.errors import warn
     from gcpbench.evaluate import eval_imagenet as run
 
-    result, path = run(ckpt, data, out, batch_size=batch_size, workers=workers, device=device, amp=amp,
-                       image_size=image_size, quiet=quiet, model_name=model, weights=weights, strict=strict)
+    if variant is not None:
+        from gcpbench.robustness.variants import eval_variant
+
+        result, path = eval_variant(variant, ckpt, data, out, batch_size=batch_size, workers=workers, device=device,
+                                    amp=amp, image_size=image_size, quiet=quiet, model_name=model, weights=weights,
+                                    strict=strict)
+    else:
+        result, path = run(ckpt, data, out, batch_size=batch_size, workers=workers, device=device, amp=amp,
+                           image_size=image_size, quiet=quiet, model_name=model, weights=weights, strict=strict)
     prep = result["preprocessing"]
     typer.echo(f"model {result['model']} from {result['weights']}; preprocessing ({prep['source']}): resize "
                f"{prep['resize']} ({prep['interpolation']}), crop {prep['input_size']}, mean {prep['mean']}, std {prep['std']}",

@@ -143,6 +143,40 @@ def eval_p(
         typer.echo(f"wrote {run.eval / 'imagenet_p.csv'} and {run.eval / 'imagenet_p_summary.json'}")
 
 
+@app.command("eval-cifar")
+def eval_cifar(
+    benchmark: str = typer.Option(..., "--benchmark", help="cifar10-c, cifar100-c or cifar10-p (the .npy release)"),
+    ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="checkpoint of a model trained on CIFAR"),
+    model: Optional[str] = modelopts.model_option(),
+    weights: Optional[Path] = modelopts.weights_option(),
+    data: Path = typer.Option(..., "--data", help="the folder holding <corruption>.npy (and labels.npy)"),
+    names: Optional[List[str]] = typer.Option(None, "--only", help="only these corruptions / perturbations (marked partial)"),
+    extra: bool = typer.Option(False, "--extra", help="also the held-out ones (reported apart, never in the means)"),
+    severities: Optional[List[str]] = typer.Option(None, "--severities", help="only these severities (-C; default 1-5)"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize the 32 px images for a model with another input size"),
+    batch_size: int = typer.Option(256, "--batch-size", min=1),
+    workers: int = typer.Option(2, "--workers", min=0, help="data loading processes"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ..."),
+    out: Optional[Path] = typer.Option(None, "--out", help="run directory (default: the checkpoint's run)"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON instead of a table"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+) -> None:
+    """CIFAR-10-C / CIFAR-100-C (mean error) or CIFAR-10-P (mFP, mT5D), unnormalised (resumable)."""
+    require_eval_output(ckpt or weights, out, needs_config=True)
+    from gcpbench.robustness import tables
+    from gcpbench.robustness.baselines import SEVERITIES
+    from gcpbench.robustness.cifar import NpyRequest, evaluate_npy
+
+    resolved = modelopts.resolve(ckpt, model, weights)
+    request = NpyRequest(benchmark, data, split_list(names), extra, int_list(severities, "severities") or SEVERITIES,
+                         image_size, batch_size, workers, device, quiet or as_json)
+    summary, run = evaluate_npy(request, resolved, out)
+    modelopts.describe(resolved, quiet or as_json)
+    _print(summary, as_json, tables.npy_table)
+    if not as_json:
+        typer.echo(f"wrote {run.eval / summary['benchmark'].replace('-', '_')}_summary.json")
+
+
 @data_app.command("make-c")
 def make_c(
     src: Optional[Path] = typer.Option(None, "--src", help="clean validation tree SRC/<wnid>/<image> (default: synthetic)"),

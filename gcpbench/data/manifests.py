@@ -3,7 +3,7 @@
 A manifest describes a tree level by level (``levels``: each with ``required``, ``optional``
 and ``ignore`` folder names, ``"$imagenet"`` standing for the 1000 ImageNet wnids), the image
 ``extensions``, expected file counts (``files``: counted below every folder at ``depth``,
-either ``counts[key]`` or ``each``) and ``required_files``. The package reads them as package
+either ``counts[key]`` or ``each``, and the whole tree's ``total``) and ``required_files``. The package reads them as package
 data from ``gcpbench/manifests/``, which in the repository is a link to ``data_manifests/`` (one
 copy; the wheel ships the files).
 
@@ -27,10 +27,15 @@ from gcpbench.errors import GcpbenchError
 from gcpbench.progress import progress_bar
 
 MANIFEST_FILES: dict[str, str] = {"imagenet": "imagenet.json", "imagenet-c": "imagenet_c.json",
-                                  "imagenet-p": "imagenet_p.json", "coco": "coco.json"}
+                                  "imagenet-p": "imagenet_p.json", "coco": "coco.json",
+                                  "imagenet-v2": "imagenet_v2.json", "imagenet-sketch": "imagenet_sketch.json",
+                                  "imagenet-r": "imagenet_r.json", "imagenet-a": "imagenet_a.json",
+                                  "cifar10-c": "cifar10_c.json", "cifar100-c": "cifar100_c.json",
+                                  "cifar10-p": "cifar10_p.json"}
 IMAGEFOLDER = "imagefolder"  # manifest-free check of a ROOT/train, ROOT/val classification tree
 NAMES: tuple[str, ...] = (*MANIFEST_FILES, IMAGEFOLDER)
 _ALIASES = {"imagenet1k": "imagenet", "imagenet-1k": "imagenet", "ilsvrc2012": "imagenet",
+            "imagenetv2": "imagenet-v2", "sketch": "imagenet-sketch",
             "coco2017": "coco", "coco-2017": "coco", "folder": IMAGEFOLDER, "synthetic": IMAGEFOLDER}
 MAX_PROBLEMS = 100
 
@@ -94,6 +99,7 @@ class CheckReport:
     expected: dict[str, int | None] = field(default_factory=dict)  # full mode: key -> manifest count
     truncated: bool = False
     manifest_free: bool = False  # the imagefolder check: problems already name the tree
+    files_found: int | None = None  # a manifest of files only (no folder levels): how many are present
 
     @property
     def ok(self) -> bool:
@@ -112,8 +118,8 @@ class CheckReport:
             more = len(self.problems) - 1
             extra = f"; {more}{'+' if self.truncated else ''} more problem{'s' if more != 1 else ''}" if more else ""
             return f"{head}: {self.problems[0]} ({self._where()}{extra})"
-        what = f"{self.folders:,} folders"
-        if self.full:
+        what = f"{self.folders:,} folders" if self.files_found is None else f"{self.files_found} files"
+        if self.full and self.files_found is None:
             what += f", {sum(self.images.values()):,} files"
         return f"{head}: OK, {what} ({self._where()})"
 
@@ -224,6 +230,9 @@ def _compare_counts(manifest: dict[str, Any], walk: _Walk, report: CheckReport) 
         report.expected[key] = expected
         if expected is not None and report.images[key] != expected:
             walk.problem(f"'{key}' holds {report.images[key]:,} files, expected {expected:,}")
+    total, found = files.get("total"), sum(report.images.values())
+    if total is not None and not report.structure_only and walk.only is None and found != total:
+        walk.problem(f"the tree holds {found:,} files, expected {total:,}")
 
 
 def _check_imagefolder(root: Path, full: bool, report: CheckReport) -> CheckReport:
@@ -277,6 +286,8 @@ def check_tree(name: str, root: str | os.PathLike, full: bool = False, only: Seq
         state = "is a file, not a folder" if root.exists() else "folder does not exist"
         report.problems.append(f"{state} (expected layout {manifest['layout']})")
         return report.raise_if_failed() if raise_on_error else report
+    if only is not None and not manifest["levels"]:
+        raise GcpbenchError(f"--only selects folders; {manifest['title']} is a set of files ({manifest['file']})")
     if only is not None:
         first = manifest["levels"][0]
         known = set(first.get("required", [])) | set(first.get("optional", []))
@@ -290,7 +301,11 @@ def check_tree(name: str, root: str | os.PathLike, full: bool = False, only: Seq
             for rel in manifest.get("required_files", []):
                 if not (root / rel).is_file():
                     walk.problem(f"missing file '{rel}'")
-            walk.walk(root)
+            if walk.levels:
+                walk.walk(root)
+            else:  # a set of files (e.g. CIFAR-10-C's .npy arrays)
+                names = [*manifest.get("required_files", []), *manifest.get("optional_files", [])]
+                report.files_found = sum((root / name).is_file() for name in names)
             if full:
                 _compare_counts(manifest, walk, report)
         except _TooManyProblems:

@@ -25,6 +25,7 @@ import pandas as pd
 
 from gcpbench.errors import GcpbenchError
 from gcpbench.report.paper import DETECTION_METRICS
+from gcpbench.robustness.benchmarks import NPY_BENCHMARKS, VARIANTS
 from gcpbench.runs import RunDir, find_run_dirs
 
 METRIC_COLUMNS: tuple[str, ...] = ("epoch", "val_top1", "val_top5")
@@ -58,6 +59,8 @@ class RunRecord:
     imagenet: dict[str, Any] | None = None
     c_summary: dict[str, Any] | None = None
     p_summary: dict[str, Any] | None = None
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # eval/imagenet_<variant>.json by key
+    npy: dict[str, dict[str, Any]] = field(default_factory=dict)  # eval/<cifar set>_summary.json by key
     detection: list[dict[str, Any]] = field(default_factory=list)
     has_landscape: bool = False
     plots: list[Path] = field(default_factory=list)
@@ -284,6 +287,14 @@ def read_run(run: RunDir, warnings: list[str]) -> RunRecord | None:
     record.imagenet = load("imagenet.json", _EVAL_FILES["imagenet.json"])
     record.c_summary = load("imagenet_c_summary.json", _EVAL_FILES["imagenet_c_summary.json"])
     record.p_summary = load("imagenet_p_summary.json", _EVAL_FILES["imagenet_p_summary.json"])
+    for key, variant in VARIANTS.items():
+        data = load(variant.result_file, ("top1", "top5"))
+        if data is not None:
+            record.variants[key] = data
+    for key, bench in NPY_BENCHMARKS.items():
+        data = load(bench.files[1], ("benchmark",))
+        if data is not None:
+            record.npy[key] = data
     if run.eval.is_dir():
         for path in sorted(run.eval.glob("detection_*.json")):
             data = load(path.name, ("framework", "backbone", "bbox"))
@@ -312,7 +323,8 @@ def _link_owners(records: list[RunRecord]) -> None:
     """Point evaluation-only runs at the training run whose checkpoint they evaluated."""
     by_path = {r.path.resolve(): r for r in records}
     for record in records:
-        sources = [record.imagenet or {}, record.c_summary or {}, record.p_summary or {}, record.config]
+        sources = [record.imagenet or {}, record.c_summary or {}, record.p_summary or {}, *record.variants.values(), *record.npy.values(),
+                   record.config]
         for source in sources:
             checkpoint = next((source[k] for k in _CHECKPOINT_KEYS if isinstance(source.get(k), str)), None)
             if not checkpoint:
@@ -461,6 +473,36 @@ def robustness_frame(collection: Collection) -> pd.DataFrame:
     columns = ["run", "arch", "head", "gcp_dim", "schedule", "dataset_c", "comparable_c", "mCE", "relative_mCE",
                "dataset_p", "comparable_p", "mFP", "mT5D", "CE", "extra_CE"]
     frame = pd.DataFrame(list(rows.values()), columns=columns)
+    frame["gcp_dim"] = frame["gcp_dim"].astype("Int64")
+    return frame
+
+
+def variants_frame(collection: Collection) -> pd.DataFrame:
+    """One row per ImageNet-variant result (``eval/imagenet_<variant>.json``): run, model
+    identity, variant title, class folders evaluated, whether the tree was complete, top-1 / top-5."""
+    rows = []
+    for record in collection.runs:
+        for key, result in record.variants.items():
+            rows.append({**_identity(record, result.get("model")), "variant": VARIANTS[key].title,
+                         "classes": result.get("class_folders"), "complete": bool(result.get("complete")),
+                         "top1": _number(result.get("top1")), "top5": _number(result.get("top5"))})
+    columns = ["run", "arch", "head", "gcp_dim", "schedule", "variant", "classes", "complete", "top1", "top5"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["gcp_dim"] = frame["gcp_dim"].astype("Int64")
+    return frame
+
+
+def cifar_frame(collection: Collection) -> pd.DataFrame:
+    """One row per CIFAR robustness result (``eval/cifar10_c_summary.json`` ...): run, model
+    identity, benchmark, whether it is partial, mean error (-C) or mFP / mT5D (-P), unnormalised."""
+    rows = []
+    for record in collection.runs:
+        for key, result in record.npy.items():
+            rows.append({**_identity(record, result.get("model")), "benchmark": NPY_BENCHMARKS[key].title,
+                         "partial": bool(result.get("partial")), "mean_error": _number(result.get("mean_error")),
+                         "mFP": _number(result.get("mFP")), "mT5D": _number(result.get("mT5D"))})
+    columns = ["run", "arch", "head", "gcp_dim", "schedule", "benchmark", "partial", "mean_error", "mFP", "mT5D"]
+    frame = pd.DataFrame(rows, columns=columns)
     frame["gcp_dim"] = frame["gcp_dim"].astype("Int64")
     return frame
 

@@ -15,7 +15,10 @@ import numpy as np
 import pandas as pd
 
 from gcpbench.report import paper
-from gcpbench.report.collect import Collection, curves_frame, detection_frame, robustness_frame, training_frame
+from gcpbench.report.collect import (
+    Collection, curves_frame, detection_frame, robustness_frame, training_frame, variants_frame,
+    cifar_frame,
+)
 
 PAPER = "paper (ImageNet)"
 PAPER_COCO = "paper (COCO)"
@@ -203,6 +206,24 @@ def corruption_table(robustness: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
+def variants_table(variants: pd.DataFrame) -> pd.DataFrame:
+    """Top-1 / top-5 (%) on ImageNetV2, -Sketch, -R, -A: one row per run and variant."""
+    frame = variants.assign(head=variants["head"].map(_head_label),
+                            data=np.where(variants["complete"], "complete", "subset of classes"))
+    frame = frame.sort_values(["variant", "run"], kind="stable").reset_index(drop=True)
+    return frame[["variant", "run", "arch", "head", "gcp_dim", "classes", "data", "top1", "top5"]].rename(
+        columns={"gcp_dim": "GCP dim", "classes": "class folders", "top1": "Top-1", "top5": "Top-5"})
+
+
+def cifar_table(cifar: pd.DataFrame) -> pd.DataFrame:
+    """CIFAR-10-C / -100-C mean error (%) and CIFAR-10-P mFP (%) / mT5D: one row per run and set."""
+    frame = cifar.assign(head=cifar["head"].map(_head_label),
+                         data=np.where(cifar["partial"], "partial", "complete"))
+    frame = frame.sort_values(["benchmark", "run"], kind="stable").reset_index(drop=True)
+    return frame[["benchmark", "run", "arch", "head", "gcp_dim", "data", "mean_error", "mFP", "mT5D"]].rename(
+        columns={"gcp_dim": "GCP dim", "mean_error": "mean error"})
+
+
 # ---------------------------------------------------------------- detection
 
 def detection_table(detection: pd.DataFrame, all_paper: bool = False) -> pd.DataFrame:
@@ -265,6 +286,17 @@ def build_tables(collection: Collection, all_paper: bool = False) -> tuple[list[
               corruption_table(robustness),
               "Columns are our evaluated models, labelled with their ImageNet-C data. Extra corruptions "
               "are never part of mCE."),
+        Table("imagenet_variants", "ImageNet variants: ImageNetV2, -Sketch, -R, -A (Top-1 / Top-5, %)",
+              variants_table(variants_frame(collection)),
+              "From `eval/imagenet_<variant>.json` (`eval-imagenet --variant`). ImageNet-R and -A are scored on "
+              "the logits of their 200 classes only, as their authors do; 'subset of classes' marks a tree "
+              "with fewer class folders than the benchmark's manifest."),
+        Table("cifar", "CIFAR-10-C / CIFAR-100-C (mean error, %) and CIFAR-10-P (mFP %, mT5D), unnormalised",
+              cifar_table(cifar_frame(collection)),
+              "From `eval/<set>_summary.json` (`eval-cifar`). No published baseline normalises the CIFAR sets: "
+              "mean top-1 error over the 15 corruptions and severities 1-5; raw flip probability and top-5 "
+              "distance averaged over the 10 perturbations of the authors' CIFAR-P script. 'partial' marks a "
+              "run on fewer of them."),
         Table("detection", "COCO detection and instance segmentation (AP, %)",
               detection_table(detection_frame(collection), all_paper),
               f"Rows with source '{PAPER_COCO}' are the paper's numbers on COCO val2017 (1x schedule); "

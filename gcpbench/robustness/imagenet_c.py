@@ -9,14 +9,13 @@ rewritten, so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import csv
-import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from gcpbench.errors import GcpbenchError
-from gcpbench.io import atomic_write_json, atomic_write_text
+from gcpbench.io import atomic_write_text
 from gcpbench.robustness import metrics
 from gcpbench.robustness.baselines import (
     ALEXNET_CLEAN_ERROR, ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES, choose,
@@ -27,17 +26,19 @@ from gcpbench.robustness.resume import ResumeLog
 from gcpbench.robustness.strays import warn_c_strays
 from gcpbench.robustness.rundirs import eval_run_dir
 from gcpbench.evaluate import clean_preprocessing, evaluate_val_folder, resolve_device
-from gcpbench.robustness.runner import Predictor, run_items
+from gcpbench.robustness.engine import ResultFiles, Streaming, evaluate_resumable
+from gcpbench.robustness.tallies import ErrorTally
 from gcpbench.robustness.trees import (
     IMAGE_EXTENSIONS, Item, check_against_manifest, check_same_classes, collect_items, dataset_label, label_map,
     require_dir,
 )
 from gcpbench.models.preprocess import BENCHMARK_GEOMETRY, Preprocessing, for_model
 from gcpbench.models.weights import output_classes
-from gcpbench.runs import RunDir, result_writer
+from gcpbench.runs import RunDir
 
 CLEAN = "clean"
 CSV_NAME, SUMMARY_NAME, PROGRESS_NAME = "imagenet_c.csv", "imagenet_c_summary.json", "imagenet_c_progress.jsonl"
+RESULT_FILES = ResultFiles("imagenet_c", CSV_NAME, SUMMARY_NAME, PROGRESS_NAME, "ImageNet-C results")
 
 
 @dataclass
@@ -78,11 +79,6 @@ def subset_folders(root: Path, corruptions: Sequence[str], severities: Sequence[
     return folders
 
 
-def _split_key(key: str) -> tuple[str, int]:
-    corruption, severity = key.split("/")
-    return corruption, int(severity)
-
-
 def write_errors_csv(path: Path, records: Sequence[dict]) -> None:
     """``corruption,severity,error,images`` rows (benchmark order) written atomically."""
     order = {c: i for i, c in enumerate(ALL_CORRUPTIONS)}
@@ -100,35 +96,6 @@ def load_c_item(item: Item, prep: Preprocessing | None = None):
     """A corrupted image as stored (already at the benchmark geometry), fitted to ``prep``'s input
     size and normalised (``prep``: the model's preprocessing, see :mod:`gcpbench.robustness.loading`)."""
     return load_image(item.path, prep)
-
-
-class _Tally:
-    """Right/wrong counts and unreadable files per group, finalised into log records."""
-
-    def __init__(self, items, log: ResumeLog, csv_path: Path):
-        self.items, self.log, self.csv_path = items, log, csv_path
-        self.wrong: dict[str, int] = {}
-        self.seen: dict[str, int] = {}
-        self.unreadable: dict[str, list[str]] = {}
-
-    def item(self, index: int, logits) -> None:
-        item = self.items[index]
-        self.seen[item.group] = self.seen.get(item.group, 0) + 1
-        self.wrong[item.group] = self.wrong.get(item.group, 0) + int(int(logits[0].argmax()) != item.label)
-
-    def failed(self, index: int, reason: str) -> None:
-        item = self.items[index]
-        self.unreadable.setdefault(item.group, []).append(f"{item.path} ({reason})")
-
-    def group_done(self, key: str) -> None:
-        images = self.seen.get(key, 0)
-        error = self.wrong.get(key, 0) / images if images else None
-        record = {"key": key, "errors": self.wrong.get(key, 0), "images": images, "error": error,
-                  "unreadable": self.unreadable.get(key, [])}
-        if key != CLEAN:
-            record["corruption"], record["severity"] = _split_key(key)
-        self.log.add(record)
-        write_errors_csv(self.csv_path, list(self.log.records.values()))
 
 
 def clean_record(model, request: CRequest, labels: dict[str, int], device, prep: Preprocessing) -> dict:
@@ -177,25 +144,22 @@ def evaluate_c(request: CRequest, out: Path | None = None, model=None,
         "subset": r.subset, "seed": r.seed, "precision": "bf16" if device.type == "cuda" else "float32",
         "clean_data": str(Path(r.clean_data).resolve()) if r.clean_data else None,
         "preprocessing": prep.as_dict()})
-    files = (CSV_NAME, SUMMARY_NAME, PROGRESS_NAME)
-    with result_writer(run, "imagenet_c", files, producer, "ImageNet-C results",
-                       {"command": "eval-c", "dataset": label, "data_root": str(root), "subset_per_class": r.subset,
-                        "clean_data": str(r.clean_data) if r.clean_data else None}):
-        log = ResumeLog(run.eval_file(PROGRESS_NAME), identity)
-        pending = [it for it in items if not log.done(it.group)]
-        tally = _Tally(pending, log, run.eval_file(CSV_NAME))
-        if pending:
-            run_items(pending, functools.partial(load_c_item, prep=prep), Predictor(model, device),
-                      on_item=tally.item, on_failed=tally.failed, on_group_done=tally.group_done,
-                      batch_size=r.batch_size, items_per_batch=r.batch_size, workers=r.workers,
-                      pin_memory=device.type == "cuda", description="ImageNet-C", quiet=r.quiet)
+
+    def finish(log: ResumeLog, resumed: int) -> dict:
         if r.clean_data is not None and not log.done(CLEAN):
             log.add(clean_record(model, r, labels, device, prep))
         write_errors_csv(run.eval_file(CSV_NAME), list(log.records.values()))
-        summary = summarize_run(r, log, model.zoo_name, label, resumed=len(items) - len(pending))
+        summary = summarize_run(r, log, model.zoo_name, label, resumed=resumed)
         summary["preprocessing"] = {**prep.as_dict(), "geometry": BENCHMARK_GEOMETRY}
-        summary["identity"] = identity.as_dict()
-        atomic_write_json(run.eval_file(SUMMARY_NAME), summary)
+        return summary
+
+    summary = evaluate_resumable(
+        run, RESULT_FILES, producer, identity,
+        {"command": "eval-c", "dataset": label, "data_root": str(root), "subset_per_class": r.subset,
+         "clean_data": str(r.clean_data) if r.clean_data else None},
+        items, load_c_item, prep, model, device,
+        lambda pending, log, csv_path: ErrorTally(pending, log, csv_path, write_errors_csv),
+        Streaming(r.batch_size, r.batch_size, r.workers, "ImageNet-C", r.quiet), finish)
     return summary, run
 
 

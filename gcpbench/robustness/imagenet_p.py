@@ -10,16 +10,13 @@ DataLoader; only each frame's top-5 classes are kept; each perturbation is logge
 from __future__ import annotations
 
 import csv
-import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 from gcpbench.errors import GcpbenchError
-from gcpbench.io import atomic_write_json, atomic_write_text
+from gcpbench.io import atomic_write_text
 from gcpbench.robustness import metrics
 from gcpbench.robustness.baselines import (
     ALL_PERTURBATIONS, BENCHMARK_PERTURBATIONS, DIFFICULTIES, EXTRA_PERTURBATIONS, alexnet_p, choose, folder_name,
@@ -31,16 +28,18 @@ from gcpbench.robustness.strays import warn_p_strays
 from gcpbench.robustness.resume import ResumeLog
 from gcpbench.robustness.rundirs import eval_run_dir
 from gcpbench.evaluate import resolve_device
-from gcpbench.robustness.runner import Predictor, run_items
+from gcpbench.robustness.engine import ResultFiles, Streaming, evaluate_resumable
+from gcpbench.robustness.tallies import SequenceTally
 from gcpbench.robustness.trees import (
     VIDEO_EXTENSIONS, Item, check_against_manifest, check_same_classes, collect_items, dataset_label, label_map,
     require_dir,
 )
 from gcpbench.models.preprocess import BENCHMARK_GEOMETRY, Preprocessing, for_model
 from gcpbench.models.weights import output_classes
-from gcpbench.runs import RunDir, result_writer
+from gcpbench.runs import RunDir
 
 CSV_NAME, SUMMARY_NAME, PROGRESS_NAME = "imagenet_p.csv", "imagenet_p_summary.json", "imagenet_p_progress.jsonl"
+RESULT_FILES = ResultFiles("imagenet_p", CSV_NAME, SUMMARY_NAME, PROGRESS_NAME, "ImageNet-P results")
 FRAMES_PER_BATCH = 64
 
 
@@ -73,60 +72,30 @@ def folder_of(root: Path, perturbation: str, difficulty: int) -> Path:
     return require_dir(root / name, f"perturbation '{name}'")
 
 
-def write_results_csv(path: Path, records: Sequence[dict]) -> None:
-    """``perturbation,difficulty,FP,T5D,FP_rel,T5D_rel`` rows, written atomically."""
+def write_results_csv(path: Path, records: Sequence[dict], relative: bool = True) -> None:
+    """``perturbation,difficulty,FP,T5D,FP_rel,T5D_rel`` rows (the last two, relative to AlexNet,
+    only with ``relative``: sets without a published baseline leave them out), written atomically."""
     order = {p: i for i, p in enumerate(ALL_PERTURBATIONS)}
-    baseline = alexnet_p()
+    baseline = alexnet_p() if relative else {}
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["perturbation", "difficulty", "FP", "T5D", "FP_rel", "T5D_rel"])
+    writer.writerow(["perturbation", "difficulty", "FP", "T5D", *(["FP_rel", "T5D_rel"] if relative else [])])
     for r in sorted(records, key=lambda r: (r["difficulty"], order.get(r["perturbation"], len(order)))):
+        row = [r["perturbation"], r["difficulty"]]
         if r["FP"] is None:
-            writer.writerow([r["perturbation"], r["difficulty"], "", "", "", ""])
+            writer.writerow(row + [""] * (4 if relative else 2))
             continue
-        fp_a, t5d_a = baseline[r["perturbation"]]
-        writer.writerow([r["perturbation"], r["difficulty"], f"{r['FP']:.6f}", f"{r['T5D']:.6f}",
-                         f"{100 * r['FP'] / fp_a:.3f}", f"{100 * r['T5D'] / t5d_a:.3f}"])
+        row += [f"{r['FP']:.6f}", f"{r['T5D']:.6f}"]
+        if relative:
+            fp_a, t5d_a = baseline[r["perturbation"]]
+            row += [f"{100 * r['FP'] / fp_a:.3f}", f"{100 * r['T5D'] / t5d_a:.3f}"]
+        writer.writerow(row)
     atomic_write_text(path, buffer.getvalue())
 
 
 def load_p_item(item: Item, prep: Preprocessing | None = None):
     """All frames of one sequence, normalised (``prep``: the model's preprocessing)."""
     return load_video(item.path, prep)
-
-
-class _Sequences:
-    """Per-sequence FP / T5D, finalised per perturbation into log records."""
-
-    def __init__(self, items, log: ResumeLog, csv_path: Path, difficulty: int):
-        self.items, self.log, self.csv_path, self.difficulty = items, log, csv_path, difficulty
-        self.fp: dict[str, list[float]] = {}
-        self.t5d: dict[str, list[float]] = {}
-        self.unreadable: dict[str, list[str]] = {}
-
-    def item(self, index: int, logits) -> None:
-        item = self.items[index]
-        perturbation = item.group.split("@")[0]
-        top5 = metrics.top5_ranks(logits.numpy())
-        try:
-            fp = metrics.sequence_flip_probability(top5[:, 0], perturbation, self.difficulty)
-            t5d = metrics.sequence_top5_distance(top5, perturbation, self.difficulty)
-        except GcpbenchError as exc:  # too few frames: reported like an unreadable file
-            return self.failed(index, str(exc))
-        self.fp.setdefault(item.group, []).append(fp)
-        self.t5d.setdefault(item.group, []).append(t5d)
-
-    def failed(self, index: int, reason: str) -> None:
-        item = self.items[index]
-        self.unreadable.setdefault(item.group, []).append(f"{item.path} ({reason})")
-
-    def group_done(self, key: str) -> None:
-        perturbation, difficulty = key.split("@")
-        fp, t5d = self.fp.get(key, []), self.t5d.get(key, [])
-        self.log.add({"key": key, "perturbation": perturbation, "difficulty": int(difficulty),
-                      "FP": float(np.mean(fp)) if fp else None, "T5D": float(np.mean(t5d)) if t5d else None,
-                      "sequences": len(fp), "unreadable": self.unreadable.get(key, [])})
-        write_results_csv(self.csv_path, list(self.log.records.values()))
 
 
 def group_key(perturbation: str, difficulty: int) -> str:
@@ -164,23 +133,20 @@ def evaluate_p(request: PRequest, out: Path | None = None, model=None,
     identity = ResultIdentity(producer, str(root.resolve()), {
         "subset": r.subset, "seed": r.seed, "precision": "bf16" if device.type == "cuda" else "float32",
         "preprocessing": prep.as_dict()})
-    with result_writer(run, "imagenet_p", (CSV_NAME, SUMMARY_NAME, PROGRESS_NAME), producer, "ImageNet-P results",
-                       {"command": "eval-p", "dataset": label, "data_root": str(root), "difficulty": r.difficulty,
-                        "subset_per_class": r.subset}):
-        log = ResumeLog(run.eval_file(PROGRESS_NAME), identity)
-        pending = [it for it in items if not log.done(it.group)]
-        tally = _Sequences(pending, log, run.eval_file(CSV_NAME), r.difficulty)
-        if pending:
-            frames = max(perturbation_frames(p) for p in r.perturbations)
-            run_items(pending, functools.partial(load_p_item, prep=prep), Predictor(model, device), on_item=tally.item, on_failed=tally.failed,
-                      on_group_done=tally.group_done, batch_size=r.batch_size,
-                      items_per_batch=max(1, r.batch_size // frames), workers=r.workers,
-                      pin_memory=device.type == "cuda", description="ImageNet-P", quiet=r.quiet)
+    def finish(log: ResumeLog, resumed: int) -> dict:
         write_results_csv(run.eval_file(CSV_NAME), list(log.records.values()))
-        summary = summarize_run(r, log, model.zoo_name, label, resumed=len(items) - len(pending))
+        summary = summarize_run(r, log, model.zoo_name, label, resumed=resumed)
         summary["preprocessing"] = {**prep.as_dict(), "geometry": BENCHMARK_GEOMETRY}
-        summary["identity"] = identity.as_dict()
-        atomic_write_json(run.eval_file(SUMMARY_NAME), summary)
+        return summary
+
+    frames = max(perturbation_frames(p) for p in r.perturbations)
+    summary = evaluate_resumable(
+        run, RESULT_FILES, producer, identity,
+        {"command": "eval-p", "dataset": label, "data_root": str(root), "difficulty": r.difficulty,
+         "subset_per_class": r.subset},
+        items, load_p_item, prep, model, device,
+        lambda pending, log, csv_path: SequenceTally(pending, log, csv_path, write_results_csv, r.difficulty),
+        Streaming(r.batch_size, max(1, r.batch_size // frames), r.workers, "ImageNet-P", r.quiet), finish)
     return summary, run
 
 

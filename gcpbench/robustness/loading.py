@@ -51,7 +51,11 @@ def load_video(path: str | Path, prep: Preprocessing | None = None) -> Tensor:
     """All frames of an ImageNet-P sequence (resized like :func:`load_image`): [frames, 3, H, W]."""
     from gcpbench.robustness.video import read_mp4
 
-    frames = read_mp4(path)
+    return normalize_frames(fit_frames(read_mp4(path), prep), prep)
+
+
+def fit_frames(frames: np.ndarray, prep: Preprocessing | None = None) -> np.ndarray:
+    """uint8 frames [n, H, W, 3] resized like :func:`load_image` when ``prep``'s input size differs."""
     if prep is not None and frames.shape[1:3] != (prep.input_size, prep.input_size):
         frames = np.stack([np.asarray(_fit(Image.fromarray(f), prep)) for f in frames])
-    return normalize_frames(frames, prep)
+    return frames

@@ -235,7 +235,38 @@ def summarize_p(raw: Mapping[str, tuple[float, float]],
     }
 
 
+# ----------------------------------------------------------------------------- unnormalised (CIFAR)
+
+
+def summarize_unnormalised_c(table: CTable, corruptions: Sequence[str], extra: Sequence[str] = (),
+                             severities: Sequence[int] = (1, 2, 3, 4, 5), source: str = "results") -> dict:
+    """Mean top-1 error (percent) over ``severities`` per corruption, and its mean over
+    ``corruptions`` (``mean_error``); ``extra`` ones are reported apart, never in the mean."""
+    def means(names: Sequence[str]) -> dict[str, float]:
+        return {c: 100.0 * float(np.mean(_severity_errors(table, c, severities, source))) for c in names}
+
+    error, extra_error = means(corruptions), means(extra)
+    return {"mean_error": float(np.mean(list(error.values()))) if error else None, "error": error,
+            "extra_error": extra_error, "corruptions": list(corruptions), "severities": list(severities)}
+
+
+def summarize_unnormalised_p(raw: Mapping[str, tuple[float, float]], perturbations: Sequence[str],
+                             extra: Sequence[str] = ()) -> dict:
+    """Mean raw flip probability (percent) and top-5 distance over ``perturbations`` (``mFP``,
+    ``mT5D``, unnormalised); ``extra`` ones are reported apart, never in the means."""
+    missing = next((p for p in (*perturbations, *extra) if p not in raw), None)
+    if missing is not None:
+        raise GcpbenchError(f"no result for perturbation '{missing}'")
+    fp = {p: 100.0 * raw[p][0] for p in perturbations}
+    t5d = {p: raw[p][1] for p in perturbations}
+    return {"mFP": float(np.mean(list(fp.values()))) if fp else None,
+            "mT5D": float(np.mean(list(t5d.values()))) if t5d else None, "FP": fp, "T5D": t5d,
+            "extra_FP": {p: 100.0 * raw[p][0] for p in extra}, "extra_T5D": {p: raw[p][1] for p in extra},
+            "perturbations": list(perturbations)}
+
+
 __all__ = ["ALEXNET_CLEAN_ERROR", "BENCHMARK_CORRUPTIONS", "BENCHMARK_PERTURBATIONS", "EXTRA_CORRUPTIONS",
            "EXTRA_PERTURBATIONS", "compared_pairs", "corruption_error", "flip_probability",
            "pair_top5_distance", "read_errors_csv", "relative_corruption_error", "summarize_c", "summarize_p",
+           "summarize_unnormalised_c", "summarize_unnormalised_p",
            "top5_distance", "top5_ranks"]

@@ -67,3 +67,30 @@ def p_table(summary: dict) -> Table:
         caption.append(f"{summary['unreadable_count']} unreadable sequence(s) skipped, listed in the summary")
     table.caption = "; ".join(caption)
     return table
+
+
+def npy_table(summary: dict) -> Table:
+    """CIFAR-C: mean error (%) per corruption and their mean; CIFAR-P: FP (%) and T5D per
+    perturbation and their means. Unnormalised (no published CIFAR baseline)."""
+    table = Table(title=_title(summary["title"], summary))
+    if "mean_error" in summary:
+        table.add_column("corruption", no_wrap=True)
+        table.add_column("error %", justify="right")
+        for c, e in summary["error"].items():
+            table.add_row(c, _fmt(e))
+        for c, e in summary.get("extra_error", {}).items():
+            table.add_row(f"{c}*", _fmt(e))
+        table.add_section()
+        table.add_row("mean error", _fmt(summary["mean_error"]), style="bold")
+    else:
+        for column in ("perturbation", "FP %", "T5D"):
+            table.add_column(column, justify="left" if column == "perturbation" else "right")
+        for p in summary["FP"]:
+            table.add_row(p, _fmt(summary["FP"][p], 2), _fmt(summary["T5D"][p], 3))
+        for p in summary.get("extra_FP", {}):
+            table.add_row(f"{p}*", _fmt(summary["extra_FP"][p], 2), _fmt(summary["extra_T5D"][p], 3))
+        table.add_section()
+        table.add_row("mFP, mT5D", _fmt(summary["mFP"], 2), _fmt(summary["mT5D"], 3), style="bold")
+    table.caption = "unnormalised: no published CIFAR baseline" + ("; * held out" if summary.get("extra_error")
+                                                                   or summary.get("extra_FP") else "")
+    return table

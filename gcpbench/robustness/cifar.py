@@ -1,0 +1,201 @@
+"""CIFAR-10-C, CIFAR-100-C and CIFAR-10-P in the ``.npy`` release layout, through the same
+engine as ImageNet-C / -P: one loading pipeline (:func:`gcpbench.robustness.runner.run_items`),
+the same per-group tallies, a :class:`~gcpbench.robustness.resume.ResumeLog` keyed by the
+result's identity, files written inside :func:`gcpbench.runs.result_writer`.
+
+Layout (``data_manifests/cifar10_c.json`` and friends): ``ROOT/<corruption>.npy`` uint8
+[5 x N, 32, 32, 3] (severities 1-5 stacked) with ``ROOT/labels.npy`` [5 x N]; CIFAR-10-P
+``ROOT/<perturbation>.npy`` uint8 [N, frames, 32, 32, 3]. Images are used at their stored size
+(``--image-size`` resizes them for a model with another input size), normalised with the
+model's mean / std. Scores are unnormalised (no published CIFAR baseline): mean error over the
+15 corruptions, mean raw FP / T5D over the 10 perturbations of the authors' CIFAR-P script.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from gcpbench.errors import GcpbenchError, require_positive
+from gcpbench.robustness import metrics
+from gcpbench.robustness.baselines import SEVERITIES
+from gcpbench.robustness.benchmarks import CIFAR10_CLASSES, UNNORMALISED, NpyBenchmark, get_npy_benchmark
+from gcpbench.robustness.trees import Item
+
+LABELS = "labels.npy"
+
+
+@dataclass
+class NpyRequest:
+    """What to evaluate (the model comes resolved: ``gcpbench.models.resolve``)."""
+
+    benchmark: str
+    data: Path
+    only: Sequence[str] = ()  # corruptions / perturbations (default: the benchmark's; + extra with ``extra``)
+    extra: bool = False
+    severities: Sequence[int] = SEVERITIES
+    image_size: int | None = None
+    batch_size: int = 256
+    workers: int = 2
+    device: str = "auto"
+    quiet: bool = False
+
+
+def chosen_names(bench: NpyBenchmark, only: Sequence[str], extra: bool) -> list[str]:
+    """``only`` (checked against the benchmark's names) or its benchmark list (+ held-out ones)."""
+    known = (*bench.benchmark, *bench.extra)
+    unknown = next((n for n in only if n not in known), None)
+    if unknown is not None:
+        raise GcpbenchError(f"'{unknown}' is not part of {bench.title}: choose from {', '.join(known)}")
+    names = list(only) or list(bench.benchmark)
+    return names + [n for n in bench.extra if extra and n not in names]
+
+
+@functools.lru_cache(maxsize=8)
+def _array(path: str) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise GcpbenchError(f"'{path}' is not a readable .npy array ({exc})") from None
+
+
+def load_npy_item(item: Item, prep=None):
+    """One image ([1, 3, H, W]) or sequence ([frames, 3, H, W]) of ``FILE.npy#index``, normalised."""
+    from gcpbench.robustness.loading import fit_frames, normalize_frames
+
+    path, _, index = item.path.rpartition("#")
+    data = np.asarray(_array(path)[int(index)], dtype=np.uint8)
+    frames = data[None] if data.ndim == 3 else data
+    return normalize_frames(fit_frames(frames, prep), prep)
+
+
+def _require_file(root: Path, name: str, bench: NpyBenchmark) -> Path:
+    path = root / name
+    if not path.is_file():
+        raise GcpbenchError(f"{bench.title} tree {root}: missing file '{name}' (checked against "
+                            f"data_manifests/{bench.stem}.json)")
+    return path
+
+
+def c_items(bench: NpyBenchmark, root: Path, names: Sequence[str], severities: Sequence[int]) -> list[Item]:
+    """One item per image of the chosen corruptions and severities, labelled from ``labels.npy``."""
+    labels = np.asarray(_array(str(_require_file(root, LABELS, bench))))
+    if labels.ndim != 1 or len(labels) % len(SEVERITIES):
+        raise GcpbenchError(f"'{root / LABELS}' holds {labels.shape} labels: expected one row of 5 x N "
+                            f"(severities 1-5 stacked)")
+    per = len(labels) // len(SEVERITIES)
+    items = []
+    for name in names:
+        path = _require_file(root, f"{name}.npy", bench)
+        shape = _array(str(path)).shape
+        if len(shape) != 4 or shape[0] != len(labels) or shape[-1] != 3:
+            raise GcpbenchError(f"'{path}' has shape {shape}: expected ({len(labels)}, H, W, 3) like {LABELS}")
+        for s in severities:
+            items += [Item(f"{name}/{s}", f"{path}#{i}", int(labels[i])) for i in range((s - 1) * per, s * per)]
+    return items
+
+
+def p_items(bench: NpyBenchmark, root: Path, names: Sequence[str]) -> list[Item]:
+    """One item per sequence of the chosen perturbations (difficulty 1: the release's files)."""
+    items = []
+    for name in names:
+        path = _require_file(root, f"{name}.npy", bench)
+        shape = _array(str(path)).shape
+        if len(shape) != 5 or shape[-1] != 3 or shape[1] < 2:
+            raise GcpbenchError(f"'{path}' has shape {shape}: expected (sequences, frames >= 2, H, W, 3)")
+        items += [Item(f"{name}@1", f"{path}#{i}", -1) for i in range(shape[0])]
+    return items
+
+
+def check_model_classes(bench: NpyBenchmark, model, checkpoint: dict[str, Any]) -> None:
+    """The model must predict the benchmark's classes (CIFAR order: the sorted class names)."""
+    from gcpbench.models.weights import output_classes
+
+    count = output_classes(model)
+    if count != bench.num_classes:
+        raise GcpbenchError(f"{model.zoo_name} predicts {count} classes; {bench.title} has {bench.num_classes}: "
+                            f"evaluate a model trained on CIFAR-{bench.num_classes}")
+    trained_on = checkpoint.get("classes")
+    if bench.num_classes == 10 and isinstance(trained_on, list) and list(trained_on) != list(CIFAR10_CLASSES):
+        raise GcpbenchError(f"{model.zoo_name} was trained on classes {', '.join(map(str, trained_on[:3]))}, ...: "
+                            f"{bench.title}'s labels are {', '.join(CIFAR10_CLASSES[:3])}, ... (CIFAR order)")
+
+
+def evaluate_npy(request: NpyRequest, resolved, out: Path | None = None) -> tuple[dict, Any]:
+    """Evaluate (or resume) a CIFAR robustness set with ``resolved`` (a
+    :class:`gcpbench.models.resolve.Resolved`); writes and returns the summary and the run."""
+    from gcpbench.evaluate import resolve_device
+    from gcpbench.identity import Producer, ResultIdentity
+    from gcpbench.robustness.engine import ResultFiles, Streaming, evaluate_resumable
+    from gcpbench.robustness.imagenet_c import write_errors_csv
+    from gcpbench.robustness.imagenet_p import write_results_csv
+    from gcpbench.robustness.tallies import ErrorTally, SequenceTally
+    from gcpbench.robustness.resume import ResumeLog
+    from gcpbench.robustness.rundirs import eval_run_dir
+    from gcpbench.robustness.trees import require_dir
+
+    r = request
+    bench = get_npy_benchmark(r.benchmark)
+    require_positive("--image-size", r.image_size)
+    bad = next((s for s in r.severities if s not in SEVERITIES), None)
+    if bad is not None:
+        raise GcpbenchError(f"--severities takes 1 to 5 (got {bad})")
+    root = require_dir(Path(r.data), bench.title)
+    names = chosen_names(bench, r.only, r.extra)
+    model, checkpoint = resolved.model, resolved.checkpoint
+    check_model_classes(bench, model, checkpoint)
+    items = c_items(bench, root, names, r.severities) if bench.kind == "c" else p_items(bench, root, names)
+    stored = load_npy_item(items[0]).shape[-1]
+    prep = resolved.preprocessing.at_size(r.image_size or stored)
+    device = resolve_device(r.device)
+    producer = Producer.of(resolved.path, model.zoo_name, checkpoint)
+    identity = ResultIdentity(producer, str(root.resolve()), {
+        "benchmark": bench.key, "precision": "bf16" if device.type == "cuda" else "float32",
+        "preprocessing": prep.as_dict()})
+    csv_name, summary_name, progress_name = bench.files
+    run = eval_run_dir(producer, out)
+
+    write_csv = write_errors_csv if bench.kind == "c" else functools.partial(write_results_csv, relative=False)
+
+    def finish(log: ResumeLog, resumed: int) -> dict:
+        write_csv(run.eval_file(csv_name), list(log.records.values()))
+        return {"model": model.zoo_name, "checkpoint": str(resolved.path), "benchmark": bench.key,
+                "title": bench.title, "dataset": bench.key, "data_root": str(root),
+                **_scores(bench, names, r.severities, log), "normalisation": UNNORMALISED,
+                "partial": tuple(n for n in names if n in bench.benchmark) != bench.benchmark,
+                "resumed_items": resumed, "preprocessing": prep.as_dict()}
+
+    if bench.kind == "c":
+        frames = 1
+        tally = functools.partial(ErrorTally, write_csv=write_csv)
+    else:
+        frames = _array(items[0].path.rpartition("#")[0]).shape[1]
+        tally = functools.partial(SequenceTally, write_csv=write_csv, difficulty=1)
+    summary = evaluate_resumable(
+        run, ResultFiles(bench.stem, csv_name, summary_name, progress_name, f"{bench.title} results"), producer,
+        identity, {"command": "eval-cifar", "dataset": bench.key, "data_root": str(root)}, items, load_npy_item,
+        prep, model, device, tally,
+        Streaming(r.batch_size, max(1, r.batch_size // frames), r.workers, bench.title, r.quiet), finish)
+    return summary, run
+
+
+def _scores(bench: NpyBenchmark, names: Sequence[str], severities: Sequence[int], log) -> dict:
+    benchmark = [n for n in names if n in bench.benchmark]
+    extra = [n for n in names if n in bench.extra]
+    empty = next((k for k, rec in log.records.items() if rec.get("error", rec.get("FP", 0)) is None), None)
+    if empty is not None:
+        raise GcpbenchError(f"{bench.title} '{empty}': no image could be read (see {log.path} for the list)")
+    if bench.kind == "c":
+        table = {}
+        for n in names:
+            for s in severities:
+                table.setdefault(n, {})[s] = log.records[f"{n}/{s}"]["error"]
+        scores = metrics.summarize_unnormalised_c(table, benchmark, extra, severities, source=str(log.path))
+        return {**scores, "errors": {n: {str(s): table[n][s] for s in severities} for n in names},
+                "images": sum(log.records[f"{n}/{s}"]["images"] for n in names for s in severities)}
+    raw = {n: (log.records[f"{n}@1"]["FP"], log.records[f"{n}@1"]["T5D"]) for n in names}
+    return {**metrics.summarize_unnormalised_p(raw, benchmark, extra),
+            "sequences": sum(log.records[f"{n}@1"]["sequences"] for n in names)}
