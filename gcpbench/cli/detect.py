@@ -1,7 +1,6 @@
 """`gcpbench detect`."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -41,6 +40,7 @@ def detect(
 
     require_detect()  # one line naming what to install, before mmdetection is imported
     from gcpbench.detection.runner import COCO_METRICS, DetectOptions, detect as run_detect
+    from gcpbench.runtime import is_main_process
 
     console = Console(stderr=True, quiet=quiet)
     options = DetectOptions(framework=framework, backbone=backbone, ckpt=ckpt, data=data, epochs=epochs, max_iters=max_iters,
@@ -48,7 +48,7 @@ def detect(
                             resume=resume, batch_size=batch_size, workers=workers, seed=seed, quiet=quiet,
                             config=config)
     run, result = run_detect(options, say=lambda text: console.print(text, highlight=False))
-    if os.environ.get("RANK", "0") != "0":  # under torchrun only the first process reports
+    if not is_main_process():  # under torchrun only the first process reports
         return
     typer.echo(f"{result['framework']} {result['backbone']} {result['method']} on {result['dataset']}: COCO AP (%)")
     table = Table()

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from gcpbench.data.folders import check_classification_root, process_rank
+from gcpbench.data.folders import check_classification_root
+from gcpbench.runtime import process_rank
 from gcpbench.data.manifests import check_tree, imagenet_classes
 from gcpbench.data.synthetic import ensure_classification_set, synthetic_info
 

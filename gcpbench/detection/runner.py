@@ -27,6 +27,7 @@ from gcpbench.identity import Producer, ResultIdentity, check_run_accepts
 from gcpbench.paths import require_writable
 from gcpbench.runlock import writer_lock
 from gcpbench.runs import DEFAULT_ROOT, RunDir, new_run_dir
+from gcpbench.runtime import is_main_process, resolve_device
 
 COCO_METRICS: dict[str, str] = {"AP": "mAP", "AP50": "mAP_50", "AP75": "mAP_75", "APs": "mAP_s", "APm": "mAP_m", "APl": "mAP_l"}
 TASKS: dict[str, tuple[str, ...]] = {"faster_rcnn": ("bbox",), "mask_rcnn": ("bbox", "segm")}
@@ -78,18 +79,14 @@ def detection_result(metrics: Mapping[str, float], framework: str, backbone: Bac
 
 
 def select_device(device: str) -> str:
-    """``auto`` (CUDA when present), ``cpu`` (hides the GPUs from mmengine) or ``cuda``."""
-    import torch
-
-    device = device.lower()
-    if device not in ("auto", "cpu", "cuda"):
+    """``auto`` (CUDA when present), ``cpu`` (hides the GPUs from mmengine) or ``cuda``
+    (:func:`gcpbench.runtime.resolve_device`; mmengine picks the GPU index itself)."""
+    if device.strip().lower() not in ("auto", "cpu", "cuda"):
         raise GcpbenchError(f"unknown device '{device}': use auto, cpu or cuda")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise GcpbenchError("--device cuda but no CUDA device is visible; use --device cpu")
-    if device == "cpu":
+    kind = resolve_device(device).type
+    if kind == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # mmengine places the model on CUDA whenever it sees one
-        return "cpu"
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return kind
 
 
 def verify_backbone_weights(cfg: Any) -> str | None:
@@ -212,8 +209,6 @@ def run_config_record(options: DetectOptions, backbone: Backbone, dataset: str, 
 
 def detect(options: DetectOptions, say: Callable[[str], None] = print) -> tuple[RunDir, dict[str, Any]]:
     """Run ``gcpbench detect``: build the config, train + evaluate, write the run directory."""
-    from mmengine.dist import is_main_process
-
     options = dataclasses.replace(options, framework=check_framework(options.framework))
     framework = options.framework
     backbone = parse_backbone(options.backbone)
@@ -249,7 +244,7 @@ def detect(options: DetectOptions, say: Callable[[str], None] = print) -> tuple[
     zoo_model = verify_backbone_weights(cfg)
     record = run_config_record(options, backbone, dataset, coco_root or synthetic_root, cfg, zoo_model)
     identity = detection_identity(record)
-    main_rank = int(os.environ.get("RANK", "0")) == 0  # torch.distributed starts inside the Runner
+    main_rank = is_main_process()  # torch.distributed starts inside the Runner: RANK tells
     with writer_lock(run.path, f"detection_{framework}") if main_rank else contextlib.nullcontext():
         if main_rank:
             check_detection_run(run, record, identity.producer)
@@ -262,7 +257,7 @@ def detect(options: DetectOptions, say: Callable[[str], None] = print) -> tuple[
         checkpoint = str(options.weights) if options.eval_only else _last_checkpoint(run.path)
         result = {**detection_result(metrics, framework, backbone, dataset, checkpoint),
                   "identity": identity.as_dict()}
-        if is_main_process():
+        if main_rank:
             atomic_write_json(run.eval_file(f"detection_{framework}.json"), result)
     return run, result
 

@@ -30,7 +30,7 @@ from gcpbench.identity import Producer, ResultIdentity
 from gcpbench.robustness.strays import warn_p_strays
 from gcpbench.robustness.resume import ResumeLog
 from gcpbench.robustness.rundirs import eval_run_dir
-from gcpbench.evaluate import resolve_device
+from gcpbench.runtime import resolve_device
 from gcpbench.robustness.runner import Predictor, run_items
 from gcpbench.robustness.trees import (
     VIDEO_EXTENSIONS, Item, check_against_manifest, check_same_classes, collect_items, dataset_label, label_map,

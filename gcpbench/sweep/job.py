@@ -18,14 +18,11 @@ from typing import Any
 import submitit
 
 from gcpbench.errors import GcpbenchError
+from gcpbench.runtime import is_main_process
 from gcpbench.sweep.evaluations import command, run_evaluation
 from gcpbench.sweep.plan import SweepDir
 from gcpbench.sweep.spec import Evaluation
 from gcpbench.sweep.state import last_line, read_job, start_job, update_job
-
-
-def _rank() -> int:
-    return int(os.environ.get("RANK", "0") or 0)
 
 
 def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None) -> str:
@@ -40,7 +37,7 @@ def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None) 
     plan = sweep.read()
     spec = plan.run(name)
     run = sweep.run(name)
-    main = _rank() == 0
+    main = is_main_process()
     if main:
         start_job(run, job_id)
     try:
