@@ -35,7 +35,7 @@ def test_resume_auto_starts_then_continues_and_refuses_another_model(tmp_path, t
     assert [r["epoch"] for r in read_jsonl(RunDir(out).metrics_jsonl)] == [1]
     capsys.readouterr()
     train(TrainOptions(arch="resnet18_gap", epochs=1, **common))  # the same run again: nothing left to do
-    assert "already finished all 1 epochs" in capsys.readouterr().out
+    assert "already finished all 1 epochs" in capsys.readouterr().err  # logged, shown as the CLI shows it
     with pytest.raises(GcpbenchError, match="model resnet18_gcp differs from the run's resnet18_gap"):
         train(TrainOptions(arch="resnet18_gcp", epochs=1, **common))
     with pytest.raises(GcpbenchError, match="--epochs 3 differs from the run's 1"):

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,9 @@ from gcpbench.runlock import writer_lock
 from gcpbench.runs import DEFAULT_ROOT, RunDir, new_run_dir
 from gcpbench.runtime import is_main_process, resolve_device
 
+log = logging.getLogger(__name__)
 COCO_METRICS: dict[str, str] = {"AP": "mAP", "AP50": "mAP_50", "AP75": "mAP_75", "APs": "mAP_s", "APm": "mAP_m", "APl": "mAP_l"}
+
 TASKS: dict[str, tuple[str, ...]] = {"faster_rcnn": ("bbox",), "mask_rcnn": ("bbox", "segm")}
 
 
@@ -207,8 +210,11 @@ def run_config_record(options: DetectOptions, backbone: Backbone, dataset: str, 
             "mmdet_config": str(config_file(options.framework, backbone, options.config))}
 
 
-def detect(options: DetectOptions, say: Callable[[str], None] = print) -> tuple[RunDir, dict[str, Any]]:
-    """Run ``gcpbench detect``: build the config, train + evaluate, write the run directory."""
+def detect(options: DetectOptions, say: Callable[[str], None] | None = None) -> tuple[RunDir, dict[str, Any]]:
+    """Run ``gcpbench detect``: build the config, train + evaluate, write the run directory.
+
+    Notes go to ``say`` (default: logged; debug-level with ``options.quiet``)."""
+    say = say or (log.debug if options.quiet else log.info)
     options = dataclasses.replace(options, framework=check_framework(options.framework))
     framework = options.framework
     backbone = parse_backbone(options.backbone)

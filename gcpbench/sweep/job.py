@@ -69,6 +69,13 @@ def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None) 
     return "done"
 
 
+def _show_logs() -> None:
+    """A job is an entry point: its log file shows the library's lines as ``gcpbench`` does."""
+    from gcpbench.cli import install_logging
+
+    install_logging()
+
+
 class SweepJob(submitit.helpers.Checkpointable):
     """The submitit callable of one run: DDP environment from submitit, then :func:`run_job`."""
 
@@ -76,6 +83,7 @@ class SweepJob(submitit.helpers.Checkpointable):
         env = submitit.JobEnvironment()
         # Every GPU of the node stays visible; each rank picks cuda:LOCAL_RANK (gcpbench.train.distributed).
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+        _show_logs()
         return run_job(sweep_dir, name, job_id=env.job_id)
 
     def checkpoint(self, sweep_dir: str, name: str) -> Any:
@@ -88,6 +96,7 @@ class SweepJob(submitit.helpers.Checkpointable):
 def main(argv: list[str] | None = None) -> int:
     """``python -m gcpbench.sweep.job SWEEP_DIR NAME`` (the local launcher's job)."""
     args = sys.argv[1:] if argv is None else argv
+    _show_logs()
     if len(args) != 2:
         print("usage: python -m gcpbench.sweep.job SWEEP_DIR RUN_NAME", file=sys.stderr)
         return 2
