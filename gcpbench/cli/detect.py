@@ -39,7 +39,8 @@ def detect(
     from gcpbench.extras import require_detect
 
     require_detect()  # one line naming what to install, before mmdetection is imported
-    from gcpbench.detection.runner import COCO_METRICS, DetectOptions, detect as run_detect
+    from gcpbench.coco import COCO_METRICS
+    from gcpbench.detection.runner import DetectOptions, detect as run_detect
     from gcpbench.runtime import is_main_process
 
     options = DetectOptions(framework=framework, backbone=backbone, ckpt=ckpt, data=data, epochs=epochs, max_iters=max_iters,

@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 
 from mmengine.hooks import Hook
 
+from gcpbench.coco import COCO_METRICS
 from gcpbench.detection.config import Backbone, build_config, check_framework, config_file, parse_backbone
 from gcpbench.errors import GcpbenchError, require_positive
 from gcpbench.io import atomic_write_json
@@ -31,7 +32,6 @@ from gcpbench.runs import DEFAULT_ROOT, RunDir, new_run_dir
 from gcpbench.runtime import is_main_process, resolve_device
 
 log = logging.getLogger(__name__)
-COCO_METRICS: dict[str, str] = {"AP": "mAP", "AP50": "mAP_50", "AP75": "mAP_75", "APs": "mAP_s", "APm": "mAP_m", "APl": "mAP_l"}
 
 TASKS: dict[str, tuple[str, ...]] = {"faster_rcnn": ("bbox",), "mask_rcnn": ("bbox", "segm")}
 

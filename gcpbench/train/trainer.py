@@ -40,8 +40,6 @@ from gcpbench.train.state import (read_training_checkpoint, rng_state, save_trai
 
 METRIC_COLUMNS: tuple[str, ...] = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
                                    "images_per_s", "wall_time_s")
-HANG_ENV = "GCPBENCH_TEST_HANG_AT"  # test hook "EPOCH:ITERATION" (1-based): write RUN/.hang and block there,
-# once per run directory (a restarted or requeued process finds RUN/.hang and goes on)
 
 
 @dataclass
@@ -60,7 +58,6 @@ class Session:
     classes: list[str]
     reporter: TrainReporter
     recorder: Any = None
-    hang_at: tuple[int, int] | None = None
     unreadable: UnreadableLog | None = None  # images skipped as unreadable (none with --strict)
 
     @property
@@ -172,14 +169,6 @@ def _describe(s: Session, source) -> None:
         log(f"GCP matrix products in {c['gcp_precision']}{where}")
 
 
-def _hang_at() -> tuple[int, int] | None:
-    spec = os.environ.get(HANG_ENV)
-    if not spec:
-        return None
-    epoch, iteration = spec.split(":")
-    return int(epoch), int(iteration)
-
-
 # ------------------------------------------------------------------------------------ epochs
 
 def _nan_error(s: Session, value: float, epoch: int, step: int) -> GcpbenchError:
@@ -227,9 +216,6 @@ def train_one_epoch(s: Session, epoch: int) -> dict[str, float]:
         count += targets.size(0)
         correct += (outputs.detach().argmax(1) == targets).sum()
         s.reporter.step(epoch, step, value, lr)
-        if s.hang_at == (epoch + 1, step + 1) and not (s.run.path / ".hang").exists():
-            (s.run.path / ".hang").write_text(str(os.getpid()))
-            time.sleep(3600)
     seconds = time.perf_counter() - start
     loss_sum, hits, count = ddp.all_reduce_sum([loss_sum, correct.item(), count], s.ctx)
     return {"lr": s.schedule.lr(epoch, 0, steps), "train_loss": loss_sum / count, "train_top1": 100.0 * hits / count,
@@ -436,7 +422,7 @@ def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool,
         recorder = LandscapeRecorder(p.run, net, config["family"], config["landscape_every"], etas=etas)
     reporter = reporter_class(ctx.is_main, quiet, config["epochs"], start_epoch)
     session = Session(ctx, p.run, config, p.schedule, net, model, optimizer, *p.loaders, p.source.classes,
-                      reporter, recorder, _hang_at(), UnreadableLog(p.run.path))
+                      reporter, recorder, UnreadableLog(p.run.path))
     return session, history, best, start_epoch
 
 
