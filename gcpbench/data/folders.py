@@ -23,8 +23,8 @@ from torch.utils.data.dataloader import default_collate
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from gcpbench.data.manifests import subfolders
 from gcpbench.errors import GcpbenchError
+from gcpbench.paths import subfolders
 from gcpbench.runtime import first_line, loader_workers, mix_seed, process_rank
 
 

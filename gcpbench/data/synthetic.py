@@ -182,7 +182,7 @@ def synthetic_info(root: str | os.PathLike) -> dict[str, Any] | None:
     return info if isinstance(info, dict) and info.get("task") == "classification" else None
 
 
-def _swap_into_place(tmp: Path, out: Path, keep_existing: Callable[[], bool]) -> None:
+def swap_into_place(tmp: Path, out: Path, keep_existing: Callable[[], bool]) -> None:
     """Rename the finished ``tmp`` to ``out``; an existing ``out`` is kept when ``keep_existing()``
     (another process finished the same set first), else moved aside and deleted."""
     try:
@@ -206,7 +206,7 @@ def _build(out: Path, params: dict[str, Any], quiet: bool, keep_existing: Callab
     try:
         with progress_bar("synthetic image folders", params["num_classes"] * len(SPLITS), not quiet) as advance:
             _generate(tmp, params, lambda done, total: advance())
-        _swap_into_place(tmp, out, keep_existing)
+        swap_into_place(tmp, out, keep_existing)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
