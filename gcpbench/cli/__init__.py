@@ -75,7 +75,8 @@ def install_logging(quiet: bool = False, verbose: bool = False) -> None:
 
 @app.callback()
 def _global_options(
-    quiet: bool = typer.Option(False, "--quiet", help="every command: only warnings, errors and results (no info lines, no progress bars)"),
+    quiet: bool = typer.Option(False, "--quiet",
+                               help="every command: only warnings, errors and results (no info lines, no progress bars)"),
     verbose: bool = typer.Option(False, "--verbose", help="every command: debug lines too"),
 ) -> None:
     """Global covariance pooling research suite: train, evaluate (ImageNet, -C, -P), detect,

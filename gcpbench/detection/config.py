@@ -120,7 +120,8 @@ def data_overrides(cfg: Any, root: Path, classes: tuple[str, ...] | None = None)
         options[f"{key}.dataset.data_root"] = data_root
         if classes is not None:
             options[f"{key}.dataset.metainfo"] = _replacing(cfg[key].dataset, "metainfo", dict(classes=tuple(classes)))
-    options.update({f"{key}.ann_file": data_root + "annotations/instances_val2017.json" for key in ("val_evaluator", "test_evaluator")})
+    for key in ("val_evaluator", "test_evaluator"):
+        options[f"{key}.ann_file"] = data_root + "annotations/instances_val2017.json"
     if classes is not None:
         options["model.roi_head.bbox_head.num_classes"] = len(classes)
         if "mask_head" in cfg.model.roi_head:

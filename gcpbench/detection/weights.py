@@ -35,7 +35,8 @@ def read_weights(source: str | os.PathLike) -> dict[str, Any]:
         try:
             checkpoint = CheckpointLoader.load_checkpoint(text, map_location="cpu")
         except Exception as exc:  # network / cache failures from mmengine
-            raise GcpbenchError(f"cannot fetch backbone weights '{text}' ({first_line(exc)}); pass --ckpt PATH to a local file") from None
+            raise GcpbenchError(f"cannot fetch backbone weights '{text}' ({first_line(exc)}); "
+                                "pass --ckpt PATH to a local file") from None
         return dict(checkpoint)
     if not os.path.isfile(text):
         raise GcpbenchError(f"backbone weights '{text}' not found; pass --ckpt PATH (gcpbench, iSQRT-COV or torchvision "
