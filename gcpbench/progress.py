@@ -21,6 +21,11 @@ def install(factory: BarFactory | None) -> BarFactory | None:
     return previous
 
 
+def active() -> bool:
+    """Whether a front end draws bars."""
+    return _factory is not None
+
+
 @contextlib.contextmanager
 def progress_bar(description: str, total: int | None = None, enabled: bool = True,
                  unit: str = "") -> Iterator[Advance]:

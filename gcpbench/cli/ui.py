@@ -39,12 +39,14 @@ def configure(quiet: bool = False, verbose: bool = False) -> None:
 
 class RichTrainReporter(TrainReporter):
     """Training on the terminal: an overall epoch bar and a per-epoch iteration bar (both with
-    ETA) on stdout, the run's lines above them; ``quiet`` gives plain lines only."""
+    ETA) on stdout, the run's lines above them; ``quiet`` gives plain lines only. The global
+    ``--quiet`` hides both (lines and bars), like every command's info lines and bars."""
 
     def __init__(self, enabled: bool, quiet: bool, epochs: int, start_epoch: int) -> None:
         super().__init__(enabled, quiet, epochs, start_epoch)
-        self.console = Console(quiet=not enabled, highlight=False)
-        self.bars = enabled and not quiet
+        shown = enabled and logging.getLogger("gcpbench").isEnabledFor(logging.INFO)
+        self.console = Console(quiet=not shown, highlight=False)
+        self.bars = shown and not quiet and progress.active()
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("elapsed"),
             TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
