@@ -17,6 +17,9 @@ from typing import Callable, Iterator
 
 import torch
 
+from gcpbench import runtime
+from gcpbench.errors import GcpbenchError
+
 
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
@@ -32,13 +35,11 @@ def _quiet_stderr() -> Iterator[None]:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; anything else must be available."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-    return device
+    """:func:`gcpbench.runtime.resolve_device`; a wrong choice ends the script with its one line."""
+    try:
+        return runtime.resolve_device(name)
+    except GcpbenchError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def synchronize(device: torch.device) -> None:

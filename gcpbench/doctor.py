@@ -22,6 +22,7 @@ from typing import Any
 
 from gcpbench import __version__
 from gcpbench.extras import DETECT_MODULES, install_command, missing_modules, mmcv_ops_files
+from gcpbench.runtime import first_line
 
 DISTRIBUTIONS: tuple[str, ...] = ("torch", "torchvision", "numpy", "opencv-python", "pillow", "typer", "mmengine", "mmcv",
                                   "mmdet", "pycocotools")
@@ -136,7 +137,7 @@ def check_core() -> str | None:
         boxes = torch.tensor([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 2.0, 2.1]])
         torchvision.ops.nms(boxes, torch.tensor([1.0, 0.5]), 0.5)
     except Exception as exc:  # the report says what failed instead of crashing
-        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return f"{type(exc).__name__}: {first_line(exc)}"
     return None
 
 
@@ -209,7 +210,7 @@ def try_backend(backend: str) -> str:
             dist.all_reduce(value)
             ok = value.tolist() == [3.0, 3.0]
         except Exception as exc:  # report why the backend does not work
-            return f"fails: {type(exc).__name__}: {exc}".splitlines()[0]
+            return f"fails: {type(exc).__name__}: {first_line(exc)}"
         finally:
             if dist.is_initialized():
                 dist.destroy_process_group()

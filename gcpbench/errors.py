@@ -1,7 +1,7 @@
 """User-facing errors: one line that says what was wrong and how to fix it."""
 from __future__ import annotations
 
-import sys
+import logging
 from typing import Callable, Collection, Iterable, TypeVar
 
 T = TypeVar("T")
@@ -25,5 +25,6 @@ def require_known(values: Iterable[T], known: Collection[T], message: Callable[[
 
 
 def warn(text: str) -> None:
-    """Print one ``warning: ...`` line on stderr (something the user should know; the run goes on)."""
-    print(f"warning: {text}", file=sys.stderr, flush=True)
+    """Log a warning (something the user should know; the run goes on): the command line shows
+    it as one ``warning: ...`` line on stderr."""
+    logging.getLogger("gcpbench").warning(text)

@@ -1,4 +1,4 @@
-"""Classification evaluation: top-1 / top-5 over any loader, device selection, and eval-imagenet."""
+"""Classification evaluation: top-1 / top-5 over any loader, and eval-imagenet."""
 from __future__ import annotations
 
 import contextlib
@@ -10,27 +10,11 @@ from torch import nn
 
 from gcpbench.errors import GcpbenchError, require_positive
 from gcpbench.progress import progress_bar
+from gcpbench.runtime import resolve_device
 
 if TYPE_CHECKING:
     from gcpbench.models.preprocess import Preprocessing
     from gcpbench.runs import RunDir
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` (CUDA when visible, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
-    key = name.strip().lower()
-    if key == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if key == "cpu":
-        return torch.device("cpu")
-    if key == "cuda" or key.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise GcpbenchError(f"--device {name}: no CUDA GPU is visible; use --device auto or --device cpu")
-        device = torch.device(key)
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise GcpbenchError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
-        return device
-    raise GcpbenchError(f"unknown device '{name}': use auto, cpu, cuda or cuda:N")
 
 
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:

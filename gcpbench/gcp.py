@@ -1,6 +1,6 @@
 """The GCP meta-layer of iSQRT-COV: covariance, Newton-Schulz square root, triu vector.
 
-Exactly the paper's computation (DESIGN.md section 3):
+Exactly the paper's computation (docs/design.md section 3):
 
 1. ``Sigma = Xc Xc^T / M`` with ``Xc`` the per-channel mean-centred features (M = H*W);
 2. ``A = Sigma / tr(Sigma)``;

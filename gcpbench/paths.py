@@ -16,6 +16,12 @@ from typing import Iterable
 from gcpbench.errors import GcpbenchError
 
 
+def subfolders(path: Path) -> list[str]:
+    """Sorted sub-folder names, hidden ones skipped: ImageFolder's class order."""
+    with os.scandir(path) as entries:
+        return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+
+
 def _existing_ancestor(path: Path) -> Path:
     """``path`` itself when it exists, else the nearest existing folder above it."""
     current = path.absolute()

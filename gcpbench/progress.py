@@ -1,29 +1,38 @@
-"""One transient rich progress bar on stderr; when disabled nothing at all is printed."""
+"""Progress as a library hook: library code opens a bar, the front end decides how it shows.
+
+Nothing is shown until a front end installs a bar factory (the command line installs rich
+bars on stderr, :mod:`gcpbench.cli.ui`); used as a library, gcpbench draws nothing.
+"""
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator
+from typing import Callable, ContextManager, Iterator
+
+Advance = Callable[..., None]
+BarFactory = Callable[[str, "int | None", str], ContextManager[Advance]]
+
+_factory: BarFactory | None = None
+
+
+def install(factory: BarFactory | None) -> BarFactory | None:
+    """Show bars through ``factory(description, total, unit)`` (``None``: no bars); returns the previous one."""
+    global _factory
+    previous, _factory = _factory, factory
+    return previous
+
+
+def active() -> bool:
+    """Whether a front end draws bars."""
+    return _factory is not None
 
 
 @contextlib.contextmanager
 def progress_bar(description: str, total: int | None = None, enabled: bool = True,
-                 unit: str = "") -> Iterator[Callable[..., None]]:
-    """Yield ``advance(n=1)``; ``total=None`` shows a spinner with a running count.
-
-    (rich's own ``disable=True`` still prints a newline when stopped, so a disabled bar is
-    never built.)
-    """
-    if not enabled:
+                 unit: str = "") -> Iterator[Advance]:
+    """Yield ``advance(n=1)``; ``total=None`` is a running count. Disabled, or with no front end
+    installed, ``advance`` does nothing."""
+    if not enabled or _factory is None:
         yield lambda n=1: None
         return
-    from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                               TimeRemainingColumn)
-
-    if total is None:
-        columns = (SpinnerColumn(), TextColumn("{task.description}: {task.completed:,}" + (f" {unit}" if unit else "")))
-    else:
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True, console=Console(stderr=True)) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+    with _factory(description, total, unit) as advance:
+        yield advance

@@ -16,6 +16,15 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def cli_logging():
+    """Library log lines on stderr exactly as the command line shows them (``warning: ...``)."""
+    from gcpbench.cli import install_logging
+
+    install_logging()
+    yield
+
+
 @pytest.fixture
 def run_cli(monkeypatch, capsys):
     """Run ``gcpbench ARGS...`` in-process; returns (exit code, stdout, stderr)."""

@@ -1,4 +1,4 @@
-"""The GCP meta-layer against independent float64 computations (DESIGN.md section 3)."""
+"""The GCP meta-layer against independent float64 computations (docs/design.md section 3)."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""Model zoo: parameter counts of the original definitions (DESIGN.md section 4), shapes,
+"""Model zoo: parameter counts of the original definitions (docs/design.md section 4), shapes,
 the stem split, names and suggestions."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from gcpbench.errors import GcpbenchError
 from gcpbench.models import build, list_models, model_info, model_name
 from gcpbench.models.complexity import complexity
 
-# The original definitions' parameter counts (DESIGN.md section 4).
+# The original definitions' parameter counts (docs/design.md section 4).
 EXPECTED_PARAMS = {
     "resnet18_gap": 11_689_512, "resnet34_gap": 21_797_672,
     "resnet50_gap": 25_557_032, "resnet101_gap": 44_549_160,

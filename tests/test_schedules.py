@@ -1,4 +1,4 @@
-"""The paper's learning-rate schedules (DESIGN.md section 5) against hand-computed values.
+"""The paper's learning-rate schedules (docs/design.md section 5) against hand-computed values.
 
 Expected numbers were worked out with exact fractions (e.g. LRfast at e=0 is
 0.1 * (53/52)^11), not with the code under test.

@@ -18,7 +18,7 @@ from gcpbench.sweep import SweepDir, parse_spec, sweep_status
 from gcpbench.sweep.launchers import ClusterOptions, launch_submitit
 from gcpbench.sweep.state import read_job
 from gcpbench.train import TrainOptions, train
-from gcpbench.train.trainer import HANG_ENV
+from hang import HANG_ENV, hang_env
 
 TRAIN = {"epochs": 2, "batch_size": 8, "workers": 0, "deterministic": True}
 EXACT = ["epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5"]  # not speed / wall time
@@ -102,7 +102,8 @@ def test_preempted_job_is_requeued_and_ends_like_an_uninterrupted_run(tmp_path, 
     run = sweep.run(name)
     # The test hook blocks the job after iteration 2 of epoch 2's 3 (writing RUN/.hang with its pid,
     # once), so the preemption signal lands mid-epoch whatever the machine's speed.
-    monkeypatch.setenv(HANG_ENV, "2:2")
+    for key, value in hang_env("2:2").items():
+        monkeypatch.setenv(key, value)
     jobs = launch_submitit(sweep, [name], "local", ClusterOptions(gpus_per_node=0, time_min=60))
     wait_for(lambda: (run.path / ".hang").is_file() and (run.path / ".hang").read_text(), jobs)
     assert [r["epoch"] for r in read_jsonl(run.metrics_jsonl)] == [1]

@@ -73,7 +73,7 @@ def test_run_directory_config_metrics_checkpoints(tiny, tmp_path, capsys) -> Non
 
     capsys.readouterr()
     train(TrainOptions(resume=str(run.path), quiet=True))  # a finished run: nothing to do
-    assert "already finished all 2 epochs" in capsys.readouterr().out
+    assert "already finished all 2 epochs" in capsys.readouterr().err  # logged, shown as the CLI shows it
     assert len(read_jsonl(run.metrics_jsonl)) == 2
 
 

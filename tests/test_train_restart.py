@@ -16,7 +16,7 @@ from gcpbench.errors import GcpbenchError
 from gcpbench.io import read_jsonl
 from gcpbench.runs import RunDir
 from gcpbench.train import TrainOptions, train
-from gcpbench.train.trainer import HANG_ENV
+from hang import hang_env
 
 EXACT = ["epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5"]  # not speed / wall time
 
@@ -35,7 +35,7 @@ def test_resume_auto_starts_then_continues_and_refuses_another_model(tmp_path, t
     assert [r["epoch"] for r in read_jsonl(RunDir(out).metrics_jsonl)] == [1]
     capsys.readouterr()
     train(TrainOptions(arch="resnet18_gap", epochs=1, **common))  # the same run again: nothing left to do
-    assert "already finished all 1 epochs" in capsys.readouterr().out
+    assert "already finished all 1 epochs" in capsys.readouterr().err  # logged, shown as the CLI shows it
     with pytest.raises(GcpbenchError, match="model resnet18_gcp differs from the run's resnet18_gap"):
         train(TrainOptions(arch="resnet18_gcp", epochs=1, **common))
     with pytest.raises(GcpbenchError, match="--epochs 3 differs from the run's 1"):
@@ -103,7 +103,7 @@ def test_torchrun_restart_after_a_killed_worker_continues_from_last_pt(tmp_path,
     killed, reference = RunDir(tmp_path / "killed"), RunDir(tmp_path / "reference")
     # The test hook blocks a worker after iteration 2 of epoch 2's 4 (writing RUN/.hang with its
     # pid, once per run directory, so the restarted workers go on).
-    victim = _torchrun(killed.path, tiny_data, free_port(), {HANG_ENV: "2:2"}, max_restarts=1)
+    victim = _torchrun(killed.path, tiny_data, free_port(), hang_env("2:2"), max_restarts=1)
     uninterrupted = _torchrun(reference.path, tiny_data, free_port(), {}, max_restarts=0)
     try:
         hang = killed.path / ".hang"

@@ -16,7 +16,7 @@ from gcpbench.io import read_jsonl
 from gcpbench.models.weights import read_checkpoint
 from gcpbench.runs import RunDir
 from gcpbench.train import TrainOptions, train
-from gcpbench.train.trainer import HANG_ENV
+from hang import hang_env
 
 ARGS = dict(arch="resnet18", head="gcp", gcp_dim=128, schedule="LRadju", epochs=2, batch_size=8, workers=0,
             deterministic=True, quiet=True)
@@ -54,7 +54,7 @@ def test_sigkill_mid_epoch_two_then_resume_equals_uninterrupted(tmp_path) -> Non
         killed = RunDir(tmp_path / "killed")
         # The test hook blocks the process after iteration 2 of epoch 2's 3 (writing RUN/.hang),
         # so the kill lands mid-epoch whatever the machine's speed.
-        env = {**os.environ, HANG_ENV: "2:2", "OMP_NUM_THREADS": "1"}
+        env = {**os.environ, **hang_env("2:2"), "OMP_NUM_THREADS": "1"}
         command = [sys.executable, "-m", "gcpbench", "train", *cli_args({**ARGS, "data": data, "out": killed.path})]
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         wait_for(lambda: (killed.path / ".hang").is_file(), process)

@@ -62,17 +62,34 @@ class _LineHandler(logging.Handler):
         err_console.print(prefix + escape(record.getMessage()), highlight=False, soft_wrap=True)
 
 
-def _install_logging() -> None:
+def install_logging(quiet: bool = False, verbose: bool = False) -> None:
+    """Library log lines to the user (one ``warning: ...`` line per warning), progress bars on
+    stderr; ``quiet``: warnings and errors only, no bars; ``verbose``: debug lines too."""
+    from gcpbench.cli.ui import configure
+
     logger = logging.getLogger("gcpbench")
     if not any(isinstance(h, _LineHandler) for h in logger.handlers):
         logger.addHandler(_LineHandler())
-    logger.setLevel(logging.INFO)
+    configure(quiet, verbose)
+
+
+@app.callback()
+def _global_options(
+    quiet: bool = typer.Option(False, "--quiet",
+                               help="every command: only warnings, errors and results (no info lines, no progress bars)"),
+    verbose: bool = typer.Option(False, "--verbose", help="every command: debug lines too"),
+) -> None:
+    """Global covariance pooling research suite: train, evaluate (ImageNet, -C, -P), detect,
+    measure the optimisation landscape, report."""
+    if quiet and verbose:
+        raise GcpbenchError("--quiet and --verbose contradict each other: pass one")
+    install_logging(quiet, verbose)
 
 
 def main() -> None:
     """Console-script entry point: exit 2 with one line for input errors, 130 on Ctrl-C."""
     global _SIGINT_SEEN
-    _install_logging()
+    install_logging()
     _SIGINT_SEEN = False
     previous = signal.signal(signal.SIGINT, _on_sigint) if threading.current_thread() is threading.main_thread() else None
     try:

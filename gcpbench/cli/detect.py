@@ -1,7 +1,6 @@
 """`gcpbench detect`."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -40,15 +39,16 @@ def detect(
     from gcpbench.extras import require_detect
 
     require_detect()  # one line naming what to install, before mmdetection is imported
-    from gcpbench.detection.runner import COCO_METRICS, DetectOptions, detect as run_detect
+    from gcpbench.coco import COCO_METRICS
+    from gcpbench.detection.runner import DetectOptions, detect as run_detect
+    from gcpbench.runtime import is_main_process
 
-    console = Console(stderr=True, quiet=quiet)
     options = DetectOptions(framework=framework, backbone=backbone, ckpt=ckpt, data=data, epochs=epochs, max_iters=max_iters,
                             eval_only=eval_only, weights=weights, work_dir=work_dir, launcher=launcher, device=device,
                             resume=resume, batch_size=batch_size, workers=workers, seed=seed, quiet=quiet,
                             config=config)
-    run, result = run_detect(options, say=lambda text: console.print(text, highlight=False))
-    if os.environ.get("RANK", "0") != "0":  # under torchrun only the first process reports
+    run, result = run_detect(options)
+    if not is_main_process():  # under torchrun only the first process reports
         return
     typer.echo(f"{result['framework']} {result['backbone']} {result['method']} on {result['dataset']}: COCO AP (%)")
     table = Table()

@@ -26,7 +26,7 @@ def report(
 
     from gcpbench.paths import require_writable
     from gcpbench.report import build_report
-    from gcpbench.report.summary import print_summary
+    from gcpbench.cli.report_summary import print_summary
     from gcpbench.runs import DEFAULT_ROOT
 
     require_writable(out or DEFAULT_ROOT / "report")

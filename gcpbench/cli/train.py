@@ -45,6 +45,7 @@ def train(
     from gcpbench.paths import require_train_output
 
     require_train_output(out, resume)  # before the heavy imports: a read-only folder fails at once
+    from gcpbench.cli.ui import RichTrainReporter
     from gcpbench.train import TrainOptions, train as run
 
     run(TrainOptions(arch=arch, head=head, gcp_dim=gcp_dim, schedule=schedule, data=data, out=out, epochs=epochs,
@@ -52,4 +53,5 @@ def train(
                      device=device, seed=seed, deterministic=deterministic, resume=resume, quiet=quiet,
                      landscape_every=landscape_every, landscape_num_eta=landscape_num_eta,
                      image_size=image_size, gcp_precision=gcp_precision, weights=weights,
-                     schedule_family=schedule_family, last_stride_one=last_stage_stride_1, strict=strict))
+                     schedule_family=schedule_family, last_stride_one=last_stage_stride_1, strict=strict),
+        RichTrainReporter)

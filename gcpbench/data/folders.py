@@ -23,8 +23,9 @@ from torch.utils.data.dataloader import default_collate
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from gcpbench.data.manifests import subfolders
 from gcpbench.errors import GcpbenchError
+from gcpbench.paths import subfolders
+from gcpbench.runtime import first_line, loader_workers, mix_seed, process_rank
 
 
 class Unreadable(NamedTuple):
@@ -32,11 +33,6 @@ class Unreadable(NamedTuple):
 
     path: str
     reason: str
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def open_rgb(path: str | os.PathLike):
@@ -48,7 +44,7 @@ def open_rgb(path: str | os.PathLike):
             image = Image.open(handle)
             return image.convert("RGB")  # convert() forces the full decode
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise GcpbenchError(f"cannot read image '{path}': {_first_line(exc)}; replace or delete the file") from None
+        raise GcpbenchError(f"cannot read image '{path}': {first_line(exc)}; replace or delete the file") from None
 
 
 class CheckedImageFolder(ImageFolder):
@@ -61,7 +57,7 @@ class CheckedImageFolder(ImageFolder):
         try:
             super().__init__(str(root), transform=transform, loader=open_rgb)
         except FileNotFoundError as exc:
-            raise GcpbenchError(f"image folder '{root}': {_first_line(exc)} (expected {root}/<class>/<image>)") from None
+            raise GcpbenchError(f"image folder '{root}': {first_line(exc)} (expected {root}/<class>/<image>)") from None
         self.skip_unreadable = skip_unreadable
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
@@ -172,24 +168,6 @@ def check_classification_root(root: str | os.PathLike, splits: Sequence[str] = (
 
 # ----------------------------------------------------------------------------- loaders
 
-def default_workers() -> int:
-    """Loader processes: the usable CPU cores minus one for the main process, at most 8."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(8, cores - 1))
-
-
-def _mix(*values: int) -> int:
-    """A 63-bit seed from integers (stable across runs and platforms)."""
-    seed = 0x9E3779B97F4A7C15
-    for value in values:
-        seed = (seed ^ (value & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-        seed ^= seed >> 31
-    return seed & 0x7FFFFFFFFFFFFFFF
-
-
 class EpochSampler(Sampler[int]):
     """Sequential, or shuffled by a permutation that depends on (seed, epoch) only."""
 
@@ -202,7 +180,7 @@ class EpochSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         if not self.shuffle:
             return iter(range(self.length))
-        generator = torch.Generator().manual_seed(_mix(self.seed, self.epoch))
+        generator = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch))
         return iter(torch.randperm(self.length, generator=generator).tolist())
 
     def __len__(self) -> int:
@@ -247,13 +225,6 @@ def _original_message(text: str) -> str:
     return lines[-1].split(marker, 1)[1].strip() if lines else text
 
 
-def process_rank() -> int:
-    """This process's torch.distributed rank (0 when not distributed)."""
-    import torch.distributed as dist
-
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int | None = None,
                 distributed: bool = False, seed: int = 0, drop_last: bool = False,
                 persistent: bool = False) -> DataLoader:
@@ -261,7 +232,7 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int |
 
     ``distributed=True`` under an initialised torch.distributed uses a DistributedSampler (each
     rank reads its share); otherwise an :class:`EpochSampler`. ``workers=None`` picks
-    :func:`default_workers`. ``persistent`` keeps worker processes between epochs (faster epoch
+    :func:`gcpbench.runtime.loader_workers`. ``persistent`` keeps worker processes between epochs (faster epoch
     starts, but worker RNG then carries over epochs: leave it off for exactly resumable runs).
     Datasets in ``skip_unreadable`` mode get :func:`collate_skipping`.
     """
@@ -269,7 +240,7 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int |
 
     if batch_size < 1:
         raise GcpbenchError(f"--batch-size must be at least 1, got {batch_size}")
-    workers = default_workers() if workers is None else workers
+    workers = loader_workers() if workers is None else workers
     if workers < 0:
         raise GcpbenchError(f"--workers must be 0 or more, got {workers}")
     if distributed and dist.is_available() and dist.is_initialized():
@@ -278,7 +249,7 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int |
         sampler: Sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
     else:
         sampler = EpochSampler(len(dataset), shuffle, seed)
-    generator = torch.Generator().manual_seed(_mix(seed, 0, process_rank()))
+    generator = torch.Generator().manual_seed(mix_seed(seed, 0, process_rank()))
     loader = GcpbenchLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=drop_last,
         pin_memory=torch.cuda.is_available(), persistent_workers=persistent and workers > 0,
@@ -293,4 +264,4 @@ def set_epoch(loader: DataLoader, epoch: int) -> None:
     if hasattr(loader.sampler, "set_epoch"):
         loader.sampler.set_epoch(epoch)
     if loader.generator is not None:
-        loader.generator.manual_seed(_mix(getattr(loader, "gcpbench_seed", 0), epoch, process_rank()))
+        loader.generator.manual_seed(mix_seed(getattr(loader, "gcpbench_seed", 0), epoch, process_rank()))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from gcpbench.errors import GcpbenchError
+from gcpbench.paths import subfolders
 from gcpbench.progress import progress_bar
 
 MANIFEST_FILES: dict[str, str] = {"imagenet": "imagenet.json", "imagenet-c": "imagenet_c.json",
@@ -214,12 +215,6 @@ class _Walk:
         if self.count_depth:
             key = "/".join(rel.split("/")[: self.count_depth])
             self.report.images[key] = self.report.images.get(key, 0) + found
-
-
-def subfolders(path: Path) -> list[str]:
-    """Sorted sub-folder names, hidden ones skipped: ImageFolder's class order."""
-    with os.scandir(path) as entries:
-        return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
 
 
 def _compare_counts(manifest: dict[str, Any], walk: _Walk, report: CheckReport) -> None:

@@ -1,14 +1,18 @@
 """Which classification data a command uses: a user tree (checked first) or the built-in set."""
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from gcpbench.data.folders import check_classification_root, process_rank
+from gcpbench.data.folders import check_classification_root
 from gcpbench.data.manifests import check_tree, imagenet_classes
 from gcpbench.data.synthetic import ensure_classification_set, synthetic_info
+from gcpbench.runtime import process_rank
+
+log = logging.getLogger(__name__)
 
 IMAGENET_SIZE = 224
 
@@ -33,14 +37,12 @@ def crop_size_of(root: str | os.PathLike) -> int:
 def resolve_classification_data(data: str | os.PathLike | None, splits: Sequence[str] = ("train", "val"),
                                 quiet: bool = False) -> DataSource:
     """``data`` checked (ImageFolder layout; a 1000-class tree also against the ImageNet manifest),
-    or, when ``data`` is None, the built-in synthetic set (generated once; rank 0 says so on stderr
+    or, when ``data`` is None, the built-in synthetic set (generated once; rank 0 logs so
     even when ``quiet``, which only hides progress bars)."""
-    from rich.console import Console
-
     if data is None:
         root = ensure_classification_set(quiet=quiet)
-        Console(stderr=True, quiet=process_rank() != 0).print(
-            f"no --data given: using the built-in synthetic set at {root}", highlight=False, soft_wrap=True)
+        if process_rank() == 0:
+            log.info(f"no --data given: using the built-in synthetic set at {root}")
     else:
         root = Path(data)
     tree = check_classification_root(root, splits)

@@ -18,6 +18,7 @@ covariance pooling reads directly. Images are lossless PNG so the statistics sur
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -30,6 +31,8 @@ import numpy as np
 from gcpbench.errors import GcpbenchError
 from gcpbench.io import atomic_write_json
 from gcpbench.progress import progress_bar
+
+log = logging.getLogger(__name__)
 
 STAMP = "gcpbench_synthetic.json"  # same stamp name as the synthetic COCO set
 VERSION = 1
@@ -179,7 +182,7 @@ def synthetic_info(root: str | os.PathLike) -> dict[str, Any] | None:
     return info if isinstance(info, dict) and info.get("task") == "classification" else None
 
 
-def _swap_into_place(tmp: Path, out: Path, keep_existing: Callable[[], bool]) -> None:
+def swap_into_place(tmp: Path, out: Path, keep_existing: Callable[[], bool]) -> None:
     """Rename the finished ``tmp`` to ``out``; an existing ``out`` is kept when ``keep_existing()``
     (another process finished the same set first), else moved aside and deleted."""
     try:
@@ -203,7 +206,7 @@ def _build(out: Path, params: dict[str, Any], quiet: bool, keep_existing: Callab
     try:
         with progress_bar("synthetic image folders", params["num_classes"] * len(SPLITS), not quiet) as advance:
             _generate(tmp, params, lambda done, total: advance())
-        _swap_into_place(tmp, out, keep_existing)
+        swap_into_place(tmp, out, keep_existing)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -233,10 +236,8 @@ def ensure_classification_set(root: str | os.PathLike | None = None, quiet: bool
 
     Generation goes to a temporary folder that is renamed into place, so a crash never leaves a
     half-written set and two processes racing both end with the same complete tree. A one-line
-    notice goes to stderr when it generates; ``quiet`` only hides the progress bar.
+    notice is logged when it generates; ``quiet`` only hides the progress bar.
     """
-    from rich.console import Console
-
     root = Path(root) if root is not None else default_root() / "imagenet"
     params = _params(**DEFAULTS)
 
@@ -250,8 +251,7 @@ def ensure_classification_set(root: str | os.PathLike | None = None, quiet: bool
 
     require_writable(root, "set GCPBENCH_CACHE to a writable folder", "synthetic-data cache")
     images = params["num_classes"] * (params["train_per_class"] + params["val_per_class"])
-    Console(stderr=True).print(f"generating the built-in synthetic set into {root} (once; {images:,} small PNGs)",
-                               highlight=False, soft_wrap=True)
+    log.info(f"generating the built-in synthetic set into {root} (once; {images:,} small PNGs)")
     return build_once(root, lambda: _build(root, params, quiet, keep_existing=complete), complete,
                       "the synthetic set")
 

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image, ImageDraw
 
-from gcpbench.data.synthetic import STAMP, _swap_into_place, build_once, default_root
+from gcpbench.data.synthetic import STAMP, swap_into_place, build_once, default_root
 from gcpbench.errors import GcpbenchError
 from gcpbench.extras import require_modules
 from gcpbench.io import atomic_write_json
@@ -128,7 +128,7 @@ def _build(out: Path, params: dict[str, Any], keep_existing: Callable[[], bool] 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         _generate(tmp, params)
-        _swap_into_place(tmp, out, keep_existing)
+        swap_into_place(tmp, out, keep_existing)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -1,8 +1,10 @@
 """Build the mmengine ``Config`` of a ``gcpbench detect`` run from ``configs/detection``.
 
-The config files name R-50 / R-101 only; ResNet-18 / 34 reuse the R-50 file with their depth
-and FPN input channels. Command-line options override the data root, the schedule length,
-the backbone weights, the work directory and the launcher.
+The config files name R-50 / R-101 only (the GCP variants inherit the GAP file); ResNet-18 / 34
+reuse the R-50 file with their depth, FPN input channels and initial weights. Every command-line
+option (data root, schedule length, backbone weights, work directory, launcher) is a dict of
+dotted keys merged into the loaded config with mmengine's ``Config.merge_from_dict`` (list
+entries by index, replaced sections with ``_delete_``); nothing edits the config in place.
 """
 from __future__ import annotations
 
@@ -80,57 +82,77 @@ def config_file(framework: str, backbone: Backbone, config: str | os.PathLike | 
     return configs_dir() / f"{stem}_r{depth}-{backbone.mode.replace('_', '-')}_fpn_1x_coco.py"
 
 
-def _pipelines(cfg: Any) -> list[list[dict]]:
-    """The transform lists of the train / val / test data loaders."""
-    loaders = [cfg.get(k) for k in ("train_dataloader", "val_dataloader", "test_dataloader")]
-    return [loader.dataset.pipeline for loader in loaders if loader is not None]
+def default_weights(backbone: Backbone) -> str:
+    """The packaged configs' initial backbone weights of ``backbone``'s depth and mode: torchvision's
+    ImageNet GAP ResNet, or the gcpbench GCP checkpoint under ``checkpoints/``."""
+    return f"torchvision://{backbone.arch}" if backbone.mode == "gap" else f"checkpoints/{backbone.arch}_gcp.pth"
 
 
-def set_image_scale(cfg: Any, scale: tuple[int, int]) -> None:
-    """Every ``Resize`` of every pipeline resizes to ``scale`` (keeping the aspect ratio)."""
-    for pipeline in _pipelines(cfg):
-        for transform in pipeline:
-            if transform.get("type") == "Resize":
-                transform["scale"] = tuple(scale)
+def _replacing(section: Any, key: str, value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` to replace ``section[key]`` whole in a merge (mmengine's ``_delete_``, which must
+    not be given for a key the section lacks: it would stay in the config)."""
+    return dict(value, _delete_=True) if section.get(key) is not None else dict(value)
 
 
-def set_data(cfg: Any, root: Path, classes: tuple[str, ...] | None = None) -> None:
-    """Point every loader and evaluator at the COCO 2017 tree ``root`` (optionally other classes)."""
-    data_root = str(root).rstrip("/") + "/"
+def _each_resize(cfg: Any, value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` merged into every ``Resize`` of the train / val / test pipelines (list-index keys)."""
+    merged: dict[str, Any] = {}
     for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
-        dataset = cfg[key].dataset
-        dataset.data_root = data_root
+        if cfg.get(key) is None:
+            continue
+        for index, transform in enumerate(cfg[key].dataset.pipeline):
+            if transform.get("type") == "Resize":
+                merged[f"{key}.dataset.pipeline.{index}"] = dict(value)
+    return merged
+
+
+def _each_scheduler(cfg: Any, kind: str, value: Any) -> dict[str, Any]:
+    """``value(scheduler)`` merged into every ``param_scheduler`` entry of type ``kind``."""
+    return {f"param_scheduler.{index}": value(scheduler) for index, scheduler in enumerate(cfg.param_scheduler)
+            if scheduler.type == kind}
+
+
+def data_overrides(cfg: Any, root: Path, classes: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Every loader and evaluator on the COCO 2017 tree ``root`` (optionally other classes)."""
+    data_root = str(root).rstrip("/") + "/"
+    options: dict[str, Any] = {}
+    for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        options[f"{key}.dataset.data_root"] = data_root
         if classes is not None:
-            dataset.metainfo = dict(classes=tuple(classes))
+            options[f"{key}.dataset.metainfo"] = _replacing(cfg[key].dataset, "metainfo", dict(classes=tuple(classes)))
     for key in ("val_evaluator", "test_evaluator"):
-        cfg[key].ann_file = data_root + "annotations/instances_val2017.json"
+        options[f"{key}.ann_file"] = data_root + "annotations/instances_val2017.json"
     if classes is not None:
-        roi_head = cfg.model.roi_head
-        roi_head.bbox_head.num_classes = len(classes)
-        if "mask_head" in roi_head:
-            roi_head.mask_head.num_classes = len(classes)
+        options["model.roi_head.bbox_head.num_classes"] = len(classes)
+        if "mask_head" in cfg.model.roi_head:
+            options["model.roi_head.mask_head.num_classes"] = len(classes)
+    return options
 
 
-def set_backbone(cfg: Any, backbone: Backbone, weights: str | None) -> None:
-    """Depth (and FPN channels for ResNet-18 / 34) and the backbone weights ("none": random)."""
-    model_backbone = cfg.model.backbone
-    if backbone.depth != model_backbone.depth:
-        default = (model_backbone.get("init_cfg") or {}).get("checkpoint", "")
-        model_backbone.depth = backbone.depth
-        if default:
-            model_backbone.init_cfg.checkpoint = default.replace("resnet50", backbone.arch)
+def backbone_overrides(cfg: Any, backbone: Backbone, weights: str | None) -> dict[str, Any]:
+    """Depth (FPN input channels for ResNet-18 / 34, and the initial weights made for that depth)
+    and the backbone weights ("none": random)."""
+    options: dict[str, Any] = {}
+    if backbone.depth != cfg.model.backbone.depth:
+        options["model.backbone.depth"] = backbone.depth
+        if (cfg.model.backbone.get("init_cfg") or {}).get("checkpoint"):
+            options["model.backbone.init_cfg.checkpoint"] = default_weights(backbone)
     if backbone.depth in (18, 34):
-        cfg.model.neck.in_channels = list(BASIC_BLOCK_CHANNELS)
+        options["model.neck.in_channels"] = list(BASIC_BLOCK_CHANNELS)
     if weights is not None:
-        model_backbone.init_cfg = None if weights.lower() == "none" else dict(type="Pretrained", checkpoint=str(weights))
+        options["model.backbone.init_cfg"] = (None if weights.lower() == "none" else _replacing(
+            cfg.model.backbone, "init_cfg", dict(type="Pretrained", checkpoint=str(weights))))
+    return options
 
 
-def set_proposals(cfg: Any, proposals: int, rois: int) -> None:
+def proposal_overrides(cfg: Any, proposals: int, rois: int) -> dict[str, Any]:
     """Fewer RPN proposals and sampled RoIs (the R-CNN head's cost on a CPU is per RoI)."""
-    for stage in (cfg.model.train_cfg.rpn_proposal, cfg.model.test_cfg.rpn):
-        stage.nms_pre = min(stage.nms_pre, 2 * proposals)
-        stage.max_per_img = min(stage.max_per_img, proposals)
-    cfg.model.train_cfg.rcnn.sampler.num = min(cfg.model.train_cfg.rcnn.sampler.num, rois)
+    options: dict[str, Any] = {}
+    for key, stage in (("model.train_cfg.rpn_proposal", cfg.model.train_cfg.rpn_proposal),
+                       ("model.test_cfg.rpn", cfg.model.test_cfg.rpn)):
+        options[key] = dict(nms_pre=min(stage.nms_pre, 2 * proposals), max_per_img=min(stage.max_per_img, proposals))
+    options["model.train_cfg.rcnn.sampler.num"] = min(cfg.model.train_cfg.rcnn.sampler.num, rois)
+    return options
 
 
 def _milestones(length: int, base_length: int, base_milestones: list[int]) -> list[int]:
@@ -139,39 +161,37 @@ def _milestones(length: int, base_length: int, base_milestones: list[int]) -> li
     return [m for m in scaled if 0 < m < length]
 
 
-def set_epochs(cfg: Any, epochs: int) -> None:
+def epoch_overrides(cfg: Any, epochs: int) -> dict[str, Any]:
     """An epoch-based schedule of ``epochs`` with the 1x schedule's LR steps scaled to it."""
     base = cfg.train_cfg.max_epochs
-    cfg.train_cfg.max_epochs = epochs
-    cfg.train_cfg.val_interval = min(cfg.train_cfg.get("val_interval", 1), epochs)
-    for scheduler in cfg.param_scheduler:
-        if scheduler.type == "MultiStepLR":
-            scheduler.milestones = _milestones(epochs, base, list(scheduler.milestones))
-            scheduler.end = epochs
+    return {"train_cfg.max_epochs": epochs, "train_cfg.val_interval": min(cfg.train_cfg.get("val_interval", 1), epochs),
+            **_each_scheduler(cfg, "MultiStepLR", lambda s: dict(milestones=_milestones(epochs, base, list(s.milestones)),
+                                                                  end=epochs))}
 
 
-def set_max_iters(cfg: Any, max_iters: int) -> None:
-    """An iteration-based schedule (validation and checkpoint at the end) with scaled LR steps."""
+def iteration_overrides(cfg: Any, max_iters: int) -> dict[str, Any]:
+    """An iteration-based schedule (validation and checkpoint at the end) with scaled LR steps;
+    the warm-up lasts at most a fifth of a short run."""
     base_epochs = cfg.train_cfg.max_epochs
-    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=max_iters, val_interval=max_iters)  # replaces, no merge
-    for scheduler in cfg.param_scheduler:
-        if scheduler.type == "MultiStepLR":
-            scheduler.milestones = _milestones(max_iters, base_epochs, list(scheduler.milestones))
-            scheduler.by_epoch, scheduler.begin, scheduler.end = False, 0, max_iters
-        elif scheduler.type == "LinearLR":
-            scheduler.end = min(scheduler.end, max(1, max_iters // 5))  # warm up over at most a fifth of a short run
-    cfg.train_dataloader.sampler = dict(type="InfiniteSampler", shuffle=True)
-    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", by_epoch=False, interval=max_iters)
-    cfg.log_processor.by_epoch = False
+    return {
+        "train_cfg": _replacing(cfg, "train_cfg", dict(type="IterBasedTrainLoop", max_iters=max_iters, val_interval=max_iters)),
+        **_each_scheduler(cfg, "MultiStepLR", lambda s: dict(milestones=_milestones(max_iters, base_epochs, list(s.milestones)),
+                                                              by_epoch=False, begin=0, end=max_iters)),
+        **_each_scheduler(cfg, "LinearLR", lambda s: dict(end=min(s.end, max(1, max_iters // 5)))),
+        "train_dataloader.sampler": _replacing(cfg.train_dataloader, "sampler", dict(type="InfiniteSampler", shuffle=True)),
+        "default_hooks.checkpoint": _replacing(cfg.default_hooks, "checkpoint",
+                                               dict(type="CheckpointHook", by_epoch=False, interval=max_iters)),
+        "log_processor.by_epoch": False,
+    }
 
 
-def set_workers(cfg: Any, workers: int, batch_size: int | None) -> None:
+def worker_overrides(workers: int, batch_size: int | None) -> dict[str, Any]:
     """Data-loader processes (0: in the main process) and the training batch size per GPU."""
-    for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
-        cfg[key].num_workers = workers
-        cfg[key].persistent_workers = workers > 0
+    options: dict[str, Any] = {f"{key}.{field}": value for key in ("train_dataloader", "val_dataloader", "test_dataloader")
+                               for field, value in (("num_workers", workers), ("persistent_workers", workers > 0))}
     if batch_size is not None:
-        cfg.train_dataloader.batch_size = batch_size
+        options["train_dataloader.batch_size"] = batch_size
+    return options
 
 
 def build_config(framework: str, backbone: str | Backbone, *, work_dir: str | os.PathLike, data_root: str | os.PathLike | None = None,
@@ -199,34 +219,33 @@ def build_config(framework: str, backbone: str | Backbone, *, work_dir: str | os
     if launcher not in ("none", "pytorch"):
         raise GcpbenchError(f"unknown launcher '{launcher}': use none or pytorch (torchrun)")
     cfg = Config.fromfile(str(config_file(framework, backbone, config)))
-    set_backbone(cfg, backbone, weights)
+    # Each step reads the config as the steps before it left it (list indices, base schedule).
+    cfg.merge_from_dict(backbone_overrides(cfg, backbone, weights))
     if data_root is not None:
-        set_data(cfg, Path(data_root))
+        cfg.merge_from_dict(data_overrides(cfg, Path(data_root)))
     else:
         if synthetic_root is None:
             raise GcpbenchError("no data: pass --data COCO_ROOT or build the synthetic set")
         from gcpbench.data.synthetic_coco import CATEGORIES, detection_set_info
 
-        set_data(cfg, Path(synthetic_root), CATEGORIES)
         size = int((detection_set_info(synthetic_root) or {}).get("image_size", 128))
-        set_image_scale(cfg, (size, size))  # the images' own size: no up-sampling on a CPU
-        set_proposals(cfg, SYNTHETIC_PROPOSALS, SYNTHETIC_ROIS)
+        cfg.merge_from_dict({**data_overrides(cfg, Path(synthetic_root), CATEGORIES),
+                             **_each_resize(cfg, dict(scale=(size, size))),  # the images' own size: no up-sampling on a CPU
+                             **proposal_overrides(cfg, SYNTHETIC_PROPOSALS, SYNTHETIC_ROIS)})
         workers = 0 if workers is None else workers
         log_interval = 1 if log_interval is None else log_interval
     if image_scale is not None:
-        set_image_scale(cfg, image_scale)
+        cfg.merge_from_dict(_each_resize(cfg, dict(scale=tuple(image_scale))))
     if workers is not None or batch_size is not None:
-        set_workers(cfg, cfg.train_dataloader.num_workers if workers is None else workers, batch_size)
+        cfg.merge_from_dict(worker_overrides(cfg.train_dataloader.num_workers if workers is None else workers, batch_size))
     if epochs is not None:
-        set_epochs(cfg, epochs)
+        cfg.merge_from_dict(epoch_overrides(cfg, epochs))
     if max_iters is not None:
-        set_max_iters(cfg, max_iters)
+        cfg.merge_from_dict(iteration_overrides(cfg, max_iters))
+    run: dict[str, Any] = {"auto_scale_lr": _replacing(cfg, "auto_scale_lr", dict(enable=True, base_batch_size=16)),
+                           "randomness": _replacing(cfg, "randomness", dict(seed=seed)), "work_dir": str(work_dir),
+                           "load_from": str(load_from) if load_from else None, "resume": resume, "launcher": launcher}
     if log_interval is not None:
-        cfg.default_hooks.logger.interval = log_interval
-    cfg.auto_scale_lr = dict(enable=True, base_batch_size=16)
-    cfg.randomness = dict(seed=seed)
-    cfg.work_dir = str(work_dir)
-    cfg.load_from = str(load_from) if load_from else None
-    cfg.resume = resume
-    cfg.launcher = launcher
+        run["default_hooks.logger.interval"] = log_interval
+    cfg.merge_from_dict(run)
     return cfg

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any, Callable, Mapping
 
 from mmengine.hooks import Hook
 
+from gcpbench.coco import COCO_METRICS
 from gcpbench.detection.config import Backbone, build_config, check_framework, config_file, parse_backbone
 from gcpbench.errors import GcpbenchError, require_positive
 from gcpbench.io import atomic_write_json
@@ -27,8 +29,10 @@ from gcpbench.identity import Producer, ResultIdentity, check_run_accepts
 from gcpbench.paths import require_writable
 from gcpbench.runlock import writer_lock
 from gcpbench.runs import DEFAULT_ROOT, RunDir, new_run_dir
+from gcpbench.runtime import is_main_process, resolve_device
 
-COCO_METRICS: dict[str, str] = {"AP": "mAP", "AP50": "mAP_50", "AP75": "mAP_75", "APs": "mAP_s", "APm": "mAP_m", "APl": "mAP_l"}
+log = logging.getLogger(__name__)
+
 TASKS: dict[str, tuple[str, ...]] = {"faster_rcnn": ("bbox",), "mask_rcnn": ("bbox", "segm")}
 
 
@@ -78,18 +82,14 @@ def detection_result(metrics: Mapping[str, float], framework: str, backbone: Bac
 
 
 def select_device(device: str) -> str:
-    """``auto`` (CUDA when present), ``cpu`` (hides the GPUs from mmengine) or ``cuda``."""
-    import torch
-
-    device = device.lower()
-    if device not in ("auto", "cpu", "cuda"):
+    """``auto`` (CUDA when present), ``cpu`` (hides the GPUs from mmengine) or ``cuda``
+    (:func:`gcpbench.runtime.resolve_device`; mmengine picks the GPU index itself)."""
+    if device.strip().lower() not in ("auto", "cpu", "cuda"):
         raise GcpbenchError(f"unknown device '{device}': use auto, cpu or cuda")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise GcpbenchError("--device cuda but no CUDA device is visible; use --device cpu")
-    if device == "cpu":
+    kind = resolve_device(device).type
+    if kind == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # mmengine places the model on CUDA whenever it sees one
-        return "cpu"
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return kind
 
 
 def verify_backbone_weights(cfg: Any) -> str | None:
@@ -210,10 +210,11 @@ def run_config_record(options: DetectOptions, backbone: Backbone, dataset: str, 
             "mmdet_config": str(config_file(options.framework, backbone, options.config))}
 
 
-def detect(options: DetectOptions, say: Callable[[str], None] = print) -> tuple[RunDir, dict[str, Any]]:
-    """Run ``gcpbench detect``: build the config, train + evaluate, write the run directory."""
-    from mmengine.dist import is_main_process
+def detect(options: DetectOptions, say: Callable[[str], None] | None = None) -> tuple[RunDir, dict[str, Any]]:
+    """Run ``gcpbench detect``: build the config, train + evaluate, write the run directory.
 
+    Notes go to ``say`` (default: logged; debug-level with ``options.quiet``)."""
+    say = say or (log.debug if options.quiet else log.info)
     options = dataclasses.replace(options, framework=check_framework(options.framework))
     framework = options.framework
     backbone = parse_backbone(options.backbone)
@@ -249,7 +250,7 @@ def detect(options: DetectOptions, say: Callable[[str], None] = print) -> tuple[
     zoo_model = verify_backbone_weights(cfg)
     record = run_config_record(options, backbone, dataset, coco_root or synthetic_root, cfg, zoo_model)
     identity = detection_identity(record)
-    main_rank = int(os.environ.get("RANK", "0")) == 0  # torch.distributed starts inside the Runner
+    main_rank = is_main_process()  # torch.distributed starts inside the Runner: RANK tells
     with writer_lock(run.path, f"detection_{framework}") if main_rank else contextlib.nullcontext():
         if main_rank:
             check_detection_run(run, record, identity.producer)
@@ -262,7 +263,7 @@ def detect(options: DetectOptions, say: Callable[[str], None] = print) -> tuple[
         checkpoint = str(options.weights) if options.eval_only else _last_checkpoint(run.path)
         result = {**detection_result(metrics, framework, backbone, dataset, checkpoint),
                   "identity": identity.as_dict()}
-        if is_main_process():
+        if main_rank:
             atomic_write_json(run.eval_file(f"detection_{framework}.json"), result)
     return run, result
 

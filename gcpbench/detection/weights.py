@@ -15,6 +15,7 @@ from gcpbench.detection.checkpoints import mmengine_checkpoint_globals
 from gcpbench.errors import GcpbenchError
 from gcpbench.models.registry import MODELS as ZOO
 from gcpbench.models.weights import extract_state_dict, guess_model, read_checkpoint
+from gcpbench.runtime import first_line
 
 HEAD_PREFIXES: tuple[str, ...] = ("fc.", "layer_reduce", "dimension_reduction", "gcp.", "classifier.")
 REMOTE_SCHEMES: tuple[str, ...] = ("torchvision://", "open-mmlab://", "modelzoo://", "http://", "https://")
@@ -34,8 +35,8 @@ def read_weights(source: str | os.PathLike) -> dict[str, Any]:
         try:
             checkpoint = CheckpointLoader.load_checkpoint(text, map_location="cpu")
         except Exception as exc:  # network / cache failures from mmengine
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise GcpbenchError(f"cannot fetch backbone weights '{text}' ({first}); pass --ckpt PATH to a local file") from None
+            raise GcpbenchError(f"cannot fetch backbone weights '{text}' ({first_line(exc)}); "
+                                "pass --ckpt PATH to a local file") from None
         return dict(checkpoint)
     if not os.path.isfile(text):
         raise GcpbenchError(f"backbone weights '{text}' not found; pass --ckpt PATH (gcpbench, iSQRT-COV or torchvision "

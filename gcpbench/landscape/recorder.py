@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from torch import Tensor, nn
 
-from gcpbench.data.folders import process_rank
+from gcpbench.runtime import process_rank
 from gcpbench.errors import GcpbenchError
 from gcpbench.landscape.probe import default_etas, default_every, measure
 from gcpbench.runs import RunDir

@@ -35,7 +35,7 @@ def probe_model(resolved: Resolved, data: str | Path | None, family: str, *, bat
                 device: str = "auto", quiet: bool = False) -> tuple[dict[str, Any], RunDir]:
     """Measure the landscape of ``resolved``'s model once; returns the row and its run directory."""
     from gcpbench.data.source import resolve_classification_data
-    from gcpbench.evaluate import resolve_device
+    from gcpbench.runtime import resolve_device
     from gcpbench.landscape.probe import NUM_ETA, default_etas, measure
     from gcpbench.landscape.recorder import COLUMNS, append_row
     from gcpbench.models.weights import output_classes

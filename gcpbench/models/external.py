@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from gcpbench.errors import GcpbenchError
 from gcpbench.models.heads import HeadSpec, make_gcp, reduction_block
+from gcpbench.runtime import first_line
 
 SOURCES: tuple[str, ...] = ("timm", "torchvision")
 _NAME = re.compile(r"^(?P<source>timm|torchvision)/(?P<arch>.+?)(?:_gcp(?P<dim>\d+)?)?(?P<s1>_s1)?$")
@@ -156,8 +157,7 @@ def make_backbone(spec: ExternalSpec, num_classes: int) -> nn.Module:
 
         return torchvision.models.get_model(spec.arch, weights=None, num_classes=num_classes, **kwargs)
     except (TypeError, ValueError, AssertionError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GcpbenchError(f"cannot build '{spec.base}' with {kwargs or 'default arguments'}: {first}") from None
+        raise GcpbenchError(f"cannot build '{spec.base}' with {kwargs or 'default arguments'}: {first_line(exc)}") from None
 
 
 def set_last_stage_stride_one(backbone: nn.Module, name: str) -> None:
@@ -271,8 +271,7 @@ class ExternalModel(nn.Module):
         except GcpbenchError:
             raise
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise GcpbenchError(f"'{self.spec.base}' does not run on {size}x{size} inputs: {first}") from None
+            raise GcpbenchError(f"'{self.spec.base}' does not run on {size}x{size} inputs: {first_line(exc)}") from None
         finally:
             for handle in handles:
                 handle.remove()

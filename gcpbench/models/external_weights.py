@@ -24,6 +24,7 @@ from torch import Tensor
 
 from gcpbench.errors import GcpbenchError
 from gcpbench.models.external import ExternalModel
+from gcpbench.runtime import first_line
 
 _STATE_KEYS = ("state_dict", "model", "state_dict_ema", "model_ema")
 _PREFIXES = ("module.", "_orig_mod.")
@@ -44,7 +45,7 @@ def read_weights(path: str | os.PathLike) -> dict[str, Any]:
     try:
         return dict(load_file(str(path), device="cpu"))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise GcpbenchError(f"cannot read weights '{path}': {str(exc).strip().splitlines()[0]}") from None
+        raise GcpbenchError(f"cannot read weights '{path}': {first_line(exc)}") from None
 
 
 def _is_state(obj: Any) -> bool:

@@ -5,7 +5,7 @@
 - :mod:`~gcpbench.report.tables`: the ImageNet, matching-epoch, robustness, CE and detection tables
 - :mod:`~gcpbench.report.plots`: convergence, CE bars, landscape and learning-rate figures
 - :mod:`~gcpbench.report.render`: Markdown / CSV / LaTeX files and ``report.md``
-- :mod:`~gcpbench.report.summary`: the rich summary printed by the CLI
+- the terminal summary is the command line's (:mod:`gcpbench.cli.report_summary`)
 """
 from gcpbench.report.build import ReportResult, build_report
 

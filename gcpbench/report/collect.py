@@ -23,8 +23,8 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from gcpbench.coco import COCO_METRICS
 from gcpbench.errors import GcpbenchError
-from gcpbench.report.paper import DETECTION_METRICS
 from gcpbench.robustness.benchmarks import NPY_BENCHMARKS, VARIANTS
 from gcpbench.runs import RunDir, find_run_dirs
 
@@ -530,8 +530,8 @@ def detection_frame(collection: Collection) -> pd.DataFrame:
                 rows.append({"run": record.name, "framework": result["framework"],
                              "backbone": backbone, "method": method, "task": task,
                              "dataset": dataset_label(dataset), "comparable": is_coco(dataset),
-                             **{m: _number(values.get(m)) for m in DETECTION_METRICS}})
-    columns = ["run", "framework", "backbone", "method", "task", "dataset", "comparable", *DETECTION_METRICS]
+                             **{m: _number(values.get(m)) for m in COCO_METRICS}})
+    columns = ["run", "framework", "backbone", "method", "task", "dataset", "comparable", *COCO_METRICS]
     return pd.DataFrame(rows, columns=columns)
 
 

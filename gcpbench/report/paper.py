@@ -31,9 +31,6 @@ DISPLAY_NAMES: dict[str, str] = {
     "shufflenetv2": "ShuffleNetV2",
 }
 
-SCHEDULES: tuple[str, ...] = ("LRnorm", "LRfast", "LRadju")
-DETECTION_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75", "APs", "APm", "APl")
-
 
 def _read(name: str) -> pd.DataFrame:
     text = resources.files("gcpbench").joinpath("reference_data", name).read_text()

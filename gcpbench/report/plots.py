@@ -1,7 +1,7 @@
 """The report's figures (matplotlib, no display needed).
 
-Each function writes one PNG and returns a :class:`Figure`; when there is nothing to draw, or
-an optional module it relies on is missing, the figure has no path and a note that says why.
+Each function writes one PNG and returns a :class:`Figure`; when there is nothing to draw, the
+figure has no path and a note that says why.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from matplotlib.ticker import MaxNLocator
 
 from gcpbench.io import atomic_write
 from gcpbench.report import paper
+from gcpbench.train.schedules import SCHEDULES, defaults
 
 
 @dataclass
@@ -25,13 +26,10 @@ class Figure:
     note: str = ""
 
 
-# The paper's epoch counts per family and schedule (DESIGN.md section 5), for the LR curves.
-PAPER_EPOCHS: dict[str, dict[str, int]] = {
-    "resnet50": {"LRnorm": 100, "LRfast": 30, "LRadju": 50},
-    "mobilenetv2": {"LRnorm": 400, "LRfast": 100, "LRadju": 150},
-    "shufflenetv2": {"LRnorm": 240, "LRfast": 60, "LRadju": 100},
-}
 _FAMILY_TITLES = {"resnet50": "ResNet", "mobilenetv2": "MobileNetV2", "shufflenetv2": "ShuffleNetV2"}
+# The paper's epoch counts per family and schedule (owned by gcpbench.train.schedules), for the LR curves.
+PAPER_EPOCHS: dict[str, dict[str, int]] = {
+    arch: {schedule: d.epochs for schedule, d in defaults(arch).items()} for arch in _FAMILY_TITLES}
 _HEAD_COLOURS = {"gap": "tab:blue", "gcp": "tab:red"}
 _LINESTYLES = ("-", "--", ":", "-.")
 
@@ -53,8 +51,8 @@ def convergence_figure(curves: pd.DataFrame, out: Path) -> Figure:
     title = "Convergence: validation Top-1 per schedule, GAP vs GCP"
     if curves.empty:
         return Figure(title, None, "no training run with metrics.jsonl")
-    schedules = [s for s in paper.SCHEDULES if (curves["schedule"] == s).any()]
-    schedules += sorted({str(s) for s in curves["schedule"] if s not in paper.SCHEDULES})
+    schedules = [s for s in SCHEDULES if (curves["schedule"] == s).any()]
+    schedules += sorted({str(s) for s in curves["schedule"] if s not in SCHEDULES})
     fig = MplFigure(figsize=(5 * len(schedules), 3.8))
     axes = fig.subplots(1, len(schedules), squeeze=False)[0]
     archs = list(dict.fromkeys(curves["arch"]))
@@ -98,25 +96,20 @@ def corruption_figure(ce_table: pd.DataFrame, out: Path) -> Figure:
 def lr_figure(out: Path) -> Figure:
     """The learning rate of LRnorm / LRfast / LRadju per family over the paper's epochs."""
     title = "Learning-rate schedules (per family, the paper's epoch counts)"
-    try:
-        from gcpbench.train.schedules import learning_rate
-    except ImportError as exc:
-        return Figure(title, None, f"skipped: gcpbench.train.schedules is not available ({exc})")
+    from gcpbench.train.schedules import learning_rate
+
     fig = MplFigure(figsize=(15, 3.8))
     axes = fig.subplots(1, len(PAPER_EPOCHS))
-    try:
-        for ax, (arch, schedules) in zip(axes, PAPER_EPOCHS.items()):
-            for schedule, epochs in schedules.items():
-                values = [learning_rate(arch, schedule, epoch, step=0, steps_per_epoch=1) for epoch in range(epochs)]
-                ax.plot(range(epochs), values, label=f"{schedule} ({epochs} epochs)")
-            ax.set_title(_FAMILY_TITLES[arch])
-            ax.set_xlabel("epoch (0-based)")
-            ax.set_ylabel("learning rate")
-            ax.set_yscale("log")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-    except Exception as exc:  # the schedules module is another engineer's: report, do not crash
-        return Figure(title, None, f"skipped: learning_rate() failed ({exc.__class__.__name__}: {exc})")
+    for ax, (arch, schedules) in zip(axes, PAPER_EPOCHS.items()):
+        for schedule, epochs in schedules.items():
+            values = [learning_rate(arch, schedule, epoch, step=0, steps_per_epoch=1) for epoch in range(epochs)]
+            ax.plot(range(epochs), values, label=f"{schedule} ({epochs} epochs)")
+        ax.set_title(_FAMILY_TITLES[arch])
+        ax.set_xlabel("epoch (0-based)")
+        ax.set_ylabel("learning rate")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     return Figure(title, _save(fig, out))
 
 
@@ -125,12 +118,6 @@ def landscape_figure(run_dirs: list[Path], out: Path) -> Figure:
     title = "Optimisation landscape: loss and gradient-predictiveness bands, beta-smoothness"
     if not run_dirs:
         return Figure(title, None, "no run has a landscape.csv (train with --landscape-every K)")
-    try:
-        from gcpbench.landscape.plot import plot_landscape
-    except ImportError as exc:
-        return Figure(title, None, f"skipped: gcpbench.landscape.plot is not available ({exc})")
-    try:
-        plot_landscape(run_dirs, out)
-    except Exception as exc:  # another module's failure must not stop the report
-        return Figure(title, None, f"skipped: plot_landscape failed ({exc.__class__.__name__}: {exc})")
-    return Figure(title, Path(out)) if Path(out).is_file() else Figure(title, None, "plot_landscape wrote no file")
+    from gcpbench.landscape.plot import plot_landscape
+
+    return Figure(title, plot_landscape(run_dirs, out))

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from gcpbench.coco import COCO_METRICS
 from gcpbench.report import paper
 from gcpbench.report.collect import (
     Collection, curves_frame, detection_frame, robustness_frame, training_frame, variants_frame,
     cifar_frame,
 )
+from gcpbench.train.schedules import SCHEDULES
 
 PAPER = "paper (ImageNet)"
 PAPER_COCO = "paper (COCO)"
@@ -69,7 +71,7 @@ def _in_paper_order(merged: pd.DataFrame) -> pd.DataFrame:
     LRnorm / LRfast / LRadju, then run name (rows without a value last)."""
     order = merged.assign(
         _a=_rank(merged["arch"], _arch_order()), _h=_rank(merged["head"], ["gap", "gcp"]),
-        _d=-merged["gcp_dim"].fillna(0).astype(int), _s=_rank(merged["schedule"], paper.SCHEDULES),
+        _d=-merged["gcp_dim"].fillna(0).astype(int), _s=_rank(merged["schedule"], SCHEDULES),
     ).sort_values(["_a", "arch", "_h", "_d", "_s", "run"], na_position="last", kind="stable")
     return order.drop(columns=["_a", "_h", "_d", "_s"])
 
@@ -249,7 +251,7 @@ def detection_table(detection: pd.DataFrame, all_paper: bool = False) -> pd.Data
         "source": rows["source"],
         "dataset": rows["dataset"],
         "run": rows["run"],
-        **{m: rows[m].astype(float) for m in paper.DETECTION_METRICS},
+        **{m: rows[m].astype(float) for m in COCO_METRICS},
         f"{DELTA} AP": rows.get(f"{DELTA} AP", pd.Series(np.nan, index=rows.index)),
     })
     return table.reset_index(drop=True)

@@ -127,7 +127,7 @@ def check_model_classes(bench: NpyBenchmark, model, checkpoint: dict[str, Any]) 
 def evaluate_npy(request: NpyRequest, resolved, out: Path | None = None) -> tuple[dict, Any]:
     """Evaluate (or resume) a CIFAR robustness set with ``resolved`` (a
     :class:`gcpbench.models.resolve.Resolved`); writes and returns the summary and the run."""
-    from gcpbench.evaluate import resolve_device
+    from gcpbench.runtime import resolve_device
     from gcpbench.identity import Producer, ResultIdentity
     from gcpbench.robustness.engine import ResultFiles, Streaming, evaluate_resumable
     from gcpbench.robustness.imagenet_c import write_errors_csv

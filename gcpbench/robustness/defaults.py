@@ -5,14 +5,14 @@ with ``SYNTHETIC_PER_CLASS`` images per class chosen (seeded) from its validatio
 """
 from __future__ import annotations
 
+import logging
 import shutil
-
 from pathlib import Path
 from typing import Sequence
 
-from rich.console import Console
-
 from gcpbench.robustness.trees import read_marker
+
+log = logging.getLogger(__name__)
 
 SYNTHETIC_C_PER_CLASS = 10
 SYNTHETIC_P_PER_CLASS = 5
@@ -57,7 +57,7 @@ def ensure_synthetic_c(corruptions: Sequence[str], severities: Sequence[int], wo
 
     root = synthetic_c_root()
     if not (_ready(root, "corruptions", corruptions) and _ready(root, "severities", severities)):
-        Console(stderr=True, quiet=quiet).print(f"generating synthetic ImageNet-C data into {root} (once)")
+        log.log(logging.DEBUG if quiet else logging.INFO, f"generating synthetic ImageNet-C data into {root} (once)")
         make_c(None, root, corruptions, severities, per_class=SYNTHETIC_C_PER_CLASS, workers=workers, quiet=quiet)
     return root
 
@@ -71,7 +71,7 @@ def ensure_synthetic_p(perturbations: Sequence[str], difficulty: int, workers: i
     folders = [folder_name(p, difficulty) for p in perturbations]
     root = synthetic_p_root()
     if not _ready(root, "folders", folders):
-        Console(stderr=True, quiet=quiet).print(f"generating synthetic ImageNet-P sequences into {root} (once)")
+        log.log(logging.DEBUG if quiet else logging.INFO, f"generating synthetic ImageNet-P sequences into {root} (once)")
         make_p(None, root, perturbations, difficulties=(difficulty,), per_class=SYNTHETIC_P_PER_CLASS,
                workers=workers, quiet=quiet)
     return root

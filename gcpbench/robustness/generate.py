@@ -2,7 +2,6 @@
 seeds, parallel workers with a progress bar, and the ``gcpbench_generated.json`` marker."""
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -15,6 +14,7 @@ from gcpbench.data.manifests import subfolders
 from gcpbench.errors import GcpbenchError
 from gcpbench.io import atomic_write_json
 from gcpbench.progress import progress_bar
+from gcpbench.runtime import pool_workers
 from gcpbench.robustness.trees import (
     IMAGE_EXTENSIONS, MARKER, files_in, read_marker, require_dir, select_per_class,
 )
@@ -26,11 +26,6 @@ class Source:
 
     wnid: str
     path: Path
-
-
-def default_workers() -> int:
-    """Worker processes by default: the CPU cores, at most 8."""
-    return max(1, min(8, os.cpu_count() or 1))
 
 
 def resolve_source(src: Path | None, quiet: bool = False) -> tuple[Path, str]:
@@ -52,11 +47,6 @@ def list_sources(src: Path, per_class: int | None, seed: int) -> tuple[list[str]
     if not sources:
         raise GcpbenchError(f"source '{src}' holds no images")
     return classes, sources
-
-
-def stable_seed(*parts: Any) -> int:
-    """A 32-bit seed from any parts (the same in every process and run)."""
-    return int.from_bytes(hashlib.sha1("/".join(map(str, parts)).encode()).digest()[:4], "little")
 
 
 def temp_sibling(path: Path) -> Path:
@@ -173,6 +163,6 @@ def generate_tree(fn: Callable[[Any], tuple[int, list[str]]], jobs: tuple[Any, .
     out.mkdir(parents=True, exist_ok=True)
     write_marker(out, {**previous, **params, "unfinished": True})  # the caller's record replaces it at the end
     tasks = [(str(x.path), str(out), x.wnid, jobs, seed) for x in sources]
-    problems = run_tasks(fn, tasks, [len(jobs)] * len(tasks), default_workers() if workers is None else workers,
+    problems = run_tasks(fn, tasks, [len(jobs)] * len(tasks), pool_workers() if workers is None else workers,
                          description, quiet)
     return GeneratedTree(src, label, classes, sources, small, previous, bool(previous), problems)

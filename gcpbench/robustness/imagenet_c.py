@@ -25,7 +25,8 @@ from gcpbench.robustness.loading import load_image
 from gcpbench.robustness.resume import ResumeLog
 from gcpbench.robustness.strays import warn_c_strays
 from gcpbench.robustness.rundirs import eval_run_dir
-from gcpbench.evaluate import clean_preprocessing, evaluate_val_folder, resolve_device
+from gcpbench.evaluate import clean_preprocessing, evaluate_val_folder
+from gcpbench.runtime import resolve_device
 from gcpbench.robustness.engine import ResultFiles, Streaming, evaluate_resumable
 from gcpbench.robustness.tallies import ErrorTally
 from gcpbench.robustness.trees import (

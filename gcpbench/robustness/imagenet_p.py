@@ -27,7 +27,7 @@ from gcpbench.identity import Producer, ResultIdentity
 from gcpbench.robustness.strays import warn_p_strays
 from gcpbench.robustness.resume import ResumeLog
 from gcpbench.robustness.rundirs import eval_run_dir
-from gcpbench.evaluate import resolve_device
+from gcpbench.runtime import resolve_device
 from gcpbench.robustness.engine import ResultFiles, Streaming, evaluate_resumable
 from gcpbench.robustness.tallies import SequenceTally
 from gcpbench.robustness.trees import (

@@ -21,8 +21,9 @@ from PIL import Image
 from gcpbench.errors import require_known
 from gcpbench.robustness.baselines import ALL_CORRUPTIONS, SEVERITIES
 from gcpbench.robustness.corruptions import corrupt
-from gcpbench.robustness.generate import generate_tree, stable_seed, temp_sibling, write_marker
+from gcpbench.robustness.generate import generate_tree, temp_sibling, write_marker
 from gcpbench.robustness.images import render_from_source
+from gcpbench.runtime import stable_seed
 
 JPEG_QUALITY = 85
 GENERATOR = ("gcpbench.robustness.corruptions: the make_imagenet_c.py recipe (motion_blur and snow: "

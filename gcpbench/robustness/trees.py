@@ -5,7 +5,6 @@ marker describing what it holds (it is validated against that, not the full-size
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Hashable, Iterable, Sequence
 
 from gcpbench.data.manifests import subfolders
 from gcpbench.errors import GcpbenchError
+from gcpbench.runtime import seed_digest
 
 IMAGE_EXTENSIONS = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"})
 VIDEO_EXTENSIONS = frozenset({".mp4"})
@@ -100,7 +100,7 @@ def check_same_classes(folders: Sequence[Path]) -> list[str]:
 
 def subset_key(seed: int, class_name: str, file_name: str) -> str:
     """The stable ordering key of a file for seeded per-class subsets (same file, same key)."""
-    return hashlib.sha1(f"{seed}/{class_name}/{Path(file_name).stem}".encode()).hexdigest()
+    return seed_digest(seed, class_name, Path(file_name).stem).hex()
 
 
 def select_per_class(files: Sequence[Path], per_class: int | None, seed: int, class_name: str) -> list[Path]:

@@ -18,14 +18,11 @@ from typing import Any
 import submitit
 
 from gcpbench.errors import GcpbenchError
+from gcpbench.runtime import is_main_process
 from gcpbench.sweep.evaluations import command, run_evaluation
 from gcpbench.sweep.plan import SweepDir
 from gcpbench.sweep.spec import Evaluation
 from gcpbench.sweep.state import last_line, read_job, start_job, update_job
-
-
-def _rank() -> int:
-    return int(os.environ.get("RANK", "0") or 0)
 
 
 def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None) -> str:
@@ -40,7 +37,7 @@ def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None) 
     plan = sweep.read()
     spec = plan.run(name)
     run = sweep.run(name)
-    main = _rank() == 0
+    main = is_main_process()
     if main:
         start_job(run, job_id)
     try:
@@ -72,6 +69,13 @@ def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None) 
     return "done"
 
 
+def _show_logs() -> None:
+    """A job is an entry point: its log file shows the library's lines as ``gcpbench`` does."""
+    from gcpbench.cli import install_logging
+
+    install_logging()
+
+
 class SweepJob(submitit.helpers.Checkpointable):
     """The submitit callable of one run: DDP environment from submitit, then :func:`run_job`."""
 
@@ -79,6 +83,7 @@ class SweepJob(submitit.helpers.Checkpointable):
         env = submitit.JobEnvironment()
         # Every GPU of the node stays visible; each rank picks cuda:LOCAL_RANK (gcpbench.train.distributed).
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+        _show_logs()
         return run_job(sweep_dir, name, job_id=env.job_id)
 
     def checkpoint(self, sweep_dir: str, name: str) -> Any:
@@ -91,6 +96,7 @@ class SweepJob(submitit.helpers.Checkpointable):
 def main(argv: list[str] | None = None) -> int:
     """``python -m gcpbench.sweep.job SWEEP_DIR NAME`` (the local launcher's job)."""
     args = sys.argv[1:] if argv is None else argv
+    _show_logs()
     if len(args) != 2:
         print("usage: python -m gcpbench.sweep.job SWEEP_DIR RUN_NAME", file=sys.stderr)
         return 2

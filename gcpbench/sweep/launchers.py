@@ -16,6 +16,7 @@ effect (local machines are not preempted; one-task jobs requeue at once).
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import subprocess
@@ -26,6 +27,8 @@ from typing import Callable
 
 from gcpbench.errors import GcpbenchError
 from gcpbench.sweep.plan import SweepDir
+
+logger = logging.getLogger(__name__)
 
 LAUNCHERS: tuple[str, ...] = ("local", "slurm", "submitit-local")
 
@@ -85,11 +88,12 @@ def _job_command(sweep: SweepDir, name: str) -> list[str]:
 
 
 def launch_local(sweep: SweepDir, names: list[str], gpus: int = 0,
-                 say: Callable[[str], None] = print) -> dict[str, int]:
+                 say: Callable[[str], None] | None = None) -> dict[str, int]:
     """Run the jobs here, ``max(gpus, 1)`` at a time (GPU i for the i-th slot when ``gpus`` > 0).
 
     Returns each run's exit code (0: done).
     """
+    say = say or logger.info
     sweep.logs.mkdir(parents=True, exist_ok=True)
     slots = max(gpus, 1)
     queue = list(names)

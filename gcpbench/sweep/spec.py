@@ -35,6 +35,7 @@ from typing import Any, Iterable
 
 from gcpbench.errors import GcpbenchError
 from gcpbench.models.registry import closest, model_info, model_name
+from gcpbench.runtime import first_line
 from gcpbench.train.config import TrainOptions
 from gcpbench.train.schedules import canonical_schedule
 
@@ -278,10 +279,10 @@ def load_spec(path: str | Path) -> SweepSpec:
 
             data = yaml.safe_load(path.read_text())
     except (ValueError, UnicodeDecodeError) as exc:  # tomllib.TOMLDecodeError is a ValueError
-        raise GcpbenchError(f"spec file '{path}' is not valid {kind}: {str(exc).splitlines()[0]}") from None
+        raise GcpbenchError(f"spec file '{path}' is not valid {kind}: {first_line(exc)}") from None
     except Exception as exc:  # yaml.YAMLError
         if exc.__class__.__module__.startswith("yaml"):
-            raise GcpbenchError(f"spec file '{path}' is not valid YAML: {str(exc).splitlines()[0]}") from None
+            raise GcpbenchError(f"spec file '{path}' is not valid YAML: {first_line(exc)}") from None
         raise
     return absolute_paths(parse_spec(data, path.stem), path.parent)
 

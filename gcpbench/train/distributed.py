@@ -24,6 +24,7 @@ import torch.distributed as dist
 from torch import nn
 
 from gcpbench.errors import GcpbenchError
+from gcpbench.runtime import resolve_device
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,6 @@ def setup(device: str = "auto") -> DistContext:
 
     ``device`` (auto | cpu | cuda) picks the backend: NCCL with ``cuda:LOCAL_RANK``, else gloo.
     """
-    from gcpbench.evaluate import resolve_device
-
     resolved = resolve_device(device)
     world_size = _env_int("WORLD_SIZE", 1)
     if world_size <= 1:

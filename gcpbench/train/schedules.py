@@ -1,4 +1,4 @@
-"""The paper's learning-rate schedules (DESIGN.md section 5): LRnorm, LRfast and LRadju per family.
+"""The paper's learning-rate schedules (docs/design.md section 5): LRnorm, LRfast and LRadju per family.
 
 ``e`` is the 0-based epoch. ResNet and MobileNetV2 change the LR once per epoch, ShuffleNetV2
 once per iteration::

@@ -40,8 +40,6 @@ from gcpbench.train.state import (read_training_checkpoint, rng_state, save_trai
 
 METRIC_COLUMNS: tuple[str, ...] = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
                                    "images_per_s", "wall_time_s")
-HANG_ENV = "GCPBENCH_TEST_HANG_AT"  # test hook "EPOCH:ITERATION" (1-based): write RUN/.hang and block there,
-# once per run directory (a restarted or requeued process finds RUN/.hang and goes on)
 
 
 @dataclass
@@ -60,7 +58,6 @@ class Session:
     classes: list[str]
     reporter: TrainReporter
     recorder: Any = None
-    hang_at: tuple[int, int] | None = None
     unreadable: UnreadableLog | None = None  # images skipped as unreadable (none with --strict)
 
     @property
@@ -172,14 +169,6 @@ def _describe(s: Session, source) -> None:
         log(f"GCP matrix products in {c['gcp_precision']}{where}")
 
 
-def _hang_at() -> tuple[int, int] | None:
-    spec = os.environ.get(HANG_ENV)
-    if not spec:
-        return None
-    epoch, iteration = spec.split(":")
-    return int(epoch), int(iteration)
-
-
 # ------------------------------------------------------------------------------------ epochs
 
 def _nan_error(s: Session, value: float, epoch: int, step: int) -> GcpbenchError:
@@ -227,9 +216,6 @@ def train_one_epoch(s: Session, epoch: int) -> dict[str, float]:
         count += targets.size(0)
         correct += (outputs.detach().argmax(1) == targets).sum()
         s.reporter.step(epoch, step, value, lr)
-        if s.hang_at == (epoch + 1, step + 1) and not (s.run.path / ".hang").exists():
-            (s.run.path / ".hang").write_text(str(os.getpid()))
-            time.sleep(3600)
     seconds = time.perf_counter() - start
     loss_sum, hits, count = ddp.all_reduce_sum([loss_sum, correct.item(), count], s.ctx)
     return {"lr": s.schedule.lr(epoch, 0, steps), "train_loss": loss_sum / count, "train_top1": 100.0 * hits / count,
@@ -314,11 +300,12 @@ def fit(s: Session, start_epoch: int, history: list[dict[str, Any]], best: float
 
 # ------------------------------------------------------------------------------------ entry
 
-def train(options: TrainOptions) -> RunDir:
-    """Run ``gcpbench train`` (also each process of ``torchrun ... -m gcpbench train``)."""
+def train(options: TrainOptions, reporter: type[TrainReporter] = TrainReporter) -> RunDir:
+    """Run ``gcpbench train`` (also each process of ``torchrun ... -m gcpbench train``); ``reporter``
+    shows the progress (default: log lines; the command line hands in bars)."""
     ctx = ddp.setup(options.device or "auto")
     try:
-        return _train(options, ctx)
+        return _train(options, ctx, reporter)
     finally:
         ddp.teardown(ctx)
 
@@ -378,13 +365,14 @@ def _prepare_new(options: TrainOptions, ctx: ddp.DistContext, quiet: bool) -> Pr
     return Prepared(run, config, schedule, source, (train_loader, val_loader))
 
 
-def _prepare_resume(options: TrainOptions, ctx: ddp.DistContext, quiet: bool) -> Prepared | RunDir:
+def _prepare_resume(options: TrainOptions, ctx: ddp.DistContext, quiet: bool,
+                    reporter: type[TrainReporter]) -> Prepared | RunDir:
     """The stored run to continue, or just its directory when it already finished."""
     run, config = stored_config(options)
     checkpoint = read_training_checkpoint(run.last_checkpoint) if run.last_checkpoint.is_file() else None
     if checkpoint is not None and checkpoint["epoch"] >= config["epochs"]:
         if ctx.is_main:
-            TrainReporter(True, True, config["epochs"], config["epochs"]).log(
+            reporter(True, True, config["epochs"], config["epochs"]).log(
                 f"run '{run.path}' already finished all {config['epochs']} epochs (best val top-1 "
                 f"{checkpoint['best_top1']:.2f}%); nothing to resume")
         return run
@@ -398,7 +386,8 @@ def _prepare_resume(options: TrainOptions, ctx: ddp.DistContext, quiet: bool) ->
     return Prepared(run, config, schedule_from_config(config), source, (train_loader, val_loader), checkpoint)
 
 
-def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool) -> tuple[Session, list[dict[str, Any]], float, int]:
+def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool,
+             reporter_class: type[TrainReporter]) -> tuple[Session, list[dict[str, Any]], float, int]:
     """Model, optimizer (restored on resume), DDP wrapper, probe and reporter."""
     from gcpbench.models import build
     from gcpbench.models.weights import extract_state_dict, load_state_strict
@@ -431,13 +420,13 @@ def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool) -> tuple[Session, l
         num_eta = config.get("landscape_num_eta")
         etas = default_etas(config["family"], num_eta) if num_eta else None
         recorder = LandscapeRecorder(p.run, net, config["family"], config["landscape_every"], etas=etas)
-    reporter = TrainReporter(ctx.is_main, quiet, config["epochs"], start_epoch)
+    reporter = reporter_class(ctx.is_main, quiet, config["epochs"], start_epoch)
     session = Session(ctx, p.run, config, p.schedule, net, model, optimizer, *p.loaders, p.source.classes,
-                      reporter, recorder, _hang_at(), UnreadableLog(p.run.path))
+                      reporter, recorder, UnreadableLog(p.run.path))
     return session, history, best, start_epoch
 
 
-def _train(options: TrainOptions, ctx: ddp.DistContext) -> RunDir:
+def _train(options: TrainOptions, ctx: ddp.DistContext, reporter: type[TrainReporter]) -> RunDir:
     if options.resume == AUTO_RESUME:  # rank 0 decides, so every rank takes the same path
         options = replace(options, resume=ddp.broadcast_object(auto_resume_target(options), ctx))
     quiet = options.quiet or not ctx.is_main
@@ -450,7 +439,8 @@ def _train(options: TrainOptions, ctx: ddp.DistContext) -> RunDir:
         locked = ctx.is_main and target is not None and Path(target).is_dir()
         if locked:
             stack.enter_context(writer_lock(Path(target), "train"))
-        prepared = _prepare_resume(options, ctx, quiet) if options.resume else _prepare_new(options, ctx, quiet)
+        prepared = (_prepare_resume(options, ctx, quiet, reporter) if options.resume
+                    else _prepare_new(options, ctx, quiet))
         if isinstance(prepared, RunDir):
             return prepared
         if ctx.is_main:
@@ -460,13 +450,14 @@ def _train(options: TrainOptions, ctx: ddp.DistContext) -> RunDir:
             remove_stale_temps(run.checkpoints)
             remove_stale_temps(run.path, (run.metrics_jsonl.name, run.metrics_csv.name, run.config.name))
             remove_stale_temps(run.plots, ("convergence.png",))
-        return _train_locked(options, ctx, prepared, quiet)
+        return _train_locked(options, ctx, prepared, reporter)
 
 
-def _train_locked(options: TrainOptions, ctx: ddp.DistContext, prepared: Prepared, quiet: bool) -> RunDir:
+def _train_locked(options: TrainOptions, ctx: ddp.DistContext, prepared: Prepared,
+                  reporter: type[TrainReporter]) -> RunDir:
     run, config = prepared.run, prepared.config
     with determinism(config["deterministic"], ctx.device):
-        s, history, best, start_epoch = _session(prepared, ctx, options.quiet)
+        s, history, best, start_epoch = _session(prepared, ctx, options.quiet, reporter)
         with s.reporter:
             if ctx.is_main:
                 _describe(s, prepared.source)
