@@ -59,8 +59,8 @@ def eval_c(
     quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
 ) -> None:
     """ImageNet-C: error per corruption x severity, CE, mCE, relative mCE (resumable)."""
-    if ckpt is not None and errors is None:
-        require_eval_output(ckpt, out, needs_config=True)
+    if (ckpt or weights) is not None and errors is None:
+        require_eval_output(ckpt or weights, out, needs_config=True)
     from gcpbench.robustness import tables
     from gcpbench.robustness.baselines import SEVERITIES
     from gcpbench.robustness.imagenet_c import corruption_list
@@ -119,7 +119,7 @@ def eval_p(
     quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
 ) -> None:
     """ImageNet-P: flip probability and top-5 distance, mFP, mT5D (resumable)."""
-    require_eval_output(ckpt, out, needs_config=True)
+    require_eval_output(ckpt or weights, out, needs_config=True)
     from gcpbench.robustness import tables
     from gcpbench.robustness.imagenet_p import PRequest, evaluate_p, perturbation_list
 
@@ -127,12 +127,7 @@ def eval_p(
     resolved = modelopts.resolve(ckpt, model, weights)
     if data is None:
         from gcpbench.robustness.defaults import ensure_synthetic_p
-        from gcpbench.robustness.make_p import SUPPORTED
 
-        missing = [p for p in chosen if p not in SUPPORTED]
-        if missing and not perturbations:
-            chosen = [p for p in chosen if p in SUPPORTED]
-            typer.echo(f"note: {', '.join(missing)} is not generated for the synthetic set; evaluated without it", err=True)
         data = ensure_synthetic_p(chosen, difficulty, quiet=quiet)
     request = PRequest(checkpoint=resolved.path, preprocessing=resolved.preprocessing, data=data, perturbations=chosen, difficulty=difficulty, subset=subset,
                        seed=seed, batch_size=batch_size, workers=workers, device=device, quiet=quiet or as_json)
