@@ -39,7 +39,8 @@ def _is_disk_full(exc: BaseException) -> bool:
 def disk_full_error(path: Path, needed: int | None) -> DiskFullError:
     """The one-line error for a write of ``needed`` bytes that found the disk full."""
     try:
-        free = _mib(os.statvfs(path.parent).f_bavail * os.statvfs(path.parent).f_frsize)
+        stat = os.statvfs(path.parent)
+        free = _mib(stat.f_bavail * stat.f_frsize)
     except OSError:
         free = "unknown"
     need = f"about {_mib(needed)}" if needed else "more space"

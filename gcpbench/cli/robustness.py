@@ -27,6 +27,22 @@ def int_list(values: Optional[List[str]], what: str) -> list[int]:
         raise GcpbenchError(f"--{what} takes integers, e.g. --{what} 1,2,3") from None
 
 
+def device_option() -> str:
+    return typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ...")
+
+
+def out_option() -> Optional[Path]:
+    return typer.Option(None, "--out", help="run directory (default: the checkpoint's run)")
+
+
+def json_option() -> bool:
+    return typer.Option(False, "--json", help="print the summary as JSON instead of a table")
+
+
+def quiet_option() -> bool:
+    return typer.Option(False, "--quiet", help="no progress bars")
+
+
 def _print(obj, as_json: bool, table_fn) -> None:
     from rich.console import Console
 
@@ -51,12 +67,12 @@ def eval_c(
     seed: int = typer.Option(0, help="seed of --subset"),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
     workers: int = typer.Option(4, "--workers", min=0, help="data loading processes"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ..."),
-    out: Optional[Path] = typer.Option(None, "--out", help="run directory (default: the checkpoint's run)"),
+    device: str = device_option(),
+    out: Optional[Path] = out_option(),
     errors: Optional[Path] = typer.Option(None, "--errors", help="score a corruption,severity,error CSV computed elsewhere"),
     alexnet_clean_error: float = typer.Option(ALEXNET_CLEAN_ERROR, "--alexnet-clean-error", help=ALEXNET_HELP),
-    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON instead of a table"),
-    quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+    as_json: bool = json_option(),
+    quiet: bool = quiet_option(),
 ) -> None:
     """ImageNet-C: error per corruption x severity, CE, mCE, relative mCE (resumable)."""
     if (ckpt or weights) is not None and errors is None:
@@ -113,10 +129,10 @@ def eval_p(
     seed: int = typer.Option(0, help="seed of --subset"),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="frames per forward pass"),
     workers: int = typer.Option(4, "--workers", min=0, help="decoding processes"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ..."),
-    out: Optional[Path] = typer.Option(None, "--out", help="run directory (default: the checkpoint's run)"),
-    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON instead of a table"),
-    quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+    device: str = device_option(),
+    out: Optional[Path] = out_option(),
+    as_json: bool = json_option(),
+    quiet: bool = quiet_option(),
 ) -> None:
     """ImageNet-P: flip probability and top-5 distance, mFP, mT5D (resumable)."""
     require_eval_output(ckpt or weights, out, needs_config=True)
@@ -151,10 +167,10 @@ def eval_cifar(
     image_size: Optional[int] = typer.Option(None, "--image-size", help="resize the 32 px images for a model with another input size"),
     batch_size: int = typer.Option(256, "--batch-size", min=1),
     workers: int = typer.Option(2, "--workers", min=0, help="data loading processes"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ..."),
-    out: Optional[Path] = typer.Option(None, "--out", help="run directory (default: the checkpoint's run)"),
-    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON instead of a table"),
-    quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+    device: str = device_option(),
+    out: Optional[Path] = out_option(),
+    as_json: bool = json_option(),
+    quiet: bool = quiet_option(),
 ) -> None:
     """CIFAR-10-C / CIFAR-100-C (mean error) or CIFAR-10-P (mFP, mT5D), unnormalised (resumable)."""
     require_eval_output(ckpt or weights, out, needs_config=True)
