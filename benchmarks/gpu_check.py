@@ -20,7 +20,11 @@ The summary (``OUT/gpu_check.json``) also holds ``gcpbench doctor``'s report. Wi
 script says so in one line (exit 2); ``--cpu-smoke`` runs every step tiny on the CPU (gloo
 instead of NCCL) to check the script itself. Exit 0 when every step passed, else 1.
 
-Usage: ``python benchmarks/gpu_check.py [--out runs/gpu-check] [--cpu-smoke] [--budget 600]``.
+``--steps layer,train`` runs only the named steps (in the order above) and keeps the other steps'
+records of an earlier summary in OUT, so a check split over several runs (mmcv's CUDA build in
+between, say) still ends in one summary.
+
+Usage: ``python benchmarks/gpu_check.py [--out runs/gpu-check] [--cpu-smoke] [--budget 600] [--steps a,b]``.
 """
 from __future__ import annotations
 
@@ -267,16 +271,52 @@ def run_steps(steps: dict[str, Callable[[], Any]], summary: dict[str, Any], writ
         write()
 
 
+def select_steps(steps: dict[str, Callable[[], Any]], wanted: str | None) -> dict[str, Callable[[], Any]]:
+    """The steps named in ``wanted`` (comma-separated), in their usual order; all when None.
+    An unknown name raises ValueError with the valid ones."""
+    if wanted is None:
+        return steps
+    names = [name.strip() for name in wanted.split(",") if name.strip()]
+    unknown = [name for name in names if name not in steps]
+    if unknown or not names:
+        raise ValueError(f"unknown step {', '.join(unknown) or '(none given)'}; the steps are {', '.join(steps)}")
+    return {name: fn for name, fn in steps.items() if name in names}
+
+
+def earlier_steps(path: Path, mode: str) -> dict[str, Any]:
+    """The step records of an earlier summary at ``path`` made in the same mode, else none."""
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return dict(earlier.get("steps", {})) if earlier.get("mode") == mode else {}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/gpu-check"), help="output folder (replaced files inside)")
     parser.add_argument("--cpu-smoke", action="store_true", help="every step tiny on the CPU (checks the script itself)")
     parser.add_argument("--budget", type=float, default=600.0, help="seconds for the whole check")
+    parser.add_argument("--steps", help="comma-separated steps to run (default: all); an earlier summary's other "
+                                        "steps are kept")
     parser.add_argument("--ddp-step", type=Path, help=argparse.SUPPRESS)  # internal: one rank of the DDP step
     parser.add_argument("--device", default="cuda", help=argparse.SUPPRESS)
     parser.add_argument("--ddp-batch", type=int, default=64, help=argparse.SUPPRESS)
     parser.add_argument("--ddp-image", type=int, default=224, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
+
+
+def all_steps(runner: Runner, sizes: Sizes, smoke: bool) -> dict[str, Callable[[], Any]]:
+    """Every step of the check, by name, in the order they run."""
+    return {
+        "layer": lambda: layer_step(sizes),
+        "train_step": lambda: train_step_step(sizes),
+        "train": lambda: train_step(runner, sizes, smoke),
+        "eval_c": lambda: eval_c_step(runner, sizes, smoke),
+        "eval_p": lambda: eval_p_step(runner, sizes, smoke),
+        **{f"detect_{fw}": lambda fw=fw: detect_step(runner, sizes, fw) for fw in sizes.detect_frameworks},
+        "ddp": lambda: ddp_step(runner, sizes),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,33 +333,30 @@ def main(argv: list[str] | None = None) -> int:
     smoke = args.cpu_smoke
     sizes = smoke_sizes() if smoke else cuda_sizes()
     out = args.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "GCPBENCH_CACHE": str(out / "cache"), "PYTHONPATH": os.pathsep.join(
         p for p in (str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")) if p)}
     if smoke:
         env.update(OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     runner = Runner(out, args.budget, env)
+    try:
+        steps = select_steps(all_steps(runner, sizes, smoke), args.steps)
+    except ValueError as exc:
+        print(f"gpu-check: {exc}", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
     device = torch.device(sizes.device)
+    mode, path = "cpu-smoke" if smoke else "cuda", out / "gpu_check.json"
     summary: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "mode": "cpu-smoke" if smoke else "cuda", "machine": machine_name(device), "torch": torch.__version__,
-        "cuda": torch.version.cuda, "doctor": collect(run_root=out).to_json(), "steps": {}}
-    path = out / "gpu_check.json"
+        "mode": mode, "machine": machine_name(device), "torch": torch.__version__,
+        "cuda": torch.version.cuda, "doctor": collect(run_root=out).to_json(),
+        "steps": earlier_steps(path, mode) if args.steps is not None else {}}
 
     def write() -> None:
         atomic_write_json(path, summary)
 
-    steps: dict[str, Callable[[], Any]] = {
-        "layer": lambda: layer_step(sizes),
-        "train_step": lambda: train_step_step(sizes),
-        "train": lambda: train_step(runner, sizes, smoke),
-        "eval_c": lambda: eval_c_step(runner, sizes, smoke),
-        "eval_p": lambda: eval_p_step(runner, sizes, smoke),
-        **{f"detect_{fw}": lambda fw=fw: detect_step(runner, sizes, fw) for fw in sizes.detect_frameworks},
-        "ddp": lambda: ddp_step(runner, sizes),
-    }
     run_steps(steps, summary, write)
-    failed = [name for name, step in summary["steps"].items() if not step["ok"]]
+    failed = [name for name in steps if not summary["steps"][name]["ok"]]
     print(f"[gpu-check] {len(steps) - len(failed)}/{len(steps)} steps passed"
           + (f" (failed: {', '.join(failed)})" if failed else "") + f"; summary: {path}")
     return 1 if failed else 0

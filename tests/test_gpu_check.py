@@ -57,3 +57,35 @@ def test_cpu_smoke_runs_every_step_and_writes_one_summary(tmp_path) -> None:
     assert steps["ddp"]["result"] | {"loss": None, "step_seconds": None} == {
         "backend": "gloo", "world_size": 2, "device": "cpu", "batch_per_rank": 4, "image": 32, "loss": None,
         "step_seconds": None, "in_sync": True, "all_reduce_ok": True}
+
+
+def test_an_unknown_step_is_one_line_naming_the_steps(tmp_path) -> None:
+    done = _run("--cpu-smoke", "--steps", "layer,detect", "--out", str(tmp_path / "out"), CUDA_VISIBLE_DEVICES="")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == ("gpu-check: unknown step detect; the steps are layer, train_step, train, eval_c, "
+                                   "eval_p, detect_mask_rcnn, ddp")
+    assert not (tmp_path / "out").exists()
+
+
+def test_steps_runs_only_those_and_keeps_the_earlier_records(tmp_path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = {"ok": True, "result": {"from": "an earlier run"}, "seconds": 1.0}
+    (out / "gpu_check.json").write_text(json.dumps({"mode": "cpu-smoke", "steps": {"ddp": earlier}}))
+    done = _run("--cpu-smoke", "--steps", "layer", "--out", str(out), CUDA_VISIBLE_DEVICES="")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "[gpu-check] 1/1 steps passed" in done.stdout
+    steps = json.loads((out / "gpu_check.json").read_text())["steps"]
+    assert list(steps) == ["ddp", "layer"] and steps["ddp"] == earlier and steps["layer"]["ok"]
+
+
+def test_an_earlier_summary_of_another_mode_is_not_merged(tmp_path) -> None:
+    sys.path.insert(0, str(SCRIPT.parent))
+    from gpu_check import earlier_steps, select_steps
+
+    path = tmp_path / "gpu_check.json"
+    path.write_text(json.dumps({"mode": "cuda", "steps": {"ddp": {"ok": True}}}))
+    assert earlier_steps(path, "cpu-smoke") == {} and earlier_steps(path, "cuda") == {"ddp": {"ok": True}}
+    assert earlier_steps(tmp_path / "missing.json", "cuda") == {}
+    assert list(select_steps({"a": 1, "b": 2, "c": 3}, "c, a")) == ["a", "c"]
+    assert select_steps({"a": 1}, None) == {"a": 1}
