@@ -26,6 +26,9 @@ from gcpbench.runtime import first_line
 
 DISTRIBUTIONS: tuple[str, ...] = ("torch", "torchvision", "numpy", "opencv-python", "pillow", "typer", "mmengine", "mmcv",
                                   "mmdet", "pycocotools")
+# Other distributions of the same module: GPU images often ship OpenCV's headless build.
+ALTERNATIVES: dict[str, tuple[str, ...]] = {
+    "opencv-python": ("opencv-python-headless", "opencv-contrib-python", "opencv-contrib-python-headless")}
 LOW_DISK_GIB = 10.0
 _MMCV_PROBE = (
     "import json, mmcv, mmcv.ops\n"
@@ -108,13 +111,19 @@ class Report:
 
 
 def versions(names: tuple[str, ...] = DISTRIBUTIONS) -> dict[str, str | None]:
-    """Installed version of each distribution (None when absent)."""
+    """Installed version of each distribution (None when absent); where only an alternative
+    distribution of the same module is installed (:data:`ALTERNATIVES`), its version and name,
+    e.g. ``"4.12.0 (opencv-python-headless)"``."""
     found: dict[str, str | None] = {}
     for name in names:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = None
+        found[name] = None
+        for candidate in (name, *ALTERNATIVES.get(name, ())):
+            try:
+                version = importlib.metadata.version(candidate)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+            found[name] = version if candidate == name else f"{version} ({candidate})"
+            break
     return found
 
 

@@ -89,3 +89,22 @@ def test_cli_prints_the_summary_first_and_exits_0(run_cli, report: Report) -> No
     assert any(line.split()[:3] == ["DDP", "gloo", "works"] for line in lines)
     record = json.loads(json.dumps(report.to_json()))  # what --json prints
     assert record["summary"] == report.summary() and record["versions"]["torch"] == report.versions["torch"]
+
+
+def test_opencv_from_its_headless_distribution_is_reported_as_installed(monkeypatch) -> None:
+    import importlib.metadata
+
+    from gcpbench.doctor import versions
+
+    installed = {"opencv-python-headless": "4.12.0.88", "numpy": "2.5.2"}
+
+    def version(name: str) -> str:
+        if name not in installed:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return installed[name]
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    assert versions(("numpy", "opencv-python", "mmcv")) == {
+        "numpy": "2.5.2", "opencv-python": "4.12.0.88 (opencv-python-headless)", "mmcv": None}
+    installed["opencv-python"] = "4.12.0.88"
+    assert versions(("opencv-python",)) == {"opencv-python": "4.12.0.88"}
