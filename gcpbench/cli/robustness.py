@@ -99,13 +99,6 @@ def eval_c(
     from gcpbench.robustness.imagenet_c import CRequest, evaluate_c
 
     resolved = modelopts.resolve(ckpt, model, weights)
-
-    if data is None:
-        from gcpbench.robustness.defaults import ensure_synthetic_c, synthetic_val_root
-
-        data = ensure_synthetic_c(chosen, levels, quiet=quiet)
-        if clean_error is None and clean_data is None:
-            clean_data = synthetic_val_root(quiet=quiet)
     request = CRequest(checkpoint=resolved.path, preprocessing=resolved.preprocessing, data=data, corruptions=chosen, severities=levels, clean_error=clean_error,
                        clean_data=clean_data, subset=subset, seed=seed, batch_size=batch_size, workers=workers,
                        device=device, alexnet_clean_error=alexnet_clean_error, quiet=quiet or as_json)
@@ -141,10 +134,6 @@ def eval_p(
 
     chosen = perturbation_list(extra, split_list(perturbations))
     resolved = modelopts.resolve(ckpt, model, weights)
-    if data is None:
-        from gcpbench.robustness.defaults import ensure_synthetic_p
-
-        data = ensure_synthetic_p(chosen, difficulty, quiet=quiet)
     request = PRequest(checkpoint=resolved.path, preprocessing=resolved.preprocessing, data=data, perturbations=chosen, difficulty=difficulty, subset=subset,
                        seed=seed, batch_size=batch_size, workers=workers, device=device, quiet=quiet or as_json)
     summary, run = evaluate_p(request, out, resolved.model, resolved.checkpoint)
