@@ -77,7 +77,7 @@ def eval_c(
     """ImageNet-C: error per corruption x severity, CE, mCE, relative mCE (resumable)."""
     if (ckpt or weights) is not None and errors is None:
         require_eval_output(ckpt or weights, out, needs_config=True)
-    from gcpbench.robustness import tables
+    from gcpbench.cli import robustness_tables as tables
     from gcpbench.robustness.baselines import SEVERITIES
     from gcpbench.robustness.imagenet_c import corruption_list
 
@@ -129,7 +129,7 @@ def eval_p(
 ) -> None:
     """ImageNet-P: flip probability and top-5 distance, mFP, mT5D (resumable)."""
     require_eval_output(ckpt or weights, out, needs_config=True)
-    from gcpbench.robustness import tables
+    from gcpbench.cli import robustness_tables as tables
     from gcpbench.robustness.imagenet_p import PRequest, evaluate_p, perturbation_list
 
     chosen = perturbation_list(extra, split_list(perturbations))
@@ -163,7 +163,7 @@ def eval_cifar(
 ) -> None:
     """CIFAR-10-C / CIFAR-100-C (mean error) or CIFAR-10-P (mFP, mT5D), unnormalised (resumable)."""
     require_eval_output(ckpt or weights, out, needs_config=True)
-    from gcpbench.robustness import tables
+    from gcpbench.cli import robustness_tables as tables
     from gcpbench.robustness.baselines import SEVERITIES
     from gcpbench.robustness.cifar import NpyRequest, evaluate_npy
 
