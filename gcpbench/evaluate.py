@@ -174,6 +174,7 @@ def eval_imagenet(ckpt: str | Path | None, data: str | Path | None = None, out: 
     from gcpbench.runs import result_writer
     from gcpbench.models.resolve import resolve_model
     from gcpbench.models.weights import output_classes
+    from gcpbench.records import ImageNetResult
 
     require_positive("--image-size", image_size)
     torch_device = resolve_device(device)
@@ -205,11 +206,11 @@ def eval_imagenet(ckpt: str | Path | None, data: str | Path | None = None, out: 
                                       device=torch_device, amp=amp, progress=not quiet,
                                       description=f"eval-imagenet {name}", strict=strict)
         unreadable = metrics.get("unreadable", [])
-        result = {"model": name, "checkpoint": str(ckpt), "dataset": source.dataset,
-                  "top1": metrics["top1"], "top5": metrics["top5"], "images": metrics["images"],
-                  "loss": metrics["loss"], "data_root": str(source.root), "image_size": prep.input_size,
-                  "resize": prep.resize, "num_classes": num_classes, "device": str(torch_device), "amp": amp,
-                  **resolved.description(), "preprocessing": prep.as_dict(), "unreadable": unreadable,
-                  "unreadable_count": len(unreadable), "identity": identity.as_dict()}
-        atomic_write_json(path, result)
-    return result, path
+        result = ImageNetResult(
+            model=name, checkpoint=str(ckpt), dataset=source.dataset, top1=metrics["top1"], top5=metrics["top5"],
+            images=metrics["images"], loss=metrics["loss"], identity=identity,
+            extra={"data_root": str(source.root), "image_size": prep.input_size, "resize": prep.resize,
+                   "num_classes": num_classes, "device": str(torch_device), "amp": amp, **resolved.description(),
+                   "preprocessing": prep.as_dict(), "unreadable": unreadable, "unreadable_count": len(unreadable)})
+        atomic_write_json(path, result.to_json())
+    return result.to_json(), path

@@ -9,9 +9,12 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from gcpbench.errors import GcpbenchError
+
+if TYPE_CHECKING:
+    from gcpbench.records import RunConfig
 
 CHUNK = 1 << 20
 
@@ -64,6 +67,14 @@ class ResultIdentity:
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self.producer), "data_root": self.data_root, "options": dict(sorted(self.options.items()))}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ResultIdentity:
+        """The identity stored by :meth:`as_dict` (missing parts read as None)."""
+        producer = Producer(str(data.get("model") or ""), str(data.get("checkpoint") or ""), data.get("sha256"),
+                            data.get("run_id"))
+        options = data.get("options")
+        return cls(producer, data.get("data_root"), dict(options) if isinstance(options, Mapping) else {})
+
     @property
     def key(self) -> str:
         """A short, stable hash of the whole identity (stamped on resume records)."""
@@ -75,27 +86,29 @@ def _inside(path: str, folder: Path) -> bool:
     return Path(path).parent == folder.resolve()
 
 
-def check_run_accepts(run_path: str | os.PathLike, config: Mapping[str, Any], producer: Producer, what: str) -> None:
+def check_run_accepts(run_path: str | os.PathLike, config: RunConfig | None, producer: Producer, what: str) -> None:
     """Refuse (one line) to file ``what`` of ``producer`` into a run directory of another model,
-    of another training run, or of another checkpoint. ``config`` is the run's config.json
-    ({} for a new directory, which accepts anything)."""
-    if not config:
+    of another training run, or of another checkpoint. ``config`` is the run's typed config.json
+    (None for a new directory, which accepts anything)."""
+    from gcpbench.records import TrainConfig
+
+    if config is None:
         return
     run_path = Path(run_path)
     elsewhere = "write them to another directory with --out"
-    owner = config.get("model")
+    owner = config.model
     if owner and owner != producer.model:
         raise GcpbenchError(f"'{run_path}' holds results of {owner}; {what} of {producer.model} (checkpoint "
                             f"'{producer.checkpoint}') cannot be filed there: {elsewhere}")
-    if config.get("command") == "train":
-        own = (producer.run_id is not None and producer.run_id == config.get("run_id")) or \
+    if isinstance(config, TrainConfig):
+        own = (producer.run_id is not None and producer.run_id == config.run_id) or \
             _inside(producer.checkpoint, run_path / "checkpoints")
         if not own:
             raise GcpbenchError(f"'{run_path}' is a training run and '{producer.checkpoint}' is not one of its "
                                 f"checkpoints; {what} of it cannot be filed there: {elsewhere}")
         return
-    stored = config.get("checkpoint_sha256")
+    stored = config.checkpoint_sha256
     if stored and stored != producer.sha256:
-        raise GcpbenchError(f"'{run_path}' holds results of checkpoint {stored[:12]} ('{config.get('checkpoint')}'); "
+        raise GcpbenchError(f"'{run_path}' holds results of checkpoint {stored[:12]} ('{config.checkpoint}'); "
                             f"{what} of checkpoint {producer.sha256[:12]} ('{producer.checkpoint}') cannot be filed "
                             f"there: {elsewhere}")

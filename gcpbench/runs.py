@@ -24,13 +24,16 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, TypeVar
 
 from gcpbench.errors import GcpbenchError
-from gcpbench.io import atomic_write_json, remove_stale_temps
+from gcpbench.io import atomic_write_json, atomic_write_text, remove_stale_temps
 
 if TYPE_CHECKING:
     from gcpbench.identity import Producer
+    from gcpbench.records import EpochRecord, EvalResult, RunConfig
+
+    ResultT = TypeVar("ResultT", bound=EvalResult)
 
 DEFAULT_ROOT = Path(os.environ.get("GCPBENCH_RUNS", "runs"))
 
@@ -87,18 +90,51 @@ class RunDir:
         self.plots.mkdir(parents=True, exist_ok=True)
         return self.plots / name
 
-    def write_config(self, config: dict[str, Any]) -> None:
-        """Write the resolved configuration atomically."""
-        atomic_write_json(self.config, config)
+    def write_config(self, config: RunConfig | dict[str, Any]) -> None:
+        """Write the configuration (a :mod:`gcpbench.records` config, or its JSON) atomically."""
+        atomic_write_json(self.config, config if isinstance(config, dict) else config.to_json())
 
     def read_config(self) -> dict[str, Any]:
-        """The run's configuration ({} when none was written)."""
+        """The run's configuration as stored ({} when none was written)."""
         if not self.config.is_file():
             return {}
         try:
-            return json.loads(self.config.read_text())
+            data = json.loads(self.config.read_text())
         except json.JSONDecodeError as exc:
             raise GcpbenchError(f"run directory '{self.path}' has an unreadable config.json ({exc.msg})") from None
+        if not isinstance(data, dict):
+            raise GcpbenchError(f"run directory '{self.path}' has a config.json that is not a JSON object")
+        return data
+
+    def run_config(self) -> RunConfig | None:
+        """The typed configuration (:class:`~gcpbench.records.TrainConfig` or
+        :class:`~gcpbench.records.EvalConfig`); None when none was written."""
+        from gcpbench.records import run_config_from_json
+
+        data = self.read_config()
+        return run_config_from_json(data) if data else None
+
+    def read_result(self, kind: type[ResultT], name: str | None = None) -> ResultT | None:
+        """The result ``eval/<name>`` (default: the kind's own file) as a ``kind`` record; None
+        when absent. An unreadable file raises :class:`~gcpbench.records.UnreadableRecord`."""
+        path = self.eval / (name or kind.FILE)
+        return kind.read(path) if path.is_file() else None
+
+    def write_result(self, result: EvalResult) -> Path:
+        """Write ``result`` atomically to its file under ``eval/``; returns the path."""
+        path = self.eval_file(result.file_name)
+        atomic_write_json(path, result.to_json())
+        return path
+
+    def write_epochs(self, records: list[EpochRecord]) -> None:
+        """metrics.jsonl and metrics.csv, each replaced atomically and both from the same records
+        (a crash between the two leaves each file whole)."""
+        from gcpbench.records import EpochRecord
+
+        atomic_write_text(self.metrics_jsonl, "".join(json.dumps(r.to_json()) + "\n" for r in records))
+        rows = [",".join(EpochRecord.COLUMNS)] + [",".join(repr(getattr(r, k)) for k in EpochRecord.COLUMNS)
+                                                  for r in records]
+        atomic_write_text(self.metrics_csv, "\n".join(rows) + "\n")
 
 
 def write_eval_config(run: RunDir, config: dict[str, Any]) -> None:
@@ -107,12 +143,11 @@ def write_eval_config(run: RunDir, config: dict[str, Any]) -> None:
     if run.config.is_file():
         return
     from gcpbench.models.external import model_identity
+    from gcpbench.records import EvalConfig
 
-    config = dict(config)
     info = model_identity(config["model"])
-    run.write_config({"command": config.pop("command"), "model": info.name, "arch": info.arch,
-                      "head": info.head.kind, "gcp_dim": info.head.dim if info.head.is_gcp else None,
-                      "schedule": None, **config})
+    run.write_config(EvalConfig.from_json({**config, "model": info.name, "arch": info.arch, "head": info.head.kind,
+                                           "gcp_dim": info.head.dim if info.head.is_gcp else None, "schedule": None}))
 
 
 @contextlib.contextmanager
@@ -127,7 +162,7 @@ def result_writer(run: RunDir, result: str, files: tuple[str, ...], producer: Pr
 
     run.path.mkdir(parents=True, exist_ok=True)
     with writer_lock(run.path, result):
-        check_run_accepts(run.path, run.read_config(), producer, what)
+        check_run_accepts(run.path, run.run_config(), producer, what)
         write_eval_config(run, {**eval_config, "model": producer.model, "checkpoint": producer.checkpoint,
                                 "checkpoint_sha256": producer.sha256})
         remove_stale_temps(run.eval, files)

@@ -166,12 +166,13 @@ def test_a_torn_progress_line_is_dropped_and_only_its_subset_recomputed(checkpoi
 
 def test_report_uses_the_complete_metrics_file_and_says_so(tmp_path):
     from gcpbench.report.collect import collect
-    from gcpbench.train.trainer import METRIC_COLUMNS, write_metrics
+    from gcpbench.records import EpochRecord, TrainConfig
+    from gcpbench.train.trainer import write_metrics
 
     run = RunDir(tmp_path / "run")
-    config = {"command": "train", "model": "resnet18_gap", "schedule": "LRnorm", "dataset": "synthetic"}
+    config = TrainConfig(model="resnet18_gap", schedule="LRnorm", dataset="synthetic")
     run.write_config(config)
-    records = [{k: float(e) if k != "epoch" else e for k in METRIC_COLUMNS} for e in (1, 2, 3)]
+    records = [EpochRecord.from_json({k: float(e) if k != "epoch" else e for k in EpochRecord.COLUMNS}) for e in (1, 2, 3)]
     write_metrics(run, records, config)
     assert [r["epoch"] for r in read_jsonl(run.metrics_jsonl)] == [1, 2, 3]
     assert run.metrics_csv.read_text().count("\n") == 4

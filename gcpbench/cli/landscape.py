@@ -42,8 +42,8 @@ def landscape(
                                seed=seed, device=device, quiet=quiet)
         modelopts.describe(resolved, quiet)
         if not quiet:
-            typer.echo(f"probed {resolved.name}: loss {row['train_loss']:.4f}, loss band {row['loss_min']:.4f}..."
-                       f"{row['loss_max']:.4f}, beta-smoothness {row['beta_smoothness']:.4g}; wrote {run.landscape}")
+            typer.echo(f"probed {resolved.name}: loss {row.train_loss:.4f}, loss band {row.loss_min:.4f}..."
+                       f"{row.loss_max:.4f}, beta-smoothness {row.beta_smoothness:.4g}; wrote {run.landscape}")
         run_dirs.insert(0, run.path)
     if not run_dirs:
         raise GcpbenchError("give run directories to plot, or --ckpt FILE / --model NAME --weights FILE to probe")

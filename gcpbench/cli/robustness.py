@@ -77,7 +77,7 @@ def eval_c(
     """ImageNet-C: error per corruption x severity, CE, mCE, relative mCE (resumable)."""
     if (ckpt or weights) is not None and errors is None:
         require_eval_output(ckpt or weights, out, needs_config=True)
-    from gcpbench.robustness import tables
+    from gcpbench.cli import robustness_tables as tables
     from gcpbench.robustness.baselines import SEVERITIES
     from gcpbench.robustness.imagenet_c import corruption_list
 
@@ -99,13 +99,6 @@ def eval_c(
     from gcpbench.robustness.imagenet_c import CRequest, evaluate_c
 
     resolved = modelopts.resolve(ckpt, model, weights)
-
-    if data is None:
-        from gcpbench.robustness.defaults import ensure_synthetic_c, synthetic_val_root
-
-        data = ensure_synthetic_c(chosen, levels, quiet=quiet)
-        if clean_error is None and clean_data is None:
-            clean_data = synthetic_val_root(quiet=quiet)
     request = CRequest(checkpoint=resolved.path, preprocessing=resolved.preprocessing, data=data, corruptions=chosen, severities=levels, clean_error=clean_error,
                        clean_data=clean_data, subset=subset, seed=seed, batch_size=batch_size, workers=workers,
                        device=device, alexnet_clean_error=alexnet_clean_error, quiet=quiet or as_json)
@@ -136,15 +129,11 @@ def eval_p(
 ) -> None:
     """ImageNet-P: flip probability and top-5 distance, mFP, mT5D (resumable)."""
     require_eval_output(ckpt or weights, out, needs_config=True)
-    from gcpbench.robustness import tables
+    from gcpbench.cli import robustness_tables as tables
     from gcpbench.robustness.imagenet_p import PRequest, evaluate_p, perturbation_list
 
     chosen = perturbation_list(extra, split_list(perturbations))
     resolved = modelopts.resolve(ckpt, model, weights)
-    if data is None:
-        from gcpbench.robustness.defaults import ensure_synthetic_p
-
-        data = ensure_synthetic_p(chosen, difficulty, quiet=quiet)
     request = PRequest(checkpoint=resolved.path, preprocessing=resolved.preprocessing, data=data, perturbations=chosen, difficulty=difficulty, subset=subset,
                        seed=seed, batch_size=batch_size, workers=workers, device=device, quiet=quiet or as_json)
     summary, run = evaluate_p(request, out, resolved.model, resolved.checkpoint)
@@ -174,7 +163,7 @@ def eval_cifar(
 ) -> None:
     """CIFAR-10-C / CIFAR-100-C (mean error) or CIFAR-10-P (mFP, mT5D), unnormalised (resumable)."""
     require_eval_output(ckpt or weights, out, needs_config=True)
-    from gcpbench.robustness import tables
+    from gcpbench.cli import robustness_tables as tables
     from gcpbench.robustness.baselines import SEVERITIES
     from gcpbench.robustness.cifar import NpyRequest, evaluate_npy
 

@@ -11,6 +11,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
                            TimeRemainingColumn)
 
 from gcpbench import progress
+from gcpbench.records import EpochRecord
 from gcpbench.train.progress import TrainReporter
 
 
@@ -77,6 +78,6 @@ class RichTrainReporter(TrainReporter):
     def evaluating(self) -> None:
         self.progress.update(self.epoch_task, info="validating")
 
-    def end_epoch(self, record: dict[str, Any]) -> None:
-        self.progress.update(self.run_task, completed=record["epoch"], info=f"val top-1 {record['val_top1']:.2f}%")
+    def end_epoch(self, record: EpochRecord) -> None:
+        self.progress.update(self.run_task, completed=record.epoch, info=f"val top-1 {record.val_top1:.2f}%")
         super().end_epoch(record)

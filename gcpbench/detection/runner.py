@@ -24,9 +24,9 @@ from mmengine.hooks import Hook
 from gcpbench.coco import COCO_METRICS
 from gcpbench.detection.config import Backbone, build_config, check_framework, config_file, parse_backbone
 from gcpbench.errors import GcpbenchError, require_positive
-from gcpbench.io import atomic_write_json
 from gcpbench.identity import Producer, ResultIdentity, check_run_accepts
 from gcpbench.paths import require_writable
+from gcpbench.records import DetectionConfig, DetectionResult
 from gcpbench.runlock import writer_lock
 from gcpbench.runs import DEFAULT_ROOT, RunDir, new_run_dir
 from gcpbench.runtime import is_main_process, resolve_device
@@ -72,13 +72,11 @@ def no_detection_metrics(ann_file: str | os.PathLike, tasks: tuple[str, ...]) ->
 
 
 def detection_result(metrics: Mapping[str, float], framework: str, backbone: Backbone, dataset: str,
-                     checkpoint: str | None) -> dict[str, Any]:
-    """The shared ``eval/detection_<framework>.json`` record."""
-    result: dict[str, Any] = {"framework": framework, "backbone": backbone.arch, "method": backbone.mode,
-                              "dataset": dataset, "checkpoint": checkpoint}
-    for task in TASKS[framework]:
-        result[task] = coco_table(metrics, task)
-    return result
+                     checkpoint: str | None, identity: ResultIdentity | None = None) -> DetectionResult:
+    """The ``eval/detection_<framework>.json`` record of COCO ``metrics``."""
+    tables = {task: coco_table(metrics, task) for task in TASKS[framework]}
+    return DetectionResult(framework=framework, backbone=backbone.arch, method=backbone.mode, dataset=dataset,
+                           checkpoint=checkpoint, bbox=tables["bbox"], segm=tables.get("segm"), identity=identity)
 
 
 def select_device(device: str) -> str:
@@ -191,23 +189,22 @@ def _dataset(data: Path | None, say: Callable[[str], None]) -> tuple[str, Path |
     return "coco", Path(data), None
 
 
-def run_config_record(options: DetectOptions, backbone: Backbone, dataset: str, root: Path, cfg: Any, zoo_model: str | None) -> dict[str, Any]:
-    """The run directory's ``config.json``."""
+def run_config_record(options: DetectOptions, backbone: Backbone, dataset: str, root: Path, cfg: Any,
+                      zoo_model: str | None) -> DetectionConfig:
+    """The run directory's ``config.json`` (without the fingerprint of the weights)."""
     from gcpbench.models.registry import MODELS as ZOO
 
     info = ZOO.get(zoo_model) if zoo_model else None
     schedule = f"{options.epochs} epochs" if options.epochs else f"{options.max_iters} iters" if options.max_iters else "1x"
     backbone_cfg = cfg.model.backbone
-    return {"command": "detect", "model": backbone.name, "arch": backbone.arch,
-            "head": "gap" if backbone.mode == "gap" else "gcp",
-            "gcp_dim": info.head.dim if info is not None and info.head.is_gcp else None,
-            "schedule": schedule, "dataset": dataset, "data_root": str(root),
-            "framework": options.framework, "method": backbone.mode,
-            "backbone_weights": (backbone_cfg.get("init_cfg") or {}).get("checkpoint"),
-            "backbone_weights_model": zoo_model, "weights": str(options.weights) if options.weights else None,
-            "eval_only": options.eval_only, "epochs": options.epochs, "max_iters": options.max_iters,
-            "launcher": options.launcher, "seed": options.seed,
-            "mmdet_config": str(config_file(options.framework, backbone, options.config))}
+    return DetectionConfig(
+        model=backbone.name, arch=backbone.arch, head="gap" if backbone.mode == "gap" else "gcp",
+        gcp_dim=info.head.dim if info is not None and info.head.is_gcp else None, schedule=schedule, dataset=dataset,
+        data_root=str(root), framework=options.framework, method=backbone.mode,
+        backbone_weights=(backbone_cfg.get("init_cfg") or {}).get("checkpoint"), backbone_weights_model=zoo_model,
+        weights=str(options.weights) if options.weights else None, eval_only=options.eval_only, epochs=options.epochs,
+        max_iters=options.max_iters, launcher=options.launcher, seed=options.seed,
+        mmdet_config=str(config_file(options.framework, backbone, options.config)))
 
 
 def detect(options: DetectOptions, say: Callable[[str], None] | None = None) -> tuple[RunDir, dict[str, Any]]:
@@ -254,43 +251,44 @@ def detect(options: DetectOptions, say: Callable[[str], None] | None = None) -> 
     with writer_lock(run.path, f"detection_{framework}") if main_rank else contextlib.nullcontext():
         if main_rank:
             check_detection_run(run, record, identity.producer)
-            run.write_config({**record, "checkpoint_sha256": identity.producer.sha256 or None})
+            run.write_config(dataclasses.replace(record, checkpoint_sha256=identity.producer.sha256 or None))
         with contextlib.redirect_stdout(io.StringIO()) if options.quiet else contextlib.nullcontext():  # pycocotools prints
             metrics = run_config(cfg, options.eval_only)
         if not metrics:
             say("the detector found no object above the score threshold: every AP is 0")
             metrics = no_detection_metrics(cfg.val_evaluator.ann_file, TASKS[framework])
         checkpoint = str(options.weights) if options.eval_only else _last_checkpoint(run.path)
-        result = {**detection_result(metrics, framework, backbone, dataset, checkpoint),
-                  "identity": identity.as_dict()}
+        result = detection_result(metrics, framework, backbone, dataset, checkpoint, identity)
         if main_rank:
-            atomic_write_json(run.eval_file(f"detection_{framework}.json"), result)
-    return run, result
+            run.write_result(result)
+    return run, result.to_json()
 
 
-def detection_identity(record: dict[str, Any]) -> ResultIdentity:
+def detection_identity(record: DetectionConfig) -> ResultIdentity:
     """What a detection result comes from: the backbone (name and initial weights, fingerprinted),
     the data and the options that shape it (an ``--eval-only`` run: the detector checkpoint)."""
-    source = record["weights"] if record["eval_only"] else record["backbone_weights"]
+    source = record.weights if record.eval_only else record.backbone_weights
     if source and Path(source).is_file():
-        producer = Producer.of(source, record["model"])
+        producer = Producer.of(source, record.model)
     else:
-        producer = Producer(record["model"], str(source or "none"), "")
-    options = {key: record[key] for key in ("framework", "eval_only", "epochs", "max_iters", "seed")}
-    return ResultIdentity(producer, record["data_root"], options)
+        producer = Producer(record.model, str(source or "none"), "")
+    options = {key: getattr(record, key) for key in ("framework", "eval_only", "epochs", "max_iters", "seed")}
+    return ResultIdentity(producer, record.data_root, options)
 
 
-def check_detection_run(run: RunDir, record: dict[str, Any], producer: Producer) -> None:
+def check_detection_run(run: RunDir, record: DetectionConfig, producer: Producer) -> None:
     """Refuse (one line) a ``--work-dir`` that holds another command's run, another backbone's,
     another framework's or one started from other weights."""
-    existing = run.read_config()
-    if existing and existing.get("command") != "detect":
-        raise GcpbenchError(f"'{run.path}' holds a {existing.get('command')} run of {existing.get('model')}; "
+    existing = run.run_config()
+    if existing is None:
+        return
+    if not isinstance(existing, DetectionConfig):
+        raise GcpbenchError(f"'{run.path}' holds a {existing.command} run of {existing.model}; "
                             "detection writes its own run directory: choose another --work-dir")
     check_run_accepts(run.path, existing, producer, "detection results")
-    if existing and existing.get("framework") != record["framework"]:
-        raise GcpbenchError(f"'{run.path}' holds a {existing.get('framework')} detection run; choose another "
-                            f"--work-dir for {record['framework']}")
+    if existing.framework != record.framework:
+        raise GcpbenchError(f"'{run.path}' holds a {existing.framework} detection run; choose another "
+                            f"--work-dir for {record.framework}")
 
 
 def _last_checkpoint(work_dir: Path) -> str | None:

@@ -24,17 +24,16 @@ PALETTES = {
 def run_label(run: RunDir) -> str:
     """``resnet18 GCP LRnorm`` from the run's config (model / head / schedule); the folder
     name when the config says nothing."""
-    config = run.read_config()
-    head = config.get("head")
-    arch = config.get("arch") or config.get("model")
+    config = run.run_config()
+    arch = config and (config.arch or config.model)
     if not arch:
         return run.path.name
     parts = [str(arch)]
-    if head:
-        dim = config.get("gcp_dim")
-        parts.append(head.upper() + (f"-{dim}" if head == "gcp" and dim not in (None, 256) else ""))
-    if config.get("schedule"):
-        parts.append(str(config["schedule"]))
+    if config.head:
+        dim = config.gcp_dim
+        parts.append(config.head.upper() + (f"-{dim}" if config.head == "gcp" and dim not in (None, 256) else ""))
+    if config.schedule:
+        parts.append(str(config.schedule))
     return " ".join(parts)
 
 
@@ -48,7 +47,8 @@ def _colours(runs: Sequence[RunDir]) -> list[str]:
     used: Counter[str] = Counter()
     colours = []
     for run in runs:
-        head = run.read_config().get("head")
+        config = run.run_config()
+        head = config.head if config else None
         kind = head if head in PALETTES else "other"
         palette = PALETTES[kind]
         colours.append(palette[used[kind] % len(palette)])

@@ -14,28 +14,27 @@ import csv
 import io
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from torch import Tensor, nn
 
 from gcpbench.runtime import process_rank
 from gcpbench.errors import GcpbenchError
 from gcpbench.landscape.probe import default_etas, default_every, measure
+from gcpbench.records import LandscapeRow
 from gcpbench.runs import RunDir
 
-COLUMNS: tuple[str, ...] = (
-    "step", "epoch", "train_loss", "loss_min", "loss_max", "grad_diff_min", "grad_diff_max",
-    "beta_smoothness", "eta_min", "eta_max", "num_eta",
-)
+COLUMNS: tuple[str, ...] = LandscapeRow.columns()
 
 
 def _format(value: Any) -> str:
     return repr(float(value)) if isinstance(value, float) else str(value)
 
 
-def append_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
+def append_row(path: str | os.PathLike, row: LandscapeRow | Mapping[str, Any]) -> None:
     """Append one record (header first when the file is new); flushed and synced."""
     path = Path(path)
+    row = row.to_json() if isinstance(row, LandscapeRow) else row
     new = not path.is_file() or path.stat().st_size == 0
     if not new:
         with open(path) as handle:
@@ -87,11 +86,10 @@ class LandscapeRecorder:
         if not self.due(step):
             return None
         result = measure(self.model, images, targets, self.etas)
-        row = {"step": int(step), "epoch": int(epoch), "train_loss": float(train_loss)}
-        row.update({name: result[name] for name in COLUMNS if name not in row})
+        row = LandscapeRow.measured(int(step), int(epoch), float(train_loss), result)
         if process_rank() == 0:
             append_row(self.run_dir.landscape, row)
-        return row
+        return row.to_json()
 
 
 def read_landscape(path: str | os.PathLike):

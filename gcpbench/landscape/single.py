@@ -37,7 +37,8 @@ def probe_model(resolved: Resolved, data: str | Path | None, family: str, *, bat
     from gcpbench.data.source import resolve_classification_data
     from gcpbench.runtime import resolve_device
     from gcpbench.landscape.probe import NUM_ETA, default_etas, measure
-    from gcpbench.landscape.recorder import COLUMNS, append_row
+    from gcpbench.landscape.recorder import append_row
+    from gcpbench.records import LandscapeRow
     from gcpbench.models.weights import output_classes
 
     source = resolve_classification_data(data, splits=("train",), quiet=quiet)
@@ -53,7 +54,7 @@ def probe_model(resolved: Resolved, data: str | Path | None, family: str, *, bat
     producer = Producer.of(resolved.path, resolved.name, resolved.checkpoint)
     run = new_run_dir(out or DEFAULT_ROOT / f"landscape_{run_slug(resolved.name)}_{resolved.path.stem}_"
                              f"{producer.sha256[:8]}", "landscape")
-    row = {"step": 0, "epoch": 0, "train_loss": result["loss"], **{k: result[k] for k in COLUMNS[3:]}}
+    row = LandscapeRow.measured(0, 0, result["loss"], result)
     with result_writer(run, "landscape", (), producer, "landscape measurements",
                        {"command": "landscape", "dataset": source.dataset, "data_root": str(source.root),
                         "family": family, "batch_size": batch_size, "seed": seed, "preprocessing": prep.as_dict()}):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -25,19 +24,15 @@ import pandas as pd
 
 from gcpbench.coco import COCO_METRICS
 from gcpbench.errors import GcpbenchError
+from gcpbench.records import (CifarResult, CorruptionResult, DetectionResult, EvalConfig, EvalResult, ImageNetResult,
+                              PerturbationResult, RunConfig, TrainConfig, UnreadableRecord, VariantResult, read_json_object,
+                              run_config_from_json)
 from gcpbench.robustness.benchmarks import NPY_BENCHMARKS, VARIANTS
 from gcpbench.runs import RunDir, find_run_dirs
 
 METRIC_COLUMNS: tuple[str, ...] = ("epoch", "val_top1", "val_top5")
-_IMAGENET_NAMES = {"imagenet", "imagenet1k", "ilsvrc2012", "ilsvrc"}
-_COCO_NAMES = {"coco", "coco2017", "mscoco"}
-_MODEL_RE = re.compile(r"^(?P<arch>[a-z0-9]+?)_(?P<head>gap|gcp)(?P<dim>\d+)?$")
-_BACKBONE_RE = re.compile(r"^(?P<backbone>resnet\d+)(?:_(?P<method>gap|gcp_d|gcp_m))?$")
-_CHECKPOINT_KEYS = ("checkpoint", "ckpt", "weights")
 
-
-class UnreadableFile(Exception):
-    """A results file that cannot be used; the message says why."""
+UnreadableFile = UnreadableRecord  # a results file that cannot be used; the message says why
 
 
 @dataclass(frozen=True)
@@ -51,17 +46,17 @@ class ModelId:
 
 @dataclass
 class RunRecord:
-    """Everything ``report`` uses from one run directory."""
+    """Everything ``report`` uses from one run directory, as the records of :mod:`gcpbench.records`."""
 
     path: Path
-    config: dict[str, Any]
+    config: RunConfig  # an empty EvalConfig for a run without config.json
     metrics: pd.DataFrame | None = None
-    imagenet: dict[str, Any] | None = None
-    c_summary: dict[str, Any] | None = None
-    p_summary: dict[str, Any] | None = None
-    variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # eval/imagenet_<variant>.json by key
-    npy: dict[str, dict[str, Any]] = field(default_factory=dict)  # eval/<cifar set>_summary.json by key
-    detection: list[dict[str, Any]] = field(default_factory=list)
+    imagenet: ImageNetResult | None = None
+    c_summary: CorruptionResult | None = None
+    p_summary: PerturbationResult | None = None
+    variants: dict[str, VariantResult] = field(default_factory=dict)  # eval/imagenet_<variant>.json by key
+    npy: dict[str, CifarResult] = field(default_factory=dict)  # eval/<cifar set>_summary.json by key
+    detection: list[DetectionResult] = field(default_factory=list)
     has_landscape: bool = False
     plots: list[Path] = field(default_factory=list)
     name: str = ""
@@ -78,8 +73,14 @@ class Collection:
 
 # ---------------------------------------------------------------- labels and identities
 
-def _norm(label: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", label.lower())
+def _manifest_name(name: Any) -> str | None:
+    """The dataset's canonical name (:func:`gcpbench.data.manifests.canonical_name`), None if unknown."""
+    from gcpbench.data.manifests import canonical_name
+
+    try:
+        return canonical_name(str(name)) if name else None
+    except GcpbenchError:
+        return None
 
 
 def dataset_label(name: Any, subset: bool = False) -> str:
@@ -90,42 +91,44 @@ def dataset_label(name: Any, subset: bool = False) -> str:
 
 def is_imagenet(name: Any, subset: bool = False, suffix: str = "") -> bool:
     """True for full ImageNet data (``suffix`` 'c'/'p' also accepts ImageNet-C/-P names)."""
-    if subset or not name:
+    if subset:
         return False
-    norm = _norm(str(name))
-    if suffix and norm.endswith(suffix):
-        norm = norm[: -len(suffix)]
-    return norm in _IMAGENET_NAMES
+    return _manifest_name(name) in ({"imagenet", f"imagenet-{suffix}"} if suffix else {"imagenet"})
 
 
 def is_coco(name: Any) -> bool:
     """True for the COCO 2017 data the paper's detection numbers were measured on."""
-    return bool(name) and _norm(str(name)) in _COCO_NAMES
+    return _manifest_name(name) == "coco"
 
 
 def parse_model(name: str | None) -> ModelId:
-    """``resnet18_gcp128`` -> ModelId('resnet18', 'gcp', 128); unknown parts are None."""
-    match = _MODEL_RE.match((name or "").lower())
-    if not match:
+    """The architecture, head and GCP dimension of a model name, from the model registry
+    (``resnet18_gcp128`` -> ModelId('resnet18', 'gcp', 128)); all None for an unknown name."""
+    from gcpbench.models.external import model_identity
+
+    try:
+        info = model_identity(name) if name else None
+    except GcpbenchError:
+        info = None
+    if info is None:
         return ModelId(None, None, None)
-    head = match["head"]
-    dim = int(match["dim"]) if match["dim"] else (256 if head == "gcp" else None)
-    return ModelId(match["arch"], head, dim)
+    return ModelId(info.arch.lower(), info.head.kind, info.head.dim if info.head.is_gcp else None)
 
 
-def model_id(config: dict[str, Any], model: str | None = None) -> ModelId:
-    """The model of a run: the config's arch/head/gcp_dim, else parsed from its model name."""
-    parsed = parse_model(model or config.get("model"))
-    arch = config.get("arch") or parsed.arch
-    head = (config.get("head") or parsed.head or "").lower() or None
-    dim = config.get("gcp_dim") if config.get("gcp_dim") is not None else parsed.gcp_dim
+def model_id(config: RunConfig, model: str | None = None) -> ModelId:
+    """The model of a run: its config's arch / head / GCP dim, completed from the model name
+    (``model``, else the config's) through the registry."""
+    parsed = parse_model(model or config.model)
+    head = (config.head or parsed.head or "").lower() or None
+    dim = config.gcp_dim if config.gcp_dim is not None else parsed.gcp_dim
     if head == "gcp" and dim is None:
         dim = 256
+    arch = config.arch or parsed.arch
     return ModelId(str(arch).lower() if arch else None, head, int(dim) if head == "gcp" and dim is not None else None)
 
 
-def _subset(*sources: dict[str, Any] | None) -> bool:
-    return any(bool(source.get("subset")) for source in sources if source)
+def _subset(*sources: RunConfig | EvalResult | None) -> bool:
+    return any(bool(getattr(source, "subset", False)) for source in sources if source is not None)
 
 
 # ---------------------------------------------------------------- reading files
@@ -189,28 +192,6 @@ def read_metrics(path: Path, notes: list[str] | None = None) -> pd.DataFrame:
     return frame.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
 
 
-def _read_json(path: Path, required: Iterable[str]) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UnreadableFile(f"cannot read ({exc.__class__.__name__})") from None
-    except json.JSONDecodeError as exc:
-        raise UnreadableFile(f"bad JSON ({exc.msg}, line {exc.lineno})") from None
-    if not isinstance(data, dict):
-        raise UnreadableFile("not a JSON object")
-    missing = [key for key in required if key not in data]
-    if missing:
-        raise UnreadableFile(f"missing key {', '.join(missing)}")
-    return data
-
-
-_EVAL_FILES: dict[str, tuple[str, ...]] = {
-    "imagenet.json": ("top1", "top5"),
-    "imagenet_c_summary.json": ("mCE", "relative_mCE"),
-    "imagenet_p_summary.json": ("mFP", "mT5D"),
-}
-
-
 def read_run_metrics(run: RunDir, warnings: list[str]) -> pd.DataFrame | None:
     """The run's epochs from metrics.jsonl and metrics.csv. Where the two disagree (a crash
     between their writes, a torn line) the one with more epochs is used and a warning says so."""
@@ -236,31 +217,19 @@ def read_run_metrics(run: RunDir, warnings: list[str]) -> pd.DataFrame | None:
     return frames[chosen]
 
 
-def foreign_result(config: dict[str, Any], data: dict[str, Any]) -> str | None:
-    """Why an evaluation result does not belong to the run whose config is ``config`` (another
-    model or another checkpoint), or None when it does or cannot be told."""
-    owner, model = config.get("model"), data.get("model")
-    if owner and model and owner != model:
-        return f"results of {model} in a run of {owner}"
-    identity = data.get("identity")
-    stored = config.get("checkpoint_sha256")
-    if isinstance(identity, dict) and stored and identity.get("sha256") not in (None, stored):
-        return (f"results of checkpoint {str(identity.get('sha256'))[:12]} in a run of checkpoint {stored[:12]}")
-    run_id = config.get("run_id")
-    if isinstance(identity, dict) and run_id and identity.get("run_id") not in (None, run_id):
-        return f"results of a checkpoint of another training run ({identity.get('run_id')})"
-    return None
+def _read_config(run: RunDir) -> RunConfig:
+    """The run's typed config (an empty one when it has no config.json)."""
+    if not run.config.is_file():
+        return EvalConfig()
+    return run_config_from_json(read_json_object(run.config))
 
 
 def read_run(run: RunDir, warnings: list[str]) -> RunRecord | None:
     """One run directory as a record, or None (with a warning) when it must be skipped."""
     try:
-        config = run.read_config()
-    except GcpbenchError:
-        warnings.append(f"skipped run {run.path}: config.json is not valid JSON")
-        return None
-    if not isinstance(config, dict):
-        warnings.append(f"skipped run {run.path}: config.json is not a JSON object")
+        config = _read_config(run)
+    except UnreadableRecord as exc:
+        warnings.append(f"skipped run {run.path}: config.json {exc}")
         return None
     record = RunRecord(run.path, config)
     try:
@@ -269,37 +238,32 @@ def read_run(run: RunDir, warnings: list[str]) -> RunRecord | None:
         warnings.append(f"skipped run {run.path}: {exc}")
         return None
 
-    def load(name: str, required: Iterable[str]) -> dict[str, Any] | None:
-        path = run.eval / name
-        if not path.is_file():
-            return None
+    def load(kind: type[EvalResult], name: str | None = None) -> Any:
+        path = run.eval / (name or kind.FILE)
         try:
-            data = _read_json(path, required)
-        except UnreadableFile as exc:
+            result = run.read_result(kind, name)
+        except UnreadableRecord as exc:
             warnings.append(f"skipped file {path}: {exc}")
             return None
-        foreign = foreign_result(config, data)
+        foreign = result.foreign_to(config) if result is not None else None
         if foreign:
             warnings.append(f"skipped file {path}: {foreign}")
             return None
-        return data
+        return result
 
-    record.imagenet = load("imagenet.json", _EVAL_FILES["imagenet.json"])
-    record.c_summary = load("imagenet_c_summary.json", _EVAL_FILES["imagenet_c_summary.json"])
-    record.p_summary = load("imagenet_p_summary.json", _EVAL_FILES["imagenet_p_summary.json"])
+    record.imagenet = load(ImageNetResult)
+    record.c_summary = load(CorruptionResult)
+    record.p_summary = load(PerturbationResult)
     for key, variant in VARIANTS.items():
-        data = load(variant.result_file, ("top1", "top5"))
-        if data is not None:
-            record.variants[key] = data
+        if (result := load(VariantResult, variant.result_file)) is not None:
+            record.variants[key] = result
     for key, bench in NPY_BENCHMARKS.items():
-        data = load(bench.files[1], ("benchmark",))
-        if data is not None:
-            record.npy[key] = data
+        if (result := load(CifarResult, bench.files[1])) is not None:
+            record.npy[key] = result
     if run.eval.is_dir():
         for path in sorted(run.eval.glob("detection_*.json")):
-            data = load(path.name, ("framework", "backbone", "bbox"))
-            if data is not None:
-                record.detection.append(data)
+            if (result := load(DetectionResult, path.name)) is not None:
+                record.detection.append(result)
     record.has_landscape = run.landscape.is_file()
     record.plots = sorted(run.plots.glob("*.png")) if run.plots.is_dir() else []
     return record
@@ -319,19 +283,29 @@ def _display_names(records: list[RunRecord]) -> None:
             record.name = record.path.name
 
 
+def _owner_of(source: RunConfig | EvalResult | None, by_run_id: dict[str, RunRecord],
+              by_path: dict[Path, RunRecord]) -> RunRecord | None:
+    """The training run that wrote the checkpoint ``source`` names: by the training run id its
+    identity carries, else by the checkpoint's place (``RUN/checkpoints/x.pt``)."""
+    identity = getattr(source, "identity", None)
+    if identity is not None and identity.producer.run_id in by_run_id:
+        return by_run_id[identity.producer.run_id]
+    checkpoint = getattr(source, "checkpoint", None)
+    if not isinstance(checkpoint, str) or not checkpoint:
+        return None
+    path = Path(checkpoint).expanduser()
+    return by_path.get((path.parent.parent if path.parent.name == "checkpoints" else path.parent).resolve())
+
+
 def _link_owners(records: list[RunRecord]) -> None:
     """Point evaluation-only runs at the training run whose checkpoint they evaluated."""
     by_path = {r.path.resolve(): r for r in records}
+    by_run_id = {r.config.run_id: r for r in records if isinstance(r.config, TrainConfig) and r.config.run_id}
     for record in records:
-        sources = [record.imagenet or {}, record.c_summary or {}, record.p_summary or {}, *record.variants.values(), *record.npy.values(),
-                   record.config]
+        sources = [record.imagenet, record.c_summary, record.p_summary, *record.variants.values(),
+                   *record.npy.values(), record.config]
         for source in sources:
-            checkpoint = next((source[k] for k in _CHECKPOINT_KEYS if isinstance(source.get(k), str)), None)
-            if not checkpoint:
-                continue
-            path = Path(checkpoint).expanduser()
-            parent = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-            owner = by_path.get(parent.resolve())
+            owner = _owner_of(source, by_run_id, by_path)
             if owner is not None and owner is not record:
                 record.owner = owner
                 break
@@ -369,20 +343,20 @@ def _identity(record: RunRecord, model: str | None = None) -> dict[str, Any]:
         "arch": ident.arch,
         "head": ident.head,
         "gcp_dim": ident.gcp_dim,
-        "schedule": subject.config.get("schedule") or record.config.get("schedule"),
+        "schedule": subject.config.schedule or record.config.schedule,
     }
 
 
-def _imagenet_row(record: RunRecord, evaluation: dict[str, Any], source: str) -> dict[str, Any]:
+def _imagenet_row(record: RunRecord, evaluation: ImageNetResult, source: str) -> dict[str, Any]:
     subset = _subset(evaluation, record.config)
-    dataset = evaluation.get("dataset") or record.config.get("dataset")
+    dataset = evaluation.dataset or record.config.dataset
     return {
-        **_identity(record, evaluation.get("model")),
+        **_identity(record, evaluation.model),
         "dataset": dataset_label(dataset, subset),
         "comparable": is_imagenet(dataset, subset),
         "epochs": len(record.owner.metrics) if record.owner is not None and record.owner.metrics is not None else pd.NA,
-        "top1": float(evaluation["top1"]),
-        "top5": float(evaluation["top5"]),
+        "top1": float(evaluation.top1),
+        "top5": float(evaluation.top5),
         "source": source,
     }
 
@@ -411,8 +385,8 @@ def training_frame(collection: Collection) -> pd.DataFrame:
             row = _imagenet_row(record, linked[0].imagenet, f"eval/imagenet.json of {linked[0].name}")
         else:
             subset = _subset(record.config)
-            row = {**_identity(record), "dataset": dataset_label(record.config.get("dataset"), subset),
-                   "comparable": is_imagenet(record.config.get("dataset"), subset),
+            row = {**_identity(record), "dataset": dataset_label(record.config.dataset, subset),
+                   "comparable": is_imagenet(record.config.dataset, subset),
                    "top1": float(last["val_top1"]), "top5": float(last["val_top5"]),
                    "source": f"metrics.jsonl epoch {int(last['epoch'])}"}
         row["epochs"] = int(last["epoch"])
@@ -436,7 +410,7 @@ def curves_frame(collection: Collection) -> pd.DataFrame:
         frame = record.metrics.copy()
         for key, value in _identity(record).items():
             frame[key] = value
-        frame["dataset"] = dataset_label(record.config.get("dataset"), _subset(record.config))
+        frame["dataset"] = dataset_label(record.config.dataset, _subset(record.config))
         frames.append(frame)
     if not frames:
         return pd.DataFrame(columns=["run", "arch", "head", "gcp_dim", "schedule", "dataset", *METRIC_COLUMNS])
@@ -456,20 +430,20 @@ def robustness_frame(collection: Collection) -> pd.DataFrame:
         for kind, summary in (("c", record.c_summary), ("p", record.p_summary)):
             if summary is None:
                 continue
-            ident = _identity(record, summary.get("model"))
+            ident = _identity(record, summary.model)
             key = (ident["run"], (ident["arch"], ident["head"], ident["gcp_dim"]))
             row = rows.setdefault(key, {**ident, "dataset_c": None, "dataset_p": None, "comparable_c": False,
                                         "comparable_p": False, "CE": {}, "extra_CE": {}})
             subset = _subset(summary, record.config)
-            dataset = summary.get("dataset") or record.config.get("dataset")
+            dataset = summary.dataset or record.config.dataset
             row[f"dataset_{kind}"] = dataset_label(dataset, subset)
             row[f"comparable_{kind}"] = is_imagenet(dataset, subset, suffix=kind)
             metrics = ("mCE", "relative_mCE") if kind == "c" else ("mFP", "mT5D")
             for metric in metrics:
-                row[metric] = _number(summary.get(metric))
-            if kind == "c":
-                row["CE"] = {k: _number(v) for k, v in (summary.get("CE") or {}).items()}
-                row["extra_CE"] = {k: _number(v) for k, v in (summary.get("extra_CE") or {}).items()}
+                row[metric] = _number(getattr(summary, metric))
+            if isinstance(summary, CorruptionResult):
+                row["CE"] = {k: _number(v) for k, v in (summary.CE or {}).items()}
+                row["extra_CE"] = {k: _number(v) for k, v in (summary.extra_CE or {}).items()}
     columns = ["run", "arch", "head", "gcp_dim", "schedule", "dataset_c", "comparable_c", "mCE", "relative_mCE",
                "dataset_p", "comparable_p", "mFP", "mT5D", "CE", "extra_CE"]
     frame = pd.DataFrame(list(rows.values()), columns=columns)
@@ -483,9 +457,9 @@ def variants_frame(collection: Collection) -> pd.DataFrame:
     rows = []
     for record in collection.runs:
         for key, result in record.variants.items():
-            rows.append({**_identity(record, result.get("model")), "variant": VARIANTS[key].title,
-                         "classes": result.get("class_folders"), "complete": bool(result.get("complete")),
-                         "top1": _number(result.get("top1")), "top5": _number(result.get("top5"))})
+            rows.append({**_identity(record, result.model), "variant": VARIANTS[key].title,
+                         "classes": result.class_folders, "complete": bool(result.complete),
+                         "top1": _number(result.top1), "top5": _number(result.top5)})
     columns = ["run", "arch", "head", "gcp_dim", "schedule", "variant", "classes", "complete", "top1", "top5"]
     frame = pd.DataFrame(rows, columns=columns)
     frame["gcp_dim"] = frame["gcp_dim"].astype("Int64")
@@ -498,9 +472,9 @@ def cifar_frame(collection: Collection) -> pd.DataFrame:
     rows = []
     for record in collection.runs:
         for key, result in record.npy.items():
-            rows.append({**_identity(record, result.get("model")), "benchmark": NPY_BENCHMARKS[key].title,
-                         "partial": bool(result.get("partial")), "mean_error": _number(result.get("mean_error")),
-                         "mFP": _number(result.get("mFP")), "mT5D": _number(result.get("mT5D"))})
+            rows.append({**_identity(record, result.model), "benchmark": NPY_BENCHMARKS[key].title,
+                         "partial": bool(result.partial), "mean_error": _number(result.mean_error),
+                         "mFP": _number(result.mFP), "mT5D": _number(result.mT5D)})
     columns = ["run", "arch", "head", "gcp_dim", "schedule", "benchmark", "partial", "mean_error", "mFP", "mT5D"]
     frame = pd.DataFrame(rows, columns=columns)
     frame["gcp_dim"] = frame["gcp_dim"].astype("Int64")
@@ -519,16 +493,13 @@ def detection_frame(collection: Collection) -> pd.DataFrame:
     rows = []
     for record in collection.runs:
         for result in record.detection:
-            match = _BACKBONE_RE.match(str(result.get("backbone", "")).lower())
-            backbone = match["backbone"] if match else str(result.get("backbone"))
-            method = result.get("method") or (match["method"] if match else None)
-            dataset = result.get("dataset") or record.config.get("dataset")
+            dataset = result.dataset or record.config.dataset
             for task in ("bbox", "segm"):
-                values = result.get(task)
+                values = getattr(result, task)
                 if not isinstance(values, dict):
                     continue
-                rows.append({"run": record.name, "framework": result["framework"],
-                             "backbone": backbone, "method": method, "task": task,
+                rows.append({"run": record.name, "framework": result.framework,
+                             "backbone": result.backbone, "method": result.method, "task": task,
                              "dataset": dataset_label(dataset), "comparable": is_coco(dataset),
                              **{m: _number(values.get(m)) for m in COCO_METRICS}})
     columns = ["run", "framework", "backbone", "method", "task", "dataset", "comparable", *COCO_METRICS]

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Iterable
 
 from gcpbench.errors import GcpbenchError
+from gcpbench.records import EvalConfig
 from gcpbench.runs import find_run_dirs
 
 
@@ -28,11 +29,11 @@ def runs_for_weights(weights: str | os.PathLike, model: str | None, roots: Itera
         found.append(target.parent.parent)
     roots = [Path(r) for r in roots]
     for run in find_run_dirs(*[r for r in roots if r.exists()]):
-        config = run.read_config()
-        stored = config.get("checkpoint")
+        config = run.run_config()
+        stored = config.checkpoint if isinstance(config, EvalConfig) else None
         if not stored or Path(stored).resolve() != target or run.path.resolve() in {p.resolve() for p in found}:
             continue
-        if wanted is None or config.get("model") == wanted:
+        if wanted is None or config.model == wanted:
             found.append(run.path)
     if not found:
         what = f"--model {model} --weights {weights}" if model else f"--ckpt {weights}"

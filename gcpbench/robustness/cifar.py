@@ -129,6 +129,7 @@ def evaluate_npy(request: NpyRequest, resolved, out: Path | None = None) -> tupl
     :class:`gcpbench.models.resolve.Resolved`); writes and returns the summary and the run."""
     from gcpbench.runtime import resolve_device
     from gcpbench.identity import Producer, ResultIdentity
+    from gcpbench.records import CifarResult
     from gcpbench.robustness.engine import ResultFiles, Streaming, evaluate_resumable
     from gcpbench.robustness.imagenet_c import write_errors_csv
     from gcpbench.robustness.imagenet_p import write_results_csv
@@ -175,7 +176,7 @@ def evaluate_npy(request: NpyRequest, resolved, out: Path | None = None) -> tupl
         frames = _array(items[0].path.rpartition("#")[0]).shape[1]
         tally = functools.partial(SequenceTally, write_csv=write_csv, difficulty=1)
     summary = evaluate_resumable(
-        run, ResultFiles(bench.stem, csv_name, summary_name, progress_name, f"{bench.title} results"), producer,
+        run, ResultFiles(bench.stem, csv_name, summary_name, progress_name, f"{bench.title} results", CifarResult), producer,
         identity, {"command": "eval-cifar", "dataset": bench.key, "data_root": str(root)}, items, load_npy_item,
         prep, model, device, tally,
         Streaming(r.batch_size, max(1, r.batch_size // frames), r.workers, bench.title, r.quiet), finish)

@@ -6,11 +6,12 @@ identity and write the summary atomically. A benchmark brings its items, a loade
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
 from gcpbench.identity import Producer, ResultIdentity
 from gcpbench.io import atomic_write_json
+from gcpbench.records import EvalResult
 from gcpbench.robustness.resume import ResumeLog
 from gcpbench.robustness.runner import Loader, Predictor, run_items
 from gcpbench.robustness.trees import Item
@@ -26,6 +27,7 @@ class ResultFiles:
     summary: str
     progress: str
     what: str  # for messages, e.g. "ImageNet-C results"
+    record: type[EvalResult]  # the summary's schema (gcpbench.records)
 
     @property
     def names(self) -> tuple[str, str, str]:
@@ -53,7 +55,8 @@ def evaluate_resumable(run: RunDir, files: ResultFiles, producer: Producer, iden
     """Evaluate (or resume) ``items`` into ``run`` and return the summary written to
     ``eval/<files.summary>``. ``make_tally(pending, log, csv_path)`` builds the per-item tally;
     ``finish(log, resumed_items)`` runs under the lock once every item is through (extra records,
-    the CSV) and returns the summary, to which the identity is added."""
+    the CSV) and returns the summary's JSON, which is read as a ``files.record`` (its required
+    keys checked) and stamped with the identity."""
     with result_writer(run, files.result, files.names, producer, files.what, eval_config):
         log = ResumeLog(run.eval_file(files.progress), identity)
         pending = [item for item in items if not log.done(item.group)]
@@ -63,7 +66,6 @@ def evaluate_resumable(run: RunDir, files: ResultFiles, producer: Producer, iden
                       on_failed=tally.failed, on_group_done=tally.group_done, batch_size=streaming.batch_size,
                       items_per_batch=streaming.items_per_batch, workers=streaming.workers,
                       pin_memory=device.type == "cuda", description=streaming.description, quiet=streaming.quiet)
-        summary = finish(log, len(items) - len(pending))
-        summary["identity"] = identity.as_dict()
-        atomic_write_json(run.eval_file(files.summary), summary)
-    return summary
+        result = replace(files.record.from_json(finish(log, len(items) - len(pending))), identity=identity)
+        atomic_write_json(run.eval_file(files.summary), result.to_json())
+    return result.to_json()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -27,6 +27,7 @@ from gcpbench.robustness.strays import warn_c_strays
 from gcpbench.robustness.rundirs import eval_run_dir
 from gcpbench.evaluate import clean_preprocessing, evaluate_val_folder
 from gcpbench.runtime import resolve_device
+from gcpbench.records import CorruptionResult
 from gcpbench.robustness.engine import ResultFiles, Streaming, evaluate_resumable
 from gcpbench.robustness.tallies import ErrorTally
 from gcpbench.robustness.trees import (
@@ -39,7 +40,7 @@ from gcpbench.runs import RunDir
 
 CLEAN = "clean"
 CSV_NAME, SUMMARY_NAME, PROGRESS_NAME = "imagenet_c.csv", "imagenet_c_summary.json", "imagenet_c_progress.jsonl"
-RESULT_FILES = ResultFiles("imagenet_c", CSV_NAME, SUMMARY_NAME, PROGRESS_NAME, "ImageNet-C results")
+RESULT_FILES = ResultFiles("imagenet_c", CSV_NAME, SUMMARY_NAME, PROGRESS_NAME, "ImageNet-C results", CorruptionResult)
 
 
 @dataclass
@@ -47,7 +48,7 @@ class CRequest:
     """What to evaluate."""
 
     checkpoint: Path
-    data: Path
+    data: Path | None = None  # None: the built-in synthetic set's ImageNet-C tree (made once)
     corruptions: Sequence[str] = BENCHMARK_CORRUPTIONS
     severities: Sequence[int] = SEVERITIES
     clean_error: float | None = None
@@ -113,6 +114,19 @@ def clean_record(model, request: CRequest, labels: dict[str, int], device, prep:
             "image_size": clean_prep.input_size, "unreadable": result.get("unreadable", [])}
 
 
+def with_default_data(r: CRequest) -> CRequest:
+    """``r`` itself, or without ``data`` the synthetic ImageNet-C tree holding its corruptions and
+    severities (generated once), with the synthetic clean split for the clean error unless a
+    clean error or clean tree is given."""
+    if r.data is not None:
+        return r
+    from gcpbench.robustness.defaults import ensure_synthetic_c, synthetic_val_root
+
+    data = ensure_synthetic_c(r.corruptions, r.severities, quiet=r.quiet)
+    given = r.clean_error is not None or r.clean_data is not None
+    return replace(r, data=data, clean_data=r.clean_data if given else synthetic_val_root(quiet=r.quiet))
+
+
 def evaluate_c(request: CRequest, out: Path | None = None, model=None,
                checkpoint: dict | None = None) -> tuple[dict, RunDir]:
     """Evaluate (or resume) ImageNet-C for ``request``; writes and returns the summary and run.
@@ -122,7 +136,7 @@ def evaluate_c(request: CRequest, out: Path | None = None, model=None,
     """
     from gcpbench.models import load_model
 
-    r = request
+    r = with_default_data(request)
     if model is None:
         model, checkpoint = load_model(r.checkpoint)
     checkpoint = checkpoint or {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -28,6 +28,7 @@ from gcpbench.robustness.strays import warn_p_strays
 from gcpbench.robustness.resume import ResumeLog
 from gcpbench.robustness.rundirs import eval_run_dir
 from gcpbench.runtime import resolve_device
+from gcpbench.records import PerturbationResult
 from gcpbench.robustness.engine import ResultFiles, Streaming, evaluate_resumable
 from gcpbench.robustness.tallies import SequenceTally
 from gcpbench.robustness.trees import (
@@ -39,7 +40,7 @@ from gcpbench.models.weights import output_classes
 from gcpbench.runs import RunDir
 
 CSV_NAME, SUMMARY_NAME, PROGRESS_NAME = "imagenet_p.csv", "imagenet_p_summary.json", "imagenet_p_progress.jsonl"
-RESULT_FILES = ResultFiles("imagenet_p", CSV_NAME, SUMMARY_NAME, PROGRESS_NAME, "ImageNet-P results")
+RESULT_FILES = ResultFiles("imagenet_p", CSV_NAME, SUMMARY_NAME, PROGRESS_NAME, "ImageNet-P results", PerturbationResult)
 FRAMES_PER_BATCH = 64
 
 
@@ -48,7 +49,7 @@ class PRequest:
     """What to evaluate."""
 
     checkpoint: Path
-    data: Path
+    data: Path | None = None  # None: the built-in synthetic set's ImageNet-P tree (made once)
     perturbations: Sequence[str] = BENCHMARK_PERTURBATIONS
     difficulty: int = 1
     subset: int | None = None
@@ -118,6 +119,10 @@ def evaluate_p(request: PRequest, out: Path | None = None, model=None,
         model, checkpoint = load_model(r.checkpoint)
     checkpoint = checkpoint or {}
     prep = r.preprocessing or for_model(model)
+    if r.data is None:
+        from gcpbench.robustness.defaults import ensure_synthetic_p
+
+        r = replace(r, data=ensure_synthetic_p(r.perturbations, r.difficulty, quiet=r.quiet))
     root = require_dir(Path(r.data), "ImageNet-P")
     folders = {group_key(p, r.difficulty): folder_of(root, p, r.difficulty) for p in r.perturbations}
     classes = check_same_classes(list(folders.values()))

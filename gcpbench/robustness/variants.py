@@ -101,6 +101,7 @@ def eval_variant(variant_name: str, ckpt: str | Path | None, data: str | Path | 
     from gcpbench.identity import Producer, ResultIdentity
     from gcpbench.io import atomic_write_json
     from gcpbench.models.resolve import resolve_model
+    from gcpbench.records import VariantResult
     from gcpbench.robustness.trees import require_dir
     from gcpbench.runlock import writer_lock
     from gcpbench.runs import result_writer
@@ -137,13 +138,14 @@ def eval_variant(variant_name: str, ckpt: str | Path | None, data: str | Path | 
                                       description=f"{variant.title} {name}", strict=strict)
         unreadable = metrics.get("unreadable", [])
         complete = len(folders) == len(manifest_classes(variant))
-        result = {"model": name, "checkpoint": str(resolved.path), "variant": variant.key, "title": variant.title,
-                  "dataset": variant.dataset, "top1": metrics["top1"], "top5": metrics["top5"],
-                  "images": metrics["images"], "loss": metrics["loss"], "data_root": str(root),
-                  "class_folders": len(folders), "complete": complete,
-                  "scored_on": f"the logits of its {len(folders)} classes" if indices is not None else "all outputs",
-                  "image_size": prep.input_size, "resize": prep.resize, "device": str(torch_device), "amp": amp,
-                  **resolved.description(), "preprocessing": prep.as_dict(), "unreadable": unreadable,
-                  "unreadable_count": len(unreadable), "identity": identity.as_dict()}
-        atomic_write_json(path, result)
-    return result, path
+        result = VariantResult(
+            model=name, checkpoint=str(resolved.path), variant=variant.key, dataset=variant.dataset,
+            top1=metrics["top1"], top5=metrics["top5"], images=metrics["images"], loss=metrics["loss"],
+            class_folders=len(folders), complete=complete, identity=identity,
+            extra={"title": variant.title, "data_root": str(root),
+                   "scored_on": f"the logits of its {len(folders)} classes" if indices is not None else "all outputs",
+                   "image_size": prep.input_size, "resize": prep.resize, "device": str(torch_device), "amp": amp,
+                   **resolved.description(), "preprocessing": prep.as_dict(), "unreadable": unreadable,
+                   "unreadable_count": len(unreadable)})
+        atomic_write_json(path, result.to_json())
+    return result.to_json(), path

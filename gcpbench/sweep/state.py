@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gcpbench.errors import GcpbenchError
 from gcpbench.io import atomic_write_json, read_jsonl
+from gcpbench.records import TrainConfig
 from gcpbench.runs import RunDir
 from gcpbench.sweep.plan import SweepDir
 from gcpbench.sweep.spec import RunSpec
@@ -89,16 +91,14 @@ def _gone(job: dict[str, Any]) -> bool:
 
 def _training_progress(run: RunDir) -> tuple[int, int | None, float | None]:
     """Finished epochs, planned epochs and best val top-1 from config.json and metrics.jsonl."""
-    epochs = None
-    if run.config.is_file():
-        try:
-            epochs = json.loads(run.config.read_text()).get("epochs")
-        except json.JSONDecodeError:
-            pass
-    records = read_jsonl(run.metrics_jsonl) if run.metrics_jsonl.is_file() else []
+    try:
+        config = run.run_config()
+    except GcpbenchError:  # unreadable config.json: the run's own command says so
+        config = None
+    records = read_jsonl(run.metrics_jsonl) if run.metrics_jsonl.is_file() else []  # any record with an epoch counts
     tops = [r["val_top1"] for r in records if isinstance(r.get("val_top1"), (int, float))]
     epoch = max((int(r.get("epoch", 0)) for r in records), default=0)
-    return epoch, epochs, (max(tops) if tops else None)
+    return epoch, config.epochs if isinstance(config, TrainConfig) else None, (max(tops) if tops else None)
 
 
 def run_status(sweep: SweepDir, spec: RunSpec) -> RunStatus:

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from gcpbench.errors import GcpbenchError, require_positive
 from gcpbench.models.registry import MODELS
+from gcpbench.records import TrainConfig
 from gcpbench.runs import RunDir
-from gcpbench.train.schedules import MOMENTUM, Schedule, make_schedule
+from gcpbench.train.schedules import MOMENTUM, Schedule, canonical_schedule, make_schedule
 
 
 @dataclass
@@ -61,15 +62,6 @@ class TrainOptions:
                                     f"{info.head.dim}: use {info.arch} --head gcp --gcp-dim {self.gcp_dim}, or drop --gcp-dim")
 
 
-# option -> config key that must not change on --resume (device, workers, quiet may)
-FIXED_ON_RESUME: dict[str, str] = {
-    "arch": "arch", "head": "head", "gcp_dim": "gcp_dim", "schedule": "schedule", "epochs": "epochs",
-    "batch_size": "batch_size", "lr": "lr_option", "amp": "amp", "channels_last": "channels_last", "seed": "seed",
-    "deterministic": "deterministic", "landscape_every": "landscape_every", "landscape_num_eta": "landscape_num_eta", "image_size": "image_size",
-    "gcp_precision": "gcp_precision", "weights": "init_weights", "schedule_family": "family",
-}
-
-
 AUTO_RESUME = "auto"
 
 
@@ -86,49 +78,66 @@ def auto_resume_target(options: TrainOptions) -> str | None:
     return options.out if RunDir(Path(options.out)).config.is_file() else None
 
 
-def _differs(option: str, given: Any, stored: Any) -> bool:
-    if option in ("schedule", "head"):
-        return str(given).lower() != str(stored).lower()
+def _stored_value(option: str, given: Any, stored: Any) -> Any:
+    """The configuration value that option value ``given`` stands for, beside the ``stored`` one."""
+    if option == "head":
+        return str(given).lower()
+    if option == "schedule":
+        return canonical_schedule(given)
     if option == "gcp_dim" and stored is None:
-        return False  # a GAP run ignores --gcp-dim
+        return None  # a GAP run ignores --gcp-dim
     if option == "weights":
-        return Path(given).resolve() != Path(stored).resolve() if stored else True
-    if option == "arch":
-        from gcpbench.models.external import model_identity
-
-        return model_identity(given).arch != stored
-    return given != stored
+        return str(Path(given).resolve())
+    return given
 
 
-def stored_config(options: TrainOptions) -> tuple[RunDir, dict[str, Any]]:
+def requested_config(stored: TrainConfig, options: TrainOptions) -> TrainConfig:
+    """``stored`` with the values of the options the user gave (those that define a run)."""
+    from gcpbench.models.external import model_identity
+
+    changes: dict[str, Any] = {}
+    for f in TrainConfig.defining():
+        option = f.metadata["option"]
+        given = getattr(options, option)
+        if given is None:
+            continue
+        if f.name == "arch":
+            changes["arch"] = model_identity(given).arch
+        elif f.name == "model":
+            if given.lower() in MODELS:  # a full zoo name such as resnet18_gcp
+                changes["model"] = given.lower()
+        else:
+            changes[f.name] = _stored_value(option, given, getattr(stored, f.name))
+    return replace(stored, **changes)
+
+
+def stored_config(options: TrainOptions) -> tuple[RunDir, TrainConfig]:
     """The run directory and configuration to resume; options that would change it raise."""
     run = RunDir(Path(options.resume))
     if not run.path.is_dir():
         raise GcpbenchError(f"--resume '{run.path}' is not a directory")
-    config = run.read_config()
-    if config.get("command") != "train":
+    config = run.run_config()
+    if not isinstance(config, TrainConfig):
         raise GcpbenchError(f"--resume '{run.path}' is not a training run directory (no train config.json)")
     if options.out is not None and Path(options.out).resolve() != run.path.resolve():
         raise GcpbenchError("--resume continues the run in its own directory; drop --out")
-    if options.data is not None and Path(options.data).resolve() != Path(config["data_root"]).resolve():
-        raise GcpbenchError(f"--data {options.data} differs from the run's data root {config['data_root']}; "
+    if options.data is not None and Path(options.data).resolve() != Path(config.data_root).resolve():
+        raise GcpbenchError(f"--data {options.data} differs from the run's data root {config.data_root}; "
                             "--resume continues the stored configuration")
-    for option, key in FIXED_ON_RESUME.items():
-        given = getattr(options, option)
-        if given is not None and key in config and _differs(option, given, config[key]):
-            flag = "--" + option.replace("_", "-")
-            raise GcpbenchError(f"{flag} {given} differs from the run's {config[key]}; --resume continues the "
-                                "stored configuration (start a new run with --out to change it)")
-    if options.arch and options.arch.lower() in MODELS and options.arch.lower() != config.get("model"):
-        raise GcpbenchError(f"model {options.arch} differs from the run's {config.get('model')}; --resume continues "
-                            "the stored configuration (start a new run with --out to change it)")
+    requested = requested_config(config, options)
+    if requested != config:
+        name = config.differences(requested)[0]
+        meta = next(f.metadata for f in TrainConfig.defining() if f.name == name)
+        raise GcpbenchError(f"{meta['label']} {getattr(options, meta['option'])} differs from the run's "
+                            f"{getattr(config, name)}; --resume continues the stored configuration (start a new "
+                            "run with --out to change it)")
     return run, config
 
 
-def schedule_from_config(config: dict[str, Any]) -> Schedule:
+def schedule_from_config(config: TrainConfig) -> Schedule:
     """The schedule a stored configuration describes."""
-    return make_schedule(config.get("family") or config["arch"], config["schedule"], config["epochs"], config["batch_size"],
-                         config.get("lr_option"))
+    return make_schedule(config.family or config.arch, config.schedule, config.epochs, config.batch_size,
+                         config.lr_option)
 
 
 def imagenet_subset(dataset: str, train_images: int, val_images: int) -> bool:
@@ -143,26 +152,23 @@ def imagenet_subset(dataset: str, train_images: int, val_images: int) -> bool:
 
 def new_config(options: TrainOptions, *, name: str, family: str, schedule: Schedule, dataset: str, root: Path,
                classes: list[str], train_images: int, val_images: int, image_size: int, device: str,
-               world_size: int, channels_last: bool) -> dict[str, Any]:
+               world_size: int, channels_last: bool) -> TrainConfig:
     """The resolved configuration of a new run (written to config.json)."""
     from gcpbench import __version__
     from gcpbench.models.external import model_identity
 
     info = model_identity(name)
-    return {
-        "command": "train", "run_id": uuid.uuid4().hex, "model": name, "arch": info.arch, "head": info.head.kind,
-        "gcp_dim": info.head.dim if info.head.is_gcp else None, "family": family,
-        "schedule": schedule.name, "dataset": dataset,
-        "subset": imagenet_subset(dataset, train_images, val_images), "data_root": str(root.resolve()),
-        "num_classes": len(classes), "train_images": train_images, "val_images": val_images,
-        "image_size": image_size, "epochs": schedule.epochs, "paper_epochs": schedule.paper.epochs,
-        "batch_size": schedule.batch_size, "paper_batch_size": schedule.paper.batch_size,
-        "base_lr": schedule.base_lr, "paper_base_lr": schedule.paper.base_lr, "lr_option": options.lr,
-        "weight_decay": schedule.weight_decay, "momentum": MOMENTUM, "schedule_notes": schedule.describe(),
-        "amp": bool(options.amp), "channels_last": channels_last, "seed": options.seed or 0,
-        "deterministic": bool(options.deterministic), "workers": options.workers, "device": device,
-        "world_size": world_size, "landscape_every": options.landscape_every or 0,
-        "landscape_num_eta": options.landscape_num_eta, "gcp_precision": options.gcp_precision or "float32",
-        "init_weights": str(Path(options.weights).resolve()) if options.weights else None, "gcpbench_version": __version__, "started": _dt.datetime.now().isoformat(timespec="seconds"),
-    }
-
+    return TrainConfig(
+        run_id=uuid.uuid4().hex, model=name, arch=info.arch, head=info.head.kind,
+        gcp_dim=info.head.dim if info.head.is_gcp else None, family=family, schedule=schedule.name, dataset=dataset,
+        subset=imagenet_subset(dataset, train_images, val_images), data_root=str(root.resolve()),
+        num_classes=len(classes), train_images=train_images, val_images=val_images, image_size=image_size,
+        epochs=schedule.epochs, paper_epochs=schedule.paper.epochs, batch_size=schedule.batch_size,
+        paper_batch_size=schedule.paper.batch_size, base_lr=schedule.base_lr, paper_base_lr=schedule.paper.base_lr,
+        lr_option=options.lr, weight_decay=schedule.weight_decay, momentum=MOMENTUM,
+        schedule_notes=schedule.describe(), amp=bool(options.amp), channels_last=channels_last,
+        seed=options.seed or 0, deterministic=bool(options.deterministic), workers=options.workers, device=device,
+        world_size=world_size, landscape_every=options.landscape_every or 0,
+        landscape_num_eta=options.landscape_num_eta, gcp_precision=options.gcp_precision or "float32",
+        init_weights=str(Path(options.weights).resolve()) if options.weights else None, gcpbench_version=__version__,
+        started=_dt.datetime.now().isoformat(timespec="seconds"))

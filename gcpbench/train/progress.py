@@ -7,17 +7,18 @@ Only rank 0 reports (``enabled``). A front end hands in a subclass that draws ba
 from __future__ import annotations
 
 import logging
-from typing import Any
+
+from gcpbench.records import EpochRecord
 
 log = logging.getLogger(__name__)
 
 
-def format_record(record: dict[str, Any], epochs: int) -> str:
+def format_record(record: EpochRecord, epochs: int) -> str:
     """One log line for a finished epoch."""
-    return (f"epoch {record['epoch']}/{epochs}  lr {record['lr']:.4g}  train loss {record['train_loss']:.4f}  "
-            f"train top-1 {record['train_top1']:.2f}%  val loss {record['val_loss']:.4f}  "
-            f"val top-1 {record['val_top1']:.2f}%  top-5 {record['val_top5']:.2f}%  "
-            f"{record['images_per_s']:.1f} img/s  {record['wall_time_s']:.1f} s")
+    return (f"epoch {record.epoch}/{epochs}  lr {record.lr:.4g}  train loss {record.train_loss:.4f}  "
+            f"train top-1 {record.train_top1:.2f}%  val loss {record.val_loss:.4f}  "
+            f"val top-1 {record.val_top1:.2f}%  top-5 {record.val_top5:.2f}%  "
+            f"{record.images_per_s:.1f} img/s  {record.wall_time_s:.1f} s")
 
 
 class TrainReporter:
@@ -52,5 +53,5 @@ class TrainReporter:
     def evaluating(self) -> None:
         """Validation of the epoch starts."""
 
-    def end_epoch(self, record: dict[str, Any]) -> None:
+    def end_epoch(self, record: EpochRecord) -> None:
         self.log(format_record(record, self.epochs))

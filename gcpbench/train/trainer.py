@@ -12,7 +12,6 @@ epoch record is the LR of the epoch's first iteration (ShuffleNetV2 decays it ev
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import shutil
@@ -28,7 +27,8 @@ from torch import nn
 from gcpbench.data.unreadable import UnreadableLog
 from gcpbench.errors import GcpbenchError
 from gcpbench.gcp import set_gcp_precision
-from gcpbench.io import atomic_write, atomic_write_text, read_jsonl, remove_stale_temps
+from gcpbench.io import atomic_write, read_jsonl, remove_stale_temps
+from gcpbench.records import EpochRecord, TrainConfig
 from gcpbench.runs import RunDir, new_run_dir
 from gcpbench.train import distributed as ddp
 from gcpbench.train.config import (AUTO_RESUME, TrainOptions, auto_resume_target, new_config, schedule_from_config,
@@ -38,9 +38,6 @@ from gcpbench.train.schedules import MOMENTUM, Schedule, canonical_schedule, mak
 from gcpbench.train.state import (read_training_checkpoint, rng_state, save_training_checkpoint, seed_everything,
                                   set_rng_state)
 
-METRIC_COLUMNS: tuple[str, ...] = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
-                                   "images_per_s", "wall_time_s")
-
 
 @dataclass
 class Session:
@@ -48,7 +45,7 @@ class Session:
 
     ctx: ddp.DistContext
     run: RunDir
-    config: dict[str, Any]
+    config: TrainConfig
     schedule: Schedule
     net: nn.Module  # the zoo model
     model: nn.Module  # ``net``, or its DistributedDataParallel wrapper
@@ -66,7 +63,7 @@ class Session:
 
     @property
     def memory_format(self) -> torch.memory_format:
-        return torch.channels_last if self.config["channels_last"] else torch.contiguous_format
+        return torch.channels_last if self.config.channels_last else torch.contiguous_format
 
 
 # ------------------------------------------------------------------------------------ set-up
@@ -100,12 +97,12 @@ def _data_source(data: str | None, ctx: ddp.DistContext, quiet: bool):
     return source
 
 
-def _resume_data(config: dict[str, Any]) -> str | None:
+def _resume_data(config: TrainConfig) -> str | None:
     """The stored data root; None (regenerate) for a deleted default synthetic set."""
     from gcpbench.data.synthetic import default_root
 
-    root = Path(config["data_root"])
-    if config.get("dataset") == "synthetic" and not root.exists() and root == (default_root() / "imagenet").resolve():
+    root = Path(config.data_root)
+    if config.dataset == "synthetic" and not root.exists() and root == (default_root() / "imagenet").resolve():
         return None
     return str(root)
 
@@ -121,18 +118,19 @@ def _new_run(options: TrainOptions, name: str, schedule_name: str, ctx: ddp.Dist
     return RunDir(Path(ddp.broadcast_object(path, ctx)))
 
 
-def _loaders(source, config: dict[str, Any], ctx: ddp.DistContext, workers: int | None, strict: bool = False):
+def _loaders(source, config: TrainConfig, ctx: ddp.DistContext, workers: int | None, strict: bool = False):
     """Train loader (shuffled, drop_last, DistributedSampler under DDP) and the val loader
-    (each rank a disjoint stride of the val set, no padding)."""
+    (each rank a disjoint stride of the val set, no padding); ``config`` gives the family, image
+    size, global batch and seed."""
     from torch.utils.data import Subset
 
     from gcpbench.data.folders import image_folder, make_loader
     from gcpbench.data.transforms import eval_transform, train_transform
 
-    size = config["image_size"]
-    train_set = image_folder(source.root / "train", train_transform(config["family"], size), skip_unreadable=not strict)
+    size = config.image_size
+    train_set = image_folder(source.root / "train", train_transform(config.family, size), skip_unreadable=not strict)
     val_set = image_folder(source.root / "val", eval_transform(size), skip_unreadable=not strict)
-    batch = config["batch_size"]
+    batch = config.batch_size
     if batch % ctx.world_size:
         raise GcpbenchError(f"--batch-size {batch} is not divisible by the {ctx.world_size} processes")
     per_rank = batch // ctx.world_size
@@ -140,7 +138,7 @@ def _loaders(source, config: dict[str, Any], ctx: ddp.DistContext, workers: int 
         raise GcpbenchError(f"the training set has {len(train_set)} images, fewer than one batch of {batch}; "
                             "lower --batch-size")
     train_loader = make_loader(train_set, per_rank, shuffle=True, workers=workers, distributed=ctx.distributed,
-                               seed=config["seed"], drop_last=True)
+                               seed=config.seed, drop_last=True)
     counts = (len(train_set), len(val_set))
     if ctx.distributed:
         val_set = Subset(val_set, range(ctx.rank, len(val_set), ctx.world_size))
@@ -150,23 +148,23 @@ def _loaders(source, config: dict[str, Any], ctx: ddp.DistContext, workers: int 
 
 def _describe(s: Session, source) -> None:
     c, log = s.config, s.reporter.log
-    head = f"GCP {c['gcp_dim']}" if c["head"] == "gcp" else "GAP"
+    head = f"GCP {c.gcp_dim}" if c.head == "gcp" else "GAP"
     log(f"run directory: {s.run.path}")
-    log(f"model {c['model']} ({c['family']}, {head}), {c['num_classes']} classes; data: {c['dataset']} "
-        f"({source.root}), {c['train_images']} train / {c['val_images']} val images at {c['image_size']} px")
+    log(f"model {c.model} ({c.family}, {head}), {c.num_classes} classes; data: {c.dataset} "
+        f"({source.root}), {c.train_images} train / {c.val_images} val images at {c.image_size} px")
     for line in s.schedule.describe():
         log(line)
-    per_rank = f" ({c['batch_size'] // s.ctx.world_size} per process x {s.ctx.world_size})" if s.ctx.distributed else ""
-    log(f"SGD momentum {MOMENTUM}, weight decay {c['weight_decay']:g} (all parameters); batch {c['batch_size']}"
-        f"{per_rank}, {len(s.train_loader)} iterations/epoch, {c['epochs']} epochs")
-    log(f"device {s.device}, amp {'bf16' if c['amp'] else 'off'}, channels_last {'on' if c['channels_last'] else 'off'}, "
-        f"seed {c['seed']}, deterministic {'on' if c['deterministic'] else 'off'}")
+    per_rank = f" ({c.batch_size // s.ctx.world_size} per process x {s.ctx.world_size})" if s.ctx.distributed else ""
+    log(f"SGD momentum {MOMENTUM}, weight decay {c.weight_decay:g} (all parameters); batch {c.batch_size}"
+        f"{per_rank}, {len(s.train_loader)} iterations/epoch, {c.epochs} epochs")
+    log(f"device {s.device}, amp {'bf16' if c.amp else 'off'}, channels_last {'on' if c.channels_last else 'off'}, "
+        f"seed {c.seed}, deterministic {'on' if c.deterministic else 'off'}")
     report = getattr(s.net, "load_report", None)
-    if c.get("init_weights"):
-        log(report.describe() if report is not None else f"started from the weights {c['init_weights']}")
-    if c.get("gcp_precision", "float32") != "float32":
+    if c.init_weights:
+        log(report.describe() if report is not None else f"started from the weights {c.init_weights}")
+    if c.gcp_precision != "float32":
         where = "" if s.device.type == "cuda" else " (no effect on the CPU: products stay float32)"
-        log(f"GCP matrix products in {c['gcp_precision']}{where}")
+        log(f"GCP matrix products in {c.gcp_precision}{where}")
 
 
 # ------------------------------------------------------------------------------------ epochs
@@ -174,7 +172,7 @@ def _describe(s: Session, source) -> None:
 def _nan_error(s: Session, value: float, epoch: int, step: int) -> GcpbenchError:
     kept = (f"last good checkpoint kept at {s.run.last_checkpoint}" if s.run.last_checkpoint.is_file()
             else "no checkpoint was written yet (it diverged in the first epoch)")
-    fix = "lower --lr or turn --amp off (--no-amp)" if s.config["amp"] else "lower --lr"
+    fix = "lower --lr or turn --amp off (--no-amp)" if s.config.amp else "lower --lr"
     what = "NaN" if math.isnan(value) else "infinite"
     return GcpbenchError(f"{ddp.rank_prefix(s.ctx)}loss became {what} at epoch {epoch + 1} iteration {step + 1}; "
                          f"{kept}; {fix}")
@@ -201,7 +199,7 @@ def train_one_epoch(s: Session, epoch: int) -> dict[str, float]:
             group["lr"] = lr
         images = images.to(s.device, non_blocking=True, memory_format=s.memory_format)
         targets = targets.to(s.device, non_blocking=True)
-        with autocast(s.device, s.config["amp"]):
+        with autocast(s.device, s.config.amp):
             outputs = s.model(images)
             loss = F.cross_entropy(outputs, targets)
         value = loss.item()
@@ -228,67 +226,65 @@ def validate(s: Session) -> dict[str, float]:
 
     s.reporter.evaluating()
     ddp.broadcast_buffers(s.net, s.ctx)  # every rank evaluates rank 0's (the saved) BN statistics
-    result = evaluate_classification(s.net, s.val_loader, s.device, amp=s.config["amp"], progress=False,
+    result = evaluate_classification(s.net, s.val_loader, s.device, amp=s.config.amp, progress=False,
                                      distributed=s.ctx.distributed)
     s.unreadable.add(result.get("unreadable", []))
     return {"val_loss": result["loss"], "val_top1": result["top1"], "val_top5": result["top5"]}
 
 
-def write_metrics(run: RunDir, records: list[dict[str, Any]], config: dict[str, Any]) -> None:
-    """metrics.jsonl, metrics.csv (each replaced atomically, both from the same records, so a crash
-    leaves each whole) and plots/convergence.png."""
+def write_metrics(run: RunDir, records: list[EpochRecord], config: TrainConfig) -> None:
+    """metrics.jsonl, metrics.csv (:meth:`RunDir.write_epochs`) and plots/convergence.png."""
     from gcpbench.train.plots import convergence_plot
 
-    atomic_write_text(run.metrics_jsonl, "".join(json.dumps(r) + "\n" for r in records))
-    rows = [",".join(METRIC_COLUMNS)] + [",".join(repr(r[k]) for k in METRIC_COLUMNS) for r in records]
-    atomic_write_text(run.metrics_csv, "\n".join(rows) + "\n")
+    run.write_epochs(records)
     if records:
-        title = f"{config['model']} {config['schedule']} ({config['dataset']})"
+        title = f"{config.model} {config.schedule} ({config.dataset})"
         convergence_plot(records, run.plot_file("convergence.png"), title)
 
 
-def _require_finite_epoch(s: Session, record: dict[str, Any]) -> None:
+def _require_finite_epoch(s: Session, record: EpochRecord) -> None:
     """Stop (one line) when an epoch left non-finite weights, BN statistics or metrics: such a
     state is never written, so ``last.pt`` stays the last finite epoch's."""
     from gcpbench.models.weights import nonfinite_tensors
 
     bad = nonfinite_tensors(s.net.state_dict())
-    bad_metrics = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
+    bad_metrics = record.nonfinite()
     if not bad and not bad_metrics:
         return
     what = (f"{len(bad)} non-finite tensor(s) (first: '{bad[0]}')" if bad
             else f"non-finite {', '.join(bad_metrics)}")
-    kept = (f"the last finite checkpoint is epoch {record['epoch'] - 1}'s ({s.run.last_checkpoint})"
+    kept = (f"the last finite checkpoint is epoch {record.epoch - 1}'s ({s.run.last_checkpoint})"
             if s.run.last_checkpoint.is_file() else "no checkpoint was written (it diverged in the first epoch)")
-    raise GcpbenchError(f"{ddp.rank_prefix(s.ctx)}epoch {record['epoch']} diverged with {what}; it was not saved and "
+    raise GcpbenchError(f"{ddp.rank_prefix(s.ctx)}epoch {record.epoch} diverged with {what}; it was not saved and "
                         f"{kept}; lower --lr")
 
 
-def _save(s: Session, epoch: int, history: list[dict[str, Any]], best: float, improved: bool) -> None:
+def _save(s: Session, epoch: int, history: list[EpochRecord], best: float, improved: bool) -> None:
     """last.pt (and best.pt) with every rank's RNG state; only rank 0 writes."""
     rngs = ddp.all_gather_object(rng_state(), s.ctx)
     if not s.ctx.is_main:
         return
-    save_training_checkpoint(s.run.last_checkpoint, s.net, s.config["model"], epoch=epoch, optimizer=s.optimizer,
-                             rng=rngs, config=s.config, best_top1=best, metrics=history, classes=s.classes)
+    save_training_checkpoint(s.run.last_checkpoint, s.net, s.config.model, epoch=epoch, optimizer=s.optimizer,
+                             rng=rngs, config=s.config.to_json(), best_top1=best,
+                             metrics=[r.to_json() for r in history], classes=s.classes)
     if improved:
         atomic_write(s.run.best_checkpoint, lambda tmp: shutil.copyfile(s.run.last_checkpoint, tmp))
 
 
-def fit(s: Session, start_epoch: int, history: list[dict[str, Any]], best: float) -> list[dict[str, Any]]:
+def fit(s: Session, start_epoch: int, history: list[EpochRecord], best: float) -> list[EpochRecord]:
     """Train from ``start_epoch`` (0-based) to the end; returns every epoch record."""
-    offset = history[-1]["wall_time_s"] if history else 0.0
+    offset = history[-1].wall_time_s if history else 0.0
     started = time.perf_counter()
-    for epoch in range(start_epoch, s.config["epochs"]):
-        record: dict[str, Any] = {"epoch": epoch + 1, **train_one_epoch(s, epoch), **validate(s)}
+    for epoch in range(start_epoch, s.config.epochs):
+        measured = {**train_one_epoch(s, epoch), **validate(s)}
         ddp.check_in_sync(s.net, s.ctx)
         s.unreadable.end_epoch(epoch + 1, lambda paths: ddp.all_gather_object(paths, s.ctx), s.ctx.is_main)
-        record["wall_time_s"] = offset + time.perf_counter() - started
-        record = {k: record[k] for k in METRIC_COLUMNS}
+        record = EpochRecord(epoch=epoch + 1, wall_time_s=offset + time.perf_counter() - started,
+                             **{k: measured[k] for k in EpochRecord.COLUMNS[1:-1]})
         _require_finite_epoch(s, record)
         history.append(record)
-        improved = record["val_top1"] > best
-        best = max(best, record["val_top1"])
+        improved = record.val_top1 > best
+        best = max(best, record.val_top1)
         if s.ctx.is_main:  # the epoch's metrics first: a failed checkpoint write loses no finished epoch
             write_metrics(s.run, history, s.config)
         _save(s, epoch + 1, history, best, improved)
@@ -315,7 +311,7 @@ class Prepared:
     """A run ready to train: where, what, on which data, from which checkpoint."""
 
     run: RunDir
-    config: dict[str, Any]
+    config: TrainConfig
     schedule: Schedule
     source: Any  # gcpbench.data.source.DataSource
     loaders: tuple[Any, Any]
@@ -353,7 +349,7 @@ def _prepare_new(options: TrainOptions, ctx: ddp.DistContext, quiet: bool) -> Pr
     _check_gcp_precision(options.gcp_precision, name)
     source = _data_source(options.data, ctx, quiet)
     size = options.image_size or source.image_size
-    draft = {"family": family, "image_size": size, "batch_size": schedule.batch_size, "seed": options.seed or 0}
+    draft = TrainConfig(family=family, image_size=size, batch_size=schedule.batch_size, seed=options.seed or 0)
     train_loader, val_loader, counts = _loaders(source, draft, ctx, options.workers, options.strict)
     run = _new_run(options, name, schedule.name, ctx)
     channels_last = options.channels_last if options.channels_last is not None else ctx.device.type == "cuda"
@@ -370,57 +366,58 @@ def _prepare_resume(options: TrainOptions, ctx: ddp.DistContext, quiet: bool,
     """The stored run to continue, or just its directory when it already finished."""
     run, config = stored_config(options)
     checkpoint = read_training_checkpoint(run.last_checkpoint) if run.last_checkpoint.is_file() else None
-    if checkpoint is not None and checkpoint["epoch"] >= config["epochs"]:
+    if checkpoint is not None and checkpoint["epoch"] >= config.epochs:
         if ctx.is_main:
-            reporter(True, True, config["epochs"], config["epochs"]).log(
-                f"run '{run.path}' already finished all {config['epochs']} epochs (best val top-1 "
+            reporter(True, True, config.epochs, config.epochs).log(
+                f"run '{run.path}' already finished all {config.epochs} epochs (best val top-1 "
                 f"{checkpoint['best_top1']:.2f}%); nothing to resume")
         return run
     source = _data_source(_resume_data(config), ctx, quiet)
     trained_on = checkpoint.get("classes", source.classes) if checkpoint else source.classes
-    if source.classes != trained_on or len(source.classes) != config["num_classes"]:
+    if source.classes != trained_on or len(source.classes) != config.num_classes:
         raise GcpbenchError(f"the class folders of '{source.root}' changed since the run started; "
                             "resume needs the same data")
-    workers = options.workers if options.workers is not None else config.get("workers")
+    workers = options.workers if options.workers is not None else config.workers
     train_loader, val_loader, _ = _loaders(source, config, ctx, workers, options.strict)
     return Prepared(run, config, schedule_from_config(config), source, (train_loader, val_loader), checkpoint)
 
 
 def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool,
-             reporter_class: type[TrainReporter]) -> tuple[Session, list[dict[str, Any]], float, int]:
+             reporter_class: type[TrainReporter]) -> tuple[Session, list[EpochRecord], float, int]:
     """Model, optimizer (restored on resume), DDP wrapper, probe and reporter."""
     from gcpbench.models import build
     from gcpbench.models.weights import extract_state_dict, load_state_strict
 
     config, checkpoint = p.config, p.checkpoint
-    seed_everything(config["seed"] + ctx.rank)
-    init = config.get("init_weights") if checkpoint is None else None
-    net = build(config["model"], num_classes=config["num_classes"], weights=init).to(ctx.device)
-    if config["channels_last"]:
+    seed_everything(config.seed + ctx.rank)
+    init = config.init_weights if checkpoint is None else None
+    net = build(config.model, num_classes=config.num_classes, weights=init).to(ctx.device)
+    if config.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    set_gcp_precision(net, config.get("gcp_precision", "float32"))
+    set_gcp_precision(net, config.gcp_precision)
     optimizer = torch.optim.SGD(net.parameters(), lr=p.schedule.base_lr, momentum=MOMENTUM,
                                 weight_decay=p.schedule.weight_decay)
-    history: list[dict[str, Any]] = []
+    history: list[EpochRecord] = []
     best, start_epoch = -math.inf, 0
     if checkpoint is not None:
-        load_state_strict(net, extract_state_dict(checkpoint), config["model"], f"checkpoint '{p.run.last_checkpoint}'")
+        load_state_strict(net, extract_state_dict(checkpoint), config.model, f"checkpoint '{p.run.last_checkpoint}'")
         optimizer.load_state_dict(checkpoint["optimizer"])
         rngs = checkpoint["rng"]
         set_rng_state(rngs[ctx.rank] if len(rngs) == ctx.world_size else rngs[0])
-        history, best, start_epoch = list(checkpoint["metrics"]), float(checkpoint["best_top1"]), int(checkpoint["epoch"])
+        history = [EpochRecord.from_json(r) for r in checkpoint["metrics"]]
+        best, start_epoch = float(checkpoint["best_top1"]), int(checkpoint["epoch"])
     model: nn.Module = net
     if ctx.distributed:
         model = nn.parallel.DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
     recorder = None
-    if config["landscape_every"] > 0:
+    if config.landscape_every > 0:
         from gcpbench.landscape.probe import default_etas
         from gcpbench.landscape.recorder import LandscapeRecorder
 
-        num_eta = config.get("landscape_num_eta")
-        etas = default_etas(config["family"], num_eta) if num_eta else None
-        recorder = LandscapeRecorder(p.run, net, config["family"], config["landscape_every"], etas=etas)
-    reporter = reporter_class(ctx.is_main, quiet, config["epochs"], start_epoch)
+        num_eta = config.landscape_num_eta
+        etas = default_etas(config.family, num_eta) if num_eta else None
+        recorder = LandscapeRecorder(p.run, net, config.family, config.landscape_every, etas=etas)
+    reporter = reporter_class(ctx.is_main, quiet, config.epochs, start_epoch)
     session = Session(ctx, p.run, config, p.schedule, net, model, optimizer, *p.loaders, p.source.classes,
                       reporter, recorder, UnreadableLog(p.run.path))
     return session, history, best, start_epoch
@@ -456,13 +453,13 @@ def _train(options: TrainOptions, ctx: ddp.DistContext, reporter: type[TrainRepo
 def _train_locked(options: TrainOptions, ctx: ddp.DistContext, prepared: Prepared,
                   reporter: type[TrainReporter]) -> RunDir:
     run, config = prepared.run, prepared.config
-    with determinism(config["deterministic"], ctx.device):
+    with determinism(config.deterministic, ctx.device):
         s, history, best, start_epoch = _session(prepared, ctx, options.quiet, reporter)
         with s.reporter:
             if ctx.is_main:
                 _describe(s, prepared.source)
                 if options.resume:
-                    s.reporter.log(f"resuming at epoch {start_epoch + 1}/{config['epochs']} from "
+                    s.reporter.log(f"resuming at epoch {start_epoch + 1}/{config.epochs} from "
                                    f"{run.last_checkpoint if prepared.checkpoint else 'the start (no checkpoint yet)'}")
                     _rewrite_history(run, history, config)
             try:
@@ -471,17 +468,17 @@ def _train_locked(options: TrainOptions, ctx: ddp.DistContext, prepared: Prepare
                 s.reporter.log(f"interrupted: continue with `gcpbench train --resume {run.path}`")
                 raise
         if ctx.is_main:
-            top = max(history, key=lambda r: r["val_top1"])
-            s.reporter.log(f"finished {config['epochs']} epochs: best val top-1 {top['val_top1']:.2f}% (epoch "
-                           f"{top['epoch']}), last {history[-1]['val_top1']:.2f}%; checkpoints in {run.checkpoints}")
+            top = max(history, key=lambda r: r.val_top1)
+            s.reporter.log(f"finished {config.epochs} epochs: best val top-1 {top.val_top1:.2f}% (epoch "
+                           f"{top.epoch}), last {history[-1].val_top1:.2f}%; checkpoints in {run.checkpoints}")
             if s.unreadable.summary():
                 s.reporter.log(s.unreadable.summary())
     return run
 
 
-def _rewrite_history(run: RunDir, history: list[dict[str, Any]], config: dict[str, Any]) -> None:
+def _rewrite_history(run: RunDir, history: list[EpochRecord], config: TrainConfig) -> None:
     """Make metrics.jsonl / .csv hold exactly the checkpoint's epochs (drop the record of an
     epoch whose checkpoint was never written; restore files a crash left missing)."""
     stored = read_jsonl(run.metrics_jsonl) if run.metrics_jsonl.is_file() else None
-    if stored != history or (history and not run.metrics_csv.is_file()):
+    if stored != [r.to_json() for r in history] or (history and not run.metrics_csv.is_file()):
         write_metrics(run, history, config)
