@@ -46,3 +46,23 @@ def test_convert_and_unknown_model_errors_are_one_line(tmp_path) -> None:
     wrong = gcpbench("convert", str(src), "--model", "resnet34_gap", "--out", str(tmp_path / "y.pt"))
     assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
     assert "resnet18_gap" in wrong.stderr and wrong.stderr.strip().count("\n") == 0
+
+
+def test_tables_written_to_a_file_or_pipe_are_not_squeezed_to_80_columns(monkeypatch) -> None:
+    from gcpbench.cli.ui import PIPED_WIDTH, stdout_console
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    assert stdout_console().width == PIPED_WIDTH == 160
+    monkeypatch.setenv("COLUMNS", "100")  # the user's choice wins
+    assert stdout_console().width == 100
+    monkeypatch.delenv("COLUMNS")
+    from rich.table import Table
+
+    table = Table()
+    for i in range(10):
+        table.add_column(f"column {i}")
+    table.add_row(*["generated"] * 10)  # ~125 columns: folded into 'gener' / 'ated' at 80
+    console = stdout_console(file=__import__("io").StringIO())
+    console.print(table)
+    assert max(line.count("generated") for line in console.file.getvalue().splitlines()) == 10

@@ -80,10 +80,10 @@ def _print_table(report) -> None:
     """Per first-level folder: status, and with --full the files found / expected."""
     if not report.top:
         return
-    from rich.console import Console
+    from gcpbench.cli.ui import stdout_console
     from rich.table import Table
 
-    console = Console()
+    console = stdout_console()
     console.print(f"[bold]{report.title}[/]: {report.root}", highlight=False)
     table = Table()
     table.add_column("folder")

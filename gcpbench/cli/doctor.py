@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from gcpbench.cli import app
+from gcpbench.cli.ui import stdout_console
 
 
 def _yes(value: Optional[bool], none: str = "-") -> str:
@@ -36,7 +36,7 @@ def doctor(
 
 
 def _render(report) -> None:
-    console = Console(highlight=False)
+    console = stdout_console(highlight=False)
     console.print(report.summary(), soft_wrap=True)
     facts = Table(show_header=False, box=None, pad_edge=False)
     facts.add_column(style="bold")

@@ -29,7 +29,7 @@ def eval_imagenet(
     from gcpbench.paths import require_eval_output
 
     require_eval_output(ckpt or weights, out)  # before the heavy imports: a read-only folder fails at once
-    from rich.console import Console
+    from gcpbench.cli.ui import stdout_console
     from rich.table import Table
 
     from gcpbench.data.folders import skipped_note
@@ -54,7 +54,7 @@ def eval_imagenet(
         table.add_column(column, justify="left" if column in ("model", "dataset") else "right")
     table.add_row(result["model"], result["dataset"], f"{result['images']:,}", f"{result['top1']:.2f}",
                   f"{result['top5']:.2f}", f"{result['loss']:.4f}")
-    Console().print(table)
+    stdout_console().print(table)
     typer.echo(f"wrote {path}")
     if result["unreadable"]:
         warn(skipped_note(result["unreadable"], path))

@@ -23,6 +23,7 @@ def report(
 ) -> None:
     """Collect every run's metrics into paper-style tables and plots (Markdown, CSV, LaTeX)."""
     from rich.console import Console
+    from gcpbench.cli.ui import stdout_console
 
     from gcpbench.paths import require_writable
     from gcpbench.report import build_report
@@ -38,7 +39,7 @@ def report(
             raise GcpbenchError("give either --ckpt FILE or --model NAME --weights FILE")
         paths = runs_for_weights(ckpt or weights, model, paths)
     result = build_report(paths, out or DEFAULT_ROOT / "report", all_paper=all_paper)
-    console = Console()
+    console = stdout_console()
     if quiet:  # skipped runs are still worth one line each
         for warning in result.warnings:
             Console(stderr=True).print(f"warning: {warning}", highlight=False, soft_wrap=True)

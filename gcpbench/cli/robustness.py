@@ -44,12 +44,12 @@ def quiet_option() -> bool:
 
 
 def _print(obj, as_json: bool, table_fn) -> None:
-    from rich.console import Console
+    from gcpbench.cli.ui import stdout_console
 
     if as_json:
         typer.echo(json.dumps(obj, indent=2))
     else:
-        Console().print(table_fn(obj))
+        stdout_console().print(table_fn(obj))
 
 
 @app.command("eval-c")

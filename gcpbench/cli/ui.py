@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import sys
 from typing import Any, Iterator
 
 from rich.console import Console
@@ -13,6 +15,16 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
 from gcpbench import progress
 from gcpbench.records import EpochRecord
 from gcpbench.train.progress import TrainReporter
+
+
+PIPED_WIDTH = 160  # columns of tables written to a file or pipe (rich would use 80)
+
+
+def stdout_console(**options: Any) -> Console:
+    """The console for results on stdout: the terminal's width, or ``PIPED_WIDTH`` columns when
+    stdout is a file or pipe (a job log, CI) and ``COLUMNS`` is unset, so tables stay unwrapped."""
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(width=PIPED_WIDTH if piped else None, **options)
 
 
 @contextlib.contextmanager

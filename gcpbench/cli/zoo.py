@@ -5,10 +5,10 @@ from enum import Enum
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from gcpbench.cli import app
+from gcpbench.cli.ui import stdout_console
 
 
 class ZooFormat(str, Enum):
@@ -40,7 +40,7 @@ def zoo(
         table.add_column(column, justify=justify)
     for r in rows:
         table.add_row(str(r["model"]), f"{r['params']:,}", f"{r['gflops']:.2f}", str(r["gcp_dim"]))
-    Console().print(table)
+    stdout_console().print(table)
 
 
 @app.command()
