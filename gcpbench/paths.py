@@ -121,9 +121,15 @@ def require_eval_output(checkpoint: str | os.PathLike | None, out: str | os.Path
     return require_writable(DEFAULT_ROOT, "pass --out DIR or set GCPBENCH_RUNS", "runs folder")
 
 
+AUTO_RESUME = "auto"  # train --resume auto: continue --out when it holds a run, else start it there
+
+
 def require_train_output(out: str | os.PathLike | None, resume: str | os.PathLike | None) -> Path:
     """Check where ``train`` writes: the run to resume (and its checkpoints/, plots/), else
-    ``--out`` or the runs root. A ``--resume`` that is no folder is left to the resume checks."""
+    ``--out`` or the runs root; ``--resume auto`` checks ``--out`` as one or the other. A
+    ``--resume`` that is no folder (or ``auto`` without ``--out``) is left to the resume checks."""
+    if resume == AUTO_RESUME and out is not None:
+        resume = out if (Path(out) / "config.json").is_file() else None
     if resume is not None:
         if not Path(resume).is_dir():
             return Path(resume)

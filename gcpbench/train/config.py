@@ -62,7 +62,6 @@ class TrainOptions:
                                     f"{info.head.dim}: use {info.arch} --head gcp --gcp-dim {self.gcp_dim}, or drop --gcp-dim")
 
 
-AUTO_RESUME = "auto"
 
 
 def auto_resume_target(options: TrainOptions) -> str | None:

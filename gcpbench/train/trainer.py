@@ -28,10 +28,11 @@ from gcpbench.data.unreadable import UnreadableLog
 from gcpbench.errors import GcpbenchError
 from gcpbench.gcp import set_gcp_precision
 from gcpbench.io import atomic_write, read_jsonl, remove_stale_temps
+from gcpbench.paths import AUTO_RESUME
 from gcpbench.records import EpochRecord, TrainConfig
 from gcpbench.runs import RunDir, new_run_dir
 from gcpbench.train import distributed as ddp
-from gcpbench.train.config import (AUTO_RESUME, TrainOptions, auto_resume_target, new_config, schedule_from_config,
+from gcpbench.train.config import (TrainOptions, auto_resume_target, new_config, schedule_from_config,
                                    stored_config)
 from gcpbench.train.progress import TrainReporter
 from gcpbench.train.schedules import MOMENTUM, Schedule, canonical_schedule, make_schedule
