@@ -40,9 +40,12 @@ DEFAULT_ROOT = Path(os.environ.get("GCPBENCH_RUNS", "runs"))
 
 @dataclass(frozen=True)
 class RunDir:
-    """Paths of one run directory."""
+    """Paths of one run directory (``path`` may be given as a string)."""
 
     path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
 
     @property
     def config(self) -> Path:

@@ -181,3 +181,9 @@ def test_report_links_an_evaluation_to_its_training_run_by_the_run_id(tmp_path):
     stranger.write_result(ImageNetResult(model="resnet18_gcp", checkpoint="/copies/x.pt", top1=1.0, top5=2.0))
     runs = {r.path.name: r for r in collect([tmp_path]).runs}
     assert runs["eval_of_a_copy"].owner is runs["train"] and runs["eval_of_another"].owner is None
+
+
+def test_a_run_directory_may_be_named_by_a_string(tmp_path):
+    run = RunDir(str(tmp_path / "run"))
+    run.write_config(full_config())
+    assert run.path == tmp_path / "run" and run.run_config() == full_config()
