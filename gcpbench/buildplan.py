@@ -11,18 +11,16 @@ The toolkit is ``$CUDA_HOME``, else nvcc's on PATH, else /usr/local/cuda; when i
 CUDA library headers that torch's headers include (cusparse.h, ...), those of pip's nvidia-*
 wheels (installed with torch) are put on ``CPATH``.
 
-``python -m gcpbench.buildplan mmcv [--shell]`` prints the plan (``--shell``: ``export`` lines
-for bootstrap); ``python -m gcpbench.buildplan constraints SRC DST`` writes SRC without the
-pins of torch, torchvision and everything they require. This module runs before gcpbench is
-installed: it imports nothing of gcpbench but ``gcpbench/__init__`` (which is light).
+``scripts/buildplan.py`` is its command line (``mmcv [--shell]``: the plan, or ``export`` lines
+for bootstrap; ``constraints SRC DST``: SRC without the pins of torch, torchvision and
+everything they require). This module runs before gcpbench is installed: it imports nothing of
+gcpbench but ``gcpbench/__init__`` (which is light).
 """
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -200,38 +198,3 @@ def torchvision_for(torch_version: str) -> str:
     if major != 2:
         raise ValueError(f"torch {torch_version}: gcpbench needs torch 2.x (>= 2.6)")
     return f"0.{minor + 15}.*"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gcpbench.buildplan", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    mmcv = sub.add_parser("mmcv", help="print how mmcv's ops would be built here")
-    mmcv.add_argument("--shell", action="store_true", help="export lines for bootstrap.sh (MMCV_PLAN holds the description)")
-    cons = sub.add_parser("constraints", help="write constraints without the installed torch stack's pins")
-    cons.add_argument("src")
-    cons.add_argument("dst")
-    sub.add_parser("torchvision", help="the torchvision series matching the installed torch")
-    args = parser.parse_args(argv)
-    if args.command == "mmcv":
-        build = current_plan()
-        if args.shell:
-            env = build.env()
-            if "CPATH" in env and os.environ.get("CPATH"):
-                env["CPATH"] += os.pathsep + os.environ["CPATH"]  # keep the user's
-            for key, value in {**env, "MMCV_PLAN": build.describe()}.items():
-                print(f"export {key}={shlex.quote(value)}")
-        else:
-            print(build.describe())
-            for key, value in build.env().items():
-                print(f"  {key}={value}")
-    elif args.command == "constraints":
-        lines = Path(args.src).read_text().splitlines()
-        kept = constraints_without_torch(lines, installed_closure(("torch", "torchvision")))
-        Path(args.dst).write_text("\n".join(kept) + "\n")
-    else:
-        print(torchvision_for(importlib.metadata.version("torch")))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

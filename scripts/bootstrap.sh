@@ -38,7 +38,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 VENV_PY=${VENV_PY:-$VENV/bin/python}
 pip() { "$VENV_PY" -m pip "$@"; }
-plan() { PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$VENV_PY" -m gcpbench.buildplan "$@"; }
+plan() { PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$VENV_PY" scripts/buildplan.py "$@"; }
 
 # A torch from outside the venv (or any, with GCPBENCH_KEEP_TORCH=1) is kept; the venv's own follows the pins.
 outside() { "$VENV_PY" -c "import os, sys, torch; sys.exit(os.path.realpath(torch.__file__).startswith(os.path.realpath(sys.argv[1]) + os.sep))" "$VENV" 2>/dev/null; }

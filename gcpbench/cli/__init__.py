@@ -49,6 +49,11 @@ def _on_sigint(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def print_error(message: str) -> None:
+    """One ``error: ...`` line on stderr, the message printed literally (no rich markup)."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def _interrupted() -> None:
     err_console.print("[yellow]interrupted[/]: finished results are kept; rerun the same command to resume")
     sys.exit(INTERRUPTED)
@@ -103,7 +108,7 @@ def _run() -> None:
     try:
         code = app(standalone_mode=False)  # click returns 130 (does not raise) when interrupted
     except GcpbenchError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # no markup in messages
+        print_error(str(exc))
         sys.exit(2)
     except KeyboardInterrupt:
         _interrupted()
@@ -116,7 +121,7 @@ def _run() -> None:
             ctx = getattr(exc, "ctx", None)
             hint = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
             message = re.sub(r"( Did you mean [^?]*\?)\1+", r"\1", exc.format_message()).rstrip(".")
-            err_console.print(f"[bold red]error:[/] {escape(message)}{hint}", highlight=False, soft_wrap=True)
+            print_error(message + hint)
             sys.exit(exc.exit_code)
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(1)

@@ -1,6 +1,6 @@
 """One sweep job: train a run (continuing it when it was started before), then its evaluations.
 
-Every launcher runs this same code: the local launcher as ``python -m gcpbench.sweep.job SWEEP
+Every launcher runs this same code: the local launcher as ``python -m gcpbench.cli.sweep_job SWEEP
 NAME`` (one process, or one per GPU), Slurm and submitit's local executor through
 :class:`SweepJob`, a submitit ``Checkpointable``: each of the job's tasks is one DDP rank
 (``submitit.helpers.TorchDistributedEnvironment`` exports RANK, WORLD_SIZE, MASTER_ADDR, ...),
@@ -11,7 +11,6 @@ requeue and resubmits the same call; training then continues from ``last.pt``
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +68,7 @@ def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None) 
     return "done"
 
 
-def _show_logs() -> None:
+def show_logs() -> None:
     """A job is an entry point: its log file shows the library's lines as ``gcpbench`` does."""
     from gcpbench.cli import install_logging
 
@@ -83,7 +82,7 @@ class SweepJob(submitit.helpers.Checkpointable):
         env = submitit.JobEnvironment()
         # Every GPU of the node stays visible; each rank picks cuda:LOCAL_RANK (gcpbench.train.distributed).
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
-        _show_logs()
+        show_logs()
         return run_job(sweep_dir, name, job_id=env.job_id)
 
     def checkpoint(self, sweep_dir: str, name: str) -> Any:
@@ -91,22 +90,3 @@ class SweepJob(submitit.helpers.Checkpointable):
         call; it continues from ``last.pt``."""
         update_job(SweepDir(Path(sweep_dir)).run(name), state="requeued")
         return submitit.helpers.DelayedSubmission(self, sweep_dir, name)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m gcpbench.sweep.job SWEEP_DIR NAME`` (the local launcher's job)."""
-    args = sys.argv[1:] if argv is None else argv
-    _show_logs()
-    if len(args) != 2:
-        print("usage: python -m gcpbench.sweep.job SWEEP_DIR RUN_NAME", file=sys.stderr)
-        return 2
-    try:
-        run_job(args[0], args[1], job_id=f"local-{os.getpid()}")
-    except GcpbenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

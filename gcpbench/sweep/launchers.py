@@ -1,7 +1,7 @@
 """Launchers: how a sweep's jobs get run.
 
 * ``local``: one job after another on this machine, or ``gpus`` jobs at a time, each on its own
-  GPU (``CUDA_VISIBLE_DEVICES``); each job is ``python -m gcpbench.sweep.job`` with its output
+  GPU (``CUDA_VISIBLE_DEVICES``); each job is ``python -m gcpbench.cli.sweep_job`` with its output
   in ``SWEEP/logs/<run>.log``.
 * ``slurm``: one submitit job array for the runs; every job takes ``nodes`` x ``gpus_per_node``
   GPUs with one task (DDP rank) per GPU, is requeued on preemption or time-out and continues
@@ -84,7 +84,7 @@ def parse_time(text: str) -> int:
 # --------------------------------------------------------------------------------- local
 
 def _job_command(sweep: SweepDir, name: str) -> list[str]:
-    return [sys.executable, "-m", "gcpbench.sweep.job", str(sweep.path), name]
+    return [sys.executable, "-m", "gcpbench.cli.sweep_job", str(sweep.path), name]
 
 
 def launch_local(sweep: SweepDir, names: list[str], gpus: int = 0,

@@ -1,0 +1,33 @@
+"""``python -m gcpbench.cli.sweep_job SWEEP_DIR RUN_NAME``: one job of the local sweep launcher.
+
+The job trains the run and evaluates it (:func:`gcpbench.sweep.job.run_job`); its log shows the
+library's lines as ``gcpbench`` does, and an input error is one ``error:`` line with exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from gcpbench.cli import print_error
+from gcpbench.errors import GcpbenchError
+from gcpbench.sweep.job import run_job, show_logs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gcpbench.cli.sweep_job", description="Train and evaluate one run of a sweep.")
+    parser.add_argument("sweep_dir", help="the sweep's folder (gcpbench sweep --out)")
+    parser.add_argument("run_name", help="the run's name in the sweep's plan")
+    args = parser.parse_args(argv)
+    show_logs()
+    try:
+        run_job(args.sweep_dir, args.run_name, job_id=f"local-{os.getpid()}")
+    except GcpbenchError as exc:
+        print_error(str(exc))
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
