@@ -145,6 +145,10 @@ def test_bad_spec_files_and_values(tmp_path) -> None:
     broken.write_text("models = [resnet18")
     with pytest.raises(GcpbenchError, match="is not valid TOML"):
         load_spec(broken)
+    broken_yaml = tmp_path / "broken.yaml"
+    broken_yaml.write_text("models: [resnet18\n")
+    with pytest.raises(GcpbenchError, match="is not valid YAML: while parsing a flow sequence"):
+        load_spec(broken_yaml)
     with pytest.raises(GcpbenchError, match="must end in .toml, .yaml or .yml"):
         (tmp_path / "grid.json").write_text("{}")
         load_spec(tmp_path / "grid.json")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.dataloader import default_collate
@@ -191,12 +192,7 @@ def _seed_worker(worker_id: int) -> None:
     """Seed Python's and NumPy's RNGs in a worker from torch's per-worker seed."""
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
-    try:
-        import numpy as np
-
-        np.random.seed(seed)
-    except ImportError:  # pragma: no cover
-        pass
+    np.random.seed(seed)
 
 
 class GcpbenchLoader(DataLoader):

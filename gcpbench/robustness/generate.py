@@ -55,12 +55,9 @@ def temp_sibling(path: Path) -> Path:
 
 
 def _init_worker() -> None:
-    try:
-        import cv2
+    import cv2  # imported by the worker alone: the parent's import stays light
 
-        cv2.setNumThreads(1)
-    except ImportError:  # pragma: no cover - cv2 is a dependency
-        pass
+    cv2.setNumThreads(1)
 
 
 def _context():

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from gcpbench.evaluate import autocast
 from gcpbench.progress import progress_bar
 from gcpbench.robustness.trees import Item
+from gcpbench.runtime import first_line
 
 Loader = Callable[[Item], Tensor]  # item -> float tensor [n, 3, H, W] (n = 1 for an image)
 
@@ -31,7 +32,7 @@ class ItemDataset(Dataset):
         try:
             return index, self.load(self.items[index]), None
         except Exception as exc:  # any broken file is reported, never fatal
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            message = first_line(exc) if str(exc).strip() else ""
             return index, None, f"{type(exc).__name__}: {message}".rstrip(": ")
 
 

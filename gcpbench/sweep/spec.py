@@ -269,21 +269,18 @@ def load_spec(path: str | Path) -> SweepSpec:
     if suffix not in (".toml", ".yaml", ".yml"):
         raise GcpbenchError(f"spec file '{path}' must end in .toml, .yaml or .yml")
     kind = "TOML" if suffix == ".toml" else "YAML"
+    if kind == "TOML":
+        import tomllib as parser
+
+        load, invalid = parser.loads, (ValueError, UnicodeDecodeError)  # TOMLDecodeError is a ValueError
+    else:
+        import yaml as parser  # PyYAML comes with mmengine
+
+        load, invalid = parser.safe_load, (parser.YAMLError, UnicodeDecodeError)
     try:
-        if kind == "TOML":
-            import tomllib
-
-            data = tomllib.loads(path.read_text())
-        else:
-            import yaml  # PyYAML comes with mmengine
-
-            data = yaml.safe_load(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:  # tomllib.TOMLDecodeError is a ValueError
+        data = load(path.read_text())
+    except invalid as exc:
         raise GcpbenchError(f"spec file '{path}' is not valid {kind}: {first_line(exc)}") from None
-    except Exception as exc:  # yaml.YAMLError
-        if exc.__class__.__module__.startswith("yaml"):
-            raise GcpbenchError(f"spec file '{path}' is not valid YAML: {first_line(exc)}") from None
-        raise
     return absolute_paths(parse_spec(data, path.stem), path.parent)
 
 
