@@ -177,3 +177,18 @@ def test_ensure_is_safe_when_two_callers_race(tiny_cache):
     assert not errors and results == [tiny_cache, tiny_cache]
     assert len(list((tiny_cache / "val").rglob("*.png"))) == 3 * 2
     assert sorted(p.name for p in tiny_cache.parent.iterdir()) == ["imagenet"]  # no temporary folders left
+
+
+def test_synthesize_picks_the_cached_default_or_writes_the_asked_set(tiny_cache, tmp_path):
+    root, cached = synthetic.synthesize_classification_set(quiet=True)
+    assert (root, cached) == (tiny_cache, True) and synthetic.synthetic_info(root)["num_classes"] == 3
+    other, cached = synthetic.synthesize_classification_set(quiet=True, num_classes=2, seed=4)
+    info = synthetic.synthetic_info(other)
+    assert (other, cached) == (tiny_cache, False)  # other parameters replace the cache's folder
+    assert (info["num_classes"], info["seed"], info["image_size"]) == (2, 4, 32)
+    out = tmp_path / "mine"
+    assert synthetic.synthesize_classification_set(out, quiet=True) == (out, False)
+    with pytest.raises(GcpbenchError, match="already exists and is not empty; choose another --out or pass --force"):
+        synthetic.synthesize_classification_set(out, quiet=True)
+    assert synthetic.synthesize_classification_set(out, force=True, quiet=True, seed=9) == (out, False)
+    assert synthetic.synthetic_info(out)["seed"] == 9

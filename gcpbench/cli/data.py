@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from gcpbench.cli import data_app
+from gcpbench.data.synthetic import DEFAULTS
 from gcpbench.errors import GcpbenchError
 
 
@@ -20,11 +21,11 @@ class Task(str, Enum):
 def synth(
     task: Task = typer.Option(Task.classification, "--task", help="classification (ImageFolder) or detection (COCO format; uses only --out, --seed, --force)"),
     out: Optional[Path] = typer.Option(None, "--out", help="output folder [default: the cache, $GCPBENCH_CACHE/synthetic/...]"),
-    classes: int = typer.Option(10, "--classes", help="number of classes (pairs share mean colour, differ in channel correlation)"),
-    size: int = typer.Option(64, "--size", help="image side in pixels"),
-    train_per_class: int = typer.Option(200, "--train-per-class"),
-    val_per_class: int = typer.Option(50, "--val-per-class"),
-    seed: int = typer.Option(0, "--seed"),
+    classes: int = typer.Option(DEFAULTS["num_classes"], "--classes", help="number of classes (pairs share mean colour, differ in channel correlation)"),
+    size: int = typer.Option(DEFAULTS["image_size"], "--size", help="image side in pixels"),
+    train_per_class: int = typer.Option(DEFAULTS["train_per_class"], "--train-per-class"),
+    val_per_class: int = typer.Option(DEFAULTS["val_per_class"], "--val-per-class"),
+    seed: int = typer.Option(DEFAULTS["seed"], "--seed"),
     force: bool = typer.Option(False, "--force", help="replace an existing non-empty --out folder"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
@@ -40,17 +41,11 @@ def synth(
         make_detection_set(target, seed=seed, overwrite=force)
         typer.echo(f"wrote the synthetic COCO-format detection set to {target} (seed {seed})")
         return
-    params = {"num_classes": classes, "image_size": size, "train_per_class": train_per_class,
-              "val_per_class": val_per_class, "seed": seed}
-    if out is None and params == synthetic.DEFAULTS and not force:
-        target = synthetic.ensure_classification_set(quiet=quiet)  # the cached default set, built once
-        typer.echo(f"synthetic set ready at {target}: {classes} classes x ({train_per_class} train + "
-                   f"{val_per_class} val) images at {size} px (seed {seed})")
-        return
-    target = out or synthetic.default_root() / "imagenet"
-    synthetic.make_classification_set(target, **params, overwrite=force or out is None, quiet=quiet)
-    typer.echo(f"wrote {target}: {classes} classes x ({train_per_class} train + {val_per_class} val) images "
-               f"at {size} px (seed {seed})")
+    target, cached = synthetic.synthesize_classification_set(
+        out, force, quiet, num_classes=classes, image_size=size, train_per_class=train_per_class,
+        val_per_class=val_per_class, seed=seed)
+    typer.echo(f"{f'synthetic set ready at {target}' if cached else f'wrote {target}'}: {classes} classes x "
+               f"({train_per_class} train + {val_per_class} val) images at {size} px (seed {seed})")
 
 
 @data_app.command()

@@ -211,8 +211,9 @@ def _build(out: Path, params: dict[str, Any], quiet: bool, keep_existing: Callab
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def make_classification_set(out: str | os.PathLike, num_classes: int = 10, image_size: int = 64,
-                            train_per_class: int = 200, val_per_class: int = 50, seed: int = 0,
+def make_classification_set(out: str | os.PathLike, num_classes: int = DEFAULTS["num_classes"],
+                            image_size: int = DEFAULTS["image_size"], train_per_class: int = DEFAULTS["train_per_class"],
+                            val_per_class: int = DEFAULTS["val_per_class"], seed: int = DEFAULTS["seed"],
                             overwrite: bool = False, quiet: bool = True) -> Path:
     """Write the synthetic ImageFolder tree to ``out`` (atomically) and return ``out``.
 
@@ -254,6 +255,22 @@ def ensure_classification_set(root: str | os.PathLike | None = None, quiet: bool
     log.info(f"generating the built-in synthetic set into {root} (once; {images:,} small PNGs)")
     return build_once(root, lambda: _build(root, params, quiet, keep_existing=complete), complete,
                       "the synthetic set")
+
+
+def synthesize_classification_set(out: str | os.PathLike | None = None, force: bool = False, quiet: bool = False,
+                                  **params: int) -> tuple[Path, bool]:
+    """``gcpbench data synth``: the set of ``params`` (:data:`DEFAULTS` for those not given) at
+    ``out``; returns the folder and whether it is the shared cached default set.
+
+    Without ``out`` the default parameters give the cached set, built once
+    (:func:`ensure_classification_set`), unless ``force``; other parameters replace the cache's
+    ``imagenet`` folder. An existing non-empty ``out`` is replaced only with ``force``.
+    """
+    params = {**DEFAULTS, **params}
+    if out is None and params == DEFAULTS and not force:
+        return ensure_classification_set(quiet=quiet), True
+    target = Path(out) if out is not None else default_root() / "imagenet"
+    return make_classification_set(target, **params, overwrite=force or out is None, quiet=quiet), False
 
 
 def build_once(root: Path, build: Callable[[], None], complete: Callable[[], bool], what: str) -> Path:
