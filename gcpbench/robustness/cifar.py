@@ -1,6 +1,6 @@
 """CIFAR-10-C, CIFAR-100-C and CIFAR-10-P in the ``.npy`` release layout, through the same
 engine as ImageNet-C / -P: one loading pipeline (:func:`gcpbench.robustness.runner.run_items`),
-the same per-group tallies, a :class:`~gcpbench.robustness.resume.ResumeLog` keyed by the
+the same per-group tallies, a :class:`~gcpbench.robustness.engine.ResumeLog` keyed by the
 result's identity, files written inside :func:`gcpbench.runs.result_writer`.
 
 Layout (``data_manifests/cifar10_c.json`` and friends): ``ROOT/<corruption>.npy`` uint8
@@ -21,8 +21,7 @@ import numpy as np
 
 from gcpbench.errors import GcpbenchError, require_positive
 from gcpbench.robustness import metrics
-from gcpbench.robustness.baselines import SEVERITIES
-from gcpbench.robustness.benchmarks import CIFAR10_CLASSES, UNNORMALISED, NpyBenchmark, get_npy_benchmark
+from gcpbench.robustness.benchmarks import SEVERITIES, CIFAR10_CLASSES, UNNORMALISED, NpyBenchmark, get_npy_benchmark
 from gcpbench.robustness.trees import Item
 
 LABELS = "labels.npy"
@@ -130,12 +129,11 @@ def evaluate_npy(request: NpyRequest, resolved, out: Path | None = None) -> tupl
     from gcpbench.runtime import resolve_device
     from gcpbench.identity import Producer, ResultIdentity
     from gcpbench.records import CifarResult
-    from gcpbench.robustness.engine import ResultFiles, Streaming, evaluate_resumable
+    from gcpbench.robustness.engine import (
+        ErrorTally, ResultFiles, ResumeLog, SequenceTally, Streaming, eval_run_dir, evaluate_resumable,
+    )
     from gcpbench.robustness.imagenet_c import write_errors_csv
     from gcpbench.robustness.imagenet_p import write_results_csv
-    from gcpbench.robustness.tallies import ErrorTally, SequenceTally
-    from gcpbench.robustness.resume import ResumeLog
-    from gcpbench.robustness.rundirs import eval_run_dir
     from gcpbench.robustness.trees import require_dir
 
     r = request

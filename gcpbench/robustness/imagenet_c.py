@@ -17,22 +17,18 @@ from typing import Sequence
 from gcpbench.errors import GcpbenchError
 from gcpbench.io import atomic_write_text
 from gcpbench.robustness import metrics
-from gcpbench.robustness.baselines import (
+from gcpbench.robustness.benchmarks import (
     ALEXNET_CLEAN_ERROR, ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES, choose,
 )
 from gcpbench.identity import Producer, ResultIdentity
 from gcpbench.robustness.loading import load_image
-from gcpbench.robustness.resume import ResumeLog
-from gcpbench.robustness.strays import warn_c_strays
-from gcpbench.robustness.rundirs import eval_run_dir
 from gcpbench.evaluate import clean_preprocessing, evaluate_val_folder
 from gcpbench.runtime import resolve_device
 from gcpbench.records import CorruptionResult
-from gcpbench.robustness.engine import ResultFiles, Streaming, evaluate_resumable
-from gcpbench.robustness.tallies import ErrorTally
+from gcpbench.robustness.engine import ErrorTally, ResultFiles, ResumeLog, Streaming, eval_run_dir, evaluate_resumable
 from gcpbench.robustness.trees import (
     IMAGE_EXTENSIONS, Item, check_against_manifest, check_same_classes, collect_items, dataset_label, label_map,
-    require_dir,
+    require_dir, warn_c_strays,
 )
 from gcpbench.models.preprocess import BENCHMARK_GEOMETRY, Preprocessing, for_model
 from gcpbench.models.weights import output_classes

@@ -18,22 +18,20 @@ from typing import Sequence
 from gcpbench.errors import GcpbenchError
 from gcpbench.io import atomic_write_text
 from gcpbench.robustness import metrics
-from gcpbench.robustness.baselines import (
+from gcpbench.robustness.benchmarks import (
     ALL_PERTURBATIONS, BENCHMARK_PERTURBATIONS, DIFFICULTIES, EXTRA_PERTURBATIONS, alexnet_p, choose, folder_name,
     perturbation_frames,
 )
 from gcpbench.robustness.loading import load_video
 from gcpbench.identity import Producer, ResultIdentity
-from gcpbench.robustness.strays import warn_p_strays
-from gcpbench.robustness.resume import ResumeLog
-from gcpbench.robustness.rundirs import eval_run_dir
 from gcpbench.runtime import resolve_device
 from gcpbench.records import PerturbationResult
-from gcpbench.robustness.engine import ResultFiles, Streaming, evaluate_resumable
-from gcpbench.robustness.tallies import SequenceTally
+from gcpbench.robustness.engine import (
+    ResultFiles, ResumeLog, SequenceTally, Streaming, eval_run_dir, evaluate_resumable,
+)
 from gcpbench.robustness.trees import (
     VIDEO_EXTENSIONS, Item, check_against_manifest, check_same_classes, collect_items, dataset_label, label_map,
-    require_dir,
+    require_dir, warn_p_strays,
 )
 from gcpbench.models.preprocess import BENCHMARK_GEOMETRY, Preprocessing, for_model
 from gcpbench.models.weights import output_classes
