@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Collection, Hashable, Iterable, Sequence
+from typing import Callable, Collection, Hashable, Iterable, Sequence
 
 from gcpbench.data.manifests import subfolders
 from gcpbench.errors import GcpbenchError, warn
@@ -155,6 +155,20 @@ def collect_items(folders: dict[Hashable, Path], classes: Sequence[str], labels:
         if count == 0:
             raise GcpbenchError(f"'{folder}' holds no {'/'.join(sorted(extensions))} files")
     return items
+
+
+def tree_items(title: str, root: Path, folders: dict[Hashable, Path], warn_strays: Callable[[], object],
+               checkpoint: dict, num_outputs: int, extensions: Iterable[str], subset: int | None,
+               seed: int) -> tuple[list[Item], dict[str, int]]:
+    """The items and label map of the group ``folders`` (under ``root``) of a ``title`` tree
+    (``ImageNet-C``): the folders must share one class list, a downloaded tree is checked against
+    its manifest for the top folders used, ``warn_strays()`` names the folders no evaluation
+    reads, and the classes must match the model (:func:`label_map`)."""
+    classes = check_same_classes(list(folders.values()))
+    check_against_manifest(title.lower(), root, [f.relative_to(root).parts[0] for f in folders.values()], classes)
+    warn_strays()
+    labels = label_map(classes, checkpoint, num_outputs, f"{title} tree '{root}'")
+    return collect_items(folders, classes, labels, extensions, subset, seed), labels
 
 
 def stray_folders(root: Path, known_top: Collection[str], levels: dict[str, Collection[str]] | None = None) -> list[str]:
