@@ -74,7 +74,7 @@ class Sizes:
 
 
 def cuda_sizes() -> Sizes:
-    from gcpbench.robustness.baselines import BENCHMARK_CORRUPTIONS
+    from gcpbench.robustness.benchmarks import BENCHMARK_CORRUPTIONS
 
     workers = ("--workers", str(min(8, os.cpu_count() or 1)))
     return Sizes(device="cuda", layer_batches=(32, 256), layer_channels=256, layer_size=14, layer_repeats=9,

@@ -163,7 +163,7 @@ def per_subset_eval_c(root: Path, corruptions: Sequence[str], severities: Sequen
 
 def bench_eval_c(args: argparse.Namespace, device: torch.device) -> list[Ratio]:
     """Ours vs the per-subset loop over one generated tree (or ``--tree``)."""
-    from gcpbench.robustness.baselines import BENCHMARK_CORRUPTIONS
+    from gcpbench.robustness.benchmarks import BENCHMARK_CORRUPTIONS
 
     corruptions = list(BENCHMARK_CORRUPTIONS[:3] if args.quick else BENCHMARK_CORRUPTIONS)
     severities = [1, 2] if args.quick else [1, 2, 3, 4, 5]

@@ -15,7 +15,7 @@ from gcpbench.errors import GcpbenchError
 from gcpbench.models import build, load_model, save_checkpoint
 from gcpbench.models.weights import read_checkpoint
 from gcpbench.paths import require_folder, require_writable, require_writable_file
-from gcpbench.robustness.strays import stray_folders, warn_c_strays, warn_p_strays
+from gcpbench.robustness.trees import stray_folders, warn_c_strays, warn_p_strays
 from gcpbench.train.config import TrainOptions
 from robustness_tiny import CLASSES, PER_CLASS, checkpoint, clean_tree, tiny_images, write_tree  # noqa: F401
 

@@ -19,7 +19,7 @@ pytest.importorskip("imagecorruptions")
 skimage_data = pytest.importorskip("skimage.data")
 
 from gcpbench.robustness import corruptions as cr  # noqa: E402
-from gcpbench.robustness.baselines import ALL_CORRUPTIONS  # noqa: E402
+from gcpbench.robustness.benchmarks import ALL_CORRUPTIONS  # noqa: E402
 from gcpbench.robustness.images import benchmark_geometry  # noqa: E402
 
 # (mean of the output, mean |output - clean|) at severity 3, seed 0

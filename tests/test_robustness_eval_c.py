@@ -159,7 +159,7 @@ def test_worker_processes_give_the_same_result(checkpoint, c_tree, tmp_path):
 
 
 def test_cli_scores_errors_file(run_cli, tmp_path, monkeypatch, capsys):
-    from gcpbench.robustness.baselines import alexnet_c_errors
+    from gcpbench.robustness.benchmarks import alexnet_c_errors
 
     path = tmp_path / "errors.csv"
     path.write_text("corruption,severity,error\n" + "".join(

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("cv2")
 
-from gcpbench.robustness import baselines  # noqa: E402
+from gcpbench.robustness import benchmarks as baselines  # noqa: E402
 from gcpbench.robustness.imagenet_p import PRequest, evaluate_p  # noqa: E402
 from gcpbench.robustness.make_p import make_p  # noqa: E402
 from gcpbench.robustness.video import read_mp4, write_mp4  # noqa: E402

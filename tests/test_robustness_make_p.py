@@ -17,7 +17,7 @@ cv2 = pytest.importorskip("cv2")
 pytest.importorskip("imageio_ffmpeg")
 skimage_data = pytest.importorskip("skimage.data")
 
-from gcpbench.robustness.baselines import ALL_PERTURBATIONS, is_noise, perturbation_frames  # noqa: E402
+from gcpbench.robustness.benchmarks import ALL_PERTURBATIONS, is_noise, perturbation_frames  # noqa: E402
 from gcpbench.robustness.images import centre_crop, resized  # noqa: E402
 from gcpbench.robustness.make_p import PERTURBATIONS, legacy_affine, make_p, sequence  # noqa: E402
 from gcpbench.robustness.video import read_mp4  # noqa: E402

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gcpbench.errors import GcpbenchError
-from gcpbench.robustness import baselines, metrics
+from gcpbench.robustness import benchmarks as baselines, metrics
 
 # AlexNet gaussian_noise errors, severities 1..5, copied from the ImageNet-C paper's table.
 ALEX_GN = [0.69528, 0.82542, 0.93554, 0.98138, 0.99452]

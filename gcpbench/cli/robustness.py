@@ -10,7 +10,7 @@ import typer
 from gcpbench.cli import app, data_app, modelopts
 from gcpbench.errors import GcpbenchError
 from gcpbench.paths import require_eval_output, require_writable
-from gcpbench.robustness.baselines import ALEXNET_CLEAN_ERROR
+from gcpbench.robustness.benchmarks import ALEXNET_CLEAN_ERROR
 
 ALEXNET_HELP = "AlexNet clean top-1 error for relative mCE (0.4345 as in the paper; today's torchvision: 0.43478)"
 
@@ -78,7 +78,7 @@ def eval_c(
     if (ckpt or weights) is not None and errors is None:
         require_eval_output(ckpt or weights, out, needs_config=True)
     from gcpbench.cli import robustness_tables as tables
-    from gcpbench.robustness.baselines import SEVERITIES
+    from gcpbench.robustness.benchmarks import SEVERITIES
     from gcpbench.robustness.imagenet_c import corruption_list
 
     if clean_error is not None and clean_data is not None:
@@ -164,7 +164,7 @@ def eval_cifar(
     """CIFAR-10-C / CIFAR-100-C (mean error) or CIFAR-10-P (mFP, mT5D), unnormalised (resumable)."""
     require_eval_output(ckpt or weights, out, needs_config=True)
     from gcpbench.cli import robustness_tables as tables
-    from gcpbench.robustness.baselines import SEVERITIES
+    from gcpbench.robustness.benchmarks import SEVERITIES
     from gcpbench.robustness.cifar import NpyRequest, evaluate_npy
 
     resolved = modelopts.resolve(ckpt, model, weights)
@@ -190,7 +190,7 @@ def make_c(
 ) -> None:
     """Build an ImageNet-C tree with the official recipe (Resize 256, CenterCrop 224, JPEG 85)."""
     require_writable(out)
-    from gcpbench.robustness.baselines import ALL_CORRUPTIONS, SEVERITIES
+    from gcpbench.robustness.benchmarks import ALL_CORRUPTIONS, SEVERITIES
     from gcpbench.robustness.make_c import make_c as build
 
     record = build(src, out, split_list(corruptions) or ALL_CORRUPTIONS, int_list(severities, "severities") or SEVERITIES,

@@ -1,6 +1,6 @@
 """CIFAR-10-C, CIFAR-100-C and CIFAR-10-P in the ``.npy`` release layout, through the same
 engine as ImageNet-C / -P: one loading pipeline (:func:`gcpbench.robustness.runner.run_items`),
-the same per-group tallies, a :class:`~gcpbench.robustness.resume.ResumeLog` keyed by the
+the same per-group tallies, a :class:`~gcpbench.robustness.engine.ResumeLog` keyed by the
 result's identity, files written inside :func:`gcpbench.runs.result_writer`.
 
 Layout (``data_manifests/cifar10_c.json`` and friends): ``ROOT/<corruption>.npy`` uint8
@@ -20,10 +20,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from gcpbench.errors import GcpbenchError, require_positive
+from gcpbench.records import CifarResult
 from gcpbench.robustness import metrics
-from gcpbench.robustness.baselines import SEVERITIES
-from gcpbench.robustness.benchmarks import CIFAR10_CLASSES, UNNORMALISED, NpyBenchmark, get_npy_benchmark
-from gcpbench.robustness.trees import Item
+from gcpbench.robustness.benchmarks import CIFAR10_CLASSES, SEVERITIES, UNNORMALISED, NpyBenchmark, get_npy_benchmark
+from gcpbench.robustness.engine import Benchmark, ErrorTally, ResultFiles, ResumeLog, SequenceTally, evaluate
+from gcpbench.robustness.imagenet_c import write_errors_csv
+from gcpbench.robustness.imagenet_p import write_results_csv
+from gcpbench.robustness.trees import Item, require_dir
+from gcpbench.runs import RunDir
 
 LABELS = "labels.npy"
 
@@ -124,63 +128,61 @@ def check_model_classes(bench: NpyBenchmark, model, checkpoint: dict[str, Any]) 
                             f"{bench.title}'s labels are {', '.join(CIFAR10_CLASSES[:3])}, ... (CIFAR order)")
 
 
-def evaluate_npy(request: NpyRequest, resolved, out: Path | None = None) -> tuple[dict, Any]:
+class CifarSet(Benchmark):
+    """A CIFAR set in the ``.npy`` release layout for one request: top-1 error per corruption x
+    severity (the -C sets) or flip probability / top-5 distance per perturbation (CIFAR-10-P,
+    difficulty 1), unnormalised means."""
+
+    load = staticmethod(load_npy_item)
+
+    def __init__(self, request: NpyRequest, resolved):
+        r = request
+        self.bench = bench = get_npy_benchmark(r.benchmark)
+        require_positive("--image-size", r.image_size)
+        bad = next((s for s in r.severities if s not in SEVERITIES), None)
+        if bad is not None:
+            raise GcpbenchError(f"--severities takes 1 to 5 (got {bad})")
+        self.root = root = require_dir(Path(r.data), bench.title)
+        self.names = chosen_names(bench, r.only, r.extra)
+        super().__init__(request, resolved.model, resolved.checkpoint, resolved.path)
+        check_model_classes(bench, self.model, self.checkpoint)
+        self.c_set = bench.kind == "c"
+        self.items = c_items(bench, root, self.names, r.severities) if self.c_set else p_items(bench, root, self.names)
+        stored = load_npy_item(self.items[0]).shape[-1]
+        self.prep = resolved.preprocessing.at_size(r.image_size or stored)
+        self.frames = 1 if self.c_set else _array(self.items[0].path.rpartition("#")[0]).shape[1]
+        self.files = ResultFiles(bench.stem, *bench.files, bench.title, CifarResult)
+
+    def config(self) -> dict:
+        return {"command": "eval-cifar", "dataset": self.bench.key, "data_root": str(self.root)}
+
+    def options(self, precision: str) -> dict:
+        return {"benchmark": self.bench.key, "precision": precision, "preprocessing": self.prep.as_dict()}
+
+    def tally(self, pending: list[Item], log: ResumeLog, csv_path: Path) -> ErrorTally | SequenceTally:
+        if self.c_set:
+            return ErrorTally(pending, log, csv_path, self.write_csv)
+        return SequenceTally(pending, log, csv_path, self.write_csv, difficulty=1)
+
+    def write_csv(self, path: Path, records: Sequence[dict]) -> None:
+        if self.c_set:
+            write_errors_csv(path, records)
+        else:
+            write_results_csv(path, records, relative=False)
+
+    def summary(self, log: ResumeLog, resumed: int) -> dict:
+        bench, names = self.bench, self.names
+        return {"model": self.model.zoo_name, "checkpoint": str(self.checkpoint_path), "benchmark": bench.key,
+                "title": bench.title, "dataset": bench.key, "data_root": str(self.root),
+                **_scores(bench, names, self.request.severities, log), "normalisation": UNNORMALISED,
+                "partial": tuple(n for n in names if n in bench.benchmark) != bench.benchmark,
+                "resumed_items": resumed, "preprocessing": self.prep.as_dict()}
+
+
+def evaluate_npy(request: NpyRequest, resolved, out: Path | None = None) -> tuple[dict, RunDir]:
     """Evaluate (or resume) a CIFAR robustness set with ``resolved`` (a
     :class:`gcpbench.models.resolve.Resolved`); writes and returns the summary and the run."""
-    from gcpbench.runtime import resolve_device
-    from gcpbench.identity import Producer, ResultIdentity
-    from gcpbench.records import CifarResult
-    from gcpbench.robustness.engine import ResultFiles, Streaming, evaluate_resumable
-    from gcpbench.robustness.imagenet_c import write_errors_csv
-    from gcpbench.robustness.imagenet_p import write_results_csv
-    from gcpbench.robustness.tallies import ErrorTally, SequenceTally
-    from gcpbench.robustness.resume import ResumeLog
-    from gcpbench.robustness.rundirs import eval_run_dir
-    from gcpbench.robustness.trees import require_dir
-
-    r = request
-    bench = get_npy_benchmark(r.benchmark)
-    require_positive("--image-size", r.image_size)
-    bad = next((s for s in r.severities if s not in SEVERITIES), None)
-    if bad is not None:
-        raise GcpbenchError(f"--severities takes 1 to 5 (got {bad})")
-    root = require_dir(Path(r.data), bench.title)
-    names = chosen_names(bench, r.only, r.extra)
-    model, checkpoint = resolved.model, resolved.checkpoint
-    check_model_classes(bench, model, checkpoint)
-    items = c_items(bench, root, names, r.severities) if bench.kind == "c" else p_items(bench, root, names)
-    stored = load_npy_item(items[0]).shape[-1]
-    prep = resolved.preprocessing.at_size(r.image_size or stored)
-    device = resolve_device(r.device)
-    producer = Producer.of(resolved.path, model.zoo_name, checkpoint)
-    identity = ResultIdentity(producer, str(root.resolve()), {
-        "benchmark": bench.key, "precision": "bf16" if device.type == "cuda" else "float32",
-        "preprocessing": prep.as_dict()})
-    csv_name, summary_name, progress_name = bench.files
-    run = eval_run_dir(producer, out)
-
-    write_csv = write_errors_csv if bench.kind == "c" else functools.partial(write_results_csv, relative=False)
-
-    def finish(log: ResumeLog, resumed: int) -> dict:
-        write_csv(run.eval_file(csv_name), list(log.records.values()))
-        return {"model": model.zoo_name, "checkpoint": str(resolved.path), "benchmark": bench.key,
-                "title": bench.title, "dataset": bench.key, "data_root": str(root),
-                **_scores(bench, names, r.severities, log), "normalisation": UNNORMALISED,
-                "partial": tuple(n for n in names if n in bench.benchmark) != bench.benchmark,
-                "resumed_items": resumed, "preprocessing": prep.as_dict()}
-
-    if bench.kind == "c":
-        frames = 1
-        tally = functools.partial(ErrorTally, write_csv=write_csv)
-    else:
-        frames = _array(items[0].path.rpartition("#")[0]).shape[1]
-        tally = functools.partial(SequenceTally, write_csv=write_csv, difficulty=1)
-    summary = evaluate_resumable(
-        run, ResultFiles(bench.stem, csv_name, summary_name, progress_name, f"{bench.title} results", CifarResult), producer,
-        identity, {"command": "eval-cifar", "dataset": bench.key, "data_root": str(root)}, items, load_npy_item,
-        prep, model, device, tally,
-        Streaming(r.batch_size, max(1, r.batch_size // frames), r.workers, bench.title, r.quiet), finish)
-    return summary, run
+    return evaluate(CifarSet(request, resolved), out)
 
 
 def _scores(bench: NpyBenchmark, names: Sequence[str], severities: Sequence[int], log) -> dict:

@@ -65,7 +65,7 @@ def ensure_synthetic_c(corruptions: Sequence[str], severities: Sequence[int], wo
 def ensure_synthetic_p(perturbations: Sequence[str], difficulty: int, workers: int | None = None,
                        quiet: bool = False) -> Path:
     """The synthetic ImageNet-P tree holding the ``perturbations`` at ``difficulty``."""
-    from gcpbench.robustness.baselines import folder_name
+    from gcpbench.robustness.benchmarks import folder_name
     from gcpbench.robustness.make_p import make_p
 
     folders = [folder_name(p, difficulty) for p in perturbations]

@@ -17,30 +17,20 @@ from typing import Sequence
 from gcpbench.errors import GcpbenchError
 from gcpbench.io import atomic_write_text
 from gcpbench.robustness import metrics
-from gcpbench.robustness.baselines import (
+from gcpbench.robustness.benchmarks import (
     ALEXNET_CLEAN_ERROR, ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES, choose,
 )
-from gcpbench.identity import Producer, ResultIdentity
 from gcpbench.robustness.loading import load_image
-from gcpbench.robustness.resume import ResumeLog
-from gcpbench.robustness.strays import warn_c_strays
-from gcpbench.robustness.rundirs import eval_run_dir
 from gcpbench.evaluate import clean_preprocessing, evaluate_val_folder
-from gcpbench.runtime import resolve_device
 from gcpbench.records import CorruptionResult
-from gcpbench.robustness.engine import ResultFiles, Streaming, evaluate_resumable
-from gcpbench.robustness.tallies import ErrorTally
-from gcpbench.robustness.trees import (
-    IMAGE_EXTENSIONS, Item, check_against_manifest, check_same_classes, collect_items, dataset_label, label_map,
-    require_dir,
-)
-from gcpbench.models.preprocess import BENCHMARK_GEOMETRY, Preprocessing, for_model
-from gcpbench.models.weights import output_classes
+from gcpbench.robustness.engine import TreeBenchmark, ErrorTally, ResultFiles, ResumeLog, evaluate
+from gcpbench.robustness.trees import IMAGE_EXTENSIONS, Item, check_same_classes, require_dir, warn_c_strays
+from gcpbench.models.preprocess import Preprocessing
 from gcpbench.runs import RunDir
 
 CLEAN = "clean"
 CSV_NAME, SUMMARY_NAME, PROGRESS_NAME = "imagenet_c.csv", "imagenet_c_summary.json", "imagenet_c_progress.jsonl"
-RESULT_FILES = ResultFiles("imagenet_c", CSV_NAME, SUMMARY_NAME, PROGRESS_NAME, "ImageNet-C results", CorruptionResult)
+RESULT_FILES = ResultFiles("imagenet_c", CSV_NAME, SUMMARY_NAME, PROGRESS_NAME, "ImageNet-C", CorruptionResult)
 
 
 @dataclass
@@ -127,57 +117,6 @@ def with_default_data(r: CRequest) -> CRequest:
     return replace(r, data=data, clean_data=r.clean_data if given else synthetic_val_root(quiet=r.quiet))
 
 
-def evaluate_c(request: CRequest, out: Path | None = None, model=None,
-               checkpoint: dict | None = None) -> tuple[dict, RunDir]:
-    """Evaluate (or resume) ImageNet-C for ``request``; writes and returns the summary and run.
-
-    ``out`` is the run directory (default: the checkpoint's run, else a stable name under
-    runs/). ``model``/``checkpoint`` may be given instead of loading ``request.checkpoint``.
-    """
-    from gcpbench.models import load_model
-
-    r = with_default_data(request)
-    if model is None:
-        model, checkpoint = load_model(r.checkpoint)
-    checkpoint = checkpoint or {}
-    prep = r.preprocessing or for_model(model)
-    root = Path(r.data)
-    folders = subset_folders(root, r.corruptions, r.severities)
-    classes = check_same_classes(list(folders.values()))
-    check_against_manifest("imagenet-c", root, r.corruptions, classes)
-    warn_c_strays(root, r.corruptions)
-    labels = label_map(classes, checkpoint, output_classes(model), f"ImageNet-C tree '{root}'")
-    items = collect_items(folders, classes, labels, IMAGE_EXTENSIONS, r.subset, r.seed)
-    if r.clean_data is not None:
-        check_same_classes([require_dir(Path(r.clean_data), "clean validation"), next(iter(folders.values()))])
-
-    label = r.dataset or dataset_label(root, "imagenet-c")
-    device = resolve_device(r.device)
-    producer = Producer.of(r.checkpoint, model.zoo_name, checkpoint)
-    run = eval_run_dir(producer, out)
-    identity = ResultIdentity(producer, str(root.resolve()), {
-        "subset": r.subset, "seed": r.seed, "precision": "bf16" if device.type == "cuda" else "float32",
-        "clean_data": str(Path(r.clean_data).resolve()) if r.clean_data else None,
-        "preprocessing": prep.as_dict()})
-
-    def finish(log: ResumeLog, resumed: int) -> dict:
-        if r.clean_data is not None and not log.done(CLEAN):
-            log.add(clean_record(model, r, labels, device, prep))
-        write_errors_csv(run.eval_file(CSV_NAME), list(log.records.values()))
-        summary = summarize_run(r, log, model.zoo_name, label, resumed=resumed)
-        summary["preprocessing"] = {**prep.as_dict(), "geometry": BENCHMARK_GEOMETRY}
-        return summary
-
-    summary = evaluate_resumable(
-        run, RESULT_FILES, producer, identity,
-        {"command": "eval-c", "dataset": label, "data_root": str(root), "subset_per_class": r.subset,
-         "clean_data": str(r.clean_data) if r.clean_data else None},
-        items, load_c_item, prep, model, device,
-        lambda pending, log, csv_path: ErrorTally(pending, log, csv_path, write_errors_csv),
-        Streaming(r.batch_size, r.batch_size, r.workers, "ImageNet-C", r.quiet), finish)
-    return summary, run
-
-
 def summarize_run(r: CRequest, log: ResumeLog, model_name: str, dataset: str, resumed: int = 0) -> dict:
     """The summary JSON of an ImageNet-C run from its finished records."""
     table: dict[str, dict[int, float]] = {}
@@ -207,6 +146,62 @@ def summarize_run(r: CRequest, log: ResumeLog, model_name: str, dataset: str, re
             **scores, "errors": {c: {str(s): table[c][s] for s in r.severities} for c in r.corruptions},
             "images": images, "unreadable": unreadable, "unreadable_count": len(unreadable),
             "resumed_images": resumed}
+
+
+class ImageNetC(TreeBenchmark):
+    """ImageNet-C for one request: the chosen corruption x severity folders (checked, stray
+    folders warned about), the clean error as an extra record, CE / mCE / relative mCE."""
+
+    files = RESULT_FILES
+    extensions = IMAGE_EXTENSIONS
+    load = staticmethod(load_c_item)
+    summarize = staticmethod(summarize_run)
+    write_csv = staticmethod(write_errors_csv)
+
+    def __init__(self, request: CRequest, model, checkpoint: dict | None):
+        super().__init__(request, model, checkpoint)
+        if request.clean_data is not None:
+            check_same_classes([require_dir(Path(request.clean_data), "clean validation"),
+                                next(iter(self.group_folders.values()))])
+
+    def folders(self, root: Path) -> dict[str, Path]:
+        return subset_folders(root, self.request.corruptions, self.request.severities)
+
+    def warn_strays(self, root: Path) -> None:
+        warn_c_strays(root, self.request.corruptions)
+
+    def config(self) -> dict:
+        r = self.request
+        return {"command": "eval-c", "dataset": self.label, "data_root": str(self.root), "subset_per_class": r.subset,
+                "clean_data": str(r.clean_data) if r.clean_data else None}
+
+    def options(self, precision: str) -> dict:
+        r = self.request
+        return {"subset": r.subset, "seed": r.seed, "precision": precision,
+                "clean_data": str(Path(r.clean_data).resolve()) if r.clean_data else None,
+                "preprocessing": self.prep.as_dict()}
+
+    def tally(self, pending: list[Item], log: ResumeLog, csv_path: Path) -> ErrorTally:
+        return ErrorTally(pending, log, csv_path, write_errors_csv)
+
+    def add_records(self, log: ResumeLog, device) -> None:
+        if self.request.clean_data is not None and not log.done(CLEAN):
+            log.add(clean_record(self.model, self.request, self.labels, device, self.prep))
+
+
+def evaluate_c(request: CRequest, out: Path | None = None, model=None,
+               checkpoint: dict | None = None) -> tuple[dict, RunDir]:
+    """Evaluate (or resume) ImageNet-C for ``request``; writes and returns the summary and run.
+
+    ``out`` is the run directory (default: the checkpoint's run, else a stable name under
+    runs/). ``model``/``checkpoint`` may be given instead of loading ``request.checkpoint``.
+    """
+    from gcpbench.models import load_model
+
+    r = with_default_data(request)
+    if model is None:
+        model, checkpoint = load_model(r.checkpoint)
+    return evaluate(ImageNetC(r, model, checkpoint), out)
 
 
 def score_errors_file(path: Path, clean_error: float | None, corruptions: Sequence[str] | None = None,

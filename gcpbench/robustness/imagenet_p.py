@@ -18,29 +18,19 @@ from typing import Sequence
 from gcpbench.errors import GcpbenchError
 from gcpbench.io import atomic_write_text
 from gcpbench.robustness import metrics
-from gcpbench.robustness.baselines import (
+from gcpbench.robustness.benchmarks import (
     ALL_PERTURBATIONS, BENCHMARK_PERTURBATIONS, DIFFICULTIES, EXTRA_PERTURBATIONS, alexnet_p, choose, folder_name,
     perturbation_frames,
 )
 from gcpbench.robustness.loading import load_video
-from gcpbench.identity import Producer, ResultIdentity
-from gcpbench.robustness.strays import warn_p_strays
-from gcpbench.robustness.resume import ResumeLog
-from gcpbench.robustness.rundirs import eval_run_dir
-from gcpbench.runtime import resolve_device
 from gcpbench.records import PerturbationResult
-from gcpbench.robustness.engine import ResultFiles, Streaming, evaluate_resumable
-from gcpbench.robustness.tallies import SequenceTally
-from gcpbench.robustness.trees import (
-    VIDEO_EXTENSIONS, Item, check_against_manifest, check_same_classes, collect_items, dataset_label, label_map,
-    require_dir,
-)
-from gcpbench.models.preprocess import BENCHMARK_GEOMETRY, Preprocessing, for_model
-from gcpbench.models.weights import output_classes
+from gcpbench.robustness.engine import TreeBenchmark, ResultFiles, ResumeLog, SequenceTally, evaluate
+from gcpbench.robustness.trees import VIDEO_EXTENSIONS, Item, require_dir, warn_p_strays
+from gcpbench.models.preprocess import Preprocessing
 from gcpbench.runs import RunDir
 
 CSV_NAME, SUMMARY_NAME, PROGRESS_NAME = "imagenet_p.csv", "imagenet_p_summary.json", "imagenet_p_progress.jsonl"
-RESULT_FILES = ResultFiles("imagenet_p", CSV_NAME, SUMMARY_NAME, PROGRESS_NAME, "ImageNet-P results", PerturbationResult)
+RESULT_FILES = ResultFiles("imagenet_p", CSV_NAME, SUMMARY_NAME, PROGRESS_NAME, "ImageNet-P", PerturbationResult)
 FRAMES_PER_BATCH = 64
 
 
@@ -103,58 +93,6 @@ def group_key(perturbation: str, difficulty: int) -> str:
     return f"{perturbation}@{difficulty}"
 
 
-def evaluate_p(request: PRequest, out: Path | None = None, model=None,
-               checkpoint: dict | None = None) -> tuple[dict, RunDir]:
-    """Evaluate (or resume) ImageNet-P for ``request``; writes and returns the summary and run.
-
-    ``out`` is the run directory (default: the checkpoint's run, else a stable name under
-    runs/). ``model``/``checkpoint`` may be given instead of loading ``request.checkpoint``.
-    """
-    from gcpbench.models import load_model
-
-    r = request
-    if r.difficulty not in DIFFICULTIES:
-        raise GcpbenchError(f"--difficulty must be 1, 2 or 3 (got {r.difficulty})")
-    if model is None:
-        model, checkpoint = load_model(r.checkpoint)
-    checkpoint = checkpoint or {}
-    prep = r.preprocessing or for_model(model)
-    if r.data is None:
-        from gcpbench.robustness.defaults import ensure_synthetic_p
-
-        r = replace(r, data=ensure_synthetic_p(r.perturbations, r.difficulty, quiet=r.quiet))
-    root = require_dir(Path(r.data), "ImageNet-P")
-    folders = {group_key(p, r.difficulty): folder_of(root, p, r.difficulty) for p in r.perturbations}
-    classes = check_same_classes(list(folders.values()))
-    check_against_manifest("imagenet-p", root, [f.name for f in folders.values()], classes)
-    warn_p_strays(root)
-    labels = label_map(classes, checkpoint, output_classes(model), f"ImageNet-P tree '{root}'")
-    items = collect_items(folders, classes, labels, VIDEO_EXTENSIONS, r.subset, r.seed)
-
-    label = r.dataset or dataset_label(root, "imagenet-p")
-    device = resolve_device(r.device)
-    producer = Producer.of(r.checkpoint, model.zoo_name, checkpoint)
-    run = eval_run_dir(producer, out)
-    identity = ResultIdentity(producer, str(root.resolve()), {
-        "subset": r.subset, "seed": r.seed, "precision": "bf16" if device.type == "cuda" else "float32",
-        "preprocessing": prep.as_dict()})
-    def finish(log: ResumeLog, resumed: int) -> dict:
-        write_results_csv(run.eval_file(CSV_NAME), list(log.records.values()))
-        summary = summarize_run(r, log, model.zoo_name, label, resumed=resumed)
-        summary["preprocessing"] = {**prep.as_dict(), "geometry": BENCHMARK_GEOMETRY}
-        return summary
-
-    frames = max(perturbation_frames(p) for p in r.perturbations)
-    summary = evaluate_resumable(
-        run, RESULT_FILES, producer, identity,
-        {"command": "eval-p", "dataset": label, "data_root": str(root), "difficulty": r.difficulty,
-         "subset_per_class": r.subset},
-        items, load_p_item, prep, model, device,
-        lambda pending, log, csv_path: SequenceTally(pending, log, csv_path, write_results_csv, r.difficulty),
-        Streaming(r.batch_size, max(1, r.batch_size // frames), r.workers, "ImageNet-P", r.quiet), finish)
-    return summary, run
-
-
 def summarize_run(r: PRequest, log: ResumeLog, model_name: str, dataset: str, resumed: int = 0) -> dict:
     """The summary JSON of an ImageNet-P run from its finished records."""
     raw, unreadable, sequences = {}, [], 0
@@ -174,3 +112,58 @@ def summarize_run(r: PRequest, log: ResumeLog, model_name: str, dataset: str, re
             "alexnet_baseline": "difficulty 1 (the published AlexNet table)",
             "sequences": sequences, "unreadable": unreadable, "unreadable_count": len(unreadable),
             "resumed_sequences": resumed}
+
+
+class ImageNetP(TreeBenchmark):
+    """ImageNet-P for one request: the chosen perturbation folders at one difficulty (checked,
+    stray folders warned about), flip probability and top-5 distance per sequence, mFP / mT5D."""
+
+    files = RESULT_FILES
+    extensions = VIDEO_EXTENSIONS
+    load = staticmethod(load_p_item)
+    summarize = staticmethod(summarize_run)
+    write_csv = staticmethod(write_results_csv)
+
+    def folders(self, root: Path) -> dict[str, Path]:
+        r = self.request
+        return {group_key(p, r.difficulty): folder_of(root, p, r.difficulty) for p in r.perturbations}
+
+    def warn_strays(self, root: Path) -> None:
+        warn_p_strays(root)
+
+    @property
+    def frames(self) -> int:
+        return max(perturbation_frames(p) for p in self.request.perturbations)
+
+    def config(self) -> dict:
+        r = self.request
+        return {"command": "eval-p", "dataset": self.label, "data_root": str(self.root), "difficulty": r.difficulty,
+                "subset_per_class": r.subset}
+
+    def options(self, precision: str) -> dict:
+        r = self.request
+        return {"subset": r.subset, "seed": r.seed, "precision": precision, "preprocessing": self.prep.as_dict()}
+
+    def tally(self, pending: list[Item], log: ResumeLog, csv_path: Path) -> SequenceTally:
+        return SequenceTally(pending, log, csv_path, write_results_csv, self.request.difficulty)
+
+
+def evaluate_p(request: PRequest, out: Path | None = None, model=None,
+               checkpoint: dict | None = None) -> tuple[dict, RunDir]:
+    """Evaluate (or resume) ImageNet-P for ``request``; writes and returns the summary and run.
+
+    ``out`` is the run directory (default: the checkpoint's run, else a stable name under
+    runs/). ``model``/``checkpoint`` may be given instead of loading ``request.checkpoint``.
+    """
+    from gcpbench.models import load_model
+
+    r = request
+    if r.difficulty not in DIFFICULTIES:
+        raise GcpbenchError(f"--difficulty must be 1, 2 or 3 (got {r.difficulty})")
+    if model is None:
+        model, checkpoint = load_model(r.checkpoint)
+    if r.data is None:
+        from gcpbench.robustness.defaults import ensure_synthetic_p
+
+        r = replace(r, data=ensure_synthetic_p(r.perturbations, r.difficulty, quiet=r.quiet))
+    return evaluate(ImageNetP(r, model, checkpoint), out)

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from gcpbench.errors import require_known
-from gcpbench.robustness.baselines import ALL_CORRUPTIONS, SEVERITIES
+from gcpbench.robustness.benchmarks import ALL_CORRUPTIONS, SEVERITIES
 from gcpbench.robustness.corruptions import corrupt
 from gcpbench.robustness.generate import generate_tree, temp_sibling, write_marker
 from gcpbench.robustness.images import render_from_source

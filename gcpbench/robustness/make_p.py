@@ -24,7 +24,7 @@ from PIL import Image
 
 from gcpbench.errors import require_known
 from gcpbench.robustness import corruptions as cr
-from gcpbench.robustness.baselines import ALL_PERTURBATIONS, DIFFICULTIES, folder_name, is_noise, perturbation_frames
+from gcpbench.robustness.benchmarks import ALL_PERTURBATIONS, DIFFICULTIES, folder_name, is_noise, perturbation_frames
 from gcpbench.robustness.generate import generate_tree, write_marker
 from gcpbench.robustness.images import centre_crop, render_from_source, resized
 from gcpbench.runtime import stable_seed

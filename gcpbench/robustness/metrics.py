@@ -24,7 +24,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from gcpbench.errors import GcpbenchError
-from gcpbench.robustness.baselines import (
+from gcpbench.robustness.benchmarks import (
     ALEXNET_CLEAN_ERROR, BENCHMARK_CORRUPTIONS, BENCHMARK_PERTURBATIONS, EXTRA_CORRUPTIONS,
     EXTRA_PERTURBATIONS, SEVERITIES, alexnet_c_errors, alexnet_p, base_perturbation, is_noise,
 )

@@ -1,22 +1,30 @@
-"""Scanning ImageNet-C / -P style trees: class folders, consistency checks, seeded subsets.
+"""Scanning ImageNet-C / -P style trees: class folders, consistency checks, seeded subsets, the
+items to evaluate, and the folders no evaluation reads.
 
 A tree built by ``gcpbench data make-c`` / ``make-p`` carries a ``gcpbench_generated.json``
 marker describing what it holds (it is validated against that, not the full-size manifest).
+
+Stray folders: a stray top-level folder (``stray_folder/``) or an unknown severity (``fog/6``)
+does not change the numbers (only the known folders are read), but a user who put data there
+expects it to be used: they are named in a warning, not ignored silently. The manifest check
+skips trees made by ``gcpbench data make-c`` / ``make-p``; the stray scan runs on every tree.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Hashable, Iterable, Sequence
+from typing import Callable, Collection, Hashable, Iterable, Sequence
 
 from gcpbench.data.manifests import subfolders
-from gcpbench.errors import GcpbenchError
+from gcpbench.errors import GcpbenchError, warn
+from gcpbench.robustness.benchmarks import ALL_CORRUPTIONS, ALL_PERTURBATIONS, DIFFICULTIES, SEVERITIES, folder_name
 from gcpbench.runtime import seed_digest
 
 IMAGE_EXTENSIONS = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"})
 VIDEO_EXTENSIONS = frozenset({".mp4"})
 MARKER = "gcpbench_generated.json"
+MAX_NAMED = 5  # stray folders named in a warning
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,3 +155,47 @@ def collect_items(folders: dict[Hashable, Path], classes: Sequence[str], labels:
         if count == 0:
             raise GcpbenchError(f"'{folder}' holds no {'/'.join(sorted(extensions))} files")
     return items
+
+
+def tree_items(title: str, root: Path, folders: dict[Hashable, Path], warn_strays: Callable[[], object],
+               checkpoint: dict, num_outputs: int, extensions: Iterable[str], subset: int | None,
+               seed: int) -> tuple[list[Item], dict[str, int]]:
+    """The items and label map of the group ``folders`` (under ``root``) of a ``title`` tree
+    (``ImageNet-C``): the folders must share one class list, a downloaded tree is checked against
+    its manifest for the top folders used, ``warn_strays()`` names the folders no evaluation
+    reads, and the classes must match the model (:func:`label_map`)."""
+    classes = check_same_classes(list(folders.values()))
+    check_against_manifest(title.lower(), root, [f.relative_to(root).parts[0] for f in folders.values()], classes)
+    warn_strays()
+    labels = label_map(classes, checkpoint, num_outputs, f"{title} tree '{root}'")
+    return collect_items(folders, classes, labels, extensions, subset, seed), labels
+
+
+def stray_folders(root: Path, known_top: Collection[str], levels: dict[str, Collection[str]] | None = None) -> list[str]:
+    """Top-level folders of ``root`` not in ``known_top``, then for each ``levels`` key present
+    its sub-folders not among the allowed names (``fog/6``); hidden folders are skipped."""
+    strays = [name for name in subfolders(root) if name not in known_top]
+    for top, allowed in (levels or {}).items():
+        if (root / top).is_dir():
+            strays += [f"{top}/{name}" for name in subfolders(root / top) if name not in allowed]
+    return strays
+
+
+def _warn(title: str, root: Path, strays: Sequence[str]) -> list[str]:
+    if strays:
+        more = f" and {len(strays) - MAX_NAMED} more" if len(strays) > MAX_NAMED else ""
+        warn(f"{title} tree '{root}' holds folders that are not part of {title} and were ignored: "
+             f"{', '.join(strays[:MAX_NAMED])}{more}")
+    return list(strays)
+
+
+def warn_c_strays(root: Path, corruptions: Sequence[str]) -> list[str]:
+    """Warn about stray folders of an ImageNet-C tree (unknown corruptions, severities outside 1-5)."""
+    severities = {str(s) for s in SEVERITIES}
+    return _warn("ImageNet-C", root, stray_folders(root, ALL_CORRUPTIONS, {c: severities for c in corruptions}))
+
+
+def warn_p_strays(root: Path) -> list[str]:
+    """Warn about stray top-level folders of an ImageNet-P tree (not a perturbation [+ _2 / _3])."""
+    known = {folder_name(p, d) for p in ALL_PERTURBATIONS for d in DIFFICULTIES}
+    return _warn("ImageNet-P", root, stray_folders(root, known))
