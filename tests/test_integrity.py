@@ -22,7 +22,7 @@ from gcpbench.identity import Producer, ResultIdentity
 from gcpbench.io import load_jsonl, read_jsonl
 from gcpbench.models import build, save_checkpoint
 from gcpbench.models.weights import nonfinite_tensors, read_checkpoint
-from gcpbench.robustness.imagenet_c import CRequest, evaluate_c
+from gcpbench.robustness.imagenet_c import evaluate_c
 from gcpbench.robustness.engine import ResumeLog
 from gcpbench.runlock import writer_lock
 from gcpbench.runs import RunDir
