@@ -124,12 +124,18 @@ def require_eval_output(checkpoint: str | os.PathLike | None, out: str | os.Path
 AUTO_RESUME = "auto"  # train --resume auto: continue --out when it holds a run, else start it there
 
 
+def auto_resume_run(out: str | os.PathLike) -> str | os.PathLike | None:
+    """``--resume auto``: ``out`` when it holds a training run (its ``config.json``, the name
+    :attr:`gcpbench.runs.RunDir.config` uses), else None (start the run there)."""
+    return out if (Path(out) / "config.json").is_file() else None
+
+
 def require_train_output(out: str | os.PathLike | None, resume: str | os.PathLike | None) -> Path:
     """Check where ``train`` writes: the run to resume (and its checkpoints/, plots/), else
     ``--out`` or the runs root; ``--resume auto`` checks ``--out`` as one or the other. A
     ``--resume`` that is no folder (or ``auto`` without ``--out``) is left to the resume checks."""
     if resume == AUTO_RESUME and out is not None:
-        resume = out if (Path(out) / "config.json").is_file() else None
+        resume = auto_resume_run(out)
     if resume is not None:
         if not Path(resume).is_dir():
             return Path(resume)

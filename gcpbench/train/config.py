@@ -9,6 +9,7 @@ from typing import Any
 
 from gcpbench.errors import GcpbenchError, require_positive
 from gcpbench.models.registry import MODELS
+from gcpbench.paths import auto_resume_run
 from gcpbench.records import TrainConfig
 from gcpbench.runs import RunDir
 from gcpbench.train.schedules import MOMENTUM, Schedule, canonical_schedule, make_schedule
@@ -62,8 +63,6 @@ class TrainOptions:
                                     f"{info.head.dim}: use {info.arch} --head gcp --gcp-dim {self.gcp_dim}, or drop --gcp-dim")
 
 
-
-
 def auto_resume_target(options: TrainOptions) -> str | None:
     """``--resume auto``: the run directory to continue (``--out`` when it holds a training run,
     whose stored configuration the other options must then match), or None to start it there.
@@ -74,7 +73,7 @@ def auto_resume_target(options: TrainOptions) -> str | None:
     if not options.out:
         raise GcpbenchError("--resume auto needs --out RUN_DIR: the run directory to continue, or to start "
                             "when it holds no run yet")
-    return options.out if RunDir(Path(options.out)).config.is_file() else None
+    return auto_resume_run(options.out)
 
 
 def _stored_value(option: str, given: Any, stored: Any) -> Any:
