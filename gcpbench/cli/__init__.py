@@ -54,6 +54,11 @@ def print_error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
+def print_warning(message: str) -> None:
+    """One ``warning: ...`` line on stderr, the message printed literally (no rich markup)."""
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def _interrupted() -> None:
     err_console.print("[yellow]interrupted[/]: finished results are kept; rerun the same command to resume")
     sys.exit(INTERRUPTED)
@@ -63,8 +68,10 @@ class _LineHandler(logging.Handler):
     """Library warnings as one ``warning: ...`` line each on stderr (info lines plain)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        prefix = "[yellow]warning:[/] " if record.levelno >= logging.WARNING else ""
-        err_console.print(prefix + escape(record.getMessage()), highlight=False, soft_wrap=True)
+        if record.levelno >= logging.WARNING:
+            print_warning(record.getMessage())
+        else:
+            err_console.print(escape(record.getMessage()), highlight=False, soft_wrap=True)
 
 
 def install_logging(quiet: bool = False, verbose: bool = False) -> None:

@@ -22,7 +22,7 @@ def report(
     weights: Optional[Path] = modelopts.weights_option(),
 ) -> None:
     """Collect every run's metrics into paper-style tables and plots (Markdown, CSV, LaTeX)."""
-    from rich.console import Console
+    from gcpbench.cli import print_warning
     from gcpbench.cli.ui import stdout_console
 
     from gcpbench.paths import require_writable
@@ -42,7 +42,7 @@ def report(
     console = stdout_console()
     if quiet:  # skipped runs are still worth one line each
         for warning in result.warnings:
-            Console(stderr=True).print(f"warning: {warning}", highlight=False, soft_wrap=True)
+            print_warning(warning)
     else:
         print_summary(result, console)
     console.print(f"report: {result.report}", highlight=False, soft_wrap=True)
