@@ -110,23 +110,45 @@ class ResumeLog:
         append_jsonl(self.path, record)
 
 
-class ErrorTally:
-    """Right/wrong top-1 counts and unreadable files per group, finalised into log records."""
+class Tally(ABC):
+    """Per-item callbacks of :func:`evaluate`: ``item(index, logits)``, ``failed(index, reason)``
+    (a file that could not be read, named in its group's record) and ``group_done(key)``, which
+    adds the group's resume-log record and rewrites the benchmark's CSV."""
 
     def __init__(self, items, log: ResumeLog, csv_path: Path, write_csv: CsvWriter):
         self.items, self.log, self.csv_path, self.write_csv = items, log, csv_path, write_csv
+        self.unreadable: dict[str, list[str]] = {}
+
+    @abstractmethod
+    def item(self, index: int, logits) -> None:
+        """Count one item's logits [n, classes] into its group."""
+
+    @abstractmethod
+    def group_done(self, key: str) -> None:
+        """Add group ``key``'s record (:meth:`_record`) once all its items are through."""
+
+    def failed(self, index: int, reason: str) -> None:
+        item = self.items[index]
+        self.unreadable.setdefault(item.group, []).append(f"{item.path} ({reason})")
+
+    def _record(self, record: dict[str, Any]) -> None:
+        """Add a finished group's record and rewrite the CSV."""
+        self.log.add(record)
+        self.write_csv(self.csv_path, list(self.log.records.values()))
+
+
+class ErrorTally(Tally):
+    """Right/wrong top-1 counts per group."""
+
+    def __init__(self, items, log: ResumeLog, csv_path: Path, write_csv: CsvWriter):
+        super().__init__(items, log, csv_path, write_csv)
         self.wrong: dict[str, int] = {}
         self.seen: dict[str, int] = {}
-        self.unreadable: dict[str, list[str]] = {}
 
     def item(self, index: int, logits) -> None:
         item = self.items[index]
         self.seen[item.group] = self.seen.get(item.group, 0) + 1
         self.wrong[item.group] = self.wrong.get(item.group, 0) + int(int(logits[0].argmax()) != item.label)
-
-    def failed(self, index: int, reason: str) -> None:
-        item = self.items[index]
-        self.unreadable.setdefault(item.group, []).append(f"{item.path} ({reason})")
 
     def group_done(self, key: str) -> None:
         images = self.seen.get(key, 0)
@@ -136,19 +158,17 @@ class ErrorTally:
         if "/" in key:
             corruption, severity = key.split("/")
             record["corruption"], record["severity"] = corruption, int(severity)
-        self.log.add(record)
-        self.write_csv(self.csv_path, list(self.log.records.values()))
+        self._record(record)
 
 
-class SequenceTally:
-    """Per-sequence flip probability and top-5 distance, finalised per perturbation into log records."""
+class SequenceTally(Tally):
+    """Per-sequence flip probability and top-5 distance, averaged per perturbation."""
 
     def __init__(self, items, log: ResumeLog, csv_path: Path, write_csv: CsvWriter, difficulty: int):
-        self.items, self.log, self.csv_path, self.write_csv = items, log, csv_path, write_csv
+        super().__init__(items, log, csv_path, write_csv)
         self.difficulty = difficulty
         self.fp: dict[str, list[float]] = {}
         self.t5d: dict[str, list[float]] = {}
-        self.unreadable: dict[str, list[str]] = {}
 
     def item(self, index: int, logits) -> None:
         item = self.items[index]
@@ -162,20 +182,12 @@ class SequenceTally:
         self.fp.setdefault(item.group, []).append(fp)
         self.t5d.setdefault(item.group, []).append(t5d)
 
-    def failed(self, index: int, reason: str) -> None:
-        item = self.items[index]
-        self.unreadable.setdefault(item.group, []).append(f"{item.path} ({reason})")
-
     def group_done(self, key: str) -> None:
         perturbation, difficulty = key.split("@")
         fp, t5d = self.fp.get(key, []), self.t5d.get(key, [])
-        self.log.add({"key": key, "perturbation": perturbation, "difficulty": int(difficulty),
+        self._record({"key": key, "perturbation": perturbation, "difficulty": int(difficulty),
                       "FP": float(np.mean(fp)) if fp else None, "T5D": float(np.mean(t5d)) if t5d else None,
                       "sequences": len(fp), "unreadable": self.unreadable.get(key, [])})
-        self.write_csv(self.csv_path, list(self.log.records.values()))
-
-
-Tally = Any  # an object with item(index, logits), failed(index, reason) and group_done(key)
 
 
 class Benchmark(ABC):
