@@ -53,18 +53,15 @@ def _p_frames() -> dict[str, int]:
     return {row["perturbation"]: int(row["frames"]) for row in _rows("alexnet_imagenet_p.csv")}
 
 
-def _benchmark(name: str, key: str) -> tuple[str, ...]:
-    return tuple(row[key] for row in _rows(name) if row["benchmark"] == "yes")
+def _benchmark_and_extra(name: str, key: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The ``key`` column of table ``name`` split into benchmark rows and held-out rows, in order."""
+    rows = _rows(name)
+    return (tuple(row[key] for row in rows if row["benchmark"] == "yes"),
+            tuple(row[key] for row in rows if row["benchmark"] != "yes"))
 
 
-def _extra(name: str, key: str) -> tuple[str, ...]:
-    return tuple(row[key] for row in _rows(name) if row["benchmark"] != "yes")
-
-
-BENCHMARK_CORRUPTIONS: tuple[str, ...] = _benchmark("alexnet_imagenet_c.csv", "corruption")
-EXTRA_CORRUPTIONS: tuple[str, ...] = _extra("alexnet_imagenet_c.csv", "corruption")
-BENCHMARK_PERTURBATIONS: tuple[str, ...] = _benchmark("alexnet_imagenet_p.csv", "perturbation")
-EXTRA_PERTURBATIONS: tuple[str, ...] = _extra("alexnet_imagenet_p.csv", "perturbation")
+BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS = _benchmark_and_extra("alexnet_imagenet_c.csv", "corruption")
+BENCHMARK_PERTURBATIONS, EXTRA_PERTURBATIONS = _benchmark_and_extra("alexnet_imagenet_p.csv", "perturbation")
 ALL_CORRUPTIONS = BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS
 ALL_PERTURBATIONS = BENCHMARK_PERTURBATIONS + EXTRA_PERTURBATIONS
 
