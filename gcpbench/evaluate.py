@@ -10,6 +10,7 @@ from torch import nn
 
 from gcpbench.errors import GcpbenchError, require_positive
 from gcpbench.progress import progress_bar
+from gcpbench.provenance import provenance
 from gcpbench.runtime import resolve_device
 
 if TYPE_CHECKING:
@@ -208,7 +209,7 @@ def eval_imagenet(ckpt: str | Path | None, data: str | Path | None = None, out: 
         unreadable = metrics.get("unreadable", [])
         result = ImageNetResult(
             model=name, checkpoint=str(ckpt), dataset=source.dataset, top1=metrics["top1"], top5=metrics["top5"],
-            images=metrics["images"], loss=metrics["loss"], identity=identity,
+            images=metrics["images"], loss=metrics["loss"], identity=identity, provenance=provenance(device=torch_device),
             extra={"data_root": str(source.root), "image_size": prep.input_size, "resize": prep.resize,
                    "num_classes": num_classes, "device": str(torch_device), "amp": amp, **resolved.description(),
                    "preprocessing": prep.as_dict(), "unreadable": unreadable, "unreadable_count": len(unreadable)})

@@ -167,6 +167,7 @@ class TrainConfig(JsonRecord):
     world_size: int = field(default=1, compare=False)
     gcpbench_version: str | None = field(default=None, compare=False)
     started: str | None = field(default=None, compare=False)
+    provenance: dict[str, Any] | None = field(default=None, compare=False, metadata={"omit_none": True})  # gcpbench.provenance
 
     @classmethod
     def defining(cls) -> tuple[dataclasses.Field, ...]:
@@ -193,6 +194,7 @@ class EvalConfig(JsonRecord):
     checkpoint_sha256: str | None = None
     dataset: str | None = None
     data_root: str | None = None
+    provenance: dict[str, Any] | None = field(default=None, compare=False, metadata={"omit_none": True})  # gcpbench.provenance
 
 
 @dataclass(kw_only=True)
@@ -262,6 +264,7 @@ class EvalResult(JsonRecord):
     dataset: str | None = None
     subset: bool = False
     identity: ResultIdentity | None = field(default=None, metadata=IDENTITY)
+    provenance: dict[str, Any] | None = field(default=None, compare=False, metadata={"omit_none": True})  # gcpbench.provenance
 
     FILE: ClassVar[str] = ""
 

@@ -14,6 +14,7 @@
       eval/cifar10_c.csv       CIFAR-10-C / -100-C / -10-P (unnormalised); eval/cifar10_c_summary.json, ...
       eval/detection_<framework>.json   COCO AP table of detect
       landscape.csv            optimisation-landscape probe records
+      landscape_eta.csv        a single probe's loss / gradient per step size (landscape --ckpt)
       plots/                   PNG figures
 """
 from __future__ import annotations
@@ -78,6 +79,11 @@ class RunDir:
     @property
     def landscape(self) -> Path:
         return self.path / "landscape.csv"
+
+    @property
+    def landscape_eta(self) -> Path:
+        """Per-step-size values of a single probe (``gcpbench landscape --ckpt``)."""
+        return self.path / "landscape_eta.csv"
 
     @property
     def plots(self) -> Path:
@@ -146,10 +152,11 @@ def write_eval_config(run: RunDir, config: dict[str, Any]) -> None:
     if run.config.is_file():
         return
     from gcpbench.models.external import model_identity
+    from gcpbench.provenance import provenance
     from gcpbench.records import EvalConfig
 
     info = model_identity(config["model"])
-    run.write_config(EvalConfig.from_json({**config, "model": info.name, "arch": info.arch, "head": info.head.kind,
+    run.write_config(EvalConfig.from_json({"provenance": provenance(device=config.get("device")), **config, "model": info.name, "arch": info.arch, "head": info.head.kind,
                                            "gcp_dim": info.head.dim if info.head.is_gcp else None, "schedule": None}))
 
 

@@ -45,10 +45,12 @@ def test_faster_rcnn_from_gcp_checkpoint_trains_evaluates_and_reloads(tmp_path, 
     written = json.loads((run.path / "eval" / "detection_faster_rcnn.json").read_text())
     assert written == result
     assert (written["framework"], written["backbone"], written["method"], written["dataset"]) == ("faster_rcnn", "resnet18", "gcp_m", "synthetic")
+    assert written["model"] == "resnet18_gcp_m" and written["provenance"]["mmdet"] is not None  # was null
     assert "segm" not in written
     _check_table(written["bbox"])
     config = json.loads((run.path / "config.json").read_text())
     assert config["command"] == "detect" and config["model"] == "resnet18_gcp_m" and config["head"] == "gcp"
+    assert config["provenance"]["mmcv"] is not None and config["provenance"]["argv"]
     assert config["gcp_dim"] == 256 and config["backbone_weights"] == str(gcp)
     checkpoint = run.path / "iter_2.pth"
     assert written["checkpoint"] == str(checkpoint) and checkpoint.is_file()

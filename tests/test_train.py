@@ -5,6 +5,7 @@ Tiny synthetic trees (32-64 px, 4 classes, a few dozen images) and resnet18 keep
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 import math
 import subprocess
 import sys
@@ -46,6 +47,10 @@ def test_run_directory_config_metrics_checkpoints(tiny, tmp_path, capsys) -> Non
     assert (config["head"], config["gcp_dim"], config["schedule"], config["dataset"]) == ("gcp", 128, "LRadju", "synthetic")
     assert (config["num_classes"], config["train_images"], config["val_images"], config["image_size"]) == (4, 32, 16, 32)
     assert config["batch_size"] == 8 and config["base_lr"] == pytest.approx(0.1 * 8 / 256, rel=1e-12)
+    made = config["provenance"]  # which code and stack made the run (gcpbench.provenance)
+    assert made["torch"] == version("torch") and made["device"] == config["device"] and made["gcpbench_version"]
+    assert set(made) >= {"argv", "command_line", "git_commit", "git_dirty", "torchvision", "cuda", "cudnn", "mmcv",
+                         "hardware"}
 
     records = read_jsonl(run.metrics_jsonl)
     assert [list(r) for r in records] == [COLUMNS, COLUMNS]

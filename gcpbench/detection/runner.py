@@ -26,6 +26,7 @@ from gcpbench.detection.config import Backbone, build_config, check_framework, c
 from gcpbench.errors import GcpbenchError, require_positive
 from gcpbench.identity import Producer, ResultIdentity, check_run_accepts
 from gcpbench.paths import require_writable
+from gcpbench.provenance import provenance
 from gcpbench.records import DetectionConfig, DetectionResult
 from gcpbench.runlock import writer_lock
 from gcpbench.runs import DEFAULT_ROOT, RunDir, new_run_dir
@@ -75,8 +76,9 @@ def detection_result(metrics: Mapping[str, float], framework: str, backbone: Bac
                      checkpoint: str | None, identity: ResultIdentity | None = None) -> DetectionResult:
     """The ``eval/detection_<framework>.json`` record of COCO ``metrics``."""
     tables = {task: coco_table(metrics, task) for task in TASKS[framework]}
-    return DetectionResult(framework=framework, backbone=backbone.arch, method=backbone.mode, dataset=dataset,
-                           checkpoint=checkpoint, bbox=tables["bbox"], segm=tables.get("segm"), identity=identity)
+    return DetectionResult(model=backbone.name, framework=framework, backbone=backbone.arch, method=backbone.mode,
+                           dataset=dataset, checkpoint=checkpoint, bbox=tables["bbox"], segm=tables.get("segm"),
+                           identity=identity, provenance=provenance())
 
 
 def select_device(device: str) -> str:
@@ -204,7 +206,7 @@ def run_config_record(options: DetectOptions, backbone: Backbone, dataset: str, 
         backbone_weights=(backbone_cfg.get("init_cfg") or {}).get("checkpoint"), backbone_weights_model=zoo_model,
         weights=str(options.weights) if options.weights else None, eval_only=options.eval_only, epochs=options.epochs,
         max_iters=options.max_iters, launcher=options.launcher, seed=options.seed,
-        mmdet_config=str(config_file(options.framework, backbone, options.config)))
+        mmdet_config=str(config_file(options.framework, backbone, options.config)), provenance=provenance(device=options.device))
 
 
 def detect(options: DetectOptions, say: Callable[[str], None] | None = None) -> tuple[RunDir, dict[str, Any]]:

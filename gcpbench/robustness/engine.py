@@ -37,6 +37,7 @@ from gcpbench.identity import Producer, ResultIdentity
 from gcpbench.io import append_jsonl, atomic_write_json, atomic_write_text, repair_jsonl
 from gcpbench.models.preprocess import BENCHMARK_GEOMETRY, Preprocessing, for_model
 from gcpbench.models.weights import output_classes
+from gcpbench.provenance import provenance
 from gcpbench.records import EvalResult
 from gcpbench.robustness import metrics
 from gcpbench.robustness.runner import Predictor, run_items
@@ -307,6 +308,6 @@ def evaluate(bench: Benchmark, out: Path | None) -> tuple[dict, RunDir]:
         bench.add_records(log, device)
         bench.write_csv(run.eval_file(files.csv), list(log.records.values()))
         summary = bench.summary(log, len(bench.items) - len(pending))
-        result = replace(files.record.from_json(summary), identity=identity)
+        result = replace(files.record.from_json(summary), identity=identity, provenance=provenance(device=device))
         atomic_write_json(run.eval_file(files.summary), result.to_json())
     return result.to_json(), run

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from gcpbench.errors import GcpbenchError, require_positive
+from gcpbench.provenance import provenance
 from gcpbench.robustness.benchmarks import VARIANTS, Variant, get_variant
 
 __all__ = ["VARIANTS", "Variant", "eval_variant", "get_variant"]
@@ -141,7 +142,7 @@ def eval_variant(variant_name: str, ckpt: str | Path | None, data: str | Path | 
         result = VariantResult(
             model=name, checkpoint=str(resolved.path), variant=variant.key, dataset=variant.dataset,
             top1=metrics["top1"], top5=metrics["top5"], images=metrics["images"], loss=metrics["loss"],
-            class_folders=len(folders), complete=complete, identity=identity,
+            class_folders=len(folders), complete=complete, identity=identity, provenance=provenance(device=torch_device),
             extra={"title": variant.title, "data_root": str(root),
                    "scored_on": f"the logits of its {len(folders)} classes" if indices is not None else "all outputs",
                    "image_size": prep.input_size, "resize": prep.resize, "device": str(torch_device), "amp": amp,

@@ -154,6 +154,7 @@ def new_config(options: TrainOptions, *, name: str, family: str, schedule: Sched
     """The resolved configuration of a new run (written to config.json)."""
     from gcpbench import __version__
     from gcpbench.models.external import model_identity
+    from gcpbench.provenance import provenance
 
     info = model_identity(name)
     return TrainConfig(
@@ -169,4 +170,4 @@ def new_config(options: TrainOptions, *, name: str, family: str, schedule: Sched
         world_size=world_size, landscape_every=options.landscape_every or 0,
         landscape_num_eta=options.landscape_num_eta, gcp_precision=options.gcp_precision or "float32",
         init_weights=str(Path(options.weights).resolve()) if options.weights else None, gcpbench_version=__version__,
-        started=_dt.datetime.now().isoformat(timespec="seconds"))
+        started=_dt.datetime.now().isoformat(timespec="seconds"), provenance=provenance(device=device))
