@@ -65,6 +65,10 @@ class JsonRecord:
 
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    # Keys of an older layout of this file (numbers without their unit in the key): refused with a
+    # message that says so, instead of being read with a wrong unit.
+    LEGACY_KEYS: ClassVar[tuple[str, ...]] = ()
+
     @classmethod
     def declared(cls) -> tuple[dataclasses.Field, ...]:
         """The fields stored under their own key (all but ``extra``)."""
@@ -81,6 +85,10 @@ class JsonRecord:
         """The record of a stored JSON object; a missing required key raises :class:`UnreadableRecord`."""
         if not isinstance(data, Mapping):
             raise UnreadableRecord("not a JSON object")
+        legacy = [key for key in cls.LEGACY_KEYS if key in data]
+        if legacy:
+            raise UnreadableRecord(f"an older layout without units in its keys ({', '.join(legacy)}); "
+                                   "rerun the evaluation to rewrite it (docs/units.md)")
         missing = [key for key in cls.required() if key not in data]
         if missing:
             raise UnreadableRecord(f"missing key {', '.join(missing)}")
@@ -319,40 +327,49 @@ class VariantResult(ImageNetResult):
 
 @dataclass(kw_only=True)
 class CorruptionResult(EvalResult):
-    """``eval/imagenet_c_summary.json``: CE per corruption, mCE, relative mCE (percent, AlexNet-normalised)."""
+    """``eval/imagenet_c_summary.json``: CE per corruption, mCE, relative mCE (percent of
+    AlexNet's), the clean error and the error per corruption x severity (percent)."""
 
-    mCE: float | None
-    relative_mCE: float | None
-    CE: dict[str, float] = field(default_factory=dict)
-    extra_CE: dict[str, float] = field(default_factory=dict)
-    clean_error: float | None = None
+    mCE_pct: float | None
+    relative_mCE_pct: float | None
+    CE_pct: dict[str, float] = field(default_factory=dict)
+    extra_CE_pct: dict[str, float] = field(default_factory=dict)
+    clean_error_pct: float | None = None
     partial: bool = False
 
     FILE: ClassVar[str] = "imagenet_c_summary.json"
+    LEGACY_KEYS: ClassVar[tuple[str, ...]] = ("mCE", "relative_mCE")
 
 
 @dataclass(kw_only=True)
 class PerturbationResult(EvalResult):
-    """``eval/imagenet_p_summary.json``: FP / T5D per perturbation, mFP, mT5D (percent of AlexNet's)."""
+    """``eval/imagenet_p_summary.json``: mFP, mT5D (percent of AlexNet's), per perturbation the
+    AlexNet-relative ``rel_FP_pct`` / ``rel_T5D_pct`` and the raw ``FP_pct`` / ``T5D``."""
 
-    mFP: float | None
-    mT5D: float | None
-    FP: dict[str, float] = field(default_factory=dict)
+    mFP_pct: float | None
+    mT5D_pct: float | None
+    rel_FP_pct: dict[str, float] = field(default_factory=dict)
+    rel_T5D_pct: dict[str, float] = field(default_factory=dict)
+    FP_pct: dict[str, float] = field(default_factory=dict)
     T5D: dict[str, float] = field(default_factory=dict)
     partial: bool = False
 
     FILE: ClassVar[str] = "imagenet_p_summary.json"
+    LEGACY_KEYS: ClassVar[tuple[str, ...]] = ("mFP", "mT5D")
 
 
 @dataclass(kw_only=True)
 class CifarResult(EvalResult):
-    """``eval/<cifar set>_summary.json``: CIFAR-10-C / -100-C mean error, CIFAR-10-P mFP / mT5D (unnormalised)."""
+    """``eval/<cifar set>_summary.json``: CIFAR-10-C / -100-C mean error (percent), CIFAR-10-P
+    mean raw flip probability (percent) and top-5 distance (no baseline: unnormalised)."""
 
     benchmark: str
-    mean_error: float | None = None
-    mFP: float | None = None
-    mT5D: float | None = None
+    mean_error_pct: float | None = None
+    mean_FP_pct: float | None = None
+    mean_T5D: float | None = None
     partial: bool = False
+
+    LEGACY_KEYS: ClassVar[tuple[str, ...]] = ("mean_error", "mFP")
 
     @property
     def file_name(self) -> str:

@@ -203,7 +203,7 @@ def test_eval_c_on_a_timm_model_uses_its_pretrained_cfg(tmp_path, run_cli) -> No
             x = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1).float()[None] / 255
             with torch.no_grad():
                 wrong += int(net((x - 0.5) / 0.5).argmax() != label)
-    assert summary["errors"]["gaussian_noise"]["1"] == pytest.approx(wrong / sum(len(v) for v in images.values()))
+    assert summary["severity_error_pct"]["gaussian_noise"]["1"] == pytest.approx(100 * wrong / sum(len(v) for v in images.values()))
 
 
 def test_cli_zoo_lists_timm_names_with_params(run_cli) -> None:

@@ -51,7 +51,7 @@ def test_cpu_smoke_runs_every_step_and_writes_one_summary(tmp_path) -> None:
     assert (step["baseline"], step["candidate"]) == ("resnet18_gap", "resnet18_gcp") and "amp bf16" in step["setting"]
     assert step["ratio"] == pytest.approx(step["candidate_images_per_s"] / step["baseline_images_per_s"])
     assert steps["train"]["result"]["epochs"] == 1
-    assert 0 <= steps["eval_c"]["result"]["mCE"] and 0 <= steps["eval_p"]["result"]["mFP"]
+    assert 0 <= steps["eval_c"]["result"]["mCE_pct"] and 0 <= steps["eval_p"]["result"]["mFP_pct"]
     detect = steps["detect_mask_rcnn"]["result"]
     assert detect["iterations"] == 1 and set(detect["result"]) >= {"bbox", "segm"}
     assert steps["ddp"]["result"] | {"loss": None, "step_seconds": None} == {

@@ -92,7 +92,7 @@ def test_report_skips_a_result_of_another_model(tmp_path):
     run.write_config({"command": "eval-imagenet", "model": "resnet18_gcp", "checkpoint_sha256": "a" * 64})
     atomic_write_json(run.eval_file("imagenet.json"), {"model": "resnet18_gap", "top1": 50.0, "top5": 90.0})
     atomic_write_json(run.eval_file("imagenet_c_summary.json"), {
-        "model": "resnet18_gcp", "mCE": 70.0, "relative_mCE": 90.0, "identity": {"sha256": "b" * 64}})
+        "model": "resnet18_gcp", "mCE_pct": 70.0, "relative_mCE_pct": 90.0, "identity": {"sha256": "b" * 64}})
     collection = collect([run.path])
     assert collection.runs[0].imagenet is None and collection.runs[0].c_summary is None
     assert collection.warnings == [
@@ -156,7 +156,7 @@ def test_a_torn_progress_line_is_dropped_and_only_its_subset_recomputed(checkpoi
     assert "dropped a torn last record" in caplog.text
     per_subset = summary["images"] // 4
     assert resumed["resumed_images"] == 3 * per_subset  # 4 subsets, the torn one recomputed
-    assert resumed["mCE"] == summary["mCE"] and resumed["errors"] == summary["errors"]
+    assert resumed["mCE_pct"] == summary["mCE_pct"] and resumed["severity_error_pct"] == summary["severity_error_pct"]
     assert len(read_jsonl(progress)) == 5 and load_jsonl(progress).torn_bytes == 0
     third, _ = evaluate_c(request(checkpoint, c_tree), tmp_path / "run")
     assert third["resumed_images"] == 4 * per_subset and len(progress.read_bytes().splitlines()) == 5
@@ -244,7 +244,7 @@ def test_eval_c_clean_error_equals_eval_imagenet_exactly(checkpoint, c_tree, cle
 
     result, _ = eval_imagenet(checkpoint, clean_tree.parent, tmp_path / "imnet.json", workers=0, quiet=True)
     summary, _ = evaluate_c(request(checkpoint, c_tree, clean_data=clean_tree), tmp_path / "c")
-    assert result["images"] == 12 and summary["clean_error"] == 1 - result["top1"] / 100
+    assert result["images"] == 12 and summary["clean_error_pct"] == 100 * (1 - result["top1"] / 100)
 
 
 # ------------------------------------------------------------------ 7. Ctrl-C exits 130

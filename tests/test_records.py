@@ -42,10 +42,13 @@ def test_a_result_round_trips_to_the_same_json_with_its_identity_and_undeclared_
 def test_a_missing_required_key_is_named_and_optional_ones_read_as_defaults():
     with pytest.raises(UnreadableRecord, match="missing key top5"):
         ImageNetResult.from_json({"top1": 50.0})
-    with pytest.raises(UnreadableRecord, match="missing key mCE, relative_mCE"):
+    with pytest.raises(UnreadableRecord, match="missing key mCE_pct, relative_mCE_pct"):
         CorruptionResult.from_json({"CE": {}})
     with pytest.raises(UnreadableRecord, match="not a JSON object"):
         ImageNetResult.from_json([1, 2])
+    # a summary of the layout before units were in the key names is refused, never read in the wrong unit
+    with pytest.raises(UnreadableRecord, match=r"older layout without units in its keys \(mCE, relative_mCE\)"):
+        CorruptionResult.from_json({"mCE": 70.0, "relative_mCE": 90.0, "CE": {}})
     old = ImageNetResult.from_json({"top1": 50.0, "top5": 80.0})  # a result of an older version
     assert old.identity is None and old.model is None and old.subset is False
 

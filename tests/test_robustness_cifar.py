@@ -60,14 +60,14 @@ def test_cifar10_c_mean_error_and_resume(tmp_path, cifar_model):
     for name, frames in arrays.items():
         wrong = logits_of(cifar_model, frames).argmax(1) != labels
         expected[name] = 100 * np.mean([wrong[(s - 1) * PER_SEVERITY:s * PER_SEVERITY].mean() for s in range(1, 6)])
-    assert summary["error"] == pytest.approx(expected)
-    assert summary["mean_error"] == pytest.approx(np.mean(list(expected.values())))
+    assert summary["error_pct"] == pytest.approx(expected)
+    assert summary["mean_error_pct"] == pytest.approx(np.mean(list(expected.values())))
     assert summary["partial"] and summary["images"] == 2 * 5 * PER_SEVERITY
     assert "unnormalised" in summary["normalisation"]
     stored = json.loads((run.eval / "cifar10_c_summary.json").read_text())
     assert stored["identity"]["options"]["benchmark"] == "cifar10-c"
     again, _ = evaluate_npy(request, resolved(cifar_model), tmp_path / "run")
-    assert again["resumed_items"] == 2 * 5 * PER_SEVERITY and again["mean_error"] == summary["mean_error"]
+    assert again["resumed_items"] == 2 * 5 * PER_SEVERITY and again["mean_error_pct"] == summary["mean_error_pct"]
 
 
 def flip_and_t5d(logits: np.ndarray, noise: bool) -> tuple[float, float]:
@@ -102,13 +102,13 @@ def test_cifar10_p_flip_probability_and_report(tmp_path, cifar_model):
     for name, frames in arrays.items():
         logits = logits_of(cifar_model, frames.reshape(-1, 32, 32, 3)).reshape(SEQUENCES, FRAMES, 10)
         fp, t5d = flip_and_t5d(logits, noise="noise" in name)
-        assert summary["FP"][name] == pytest.approx(100 * fp) and summary["T5D"][name] == pytest.approx(t5d)
-    assert summary["mFP"] == pytest.approx(np.mean(list(summary["FP"].values())))
+        assert summary["FP_pct"][name] == pytest.approx(100 * fp) and summary["T5D"][name] == pytest.approx(t5d)
+    assert summary["mean_FP_pct"] == pytest.approx(np.mean(list(summary["FP_pct"].values())))
     header = (run.eval / "cifar10_p.csv").read_text().splitlines()[0]
-    assert header == "perturbation,difficulty,FP,T5D"  # no AlexNet-relative columns for CIFAR
+    assert header == "perturbation,difficulty,FP_pct,T5D"  # no AlexNet-relative columns for CIFAR
     report = build_report([run.path], tmp_path / "report")
     table = report.table("cifar").frame
-    assert list(table["benchmark"]) == ["CIFAR-10-P"] and table["mFP"].iloc[0] == pytest.approx(summary["mFP"])
+    assert list(table["benchmark"]) == ["CIFAR-10-P"] and table["mean FP"].iloc[0] == pytest.approx(summary["mean_FP_pct"])
 
 
 def test_wrong_model_and_missing_files_are_one_line(tmp_path, cifar_model):

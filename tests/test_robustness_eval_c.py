@@ -68,15 +68,18 @@ def test_eval_c_matches_independent_errors(checkpoint, c_tree, clean_tree, tmp_p
     rows = read_csv(run.eval / "imagenet_c.csv")
     assert [(r["corruption"], r["severity"]) for r in rows] == [(c, str(s)) for c in CORRUPTIONS for s in SEVERITIES]
     for r in rows:
-        assert float(r["error"]) == pytest.approx(expected[r["corruption"]][int(r["severity"])], abs=1e-6)
+        assert float(r["error_pct"]) == pytest.approx(100 * expected[r["corruption"]][int(r["severity"])], abs=1e-4)
         assert int(r["images"]) == len(CLASSES) * PER_CLASS
-    again = metrics.summarize_c(expected, summary["clean_error"], corruptions=["gaussian_noise", "brightness"],
+    again = metrics.summarize_c(expected, summary["clean_error_pct"] / 100, corruptions=["gaussian_noise", "brightness"],
                                 severities=SEVERITIES)
-    assert summary["mCE"] == pytest.approx(again["mCE"]) and summary["relative_mCE"] == pytest.approx(again["relative_mCE"])
+    assert summary["mCE_pct"] == pytest.approx(again["mCE_pct"])
+    assert summary["relative_mCE_pct"] == pytest.approx(again["relative_mCE_pct"])
+    for c in CORRUPTIONS:  # every number in percent, the unit in its key
+        assert summary["severity_error_pct"][c] == pytest.approx({str(s): 100 * expected[c][s] for s in SEVERITIES})
     assert summary["partial"] is True and summary["subset"] is False and summary["unreadable"] == []
-    assert 0.0 <= summary["clean_error"] <= 1.0
+    assert 0.0 <= summary["clean_error_pct"] <= 100.0 and "clean_error" not in summary and "errors" not in summary
     on_disk = json.loads((run.eval / "imagenet_c_summary.json").read_text())
-    assert on_disk["mCE"] == pytest.approx(summary["mCE"]) and on_disk["dataset"] == "imagenet-c"
+    assert on_disk["mCE_pct"] == pytest.approx(summary["mCE_pct"]) and on_disk["dataset"] == "imagenet-c"
     config = json.loads(run.config.read_text())
     assert config["command"] == "eval-c" and config["model"] == "resnet18_gap" and config["head"] == "gap"
 
@@ -106,7 +109,7 @@ def test_resume_after_interruption_skips_finished_subsets(checkpoint, c_tree, tm
     assert sum(seen) == 3 * len(CLASSES) * PER_CLASS          # only the three unfinished subsets
     assert summary["resumed_images"] == len(CLASSES) * PER_CLASS
     fresh, _ = evaluate_c(request(checkpoint, c_tree), tmp_path / "fresh", model=model, checkpoint=ckpt)
-    assert summary["CE"] == pytest.approx(fresh["CE"])
+    assert summary["CE_pct"] == pytest.approx(fresh["CE_pct"])
 
     seen.clear()
     handle = model.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[0]))
@@ -153,7 +156,7 @@ def test_worker_processes_give_the_same_result(checkpoint, c_tree, tmp_path):
     r = request(checkpoint, c_tree)
     r.workers = 1
     two, _ = evaluate_c(r, tmp_path / "b")
-    assert one["CE"] == pytest.approx(two["CE"])
+    assert one["CE_pct"] == pytest.approx(two["CE_pct"])
 
 
 
@@ -167,8 +170,8 @@ def test_cli_scores_errors_file(run_cli, tmp_path, monkeypatch, capsys):
     code, out, _ = run_cli("eval-c", "--errors", str(path), "--clean-error", "0.2", "--json")
     assert code == 0
     result = json.loads(out)
-    assert result["mCE"] == pytest.approx(50.0) and set(result) >= {"mCE", "relative_mCE", "CE"}
-    assert len(result["CE"]) == 15 and len(result["extra_CE"]) == 4
+    assert result["mCE_pct"] == pytest.approx(50.0) and set(result) >= {"mCE_pct", "relative_mCE_pct", "CE_pct"}
+    assert len(result["CE_pct"]) == 15 and len(result["extra_CE_pct"]) == 4
     path.write_text("\n".join(line for line in path.read_text().splitlines() if not line.startswith("pixelate,4")))
     code, out, err = run_cli("eval-c", "--errors", str(path), "--clean-error", "0.2", "--json")
     assert code == 2 and "'pixelate' severity 4" in err and len(err.strip().splitlines()) == 1

@@ -65,15 +65,17 @@ def test_eval_p_matches_independent_computation(checkpoint, p_tree, tmp_path, di
     alexnet = baselines.alexnet_p()
     for p in PERTURBATIONS:
         fp, t5d = independent(checkpoint, p_tree, p, difficulty)
-        assert summary["raw"][p]["FP"] == pytest.approx(fp, abs=1e-9)
-        assert summary["raw"][p]["T5D"] == pytest.approx(t5d, abs=1e-9)
-        assert summary["FP"][p] == pytest.approx(100 * fp / (alexnet[p][0]), rel=1e-9)   # AlexNet FP in percent
-        assert summary["T5D"][p] == pytest.approx(100 * t5d / alexnet[p][1], rel=1e-9)
-    assert summary["mFP"] == pytest.approx(np.mean([summary["FP"][p] for p in PERTURBATIONS]))
+        assert summary["FP_pct"][p] == pytest.approx(100 * fp, abs=1e-7)  # raw flip probability, percent
+        assert summary["T5D"][p] == pytest.approx(t5d, abs=1e-9)
+        assert summary["rel_FP_pct"][p] == pytest.approx(100 * fp / (alexnet[p][0]), rel=1e-9)  # % of AlexNet's
+        assert summary["rel_T5D_pct"][p] == pytest.approx(100 * t5d / alexnet[p][1], rel=1e-9)
+    assert summary["mFP_pct"] == pytest.approx(np.mean([summary["rel_FP_pct"][p] for p in PERTURBATIONS]))
+    assert not {"FP", "mFP", "raw"} & set(summary)  # no key without its unit
     assert summary["difficulty"] == difficulty and summary["partial"] is True and summary["unreadable"] == []
     rows = list(csv.DictReader(open(run.eval / "imagenet_p.csv")))
     assert [r["perturbation"] for r in rows] == list(PERTURBATIONS)
-    assert float(rows[0]["FP_rel"]) == pytest.approx(summary["FP"]["gaussian_noise"], abs=1e-3)
+    assert float(rows[0]["rel_FP_pct"]) == pytest.approx(summary["rel_FP_pct"]["gaussian_noise"], abs=1e-3)
+    assert float(rows[0]["FP_pct"]) == pytest.approx(summary["FP_pct"]["gaussian_noise"], abs=1e-3)
 
 
 def test_eval_p_resumes_and_lists_unreadable(checkpoint, p_tree, tmp_path):
@@ -113,3 +115,21 @@ def test_video_round_trip(tmp_path):
     assert back.shape == (3, 16, 16, 3)
     assert np.abs(back.astype(int) - np.stack(frames)).max() <= 8          # lossy codec, flat frames survive
     assert not list(tmp_path.glob(".*"))                                     # no temporary file left
+
+
+def test_console_table_shows_raw_fp_percent_and_alexnet_relative_apart():
+    """"FP %" is the raw flip probability in percent; "rel FP %" the AlexNet-relative value (the
+    summary's FP key used to hold the relative value under the raw column's name)."""
+    from rich.console import Console
+
+    from gcpbench.cli.robustness_tables import p_table
+    from gcpbench.robustness import metrics
+
+    fp_alexnet, t5d_alexnet = baselines.alexnet_p()["translate"]
+    summary = {**metrics.summarize_p({"translate": (fp_alexnet / 4, 2 * t5d_alexnet)}, perturbations=["translate"]),
+               "difficulty": 1, "model": "m", "dataset": "d"}
+    console = Console(width=200, record=True)
+    console.print(p_table(summary))
+    row = next(line for line in console.export_text().splitlines() if "translate" in line)
+    cells = [c.strip() for c in row.split("│") if c.strip()]
+    assert cells == ["translate", f"{100 * fp_alexnet / 4:.2f}", f"{2 * t5d_alexnet:.3f}", "25.0", "200.0"]

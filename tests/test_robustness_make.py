@@ -89,8 +89,8 @@ def test_cli_make_c_then_eval_c(run_cli, clean_tree, checkpoint, tmp_path, monke
                              str(clean_tree), "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "run"), "--json")
     assert code == 0, err
     summary = json.loads(out)
-    assert summary["dataset"] == "generated" and summary["partial"] is True and set(summary["CE"]) == {"gaussian_noise", "contrast"}
-    assert summary["relative_mCE"] is not None and summary["images"] == 4 * 3
+    assert summary["dataset"] == "generated" and summary["partial"] is True and set(summary["CE_pct"]) == {"gaussian_noise", "contrast"}
+    assert summary["relative_mCE_pct"] is not None and summary["images"] == 4 * 3
     code, out, err = run_cli("eval-c", "--ckpt", str(checkpoint), "--data", str(tmp_path / "c"),
                              "--workers", "0", "--out", str(tmp_path / "run"))
     assert code == 2 and "corruption 'shot_noise' folder" in err and len(err.strip().splitlines()) == 1
@@ -105,7 +105,7 @@ def test_cli_defaults_generate_from_the_synthetic_set(run_cli, clean_tree, check
                              "--severities", "1", "--workers", "0", "--out", str(tmp_path / "run"), "--json", "--quiet")
     assert code == 0, err
     summary = json.loads(out)
-    assert summary["dataset"] == "synthetic" and summary["clean_error"] is not None
+    assert summary["dataset"] == "synthetic" and summary["clean_error_pct"] is not None
     assert (tmp_path / "cache" / "synthetic" / "imagenet-c" / "gaussian_noise" / "1").is_dir()
     code, out, err = run_cli("eval-p", "--ckpt", str(checkpoint), "--perturbations", "rotate",
                              "--workers", "0", "--out", str(tmp_path / "run"), "--quiet")

@@ -29,16 +29,17 @@ def test_baseline_tables_are_complete_and_in_units():
 
 def test_alexnet_scores_100():
     summary = metrics.summarize_c(alexnet_table(), clean_error=0.4345)
-    assert summary["mCE"] == pytest.approx(100.0, abs=1e-9)
-    assert summary["relative_mCE"] == pytest.approx(100.0, abs=1e-9)
-    assert all(v == pytest.approx(100.0) for v in summary["CE"].values())
-    assert len(summary["CE"]) == 15 and summary["partial"] is False
+    assert summary["mCE_pct"] == pytest.approx(100.0, abs=1e-9)
+    assert summary["relative_mCE_pct"] == pytest.approx(100.0, abs=1e-9)
+    assert all(v == pytest.approx(100.0) for v in summary["CE_pct"].values())
+    assert len(summary["CE_pct"]) == 15 and summary["partial"] is False
+    assert summary["clean_error_pct"] == pytest.approx(43.45) and summary["alexnet_clean_error_pct"] == pytest.approx(43.45)
 
 
 def test_halving_every_error_gives_mce_50():
     summary = metrics.summarize_c(alexnet_table(0.5), clean_error=None)
-    assert summary["mCE"] == pytest.approx(50.0, abs=1e-9)
-    assert summary["relative_mCE"] is None
+    assert summary["mCE_pct"] == pytest.approx(50.0, abs=1e-9)
+    assert summary["relative_mCE_pct"] is None and summary["clean_error_pct"] is None
 
 
 def test_relative_ce_hand_worked():
@@ -56,10 +57,10 @@ def test_relative_mce_two_corruption_mean():
              "brightness": dict(zip(range(1, 6), [0.3, 0.3, 0.3, 0.3, 0.3]))}
     s = metrics.summarize_c(table, clean_error=0.3, corruptions=["gaussian_noise", "brightness"])
     # brightness AlexNet sum = 0.45140+0.48502+0.54048+0.62166+0.72440 = 2.82296
-    assert s["CE"]["brightness"] == pytest.approx(100 * 1.5 / 2.82296)
-    assert s["relative_CE"]["brightness"] == pytest.approx(0.0)
-    assert s["relative_mCE"] == pytest.approx(100 * (2.0 / 2.25964 + 0.0) / 2)
-    assert s["mCE"] == pytest.approx(100 * (3.5 / 4.43214 + 1.5 / 2.82296) / 2)
+    assert s["CE_pct"]["brightness"] == pytest.approx(100 * 1.5 / 2.82296)
+    assert s["relative_CE_pct"]["brightness"] == pytest.approx(0.0)
+    assert s["relative_mCE_pct"] == pytest.approx(100 * (2.0 / 2.25964 + 0.0) / 2)
+    assert s["mCE_pct"] == pytest.approx(100 * (3.5 / 4.43214 + 1.5 / 2.82296) / 2)
     assert s["partial"] is True
 
 
@@ -80,6 +81,8 @@ def test_read_errors_csv(tmp_path):
     path.write_text("corruption,severity,error\nfog,1,50\n")
     with pytest.raises(GcpbenchError, match="not a fraction"):
         metrics.read_errors_csv(path)
+    path.write_text("corruption,severity,error_pct,images\nfog,1,50.0,10\n")  # eval-c's own imagenet_c.csv
+    assert metrics.read_errors_csv(path) == {"fog": {1: 0.5}}
     path.write_text("corruption,severity,error\nfog,1,0.5\nfog,1,0.4\n")
     with pytest.raises(GcpbenchError, match="twice"):
         metrics.read_errors_csv(path)
@@ -174,8 +177,9 @@ def test_too_short_sequence_is_an_error():
 def test_summarize_p_alexnet_is_100_and_units():
     raw = {p: v for p, v in baselines.alexnet_p().items()}
     s = metrics.summarize_p(raw)
-    assert s["mFP"] == pytest.approx(100.0) and s["mT5D"] == pytest.approx(100.0)
+    assert s["mFP_pct"] == pytest.approx(100.0) and s["mT5D_pct"] == pytest.approx(100.0)
     raw = {p: (0.1101 / 2, 2.63 * 2) for p in ["translate"]}
     s = metrics.summarize_p(raw, perturbations=["translate"])
-    assert s["FP"]["translate"] == pytest.approx(50.0) and s["T5D"]["translate"] == pytest.approx(200.0)
+    assert s["rel_FP_pct"]["translate"] == pytest.approx(50.0) and s["rel_T5D_pct"]["translate"] == pytest.approx(200.0)
+    assert s["FP_pct"]["translate"] == pytest.approx(100 * 0.1101 / 2) and s["T5D"]["translate"] == pytest.approx(5.26)
     json.dumps(s)

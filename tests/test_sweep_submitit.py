@@ -83,7 +83,7 @@ def test_two_run_ddp_grid_through_submitit_local_with_evaluations(tmp_path, tiny
     assert evaluation["top5"] == pytest.approx(record["val_top5"], abs=1e-9)
     summary = json.loads((gcp.eval / "imagenet_c_summary.json").read_text())
     assert summary["checkpoint"] == str(gcp.best_checkpoint) and summary["images"] == 8
-    assert set(summary["CE"]) == {"gaussian_noise"} and summary["clean_error"] is not None
+    assert set(summary["CE_pct"]) == {"gaussian_noise"} and summary["clean_error_pct"] is not None
 
     code, out, err = run_cli("sweep", "status", str(sweep.path))
     assert code == 0 and "2 done" in out and names[1] in out, err

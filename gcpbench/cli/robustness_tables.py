@@ -16,30 +16,29 @@ def _title(name: str, summary: dict) -> str:
 
 
 def c_table(summary: dict) -> Table:
-    """Error (%) per severity, CE and relative CE per corruption, then mCE / relative mCE."""
+    """Error (%) per severity, CE and relative CE (% of AlexNet) per corruption, then mCE / relative mCE."""
     severities = summary.get("severities", [1, 2, 3, 4, 5])
     table = Table(title=_title("ImageNet-C", summary))
     table.add_column("corruption", no_wrap=True)
     for s in severities:
         table.add_column(f"s{s}", justify="right")
-    table.add_column("CE", justify="right")
-    table.add_column("rel CE", justify="right")
-    errors = summary.get("errors", {})
-    rel = summary.get("relative_CE") or {}
-    extra_rel = summary.get("extra_relative_CE") or {}
-    rows = [(c, v, rel.get(c)) for c, v in summary["CE"].items()]
-    rows += [(f"{c}*", v, extra_rel.get(c)) for c, v in summary.get("extra_CE", {}).items()]
+    table.add_column("CE %", justify="right")
+    table.add_column("relative CE %", justify="right")
+    errors = summary.get("severity_error_pct", {})
+    rel = summary.get("relative_CE_pct") or {}
+    extra_rel = summary.get("extra_relative_CE_pct") or {}
+    rows = [(c, v, rel.get(c)) for c, v in summary["CE_pct"].items()]
+    rows += [(f"{c}*", v, extra_rel.get(c)) for c, v in summary.get("extra_CE_pct", {}).items()]
     for label, ce, rce in rows:
         per = errors.get(label.rstrip("*"), {})
-        table.add_row(label, *[_fmt(100 * per[str(s)]) if str(s) in per else "-" for s in severities],
-                      _fmt(ce), _fmt(rce))
+        table.add_row(label, *[_fmt(per[str(s)]) if str(s) in per else "-" for s in severities], _fmt(ce), _fmt(rce))
     table.add_section()
-    table.add_row("mCE, relative mCE", *[""] * len(severities), _fmt(summary["mCE"]), _fmt(summary["relative_mCE"]),
-                  style="bold")
-    caption = ["s1-s5: top-1 error %; CE, rel CE: % of AlexNet"]
-    if summary.get("extra_CE"):
+    table.add_row("mCE, relative mCE", *[""] * len(severities), _fmt(summary["mCE_pct"]),
+                  _fmt(summary["relative_mCE_pct"]), style="bold")
+    caption = ["s1-s5: top-1 error %; CE %, relative CE %: percent of AlexNet's"]
+    if summary.get("extra_CE_pct"):
         caption.append("* held out, not in mCE")
-    caption += [f"clean error {_fmt(100 * summary['clean_error'])} %" if summary.get("clean_error") is not None
+    caption += [f"clean error {_fmt(summary['clean_error_pct'])} %" if summary.get("clean_error_pct") is not None
                else "no clean error: pass --clean-error or --clean-data for relative mCE"]
     if summary.get("unreadable_count"):
         caption.append(f"{summary['unreadable_count']} unreadable image(s) skipped, listed in the summary")
@@ -48,20 +47,21 @@ def c_table(summary: dict) -> Table:
 
 
 def p_table(summary: dict) -> Table:
-    """FP (%), T5D, and both relative to AlexNet per perturbation, then mFP / mT5D."""
+    """Raw FP (%) and T5D, and both relative to AlexNet (%) per perturbation, then mFP / mT5D."""
     table = Table(title=_title(f"ImageNet-P difficulty {summary['difficulty']}", summary))
     for column, justify in (("perturbation", "left"), ("FP %", "right"), ("T5D", "right"),
-                            ("FP rel", "right"), ("T5D rel", "right")):
+                            ("rel FP %", "right"), ("rel T5D %", "right")):
         table.add_column(column, justify=justify, no_wrap=column == "perturbation")
-    raw = summary.get("raw", {})
-    rows = [(p, summary["FP"][p], summary["T5D"][p], p) for p in summary["FP"]]
-    rows += [(f"{p}*", summary["extra_FP"][p], summary["extra_T5D"][p], p) for p in summary.get("extra_FP", {})]
-    for label, fp, t5d, p in rows:
-        table.add_row(label, _fmt(100 * raw[p]["FP"], 2), _fmt(raw[p]["T5D"], 3), _fmt(fp), _fmt(t5d))
+    rows = [(p, summary["rel_FP_pct"][p], summary["rel_T5D_pct"][p]) for p in summary["rel_FP_pct"]]
+    rows += [(f"{p}*", summary["extra_rel_FP_pct"][p], summary["extra_rel_T5D_pct"][p])
+             for p in summary.get("extra_rel_FP_pct", {})]
+    for label, fp, t5d in rows:
+        p = label.rstrip("*")
+        table.add_row(label, _fmt(summary["FP_pct"][p], 2), _fmt(summary["T5D"][p], 3), _fmt(fp), _fmt(t5d))
     table.add_section()
-    table.add_row("mFP, mT5D", "", "", _fmt(summary["mFP"]), _fmt(summary["mT5D"]), style="bold")
-    caption = ["FP %: raw flip probability; T5D: mean top-5 distance; rel: % of AlexNet"]
-    if summary.get("extra_FP"):
+    table.add_row("mFP, mT5D", "", "", _fmt(summary["mFP_pct"]), _fmt(summary["mT5D_pct"]), style="bold")
+    caption = ["FP %: raw flip probability; T5D: raw mean top-5 distance; rel ... %: percent of AlexNet's"]
+    if summary.get("extra_rel_FP_pct"):
         caption.append("* held out, not in mFP / mT5D")
     if summary.get("unreadable_count"):
         caption.append(f"{summary['unreadable_count']} unreadable sequence(s) skipped, listed in the summary")
@@ -73,24 +73,25 @@ def npy_table(summary: dict) -> Table:
     """CIFAR-C: mean error (%) per corruption and their mean; CIFAR-P: FP (%) and T5D per
     perturbation and their means. Unnormalised (no published CIFAR baseline)."""
     table = Table(title=_title(summary["title"], summary))
-    if "mean_error" in summary:
+    if "mean_error_pct" in summary:
         table.add_column("corruption", no_wrap=True)
         table.add_column("error %", justify="right")
-        for c, e in summary["error"].items():
+        for c, e in summary["error_pct"].items():
             table.add_row(c, _fmt(e))
-        for c, e in summary.get("extra_error", {}).items():
+        for c, e in summary.get("extra_error_pct", {}).items():
             table.add_row(f"{c}*", _fmt(e))
         table.add_section()
-        table.add_row("mean error", _fmt(summary["mean_error"]), style="bold")
+        table.add_row("mean error %", _fmt(summary["mean_error_pct"]), style="bold")
     else:
         for column in ("perturbation", "FP %", "T5D"):
             table.add_column(column, justify="left" if column == "perturbation" else "right")
-        for p in summary["FP"]:
-            table.add_row(p, _fmt(summary["FP"][p], 2), _fmt(summary["T5D"][p], 3))
-        for p in summary.get("extra_FP", {}):
-            table.add_row(f"{p}*", _fmt(summary["extra_FP"][p], 2), _fmt(summary["extra_T5D"][p], 3))
+        for p in summary["FP_pct"]:
+            table.add_row(p, _fmt(summary["FP_pct"][p], 2), _fmt(summary["T5D"][p], 3))
+        for p in summary.get("extra_FP_pct", {}):
+            table.add_row(f"{p}*", _fmt(summary["extra_FP_pct"][p], 2), _fmt(summary["extra_T5D"][p], 3))
         table.add_section()
-        table.add_row("mFP, mT5D", _fmt(summary["mFP"], 2), _fmt(summary["mT5D"], 3), style="bold")
-    table.caption = "unnormalised: no published CIFAR baseline" + ("; * held out" if summary.get("extra_error")
-                                                                   or summary.get("extra_FP") else "")
+        table.add_row("mean FP %, mean T5D", _fmt(summary["mean_FP_pct"], 2), _fmt(summary["mean_T5D"], 3),
+                      style="bold")
+    table.caption = "unnormalised: no published CIFAR baseline" + ("; * held out" if summary.get("extra_error_pct")
+                                                                   or summary.get("extra_FP_pct") else "")
     return table

@@ -439,11 +439,11 @@ def robustness_frame(collection: Collection) -> pd.DataFrame:
             row[f"dataset_{kind}"] = dataset_label(dataset, subset)
             row[f"comparable_{kind}"] = is_imagenet(dataset, subset, suffix=kind)
             metrics = ("mCE", "relative_mCE") if kind == "c" else ("mFP", "mT5D")
-            for metric in metrics:
-                row[metric] = _number(getattr(summary, metric))
+            for metric in metrics:  # percent of AlexNet's (the records' *_pct fields)
+                row[metric] = _number(getattr(summary, f"{metric}_pct"))
             if isinstance(summary, CorruptionResult):
-                row["CE"] = {k: _number(v) for k, v in (summary.CE or {}).items()}
-                row["extra_CE"] = {k: _number(v) for k, v in (summary.extra_CE or {}).items()}
+                row["CE"] = {k: _number(v) for k, v in (summary.CE_pct or {}).items()}
+                row["extra_CE"] = {k: _number(v) for k, v in (summary.extra_CE_pct or {}).items()}
     columns = ["run", "arch", "head", "gcp_dim", "schedule", "dataset_c", "comparable_c", "mCE", "relative_mCE",
                "dataset_p", "comparable_p", "mFP", "mT5D", "CE", "extra_CE"]
     frame = pd.DataFrame(list(rows.values()), columns=columns)
@@ -473,9 +473,10 @@ def cifar_frame(collection: Collection) -> pd.DataFrame:
     for record in collection.runs:
         for key, result in record.npy.items():
             rows.append({**_identity(record, result.model), "benchmark": NPY_BENCHMARKS[key].title,
-                         "partial": bool(result.partial), "mean_error": _number(result.mean_error),
-                         "mFP": _number(result.mFP), "mT5D": _number(result.mT5D)})
-    columns = ["run", "arch", "head", "gcp_dim", "schedule", "benchmark", "partial", "mean_error", "mFP", "mT5D"]
+                         "partial": bool(result.partial), "mean_error": _number(result.mean_error_pct),
+                         "mean_FP": _number(result.mean_FP_pct), "mean_T5D": _number(result.mean_T5D)})
+    columns = ["run", "arch", "head", "gcp_dim", "schedule", "benchmark", "partial", "mean_error", "mean_FP",
+               "mean_T5D"]
     frame = pd.DataFrame(rows, columns=columns)
     frame["gcp_dim"] = frame["gcp_dim"].astype("Int64")
     return frame

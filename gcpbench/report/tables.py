@@ -32,12 +32,15 @@ METHODS = ("gap", "gcp_d", "gcp_m")
 
 @dataclass
 class Table:
-    """One rendered table: file stem, title, values and a Markdown note shown under the title."""
+    """One rendered table: file stem, title, values and a Markdown note shown under the title;
+    ``percent``: the columns holding percentages when the column names do not tell
+    (:func:`gcpbench.report.columns.csv_header` names them ``*_pct`` in the CSV)."""
 
     name: str
     title: str
     frame: pd.DataFrame
     note: str = ""
+    percent: tuple[str, ...] | None = None
 
 
 def _rank(values: pd.Series, order: tuple[str, ...] | list[str]) -> pd.Series:
@@ -218,12 +221,12 @@ def variants_table(variants: pd.DataFrame) -> pd.DataFrame:
 
 
 def cifar_table(cifar: pd.DataFrame) -> pd.DataFrame:
-    """CIFAR-10-C / -100-C mean error (%) and CIFAR-10-P mFP (%) / mT5D: one row per run and set."""
+    """CIFAR-10-C / -100-C mean error (%) and CIFAR-10-P mean FP (%) / mean T5D: one row per run and set."""
     frame = cifar.assign(head=cifar["head"].map(_head_label),
                          data=np.where(cifar["partial"], "partial", "complete"))
     frame = frame.sort_values(["benchmark", "run"], kind="stable").reset_index(drop=True)
-    return frame[["benchmark", "run", "arch", "head", "gcp_dim", "data", "mean_error", "mFP", "mT5D"]].rename(
-        columns={"gcp_dim": "GCP dim", "mean_error": "mean error"})
+    return frame[["benchmark", "run", "arch", "head", "gcp_dim", "data", "mean_error", "mean_FP", "mean_T5D"]].rename(
+        columns={"gcp_dim": "GCP dim", "mean_error": "mean error", "mean_FP": "mean FP", "mean_T5D": "mean T5D"})
 
 
 # ---------------------------------------------------------------- detection
@@ -269,6 +272,7 @@ def build_tables(collection: Collection, all_paper: bool = False) -> tuple[list[
     curves = curves_frame(collection)
     training = training_frame(collection)
     robustness = robustness_frame(collection)
+    ce_table = corruption_table(robustness)
     tables = [
         Table("imagenet", "ImageNet classification (Top-1 / Top-5, %)", imagenet_table(training, all_paper),
               "Our numbers are the final epoch's validation metrics (source `metrics.jsonl epoch N`) or, "
@@ -285,20 +289,20 @@ def build_tables(collection: Collection, all_paper: bool = False) -> tuple[list[
               "pretrained models, its other models its own LRnorm models (GCP dim 256). "
               + _NOT_IMAGENET.replace("full ImageNet", "full ImageNet-C/-P")),
         Table("corruption_ce", "ImageNet-C corruption error (CE, % of AlexNet) per corruption",
-              corruption_table(robustness),
+              ce_table,
               "Columns are our evaluated models, labelled with their ImageNet-C data. Extra corruptions "
-              "are never part of mCE."),
+              "are never part of mCE.", percent=tuple(c for c in ce_table.columns if c != "corruption")),
         Table("imagenet_variants", "ImageNet variants: ImageNetV2, -Sketch, -R, -A (Top-1 / Top-5, %)",
               variants_table(variants_frame(collection)),
               "From `eval/imagenet_<variant>.json` (`eval-imagenet --variant`). ImageNet-R and -A are scored on "
               "the logits of their 200 classes only, as their authors do; 'subset of classes' marks a tree "
               "with fewer class folders than the benchmark's manifest."),
-        Table("cifar", "CIFAR-10-C / CIFAR-100-C (mean error, %) and CIFAR-10-P (mFP %, mT5D), unnormalised",
+        Table("cifar", "CIFAR-10-C / CIFAR-100-C (mean error, %) and CIFAR-10-P (mean FP %, mean T5D), unnormalised",
               cifar_table(cifar_frame(collection)),
               "From `eval/<set>_summary.json` (`eval-cifar`). No published baseline normalises the CIFAR sets: "
               "mean top-1 error over the 15 corruptions and severities 1-5; raw flip probability and top-5 "
               "distance averaged over the 10 perturbations of the authors' CIFAR-P script. 'partial' marks a "
-              "run on fewer of them."),
+              "run on fewer of them.", percent=("mean error", "mean FP")),
         Table("detection", "COCO detection and instance segmentation (AP, %)",
               detection_table(detection_frame(collection), all_paper),
               f"Rows with source '{PAPER_COCO}' are the paper's numbers on COCO val2017 (1x schedule); "

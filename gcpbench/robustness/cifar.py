@@ -197,7 +197,7 @@ def _scores(bench: NpyBenchmark, names: Sequence[str], severities: Sequence[int]
             for s in severities:
                 table.setdefault(n, {})[s] = log.records[f"{n}/{s}"]["error"]
         scores = metrics.summarize_unnormalised_c(table, benchmark, extra, severities, source=str(log.path))
-        return {**scores, "errors": {n: {str(s): table[n][s] for s in severities} for n in names},
+        return {**scores, "severity_error_pct": metrics.severity_errors_pct(table, names, severities),
                 "images": sum(log.records[f"{n}/{s}"]["images"] for n in names for s in severities)}
     raw = {n: (log.records[f"{n}@1"]["FP"], log.records[f"{n}@1"]["T5D"]) for n in names}
     return {**metrics.summarize_unnormalised_p(raw, benchmark, extra),

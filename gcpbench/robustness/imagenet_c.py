@@ -72,15 +72,17 @@ def subset_folders(root: Path, corruptions: Sequence[str], severities: Sequence[
 
 
 def write_errors_csv(path: Path, records: Sequence[dict]) -> None:
-    """``corruption,severity,error,images`` rows (benchmark order) written atomically."""
+    """``corruption,severity,error_pct,images`` rows (benchmark order; top-1 error in percent)
+    written atomically (``score`` reads them back)."""
     order = {c: i for i, c in enumerate(ALL_CORRUPTIONS)}
     rows = sorted((r for r in records if r["key"] != CLEAN),
                   key=lambda r: (order.get(r["corruption"], len(order)), r["corruption"], r["severity"]))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["corruption", "severity", "error", "images"])
+    writer.writerow(["corruption", "severity", "error_pct", "images"])
     for r in rows:
-        writer.writerow([r["corruption"], r["severity"], "" if r["error"] is None else f"{r['error']:.6f}", r["images"]])
+        writer.writerow([r["corruption"], r["severity"], "" if r["error"] is None else f"{100 * r['error']:.4f}",
+                         r["images"]])
     atomic_write_text(path, buffer.getvalue())
 
 
@@ -143,7 +145,7 @@ def summarize_run(r: CRequest, log: ResumeLog, model_name: str, dataset: str, re
                                  source=f"ImageNet-C results in '{log.path}'")
     return {"model": model_name, "checkpoint": str(r.checkpoint), "dataset": dataset,
             "data_root": str(r.data), "subset": r.subset is not None, "subset_per_class": r.subset,
-            **scores, "errors": {c: {str(s): table[c][s] for s in r.severities} for c in r.corruptions},
+            **scores, "severity_error_pct": metrics.severity_errors_pct(table, r.corruptions, r.severities),
             "images": images, "unreadable": unreadable, "unreadable_count": len(unreadable),
             "resumed_images": resumed}
 
@@ -219,6 +221,6 @@ def score_errors_file(path: Path, clean_error: float | None, corruptions: Sequen
     summary = metrics.summarize_c(table, clean_error, corruptions=[c for c in corruptions if c in BENCHMARK_CORRUPTIONS],
                                   extra=extra, alexnet_clean_error=alexnet_clean_error,
                                   source=f"errors table '{path}'", severities=severities)
-    scored = [*summary["CE"], *summary["extra_CE"]]
+    scored = [*summary["CE_pct"], *summary["extra_CE_pct"]]
     return {"model": None, "dataset": str(path), "subset": False, **summary,
-            "errors": {c: {str(s): table[c][s] for s in severities} for c in scored}}
+            "severity_error_pct": metrics.severity_errors_pct(table, scored, severities)}

@@ -64,19 +64,20 @@ def folder_of(root: Path, perturbation: str, difficulty: int) -> Path:
 
 
 def write_results_csv(path: Path, records: Sequence[dict], relative: bool = True) -> None:
-    """``perturbation,difficulty,FP,T5D,FP_rel,T5D_rel`` rows (the last two, relative to AlexNet,
-    only with ``relative``: sets without a published baseline leave them out), written atomically."""
+    """``perturbation,difficulty,FP_pct,T5D,rel_FP_pct,rel_T5D_pct`` rows (raw flip probability in
+    percent, raw top-5 distance, then both in percent of AlexNet's, only with ``relative``: sets
+    without a published baseline leave them out), written atomically."""
     order = {p: i for i, p in enumerate(ALL_PERTURBATIONS)}
     baseline = alexnet_p() if relative else {}
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["perturbation", "difficulty", "FP", "T5D", *(["FP_rel", "T5D_rel"] if relative else [])])
+    writer.writerow(["perturbation", "difficulty", "FP_pct", "T5D", *(["rel_FP_pct", "rel_T5D_pct"] if relative else [])])
     for r in sorted(records, key=lambda r: (r["difficulty"], order.get(r["perturbation"], len(order)))):
         row = [r["perturbation"], r["difficulty"]]
         if r["FP"] is None:
             writer.writerow(row + [""] * (4 if relative else 2))
             continue
-        row += [f"{r['FP']:.6f}", f"{r['T5D']:.6f}"]
+        row += [f"{100 * r['FP']:.4f}", f"{r['T5D']:.6f}"]
         if relative:
             fp_a, t5d_a = baseline[r["perturbation"]]
             row += [f"{100 * r['FP'] / fp_a:.3f}", f"{100 * r['T5D'] / t5d_a:.3f}"]

@@ -13,6 +13,12 @@ is the mean over its compared pairs; a perturbation's value is the mean over seq
 * Top-5 distance of a pair: for the reference frame's top-5 classes in rank order i = 0..4,
   r_i = that class's 0-based rank in the other frame capped at 5; distance = sum_i |i - r_i|.
 * mFP / mT5D: mean over the perturbations of FP / FP^AlexNet (T5D / uT5D^AlexNet), percent.
+
+Units are in the key names of every summary (``docs/units.md``): ``_pct`` for a percentage,
+``rel_`` for a per-item value relative to AlexNet's where the raw value sits beside it
+(ImageNet-P: ``FP_pct`` raw, ``rel_FP_pct`` relative). mCE, relative mCE, mFP and mT5D are
+AlexNet-normalised by their definition and keep the paper's names (``mCE_pct``); plain means
+without a baseline (CIFAR) are ``mean_*``. Inputs (error tables, ``clean_error``) are fractions.
 """
 from __future__ import annotations
 
@@ -61,7 +67,8 @@ def summarize_c(table: CTable, clean_error: float | None = None,
                 corruptions: Sequence[str] = BENCHMARK_CORRUPTIONS, extra: Sequence[str] = (),
                 alexnet_clean_error: float = ALEXNET_CLEAN_ERROR, source: str = "the error table",
                 severities: Sequence[int] = SEVERITIES) -> dict:
-    """CE per corruption, mCE and relative mCE (all percent) of an error table.
+    """CE per corruption, mCE and relative mCE (all percent, ``*_pct`` keys) of an error table
+    (fractions); ``clean_error_pct`` is the clean error as a percentage.
 
     ``corruptions`` enter mCE (the 15 benchmark ones by default); ``extra`` corruptions are
     reported in ``extra_CE`` only. Without ``clean_error`` the relative values are None.
@@ -91,39 +98,52 @@ def summarize_c(table: CTable, clean_error: float | None = None,
     ce, rel = scores(corruptions)
     extra_ce, extra_rel = scores(extra)
     return {
-        "mCE": float(np.mean(list(ce.values()))) if ce else None,
-        "relative_mCE": float(np.mean(list(rel.values()))) if rel else None,
-        "CE": ce,
-        "relative_CE": rel,
-        "extra_CE": extra_ce,
-        "extra_relative_CE": extra_rel,
-        "clean_error": clean_error,
-        "alexnet_clean_error": alexnet_clean_error,
+        "mCE_pct": float(np.mean(list(ce.values()))) if ce else None,
+        "relative_mCE_pct": float(np.mean(list(rel.values()))) if rel else None,
+        "CE_pct": ce,
+        "relative_CE_pct": rel,
+        "extra_CE_pct": extra_ce,
+        "extra_relative_CE_pct": extra_rel,
+        "clean_error_pct": percent(clean_error),
+        "alexnet_clean_error_pct": percent(alexnet_clean_error),
         "corruptions": list(corruptions),
         "severities": list(severities),
         "partial": tuple(corruptions) != BENCHMARK_CORRUPTIONS or severities != SEVERITIES,
     }
 
 
+def percent(fraction: float | None) -> float | None:
+    """A fraction as a percentage (None stays None)."""
+    return None if fraction is None else 100.0 * fraction
+
+
+def severity_errors_pct(table: CTable, names: Iterable[str], severities: Sequence[int]) -> dict[str, dict[str, float]]:
+    """``{name: {"1": error %, ...}}`` of an error table (fractions): a summary's ``severity_error_pct``."""
+    return {n: {str(s): 100.0 * table[n][s] for s in severities} for n in names}
+
+
 def read_errors_csv(path: str | Path) -> dict[str, dict[int, float]]:
-    """Read a ``corruption,severity,error`` table (error a fraction in [0, 1])."""
+    """Read a ``corruption,severity,error`` table (error a fraction in [0, 1]); a table with an
+    ``error_pct`` column instead (eval-c's own ``imagenet_c.csv``) is read as percentages."""
     path = Path(path)
     if not path.is_file():
         raise GcpbenchError(f"errors table '{path}' does not exist")
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
-        need = {"corruption", "severity", "error"}
-        if reader.fieldnames is None or not need <= {f.strip() for f in reader.fieldnames}:
+        fields = {f.strip() for f in reader.fieldnames or []}
+        column, scale = ("error_pct", 100.0) if "error_pct" in fields and "error" not in fields else ("error", 1.0)
+        need = {"corruption", "severity", column}
+        if reader.fieldnames is None or not need <= fields:
             raise GcpbenchError(f"errors table '{path}' needs the columns corruption,severity,error "
                                 f"(has: {', '.join(reader.fieldnames or [])})")
         table: dict[str, dict[int, float]] = {}
         for line, row in enumerate(reader, start=2):
             row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
             try:
-                severity, error = int(row["severity"]), float(row["error"])
+                severity, error = int(row["severity"]), float(row[column]) / scale
             except ValueError:
                 raise GcpbenchError(f"errors table '{path}' line {line}: severity must be an integer and "
-                                    f"error a number (got '{row['severity']}', '{row['error']}')") from None
+                                    f"{column} a number (got '{row['severity']}', '{row[column]}')") from None
             if not 0.0 <= error <= 1.0:
                 raise GcpbenchError(f"errors table '{path}' line {line}: error {error} is not a fraction in "
                                     "[0, 1] (divide percentages by 100)")
@@ -208,7 +228,8 @@ def top5_distance(logits, perturbation: str, difficulty: int = 1) -> float:
 def summarize_p(raw: Mapping[str, tuple[float, float]],
                 perturbations: Sequence[str] = BENCHMARK_PERTURBATIONS,
                 extra: Sequence[str] = ()) -> dict:
-    """FP and T5D relative to AlexNet (percent), mFP and mT5D, from raw (FP fraction, T5D) pairs."""
+    """FP and T5D relative to AlexNet (``rel_FP_pct``, ``rel_T5D_pct``), mFP and mT5D (percent)
+    from raw (FP fraction, T5D) pairs, and the raw values (``FP_pct``, ``T5D``) of every perturbation."""
     alexnet = alexnet_p()
 
     def relative(names: Sequence[str]) -> tuple[dict[str, float], dict[str, float]]:
@@ -225,11 +246,12 @@ def summarize_p(raw: Mapping[str, tuple[float, float]],
 
     fp, t5d = relative(perturbations)
     extra_fp, extra_t5d = relative(extra)
+    every = (*perturbations, *extra)
     return {
-        "mFP": float(np.mean(list(fp.values()))) if fp else None,
-        "mT5D": float(np.mean(list(t5d.values()))) if t5d else None,
-        "FP": fp, "T5D": t5d, "extra_FP": extra_fp, "extra_T5D": extra_t5d,
-        "raw": {p: {"FP": raw[p][0], "T5D": raw[p][1]} for p in (*perturbations, *extra)},
+        "mFP_pct": float(np.mean(list(fp.values()))) if fp else None,
+        "mT5D_pct": float(np.mean(list(t5d.values()))) if t5d else None,
+        "rel_FP_pct": fp, "rel_T5D_pct": t5d, "extra_rel_FP_pct": extra_fp, "extra_rel_T5D_pct": extra_t5d,
+        "FP_pct": {p: 100.0 * raw[p][0] for p in every}, "T5D": {p: raw[p][1] for p in every},
         "perturbations": list(perturbations),
         "partial": tuple(perturbations) != BENCHMARK_PERTURBATIONS,
     }
@@ -240,33 +262,34 @@ def summarize_p(raw: Mapping[str, tuple[float, float]],
 
 def summarize_unnormalised_c(table: CTable, corruptions: Sequence[str], extra: Sequence[str] = (),
                              severities: Sequence[int] = (1, 2, 3, 4, 5), source: str = "results") -> dict:
-    """Mean top-1 error (percent) over ``severities`` per corruption, and its mean over
-    ``corruptions`` (``mean_error``); ``extra`` ones are reported apart, never in the mean."""
+    """Mean top-1 error (percent, ``error_pct``) over ``severities`` per corruption, and its mean
+    over ``corruptions`` (``mean_error_pct``); ``extra`` ones are reported apart, never in the mean."""
     def means(names: Sequence[str]) -> dict[str, float]:
         return {c: 100.0 * float(np.mean(_severity_errors(table, c, severities, source))) for c in names}
 
     error, extra_error = means(corruptions), means(extra)
-    return {"mean_error": float(np.mean(list(error.values()))) if error else None, "error": error,
-            "extra_error": extra_error, "corruptions": list(corruptions), "severities": list(severities)}
+    return {"mean_error_pct": float(np.mean(list(error.values()))) if error else None, "error_pct": error,
+            "extra_error_pct": extra_error, "corruptions": list(corruptions), "severities": list(severities)}
 
 
 def summarize_unnormalised_p(raw: Mapping[str, tuple[float, float]], perturbations: Sequence[str],
                              extra: Sequence[str] = ()) -> dict:
-    """Mean raw flip probability (percent) and top-5 distance over ``perturbations`` (``mFP``,
-    ``mT5D``, unnormalised); ``extra`` ones are reported apart, never in the means."""
+    """Mean raw flip probability (percent) and top-5 distance over ``perturbations``
+    (``mean_FP_pct``, ``mean_T5D``: no baseline, so not mFP / mT5D); ``extra`` ones are reported
+    apart, never in the means."""
     missing = next((p for p in (*perturbations, *extra) if p not in raw), None)
     if missing is not None:
         raise GcpbenchError(f"no result for perturbation '{missing}'")
     fp = {p: 100.0 * raw[p][0] for p in perturbations}
     t5d = {p: raw[p][1] for p in perturbations}
-    return {"mFP": float(np.mean(list(fp.values()))) if fp else None,
-            "mT5D": float(np.mean(list(t5d.values()))) if t5d else None, "FP": fp, "T5D": t5d,
-            "extra_FP": {p: 100.0 * raw[p][0] for p in extra}, "extra_T5D": {p: raw[p][1] for p in extra},
+    return {"mean_FP_pct": float(np.mean(list(fp.values()))) if fp else None,
+            "mean_T5D": float(np.mean(list(t5d.values()))) if t5d else None, "FP_pct": fp, "T5D": t5d,
+            "extra_FP_pct": {p: 100.0 * raw[p][0] for p in extra}, "extra_T5D": {p: raw[p][1] for p in extra},
             "perturbations": list(perturbations)}
 
 
 __all__ = ["ALEXNET_CLEAN_ERROR", "BENCHMARK_CORRUPTIONS", "BENCHMARK_PERTURBATIONS", "EXTRA_CORRUPTIONS",
            "EXTRA_PERTURBATIONS", "compared_pairs", "corruption_error", "flip_probability",
-           "pair_top5_distance", "read_errors_csv", "relative_corruption_error", "summarize_c", "summarize_p",
+           "pair_top5_distance", "percent", "read_errors_csv", "severity_errors_pct", "relative_corruption_error", "summarize_c", "summarize_p",
            "summarize_unnormalised_c", "summarize_unnormalised_p",
            "top5_distance", "top5_ranks"]
