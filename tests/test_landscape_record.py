@@ -131,3 +131,59 @@ def test_landscape_command_draws_gap_vs_gcp(tmp_path) -> None:
     assert default.is_file()
     with pytest.raises(GcpbenchError, match="landscape-every"):
         plot_landscape([gap.path, tmp_path], tmp_path / "x.png")
+
+
+def test_single_probe_figure_plots_loss_and_gradient_against_the_step_size(tmp_path) -> None:
+    """`landscape --ckpt` records one probe: its panels show the per-eta curves (they were empty:
+    one x value, zero width), and the stored curves are the probe's own values."""
+    from gcpbench.landscape.plot import draw_landscape, read_eta_curves
+    from gcpbench.landscape.probe import measure
+    from gcpbench.landscape.single import write_eta_curves
+    from gcpbench.records import LandscapeRow
+
+    torch.manual_seed(0)
+    model = build("resnet18_gcp", num_classes=4)
+    images, targets = small_batch(1)
+    etas = [0.0, 0.5, 1.0, 2.0, 4.0]
+    result = measure(model, images, targets, etas)
+    run = RunDir(tmp_path / "probe")
+    run.write_config({"command": "landscape", "model": "resnet18_gcp", "arch": "resnet18", "head": "gcp",
+                      "dataset": "synthetic"})
+    append_row(run.landscape, LandscapeRow.measured(0, 0, result["loss"], result))
+    write_eta_curves(run.landscape_eta, result)
+    curves = read_eta_curves(run)
+    assert curves["eta"].tolist() == etas and curves["loss"].tolist() == result["losses"]
+    assert curves["grad_diff"].tolist() == result["grad_diffs"]
+
+    fig = draw_landscape([run.path])
+    loss_ax, grad_ax, ratio_ax = fig.axes[:3]
+    loss_line = loss_ax.get_lines()[0]
+    assert list(loss_line.get_xdata()) == etas and list(loss_line.get_ydata()) == result["losses"]
+    assert list(grad_ax.get_lines()[0].get_ydata()) == result["grad_diffs"]
+    low, high = loss_ax.get_xlim()
+    assert low <= 0.0 and high >= 4.0  # the step-size axis spans the grid, not one point
+    ratios = ratio_ax.get_lines()[0].get_ydata()  # eta = 0 is left out of the ratio
+    assert len(ratios) == 4 and max(ratios) == pytest.approx(result["beta_smoothness"])
+    assert "eta" in loss_ax.get_xlabel() and "$" in loss_ax.get_ylabel()  # mathtext labels
+    assert "data: synthetic" in fig._suptitle.get_text()
+    out = plot_landscape([run.path], tmp_path / "probe.png")
+    assert out.stat().st_size > 20_000
+
+
+def test_convergence_plot_keeps_the_lr_off_the_loss_axes_and_ticks_whole_epochs(tmp_path) -> None:
+    from gcpbench.records import EpochRecord
+    from gcpbench.train.plots import convergence_figure, convergence_plot
+
+    records = [EpochRecord(epoch=e, lr=0.1 / e, train_loss=2.0 / e, train_top1=10.0 * e, val_loss=2.5 / e,
+                           val_top1=9.0 * e, val_top5=20.0 * e, images_per_s=1.0, wall_time_s=float(e))
+               for e in (1, 2, 3)]
+    fig = convergence_figure(records, "resnet18_gap LRnorm, data: synthetic")
+    loss, accuracy, lr = fig.axes  # three panels, no twin axes
+    assert [list(line.get_ydata()) for line in loss.get_lines()] == [[2.0, 1.0, 2 / 3], [2.5, 1.25, 2.5 / 3]]
+    assert all(0.0 not in line.get_ydata() and max(line.get_ydata()) > 1 for line in accuracy.get_lines())
+    assert [list(line.get_ydata()) for line in lr.get_lines()] == [[0.1, 0.05, 0.1 / 3]]
+    fig.canvas.draw()
+    ticks = [t for t in lr.get_xticks() if lr.get_xlim()[0] <= t <= lr.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)  # whole epochs only
+    assert "$" in lr.get_ylabel() and "data: synthetic" in fig._suptitle.get_text()
+    assert convergence_plot(records, tmp_path / "c.png").stat().st_size > 10_000

@@ -59,4 +59,18 @@ def probe_model(resolved: Resolved, data: str | Path | None, family: str, *, bat
                        {"command": "landscape", "dataset": source.dataset, "data_root": str(source.root),
                         "family": family, "batch_size": batch_size, "seed": seed, "preprocessing": prep.as_dict()}):
         append_row(run.landscape, row)
+        write_eta_curves(run.landscape_eta, result)
     return row, run
+
+
+ETA_COLUMNS = ("eta", "loss", "grad_diff", "grad_norm")
+
+
+def write_eta_curves(path: Path, result: dict[str, Any]) -> Path:
+    """The probe's values per step size (``eta,loss,grad_diff,grad_norm``), written atomically:
+    what the single-probe figure plots against the step size."""
+    from gcpbench.io import atomic_write_text
+
+    lines = [",".join(ETA_COLUMNS)] + [f"{eta!r},{loss!r},{diff!r},{result['grad_norm']!r}"
+                                       for eta, loss, diff in zip(result["etas"], result["losses"], result["grad_diffs"])]
+    return atomic_write_text(path, "\n".join(lines) + "\n")

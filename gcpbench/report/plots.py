@@ -46,6 +46,16 @@ def _run_label(row: pd.Series) -> str:
     return f"{paper.display_name(str(row['arch']))} {head} ({row['dataset']}, {row['run']})"
 
 
+def data_statement(runs: pd.Series, datasets: pd.Series) -> str:
+    """"Data: synthetic (runs a, b); imagenet (run c)": which runs each figure's data came from."""
+    groups: dict[str, list[str]] = {}
+    for run, dataset in zip(runs.astype(str), datasets.fillna("unknown").astype(str)):
+        if run not in groups.setdefault(dataset, []):
+            groups[dataset].append(run)
+    parts = [f"{d} (run{'s' if len(r) > 1 else ''} {', '.join(r)})" for d, r in groups.items()]
+    return "Data: " + "; ".join(parts)
+
+
 def convergence_figure(curves: pd.DataFrame, out: Path) -> Figure:
     """Validation top-1 against epoch, one panel per schedule, GAP (blue) vs GCP (red)."""
     title = "Convergence: validation Top-1 per schedule, GAP vs GCP"
@@ -66,10 +76,12 @@ def convergence_figure(curves: pd.DataFrame, out: Path) -> Figure:
         ax.set_title(schedule)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
-        ax.set_ylabel("val Top-1 (%)")
+        ax.set_ylabel("validation top-1 (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    return Figure(title, _save(fig, out))
+    note = data_statement(curves["run"], curves["dataset"])
+    fig.suptitle(note, fontsize=9)
+    return Figure(title, _save(fig, out), note)
 
 
 def corruption_figure(ce_table: pd.DataFrame, out: Path) -> Figure:
@@ -87,10 +99,12 @@ def corruption_figure(ce_table: pd.DataFrame, out: Path) -> Figure:
         ax.bar([p + i * width for p in positions], data[model].astype(float), width, label=model)
     ax.axhline(100, color="black", linewidth=0.8, linestyle="--", label="AlexNet = 100")
     ax.set_xticks([p + 0.4 - width / 2 for p in positions], data["corruption"], rotation=60, ha="right")
-    ax.set_ylabel("CE (%)")
+    ax.set_ylabel("CE (% of AlexNet)")
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
-    return Figure(title, _save(fig, out))
+    note = "Data: each bar's ImageNet-C data is named in its legend label (" + ", ".join(models) + ")"
+    ax.set_title(note, fontsize=8)
+    return Figure(title, _save(fig, out), note)
 
 
 def lr_figure(out: Path) -> Figure:
@@ -106,11 +120,14 @@ def lr_figure(out: Path) -> Figure:
             ax.plot(range(epochs), values, label=f"{schedule} ({epochs} epochs)")
         ax.set_title(_FAMILY_TITLES[arch])
         ax.set_xlabel("epoch (0-based)")
-        ax.set_ylabel("learning rate")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(r"learning rate $\eta$")
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return Figure(title, _save(fig, out))
+    note = "Data: none (the paper's schedules, as gcpbench.train.schedules computes them)"
+    fig.suptitle(note, fontsize=9)
+    return Figure(title, _save(fig, out), note)
 
 
 def landscape_figure(run_dirs: list[Path], out: Path) -> Figure:
@@ -120,4 +137,4 @@ def landscape_figure(run_dirs: list[Path], out: Path) -> Figure:
         return Figure(title, None, "no run has a landscape.csv (train with --landscape-every K)")
     from gcpbench.landscape.plot import plot_landscape
 
-    return Figure(title, plot_landscape(run_dirs, out))
+    return Figure(title, plot_landscape(run_dirs, out), "Runs: " + ", ".join(Path(r).name for r in run_dirs))

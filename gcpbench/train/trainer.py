@@ -239,7 +239,8 @@ def write_metrics(run: RunDir, records: list[EpochRecord], config: TrainConfig) 
 
     run.write_epochs(records)
     if records:
-        title = f"{config.model} {config.schedule} ({config.dataset})"
+        data = f"{config.dataset} (subset)" if config.subset else config.dataset
+        title = f"{config.model} {config.schedule}, data: {data}"
         convergence_plot(records, run.plot_file("convergence.png"), title)
 
 
