@@ -22,6 +22,7 @@ from typing import Any
 
 from gcpbench import __version__
 from gcpbench.extras import DETECT_MODULES, install_command, missing_modules, mmcv_ops_files
+from gcpbench.provenance import cudnn_version
 from gcpbench.runtime import first_line
 
 DISTRIBUTIONS: tuple[str, ...] = ("torch", "torchvision", "numpy", "opencv-python", "pillow", "typer", "mmengine", "mmcv",
@@ -173,15 +174,6 @@ def gpus() -> list[GPU]:
         found.append(GPU(index, props.name, f"{props.major}.{props.minor}", round(props.total_memory / 2**30, 1),
                          props.major >= 8))
     return found
-
-
-def cudnn_version() -> str | None:
-    import torch
-
-    if not torch.backends.cudnn.is_available():
-        return None
-    version = torch.backends.cudnn.version()
-    return None if version is None else f"{version // 10000}.{version // 100 % 100}.{version % 100}" if version >= 10000 else str(version)
 
 
 def nccl_version() -> str | None:

@@ -73,6 +73,18 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cudnn_version() -> str | None:
+    """cuDNN's version as ``9.24.0`` (None when torch has no cuDNN)."""
+    import torch
+
+    if not torch.backends.cudnn.is_available():
+        return None
+    version = torch.backends.cudnn.version()
+    if version is None:
+        return None
+    return f"{version // 10000}.{version // 100 % 100}.{version % 100}" if version >= 10000 else str(version)
+
+
 @functools.lru_cache(maxsize=None)
 def _stack() -> dict[str, Any]:
     """Versions and hardware: read once (torch is imported only when it is installed)."""
@@ -81,8 +93,6 @@ def _stack() -> dict[str, Any]:
     gpus: list[str] = []
     if facts["torch"] is not None:
         import torch
-
-        from gcpbench.doctor import cudnn_version
 
         facts["cuda"] = torch.version.cuda
         facts["cudnn"] = cudnn_version()

@@ -45,21 +45,22 @@ def write_train_run(path: Path, arch: str, head: str, schedule: str, dataset: st
 
 def write_c_summary(run: RunDir, model: str, dataset: str, ce: list[float], subset: bool = False) -> None:
     """eval-c's outputs: eval/imagenet_c.csv and eval/imagenet_c_summary.json."""
-    rows = [{"corruption": c, "severity": s, "error": 0.5, "images": 10} for c in CORRUPTIONS for s in range(1, 6)]
+    rows = [{"corruption": c, "severity": s, "error_pct": 50.0, "images": 10} for c in CORRUPTIONS for s in range(1, 6)]
     pd.DataFrame(rows).to_csv(run.eval_file("imagenet_c.csv"), index=False)
     atomic_write_json(run.eval_file("imagenet_c_summary.json"), {
-        "model": model, "dataset": dataset, "subset": subset, "clean_error": 0.3,
-        "mCE": sum(ce) / len(ce), "relative_mCE": 110.0, "CE": dict(zip(CORRUPTIONS, ce)),
-        "relative_CE": dict(zip(CORRUPTIONS, ce)), "extra_CE": {"speckle_noise": 88.0}, "unreadable": []})
+        "model": model, "dataset": dataset, "subset": subset, "clean_error_pct": 30.0,
+        "mCE_pct": sum(ce) / len(ce), "relative_mCE_pct": 110.0, "CE_pct": dict(zip(CORRUPTIONS, ce)),
+        "relative_CE_pct": dict(zip(CORRUPTIONS, ce)), "extra_CE_pct": {"speckle_noise": 88.0}, "unreadable": []})
 
 
 def write_p_summary(run: RunDir, model: str, dataset: str, mfp: float, mt5d: float) -> None:
     """eval-p's outputs: eval/imagenet_p.csv and eval/imagenet_p_summary.json."""
-    pd.DataFrame([{"perturbation": "gaussian_noise", "difficulty": 1, "FP": 0.1, "T5D": 1.0,
-                   "FP_rel": mfp, "T5D_rel": mt5d}]).to_csv(run.eval_file("imagenet_p.csv"), index=False)
+    pd.DataFrame([{"perturbation": "gaussian_noise", "difficulty": 1, "FP_pct": 10.0, "T5D": 1.0,
+                   "rel_FP_pct": mfp, "rel_T5D_pct": mt5d}]).to_csv(run.eval_file("imagenet_p.csv"), index=False)
     atomic_write_json(run.eval_file("imagenet_p_summary.json"), {
-        "model": model, "dataset": dataset, "difficulty": 1, "mFP": mfp, "mT5D": mt5d,
-        "FP": {"gaussian_noise": mfp}, "T5D": {"gaussian_noise": mt5d}, "unreadable": []})
+        "model": model, "dataset": dataset, "difficulty": 1, "mFP_pct": mfp, "mT5D_pct": mt5d,
+        "rel_FP_pct": {"gaussian_noise": mfp}, "rel_T5D_pct": {"gaussian_noise": mt5d},
+        "FP_pct": {"gaussian_noise": 10.0}, "T5D": {"gaussian_noise": 1.0}, "unreadable": []})
 
 
 def write_detection(run: RunDir, framework: str, method: str, dataset: str, ap: float, segm: bool) -> None:
@@ -311,9 +312,10 @@ def test_every_output_file_exists(report, runs_root: Path):
     assert "| synthetic " in gap_line and gap_line.rstrip(" |").endswith(EM_DASH)
     assert "paper (ImageNet) Top-1" in imagenet_md and "75.48" in imagenet_md
     tex = (out / "imagenet.tex").read_text()
-    assert "\\begin{table}" in tex and "r18\\_gap\\_norm" in tex and "---" in tex and "$\\Delta$" in tex
+    assert "\\begin{table}" in tex and "---" in tex and "$\\Delta$" in tex and "booktabs" in tex.splitlines()[0]
+    assert "r18\\_gap\\_norm" not in tex and "metrics.jsonl" not in tex  # no internal run / source columns
     csv = pd.read_csv(out / "imagenet.csv")
-    assert csv.loc[csv["run"] == "r18_gcp_imagenet", "Δ Top-1"].iloc[0] == pytest.approx(0.02)
+    assert csv.loc[csv["run"] == "r18_gcp_imagenet", "delta_top1_pct"].iloc[0] == pytest.approx(0.02)
 
 
 def test_cli_prints_summary_and_report_path(runs_root: Path, tmp_path: Path, quick_figures):
@@ -379,3 +381,14 @@ def test_cli_default_root_and_errors(tmp_path: Path, monkeypatch, quick_figures)
     assert result.exit_code == 0, result.output
     assert result.output.strip() == f"report: {Path('runs') / 'report' / 'report.md'}"
     assert (tmp_path / "runs" / "report" / "imagenet.csv").is_file()
+
+
+def test_a_summary_of_an_older_layout_is_one_warning_not_a_crash(tmp_path: Path, quick_figures):
+    run = write_train_run(tmp_path / "old", "resnet18", "gcp", "LRnorm", SYNTH, [10.0, 20.0], 256)
+    atomic_write_json(run.eval_file("imagenet_c_summary.json"), {"model": "resnet18_gcp", "mCE": 70.0,
+                                                                  "relative_mCE": 90.0, "CE": {"fog": 70.0}})
+    result = build_report([tmp_path], tmp_path / "out")
+    assert [w for w in result.warnings if "imagenet_c_summary.json" in w] == [
+        f"skipped file {run.eval / 'imagenet_c_summary.json'}: an older layout without units in its keys (mCE, "
+        "relative_mCE); rerun the evaluation to rewrite it (docs/units.md)"]
+    assert result.table("robustness").frame["run"].isna().all()  # the old number is not shown as a plain one

@@ -21,7 +21,8 @@ def report(
     model: Optional[str] = modelopts.model_option(),
     weights: Optional[Path] = modelopts.weights_option(),
 ) -> None:
-    """Collect every run's metrics into paper-style tables and plots (Markdown, CSV, LaTeX)."""
+    """Collect every run's metrics into paper-style tables and plots: report.md, report.html (one
+    self-contained file), report.json, each table as Markdown, CSV and LaTeX."""
     from gcpbench.cli import print_warning
     from gcpbench.cli.ui import stdout_console
 
@@ -45,4 +46,6 @@ def report(
             print_warning(warning)
     else:
         print_summary(result, console)
+        console.print(f"html: {result.html} (one self-contained file); json: {result.json}", highlight=False,
+                      soft_wrap=True)
     console.print(f"report: {result.report}", highlight=False, soft_wrap=True)

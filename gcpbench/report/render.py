@@ -1,7 +1,11 @@
 """Writing the report: each table as Markdown, CSV and LaTeX, and ``report.md`` holding all.
 
 Markdown and LaTeX show missing entries as an em dash (LaTeX: ``---``) and numbers with two
-decimals; the CSV keeps full precision and leaves missing entries empty (machine-readable).
+decimals; the CSV keeps full precision, leaves missing entries empty and names its columns for
+scripts (:mod:`gcpbench.report.columns`: ``top1_pct``, ``delta_top1_pct``). The paper-layout
+tables (:mod:`gcpbench.report.wide`) are written as Markdown and LaTeX; ``report.md`` starts
+with the provenance header and, when any number is not on the paper's data, the data banner.
+Sections with no entries are left out.
 """
 from __future__ import annotations
 
@@ -12,8 +16,12 @@ from pathlib import Path
 import pandas as pd
 
 from gcpbench.io import atomic_write_text
-from gcpbench.report.plots import Figure
+from gcpbench.report.columns import csv_header
+from gcpbench.report.content import ReportContent
+from gcpbench.report.latex import long_to_latex, wide_to_latex
+from gcpbench.report.provenance_header import stack_lines
 from gcpbench.report.tables import Table
+from gcpbench.report.wide import WideTable
 
 EM_DASH = "—"
 
@@ -42,76 +50,97 @@ def to_markdown(frame: pd.DataFrame) -> str:
     return display_frame(frame).to_markdown(index=False, disable_numparse=True) + "\n"
 
 
-_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-
-
-def latex_escape(text: str) -> str:
-    """``text`` with LaTeX's special characters escaped (for captions)."""
-    return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in text)
-
-
-def _alignment(frame: pd.DataFrame) -> str:
-    """LaTeX column alignment: numbers right, text left."""
-    return "".join("r" if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
-                   else "l" for c in frame.columns)
-
-
-def to_latex(table: Table) -> str:
-    """A LaTeX ``table`` (booktabs) with the title as caption; em dashes as ``---``."""
-    shown = display_frame(table.frame)
-    if shown.empty:
-        shown = pd.DataFrame({c: [EM_DASH] for c in table.frame.columns} or {"": [EM_DASH]})
-    text = shown.to_latex(index=False, escape=True, caption=latex_escape(table.title), label=f"tab:{table.name}",
-                          column_format=_alignment(table.frame) or "l")
-    return text.replace(EM_DASH, "---").replace("Δ", r"$\Delta$")
+def csv_text(table: Table) -> str:
+    """The long table as CSV with machine-readable headers (full precision, missing = empty)."""
+    frame = table.frame.copy()
+    frame.columns = csv_header(table.frame.columns, table.percent)
+    return frame.to_csv(index=False)
 
 
 def write_table(table: Table, out_dir: Path) -> dict[str, Path]:
     """Write ``<name>.md``, ``<name>.csv`` and ``<name>.tex`` into ``out_dir``."""
     out_dir = Path(out_dir)
-    paths = {
+    return {
         "md": atomic_write_text(out_dir / f"{table.name}.md", f"### {table.title}\n\n{to_markdown(table.frame)}"),
-        "csv": atomic_write_text(out_dir / f"{table.name}.csv", table.frame.to_csv(index=False)),
-        "tex": atomic_write_text(out_dir / f"{table.name}.tex", to_latex(table)),
+        "csv": atomic_write_text(out_dir / f"{table.name}.csv", csv_text(table)),
+        "tex": atomic_write_text(out_dir / f"{table.name}.tex", long_to_latex(table)),
     }
-    return paths
+
+
+def wide_markdown(table: WideTable) -> str:
+    """A paper-layout table in Markdown: best values bold, footnote marks and their legend."""
+    header = list(table.labels.columns) + list(table.values.columns)
+    rows = table.cells(escape=lambda t: t.replace("|", "\\|"), bold=lambda t: f"**{t}**", missing=EM_DASH)
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(":---" if i < len(table.labels.columns) else "---:" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    lines += [""] + [f"{mark} {text}" for mark, text in table.legend().items()]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_wide(table: WideTable, out_dir: Path) -> dict[str, Path]:
+    """Write ``<name>.md`` and ``<name>.tex`` of a paper-layout table into ``out_dir``."""
+    out_dir = Path(out_dir)
+    return {
+        "md": atomic_write_text(out_dir / f"{table.name}.md", f"### {table.title}\n\n{wide_markdown(table)}"),
+        "tex": atomic_write_text(out_dir / f"{table.name}.tex", wide_to_latex(table)),
+    }
 
 
 def _link(path: Path, out_dir: Path) -> str:
     return Path(os.path.relpath(Path(path).resolve(), Path(out_dir).resolve())).as_posix()
 
 
-def report_markdown(tables: list[Table], figures: list[Figure], out_dir: Path, sources: list[str],
-                    warnings: list[str], run_plots: list[Path] = ()) -> str:
-    """The text of ``report.md``: sources, warnings, every table, every figure."""
-    lines = ["# gcpbench report", "",
-             "Runs: " + (", ".join(f"`{s}`" for s in sources) if sources else EM_DASH), ""]
-    if warnings:
-        lines += ["**Skipped (unreadable or partial):**", ""] + [f"- {w}" for w in warnings] + [""]
-    for table in tables:
+def header_markdown(content: ReportContent) -> list[str]:
+    """The provenance header, the per-run commands and the data banner."""
+    lines = ["# gcpbench report", ""]
+    lines += [f"- **{label}**: {value}" for label, value in stack_lines(content.provenance)] + [""]
+    if content.banner:
+        lines += [f"> **⚠ {content.banner}**", ""]
+    if not content.runs.empty:
+        lines += ["<details><summary>Runs and the commands that made them</summary>", "",
+                  to_markdown(content.runs[["run", "command_line", "gcpbench_version", "git_commit", "device",
+                                            "hardware", "created"]]), "</details>", ""]
+    return lines
+
+
+def report_markdown(content: ReportContent, out_dir: Path) -> str:
+    """The text of ``report.md``: header, paper-layout tables, long tables, figures."""
+    lines = header_markdown(content)
+    lines += ["Runs: " + (", ".join(f"`{s}`" for s in content.sources) if content.sources else EM_DASH), ""]
+    if content.warnings:
+        lines += ["**Skipped (unreadable or partial):**", ""] + [f"- {w}" for w in content.warnings] + [""]
+    if content.wide:
+        lines += ["## Paper layout", ""]
+        for table in content.wide:
+            files = " · ".join(f"[{ext}]({table.name}.{ext})" for ext in ("md", "tex"))
+            lines += [f"### {table.title}", "", table.note, "", wide_markdown(table), f"Files: {files}", ""]
+    for table in content.shown_tables():
         lines += [f"## {table.title}", ""]
         if table.note:
             lines += [table.note, ""]
         files = " · ".join(f"[{ext}]({table.name}.{ext})" for ext in ("md", "csv", "tex"))
         lines += [to_markdown(table.frame), f"Files: {files}", ""]
-    lines += ["## Figures", ""]
+    figures = content.shown_figures()
+    if figures:
+        lines += ["## Figures", ""]
     for figure in figures:
-        lines += [f"### {figure.title}", ""]
-        if figure.path is not None:
-            lines += [f"![{figure.title}]({_link(figure.path, out_dir)})", ""]
+        lines += [f"### {figure.title}", "", f"![{figure.title}]({_link(figure.path, out_dir)})", ""]
         if figure.note:
             lines += [f"_{figure.note}_", ""]
-    if run_plots:
+    skipped = [f for f in content.figures if f.path is None]
+    if skipped:
+        lines += ["Figures left out: " + "; ".join(f"{f.title} ({f.note})" for f in skipped), ""]
+    if content.run_plots:
         lines += ["### Plots written by the runs", ""]
-        lines += [f"- [{_link(p, out_dir)}]({_link(p, out_dir)})" for p in run_plots] + [""]
+        lines += [f"- [{_link(p, out_dir)}]({_link(p, out_dir)})" for p in content.run_plots] + [""]
     return "\n".join(lines)
 
 
-def write_report(tables: list[Table], figures: list[Figure], out_dir: Path, sources: list[str],
-                 warnings: list[str], run_plots: list[Path] = ()) -> Path:
+def write_report(content: ReportContent, out_dir: Path) -> Path:
     """Write every table's files and ``report.md``; returns the path of ``report.md``."""
-    for table in tables:
+    for table in content.tables:
         write_table(table, out_dir)
-    text = report_markdown(tables, figures, out_dir, sources, warnings, run_plots)
-    return atomic_write_text(Path(out_dir) / "report.md", text)
+    for table in content.wide:
+        write_wide(table, out_dir)
+    return atomic_write_text(Path(out_dir) / "report.md", report_markdown(content, out_dir))
