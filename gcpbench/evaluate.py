@@ -201,7 +201,7 @@ def eval_imagenet(ckpt: str | Path | None, data: str | Path | None = None, out: 
     else:
         writing = result_writer(run, "imagenet", (IMAGENET_RESULT,), producer, "ImageNet results",
                                 {"command": "eval-imagenet", "dataset": source.dataset,
-                                 "data_root": str(source.root)})
+                                 "data_root": str(source.root), "device": str(torch_device)})
     with writing:
         metrics = evaluate_val_folder(model, source.root / "val", prep, batch_size=batch_size, workers=workers,
                                       device=torch_device, amp=amp, progress=not quiet,

@@ -82,6 +82,7 @@ def test_eval_c_matches_independent_errors(checkpoint, c_tree, clean_tree, tmp_p
     assert on_disk["mCE_pct"] == pytest.approx(summary["mCE_pct"]) and on_disk["dataset"] == "imagenet-c"
     config = json.loads(run.config.read_text())
     assert config["command"] == "eval-c" and config["model"] == "resnet18_gap" and config["head"] == "gap"
+    assert config["provenance"]["device"] == "cpu" and on_disk["provenance"]["device"] == "cpu"
 
 
 def test_resume_after_interruption_skips_finished_subsets(checkpoint, c_tree, tmp_path):

@@ -57,7 +57,8 @@ def probe_model(resolved: Resolved, data: str | Path | None, family: str, *, bat
     row = LandscapeRow.measured(0, 0, result["loss"], result)
     with result_writer(run, "landscape", (), producer, "landscape measurements",
                        {"command": "landscape", "dataset": source.dataset, "data_root": str(source.root),
-                        "family": family, "batch_size": batch_size, "seed": seed, "preprocessing": prep.as_dict()}):
+                        "family": family, "batch_size": batch_size, "seed": seed, "preprocessing": prep.as_dict(),
+                        "device": str(torch_device)}):
         append_row(run.landscape, row)
         write_eta_curves(run.landscape_eta, result)
     return row, run

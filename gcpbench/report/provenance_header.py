@@ -31,6 +31,8 @@ def runs_frame(collection: Collection) -> pd.DataFrame:
         facts = _run_provenance(record) or {}
         row = {column: facts.get(column) for column in RUN_COLUMNS}
         row["run"] = record.name
+        if isinstance(row["git_commit"], str):
+            row["git_commit"] = row["git_commit"][:12] + ("+" if row["git_dirty"] else "")
         if not facts:
             command = getattr(record.config, "command", None)
             row["command_line"] = f"gcpbench {command} ... ({NOT_RECORDED})" if command else NOT_RECORDED

@@ -296,7 +296,7 @@ def evaluate(bench: Benchmark, out: Path | None) -> tuple[dict, RunDir]:
     run = eval_run_dir(producer, out)
     identity = ResultIdentity(producer, str(bench.root.resolve()),
                               bench.options("bf16" if device.type == "cuda" else "float32"))
-    with result_writer(run, files.result, files.names, producer, files.what, bench.config()):
+    with result_writer(run, files.result, files.names, producer, files.what, {**bench.config(), "device": str(device)}):
         log = ResumeLog(run.eval_file(files.progress), identity)
         pending = [item for item in bench.items if not log.done(item.group)]
         tally = bench.tally(pending, log, run.eval_file(files.csv))

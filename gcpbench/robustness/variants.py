@@ -132,7 +132,7 @@ def eval_variant(variant_name: str, ckpt: str | Path | None, data: str | Path | 
     else:
         writing = result_writer(run, f"imagenet_{variant.key}", (variant.result_file,), producer,
                                 f"{variant.title} results", {"command": "eval-imagenet", "dataset": variant.dataset,
-                                                             "data_root": str(root)})
+                                                             "data_root": str(root), "device": str(torch_device)})
     with writing:
         metrics = evaluate_val_folder(net, root, prep, labels, batch_size=batch_size, workers=workers,
                                       device=torch_device, amp=amp, progress=not quiet,
