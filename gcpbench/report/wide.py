@@ -32,7 +32,8 @@ STATUS_COLUMNS = ("status",)  # a long table's status column (stale / partial / 
 METHOD_COLUMNS = ("gcp_norm",)  # a GCP variant column (normalisation method), grouped when present
 MARKS = {"status": "†", "several": "‡"}
 LEGEND = {"†": "not a plain number (its status is given in the long table's status column)",
-          "‡": "several runs fill this cell: the one with the most epochs is shown (all are in the long CSV)"}
+          "‡": "several runs fill this cell: the one with the most epochs (else the last) is shown; all are in "
+               "the long table's CSV"}
 
 
 @dataclass
@@ -176,15 +177,16 @@ def _fill(rows: dict, marks: dict, key: tuple, column: str, value: object, mark:
 
 
 def _chosen(group: pd.DataFrame) -> pd.Series:
-    """One long-table row for a cell: the run with the most epochs (the last one on ties)."""
+    """One long-table row for a cell: the run with the most epochs (the first on ties; the last row
+    when the table has no epochs)."""
     if "epochs" in group and group["epochs"].notna().any():
         return group.loc[group["epochs"].astype(float).fillna(-1).idxmax()]
     return group.iloc[-1]
 
 
-def _ordered(rows: dict, marks: dict, sort_key) -> tuple[dict, dict]:
-    keys = sorted(rows, key=sort_key)
-    return {k: rows[k] for k in keys}, marks
+def _ordered(rows: dict, sort_key) -> dict:
+    """``rows`` with its keys sorted by ``sort_key`` (the table's row order)."""
+    return {k: rows[k] for k in sorted(rows, key=sort_key)}
 
 
 _KIND_ORDER = {"paper": 0, "ours": 1, "delta": 2}
@@ -217,8 +219,7 @@ def imagenet_wide(long: pd.DataFrame) -> WideTable:
             if not pd.isna(delta):
                 _fill(rows, marks, (arch, variant, method, f"{DELTA} ({dataset})", "delta"),
                       f"{schedule} {head} {metric}", delta, chosen["_mark"], len(group))
-    rows, marks = _ordered(rows, marks, lambda k: (_arch_rank(k[0]), k[0], _dim_rank(k[1]), k[2], _KIND_ORDER[k[-1]],
-                                                   k[3]))
+    rows = _ordered(rows, lambda k: (_arch_rank(k[0]), k[0], _dim_rank(k[1]), k[2], _KIND_ORDER[k[-1]], k[3]))
     used = [c for c in columns if any(not pd.isna(v.get(c, np.nan)) for v in rows.values())]
     labels = ("architecture", "GCP dim", "method", SOURCE)
     table = _build("table1_imagenet", "Table 1: ImageNet Top-1 / Top-5 (%) per schedule, GAP vs GCP",
@@ -267,22 +268,21 @@ def robustness_wide(long: pd.DataFrame) -> WideTable:
         for metric in ROBUSTNESS_COLUMNS:
             _fill(rows, marks, key, metric, r[f"{PAPER} {metric}"], "", 1)
     ours = frame[frame["run"].notna()]
-    for _, r in ours.iterrows():
-        data = " / ".join(dict.fromkeys(str(d) for d in (r["dataset (C)"], r["dataset (P)"]) if not pd.isna(d)))
-        key = (r["architecture"], r["head"], r["_variant"], r["_method"], f"{OURS} ({data})", "ours")
-        count = len(ours[(ours["architecture"] == r["architecture"]) & (ours["head"] == r["head"])
-                         & (ours["_variant"] == r["_variant"]) & (ours["_method"] == r["_method"])
-                         & (ours["dataset (C)"].astype(str) == str(r["dataset (C)"]))
-                         & (ours["dataset (P)"].astype(str) == str(r["dataset (P)"]))])
+    ours = ours.assign(_data=[" / ".join(dict.fromkeys(str(d) for d in pair if not pd.isna(d)))
+                              for pair in zip(ours["dataset (C)"], ours["dataset (P)"])])
+    for (arch, head, variant, method, data), group in ours.groupby(
+            ["architecture", "head", "_variant", "_method", "_data"], sort=False, dropna=False):
         for metric in ROBUSTNESS_COLUMNS:
-            if key in rows and not pd.isna(rows[key].get(metric, np.nan)):
+            measured = group[group[metric].notna()]
+            if measured.empty:
                 continue
-            _fill(rows, marks, key, metric, r[metric], r["_mark"] if not pd.isna(r[metric]) else "", count)
-            if not pd.isna(r[f"{DELTA} {metric}"]):
-                _fill(rows, marks, key[:4] + (f"{DELTA} ({data})", "delta"), metric, r[f"{DELTA} {metric}"],
-                      r["_mark"], count)
-    rows, marks = _ordered(rows, marks, lambda k: (_arch_rank(k[0]), k[0], k[1], _dim_rank(k[2]), k[3],
-                                                   _KIND_ORDER[k[-1]], k[4]))
+            chosen = _chosen(measured)
+            _fill(rows, marks, (arch, head, variant, method, f"{OURS} ({data})", "ours"), metric, chosen[metric],
+                  chosen["_mark"], len(measured))
+            if not pd.isna(chosen[f"{DELTA} {metric}"]):
+                _fill(rows, marks, (arch, head, variant, method, f"{DELTA} ({data})", "delta"), metric,
+                      chosen[f"{DELTA} {metric}"], chosen["_mark"], len(measured))
+    rows = _ordered(rows, lambda k: (_arch_rank(k[0]), k[0], k[1], _dim_rank(k[2]), k[3], _KIND_ORDER[k[-1]], k[4]))
     table = _build("table_robustness", "Robustness: ImageNet-C mCE, relative mCE and ImageNet-P mFP, mT5D "
                    "(% of AlexNet, lower is better)", rows, marks,
                    ("architecture", "head", "GCP dim", "method", SOURCE), list(ROBUSTNESS_COLUMNS), [],
@@ -317,8 +317,8 @@ def detection_wide(long: pd.DataFrame) -> list[WideTable]:
                 _fill(rows, marks, (backbone, method, f"{DELTA} ({dataset})", "delta"), "bbox AP",
                       r[f"{DELTA} AP"], r["_mark"], len(group))
         method_order = [m.upper() for m in METHODS]
-        rows, marks = _ordered(rows, marks, lambda k: (_arch_rank(k[0]), k[0], method_order.index(k[1])
-                                                       if k[1] in method_order else 99, _KIND_ORDER[k[-1]], k[2]))
+        rows = _ordered(rows, lambda k: (_arch_rank(k[0]), k[0], method_order.index(k[1])
+                                         if k[1] in method_order else 99, _KIND_ORDER[k[-1]], k[2]))
         key = next((k for k, v in FRAMEWORKS.items() if v == framework), str(framework))
         table = _build(f"table_detection_{key}", f"{framework} on COCO val2017 (AP, %)", rows, marks,
                        ("backbone", "method", SOURCE), columns, [], {c: "max" for c in columns},
