@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 
 from gcpbench.report import build_report
-from gcpbench.runs import RunDir
 from test_report import SYNTH, GAP_TOP1, GCP_TOP1, write_c_summary, write_landscape, write_p_summary, write_train_run
 
 

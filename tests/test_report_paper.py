@@ -85,10 +85,22 @@ def test_status_marks_several_runs_and_methods_show_in_the_wide_table(report):
     assert table.marks.at[synthetic, "LRadju GCP Top-1"] == "‡"  # two runs: the one with more epochs
     assert table.values.at[synthetic, "LRadju GCP Top-1"] == 61.0
     assert set(table.legend()) == {"†", "‡"}
+    from gcpbench.report.html import wide_html
+    from gcpbench.report.latex import wide_to_latex
+    from gcpbench.report.render import wide_markdown
+
+    tex, markdown, page = wide_to_latex(table), wide_markdown(table), wide_html(table)
+    assert "50.00$^{\\dagger}$" in tex and "$^{\\dagger}$ not a plain number" in tex and "$^{\\ddagger}$" in tex
+    assert "| 50.00† |" in markdown and "† not a plain number" in markdown
+    assert "50.00<sup>†</sup>" in page and "<sup>‡</sup> several runs" in page
     assert "method" not in table.labels  # an empty method column is left out
     long["gcp_norm"] = ["svd" if run == "r18_gcp_adju" else None for run in long["run"].astype(str)]
+    long["status"] = ""
+    long["partial"] = [run == "r18_gcp_imagenet" for run in long["run"].astype(str)]  # a flag column marks too
     grouped = imagenet_wide(long)
     assert "svd" in set(grouped.labels["method"])
+    imagenet = grouped.labels.index[grouped.labels["source"] == "ours (imagenet)"][0]
+    assert grouped.marks.at[imagenet, "LRnorm GCP Top-1"] == "†" and not "".join(grouped.marks.iloc[0])
 
 
 # ---------------------------------------------------------------- files for scripts and papers

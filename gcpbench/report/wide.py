@@ -28,7 +28,8 @@ from gcpbench.train.schedules import SCHEDULES
 
 SOURCE = "source"
 OURS = "ours"
-STATUS_COLUMNS = ("status",)  # a long table's status column (stale / partial / unnormalised); "" or "ok" = plain
+# A long table's status: a text column ("stale", "partial", ...; "" or "ok" = plain) or flag columns (True = not plain).
+STATUS_COLUMNS = ("status", "stale", "partial", "unnormalised")
 METHOD_COLUMNS = ("gcp_norm",)  # a GCP variant column (normalisation method), grouped when present
 MARKS = {"status": "†", "several": "‡"}
 LEGEND = {"†": "not a plain number (its status is given in the long table's status column)",
@@ -129,7 +130,8 @@ def _status_marks(long: pd.DataFrame) -> pd.Series:
     for column in STATUS_COLUMNS:
         if column in long:
             status = long[column].astype(object)
-            flagged = status.notna() & ~status.astype(str).str.lower().isin(["", "ok", "none", "nan", "<na>"])
+            text = status.astype(str).str.lower()
+            flagged = status.notna() & ~text.isin(["", "ok", "none", "nan", "<na>", "false", "0"])
             marks = marks.where(~flagged, MARKS["status"])
     return marks
 
