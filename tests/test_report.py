@@ -326,6 +326,7 @@ def test_cli_prints_summary_and_report_path(runs_root: Path, tmp_path: Path, qui
     result = CliRunner().invoke(app, ["report", str(runs_root), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert "skipped run" in result.output and "ImageNet classification" in result.output
+    assert "⚠ Not comparable with the paper's numbers" in result.output  # the data banner, in the terminal too
     assert result.output.strip().splitlines()[-1] == f"report: {tmp_path / 'out' / 'report.md'}"
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table as RichTable
 
 from gcpbench.report.build import ReportResult
@@ -33,6 +34,8 @@ def _ours(name: str, frame: pd.DataFrame) -> pd.DataFrame:
 def print_summary(result: ReportResult, console: Console) -> None:
     """Print each table's own rows (short columns), the skipped runs and the report path."""
     console.print(f"[bold]gcpbench report[/]: {len(result.runs)} run(s)")
+    if result.content.banner:
+        console.print(f"[bold yellow]⚠ {escape(result.content.banner)}[/]", highlight=False, soft_wrap=True)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     for table in result.tables:
