@@ -144,6 +144,8 @@ def test_timm_gcp_checkpoint_trains_resumes_and_evaluates(tiny, tmp_path, monkey
     run = train(TrainOptions(resume=opts["out"], quiet=True))
     config = json.loads(run.config.read_text())
     assert (config["model"], config["arch"], config["family"]) == ("timm/convnext_atto_gcp16", "timm/convnext_atto", "resnet")
+    assert [r["argv"][:1] for r in config["resumed"]] == [config["provenance"]["argv"][:1]]  # each continuation's own
+    assert config["resumed"][0]["created"] >= config["provenance"]["created"]
     assert [json.loads(line)["epoch"] for line in run.metrics_jsonl.read_text().splitlines()] == [1, 2]
     model, checkpoint = load_model(run.last_checkpoint)
     assert model.zoo_name == "timm/convnext_atto_gcp16" and checkpoint["epoch"] == 2

@@ -164,7 +164,8 @@ def test_latex_drops_into_a_two_column_paper(report, runs_root: Path):
 def test_header_names_the_stack_and_each_runs_command_and_the_banner_the_data(tmp_path: Path, quick_figures):
     run = write_train_run(tmp_path / "runs" / "r18", "resnet18", "gcp", "LRnorm", "imagenet", [70.0, 75.0], 256)
     made = provenance(["gcpbench", "train", "--arch", "resnet18", "--head", "gcp"], device="cuda:0")
-    run.write_config({**run.read_config(), "provenance": made})
+    resumed = provenance(["gcpbench", "train", "--resume", str(run.path)], device="cuda:0")
+    run.write_config({**run.read_config(), "provenance": made, "resumed": [resumed]})
     result = build_report([tmp_path / "runs"], tmp_path / "out")
     text = result.report.read_text()
     head = text.split("## ")[0]
@@ -172,6 +173,7 @@ def test_header_names_the_stack_and_each_runs_command_and_the_banner_the_data(tm
         assert f"- **{label}**:" in head
     assert result.content.provenance["git_commit"] is None or result.content.provenance["git_commit"][:12] in head
     assert "gcpbench train --arch resnet18 --head gcp" in head and "cuda:0" in head
+    assert f"gcpbench train --resume {run.path}" in head  # the continuation's command too
     assert result.content.banner is None and "Not comparable" not in text  # full ImageNet: no banner
     assert "## CIFAR" not in text and "_no entries_" not in text and "## Matching epoch" not in text  # empty: left out
 

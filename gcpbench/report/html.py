@@ -12,7 +12,7 @@ import pandas as pd
 
 from gcpbench.io import atomic_write_text
 from gcpbench.report.content import ReportContent
-from gcpbench.report.provenance_header import stack_lines
+from gcpbench.report.provenance_header import SHOWN_RUN_COLUMNS, stack_lines
 from gcpbench.report.render import display_frame
 from gcpbench.report.wide import WideTable
 
@@ -98,7 +98,7 @@ def report_html(content: ReportContent) -> str:
     if content.banner:
         parts.append(f'<p class="banner" id="data-banner">⚠ {_e(content.banner)}</p>')
     if not content.runs.empty:
-        runs = content.runs[["run", "command_line", "gcpbench_version", "git_commit", "device", "hardware", "created"]]
+        runs = content.runs[SHOWN_RUN_COLUMNS]
         parts.append("<details><summary>Runs and the commands that made them</summary>"
                      f"{long_html(runs, 'runs')}</details>")
     if content.warnings:

@@ -10,7 +10,9 @@ from gcpbench.report.collect import Collection, detection_frame, robustness_fram
 
 NOT_RECORDED = "not recorded (written by an older gcpbench)"
 RUN_COLUMNS = ("run", "command_line", "gcpbench_version", "git_commit", "git_dirty", "torch", "cuda", "cudnn",
-               "device", "hardware", "created")
+               "device", "hardware", "created", "resumed_by")
+SHOWN_RUN_COLUMNS = ["run", "command_line", "gcpbench_version", "git_commit", "device", "hardware", "created",
+                     "resumed_by"]
 
 
 def _run_provenance(record: Any) -> dict[str, Any] | None:
@@ -31,6 +33,9 @@ def runs_frame(collection: Collection) -> pd.DataFrame:
         facts = _run_provenance(record) or {}
         row = {column: facts.get(column) for column in RUN_COLUMNS}
         row["run"] = record.name
+        resumed = record.config.extra.get("resumed")
+        row["resumed_by"] = "; ".join(str(r.get("command_line")) for r in resumed if isinstance(r, dict)) \
+            if isinstance(resumed, list) else ""
         if isinstance(row["git_commit"], str):
             row["git_commit"] = row["git_commit"][:12] + ("+" if row["git_dirty"] else "")
         if not facts:

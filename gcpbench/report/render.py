@@ -19,7 +19,7 @@ from gcpbench.io import atomic_write_text
 from gcpbench.report.columns import csv_header
 from gcpbench.report.content import ReportContent
 from gcpbench.report.latex import long_to_latex, wide_to_latex
-from gcpbench.report.provenance_header import stack_lines
+from gcpbench.report.provenance_header import SHOWN_RUN_COLUMNS, stack_lines
 from gcpbench.report.tables import Table
 from gcpbench.report.wide import WideTable
 
@@ -99,8 +99,7 @@ def header_markdown(content: ReportContent) -> list[str]:
         lines += [f"> **⚠ {content.banner}**", ""]
     if not content.runs.empty:
         lines += ["<details><summary>Runs and the commands that made them</summary>", "",
-                  to_markdown(content.runs[["run", "command_line", "gcpbench_version", "git_commit", "device",
-                                            "hardware", "created"]]), "</details>", ""]
+                  to_markdown(content.runs[SHOWN_RUN_COLUMNS]), "</details>", ""]
     return lines
 
 

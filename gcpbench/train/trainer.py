@@ -381,6 +381,11 @@ def _prepare_resume(options: TrainOptions, ctx: ddp.DistContext, quiet: bool,
                             "resume needs the same data")
     workers = options.workers if options.workers is not None else config.workers
     train_loader, val_loader, _ = _loaders(source, config, ctx, workers, options.strict)
+    if ctx.is_main:  # the command and stack of each continuation, beside the provenance of the first
+        from gcpbench.provenance import provenance
+
+        config.extra["resumed"] = [*config.extra.get("resumed", []), provenance(device=ctx.device.type)]
+        run.write_config(config)
     return Prepared(run, config, schedule_from_config(config), source, (train_loader, val_loader), checkpoint)
 
 
