@@ -15,8 +15,10 @@ from gcpbench.report.wide import WideTable
 PREAMBLE = "% requires \\usepackage{booktabs} and \\usepackage{graphicx} (\\resizebox) in the preamble"
 # Columns that say where a number came from inside gcpbench: kept in CSV / Markdown, not in a paper.
 INTERNAL_COLUMNS = ("run", "source", "GAP+LRnorm run", "GCP+LRadju run")
-# Wider than this many columns: scaled to the column width (two-column page).
+# Scaled to the column width (two-column page) past this many columns, or when the widest text
+# of each column (plus a gap) adds up to more characters than one column of a two-column paper holds.
 MAX_PLAIN_COLUMNS = 6
+COLUMN_CHARACTERS = 56
 MISSING = "---"
 _SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
              "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
@@ -35,9 +37,15 @@ def _mark(marks: str) -> str:
     return "".join(_MARKS.get(m, "") for m in marks)
 
 
-def _wrap(body: list[str], caption: str, label: str, columns: int, notes: list[str]) -> str:
+def too_wide(header: list[str], rows: list[list[str]]) -> bool:
+    """Whether a tabular of these (plain-text) cells needs scaling to fit one paper column."""
+    widths = [max([len(str(name))] + [len(str(row[i])) for row in rows]) for i, name in enumerate(header)]
+    return len(header) > MAX_PLAIN_COLUMNS or sum(w + 2 for w in widths) > COLUMN_CHARACTERS
+
+
+def _wrap(body: list[str], caption: str, label: str, scale: bool, notes: list[str]) -> str:
     lines = [PREAMBLE, r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(caption)}}}", rf"\label{{tab:{label}}}"]
-    if columns > MAX_PLAIN_COLUMNS:
+    if scale:
         lines += [r"\resizebox{\linewidth}{!}{%"] + body + ["}"]
     else:
         lines += body
@@ -87,7 +95,7 @@ def wide_to_latex(table: WideTable) -> str:
         body.append(" & ".join(shown) + r" \\")
     body += [r"\bottomrule", r"\end{tabular}"]
     notes = [f"{_mark(m)} {latex_escape(text)}" for m, text in table.legend().items()]
-    return _wrap(body, table.title, table.name, len(names), notes)
+    return _wrap(body, table.title, table.name, too_wide(names, table.cells()), notes)
 
 
 def _numeric(frame: pd.DataFrame, column: str) -> bool:
@@ -103,15 +111,14 @@ def long_to_latex(table: Table) -> str:
     align = ["r" if _numeric(frame, c) else "l" for c in frame.columns]
     body = [rf"\begin{{tabular}}{{{''.join(align)}}}", r"\toprule"]
     body += _header(list(frame.columns), align, [], 0) + [r"\midrule"]
-    for values in frame.itertuples(index=False):
-        cells = []
-        for value in values:
-            if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
-                cells.append(MISSING)
-            elif isinstance(value, float):
-                cells.append(f"{value:.2f}")
-            else:
-                cells.append(latex_escape(str(value)))
-        body.append(" & ".join(cells) + r" \\")
+    rows = [[_long_cell(value) for value in values] for values in frame.itertuples(index=False)]
+    body += [" & ".join(latex_escape(cell) for cell in cells) + r" \\" for cells in rows]
     body += [r"\bottomrule", r"\end{tabular}"]
-    return _wrap(body, table.title, table.name, len(frame.columns), [])
+    return _wrap(body, table.title, table.name, too_wide(list(frame.columns), rows), [])
+
+
+def _long_cell(value: object) -> str:
+    """A long table's cell as plain text: ``—`` when missing, two decimals for floats."""
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return "—"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
