@@ -31,7 +31,7 @@ err_console = Console(stderr=True)
 
 
 # Register the commands (each module adds its own to `app` / `data_app`).
-from gcpbench.cli import zoo, train, evaluate, data, robustness, detect, landscape, report, sweep  # noqa: E402,F401
+from gcpbench.cli import zoo, train, finetune, evaluate, data, robustness, detect, landscape, report, sweep  # noqa: E402,F401
 from gcpbench.cli import doctor  # noqa: E402,F401
 
 
