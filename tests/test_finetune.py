@@ -283,7 +283,8 @@ def test_gap_checkpoint_with_gcp_head_through_model_and_weights(tmp_path, run_cl
 
 
 @pytest.mark.slow
-def test_kill_then_resume_equals_uninterrupted(tmp_path) -> None:
+@pytest.mark.parametrize("kill_at", ["1:2", "2:2"])  # before the first checkpoint (a fresh start), mid-epoch 2
+def test_kill_then_resume_equals_uninterrupted(tmp_path, kill_at) -> None:
     import os
     import signal
     import subprocess
@@ -298,7 +299,7 @@ def test_kill_then_resume_equals_uninterrupted(tmp_path) -> None:
     args = dict(dataset="cub", data=str(root), ckpt=str(source), epochs=2, batch_size=4, image_size=32, workers=0,
                 deterministic=True, quiet=True)
     killed = RunDir(tmp_path / "killed")
-    env = {**os.environ, **hang_env("2:2"), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, **hang_env(kill_at), "OMP_NUM_THREADS": "1"}
     flags = [f for k, v in args.items() for f in ((f"--{k.replace('_', '-')}",) if v is True else
                                                    (f"--{k.replace('_', '-')}", str(v)))]
     process = subprocess.Popen([sys.executable, "-m", "gcpbench", "finetune", *flags, "--out", str(killed.path)],
