@@ -345,3 +345,41 @@ def test_cli_faults_are_one_line(tmp_path, run_cli) -> None:
     code, _, err = run_cli("finetune", "--dataset", "cub", "--data", str(root), "--model", "resnet34",
                            "--weights", str(other), "--out", str(tmp_path / "r2"), "--quiet")
     assert code == 2 and "looks like a 'resnet18_gap' checkpoint" in err and err.count("\n") == 1
+
+
+# ------------------------------------------------------------------------------ report
+
+def _finetune_run(path, model: str, arch: str, head: str, dim, dataset: str, top1: float, subset: bool = False,
+                  sha: str = "a" * 64, result_model: str | None = None) -> None:
+    run = RunDir(path)
+    path.mkdir(parents=True)
+    run.write_config(FinetuneConfig(run_id=path.name, model=model, arch=arch, head=head, gcp_dim=dim,
+                                    schedule="finetune", dataset=dataset, subset=subset, data_root=str(path / "data"),
+                                    source_sha256=sha))
+    run.write_result(FgvcResult(model=result_model or model, dataset=dataset, subset=subset, top1=top1, top5=99.0,
+                                images=10, views=2, epoch=3, source_sha256=sha))
+
+
+def test_report_table_is_laid_out_like_the_published_one(tmp_path) -> None:
+    from gcpbench.report import build_report
+    from gcpbench.report.tables import DELTA
+
+    _finetune_run(tmp_path / "runs" / "gcp_cub", "resnet50_gcp", "resnet50", "gcp", 256, "cub", 87.5)
+    _finetune_run(tmp_path / "runs" / "gcp_air", "resnet50_gcp", "resnet50", "gcp", 256, "aircraft", 40.0,
+                  subset=True)
+    _finetune_run(tmp_path / "runs" / "gap_cub", "resnet50_gap", "resnet50", "gap", None, "cub", 80.0, sha="b" * 64)
+    _finetune_run(tmp_path / "runs" / "foreign", "resnet50_gap", "resnet50", "gap", None, "cub", 1.0,
+                  sha="c" * 64, result_model="resnet18_gap")
+    result = build_report([tmp_path / "runs"], tmp_path / "report")
+    table = result.table("fgvc").frame
+    # per backbone: our GAP row, then the GCP rows, theirs beside ours
+    assert list(table["source"]) == ["ours", "paper (iSQRT-COV)", "authors' reproduction", "ours"]
+    assert list(table["head"]) == ["GAP", "GCP", "GCP", "GCP"] and set(table["backbone"]) == {"ResNet-50"}
+    gap, gcp = table.iloc[0], table.iloc[3]
+    assert gcp["CUB-200-2011"] == 87.5 and gcp["FGVC-Aircraft"] == 40.0 and gcp["run"] == "gcp_air, gcp_cub"
+    assert gcp[f"{DELTA} CUB-200-2011"] == pytest.approx(87.5 - 88.1)
+    assert math.isnan(gcp[f"{DELTA} FGVC-Aircraft"]) and "aircraft: not the official splits" in gcp["data"]
+    assert gap["CUB-200-2011"] == 80.0 and math.isnan(gap[f"{DELTA} CUB-200-2011"])  # no published GAP number
+    assert table.iloc[2]["Stanford Cars"] == 92.3
+    assert any("foreign" in w and "results of resnet18_gap" in w for w in result.warnings)
+    assert "## Fine-grained transfer" in result.report.read_text() and (tmp_path / "report" / "fgvc.csv").is_file()
