@@ -383,3 +383,34 @@ def test_report_table_is_laid_out_like_the_published_one(tmp_path) -> None:
     assert table.iloc[2]["Stanford Cars"] == 92.3
     assert any("foreign" in w and "results of resnet18_gap" in w for w in result.warnings)
     assert "## Fine-grained transfer" in result.report.read_text() and (tmp_path / "report" / "fgvc.csv").is_file()
+
+
+# ------------------------------------------------------------------------------ sweep
+
+def test_paper_fgvc_sweep_is_the_published_backbones_by_head_by_dataset(tmp_path) -> None:
+    from gcpbench.report.paper import paper_fgvc
+    from gcpbench.sweep import SweepDir, paper_spec
+    from gcpbench.sweep.evaluations import command
+    from gcpbench.sweep.spec import Evaluation
+    from gcpbench.sweep.sweep import with_overrides
+
+    spec = paper_spec(["fgvc"])
+    assert [r.train["arch"] for r in spec.runs] == ["resnet50_gap", "resnet50_gcp", "resnet101_gap", "resnet101_gcp"]
+    assert all(r.evaluations == ["finetune:cub", "finetune:aircraft", "finetune:cars"] for r in spec.runs)
+    assert set(paper_fgvc()["backbone"]) == {"VGG-D", "ResNet-50", "ResNet-101"}
+    assert any("VGG-D has no zoo model" in note for note in spec.notes)
+    # the trainings are the imagenet grid's LRnorm runs (one sweep folder shares them)
+    imagenet = {r.name for r in paper_spec(["imagenet"]).runs}
+    assert {r.name for r in spec.runs} <= imagenet
+
+    spec = with_overrides(spec, {}, None, {}, {"cub": str(tmp_path / "CUB_200_2011"), "cars": None})
+    assert spec.eval_options == {"finetune": {"cub": str(tmp_path / "CUB_200_2011")}}
+    run = SweepDir(tmp_path / "sweep").run(spec.runs[1].name)
+    args = command(run, spec.runs[1], Evaluation.parse("finetune:cub"), {**spec.eval_options["finetune"], "amp": True})
+    assert args == ["finetune", "--dataset", "cub", "--data", str(tmp_path / "CUB_200_2011"), "--ckpt",
+                    str(run.best_checkpoint), "--out", str(run.path / "finetune" / "cub"), "--resume", "auto",
+                    "--quiet", "--amp"]
+    with pytest.raises(GcpbenchError, match="finetune:cars needs the dataset's root: `gcpbench sweep --cars ROOT`"):
+        command(run, spec.runs[1], Evaluation.parse("finetune:cars"), spec.eval_options["finetune"])
+    with pytest.raises(GcpbenchError, match="must read finetune:<cub|aircraft|cars|folder>"):
+        Evaluation.parse("finetune:dogs")
