@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from PIL import Image
 
 from fgvc_tiny import CARS, CLASSES, VARIANTS, make_aircraft, make_cars, make_cub, make_folder
 from gcpbench.data.fgvc import read_dataset
+from gcpbench.data.manifests import is_official_fgvc
 from gcpbench.errors import GcpbenchError
 from gcpbench.finetune.protocol import FinetuneSchedule, make_protocol, published
 from gcpbench.models import build, save_checkpoint
@@ -30,7 +32,7 @@ def test_cub_official_layout(tmp_path) -> None:
         assert (len(data.train), len(data.test)) == (12, 6)
         assert sorted({label for _, label in data.train}) == [0, 1, 2]  # the files' 1..3, 0-based
         assert all("_0004" in p or "_0005" in p for p, _ in data.test)
-        assert data.subset  # not the official 5,994 / 5,794
+        assert not is_official_fgvc(data)  # not the official 5,994 / 5,794
 
 
 def test_aircraft_through_torchvision(tmp_path) -> None:
@@ -117,6 +119,13 @@ def test_manifests_hold_the_official_counts() -> None:
               for name in ("cub", "aircraft", "cars")}
     assert counts == {"cub": ({"train": 5994, "test": 5794}, 200), "aircraft": ({"train": 6667, "test": 3333}, 100),
                       "cars": ({"train": 8144, "test": 8041}, 196)}
+    from gcpbench.data.fgvc import FgvcData
+
+    def sized(dataset: str, train: int, test: int, classes: int) -> FgvcData:
+        return FgvcData(dataset, Path("/x"), [str(i) for i in range(classes)], [("a", 0)] * train, [("b", 0)] * test)
+
+    assert is_official_fgvc(sized("cub", 5994, 5794, 200)) and is_official_fgvc(sized("cars", 8144, 8041, 196))
+    assert not is_official_fgvc(sized("cub", 5994, 5793, 200)) and not is_official_fgvc(sized("folder", 5994, 5794, 200))
 
 
 # ------------------------------------------------------------------------------ protocol

@@ -66,20 +66,6 @@ class FgvcData:
                            "test": rel(self.test)}, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def official_counts(self) -> tuple[int, int] | None:
-        """(train, test) images of the official release (None for an ImageFolder tree)."""
-        if self.dataset == "folder":
-            return None
-        from gcpbench.data.manifests import load_manifest
-
-        counts = load_manifest(self.dataset)["files"]["counts"]
-        return counts["train"], counts["test"]
-
-    @property
-    def subset(self) -> bool:
-        """True when the splits' sizes differ from the official release's (not comparable)."""
-        official = self.official_counts()
-        return official is not None and official != (len(self.train), len(self.test))
 
 
 def dataset_folder(name: str, root: str | os.PathLike) -> Path:

@@ -21,11 +21,14 @@ import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from gcpbench.errors import GcpbenchError
 from gcpbench.paths import subfolders
 from gcpbench.progress import progress_bar
+
+if TYPE_CHECKING:
+    from gcpbench.data.fgvc import FgvcData
 
 MANIFEST_FILES: dict[str, str] = {"imagenet": "imagenet.json", "imagenet-c": "imagenet_c.json",
                                   "imagenet-p": "imagenet_p.json", "coco": "coco.json",
@@ -260,6 +263,17 @@ def _check_coco_annotations(root: Path, only: Sequence[str] | None, report: Chec
         check_coco_root(root, splits)
     except GcpbenchError as exc:
         report.problems.append(str(exc))
+
+
+def is_official_fgvc(data: FgvcData) -> bool:
+    """True when ``data`` has the split sizes and class count of its official release (never for
+    an ImageFolder tree): only then are its numbers comparable with published ones."""
+    if data.dataset not in FGVC_NAMES:
+        return False
+    manifest = load_manifest(data.dataset)
+    counts = manifest["files"]["counts"]
+    return (len(data.train), len(data.test), len(data.classes)) == (counts["train"], counts["test"],
+                                                                     manifest["num_classes"])
 
 
 def _check_fgvc(key: str, manifest: dict[str, Any], root: Path, structure_only: bool,

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from gcpbench.data.fgvc import FgvcData, canonical_dataset, read_dataset
+from gcpbench.data.manifests import is_official_fgvc
 from gcpbench.errors import GcpbenchError
 from gcpbench.finetune.protocol import FinetuneSchedule, Protocol, make_protocol, with_overrides
 from gcpbench.records import FgvcResult, FinetuneConfig
@@ -153,7 +154,7 @@ def _prepare_new(options: FinetuneOptions, ctx: ddp.DistContext, quiet: bool) ->
     config = FinetuneConfig(
         run_id=uuid.uuid4().hex, model=net.zoo_name, arch=identity.arch, head=identity.head.kind,
         gcp_dim=identity.head.dim if identity.head.is_gcp else None, family=identity.family or "external",
-        schedule="finetune", dataset=dataset, subset=data.subset, data_root=str(data.root.resolve()),
+        schedule="finetune", dataset=dataset, subset=not is_official_fgvc(data), data_root=str(data.root.resolve()),
         num_classes=len(data.classes), train_images=len(data.train), val_images=len(data.test),
         image_size=protocol.image_size, epochs=protocol.epochs, paper_epochs=100, batch_size=protocol.batch_size,
         paper_batch_size=10, base_lr=protocol.lr, paper_base_lr=1.2e-3, lr_option=options.lr,
