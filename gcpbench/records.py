@@ -1,14 +1,14 @@
 """The records a run directory holds, one typed class each: the schema of every file that the
 commands write and that resume and ``report`` read (layout in ``docs/architecture.md``).
 
-- :class:`TrainConfig` (``config.json`` of ``train``), :class:`EvalConfig` (``config.json`` of
-  an evaluation-only run: eval-imagenet, eval-c, eval-p, eval-cifar, landscape) and
-  :class:`DetectionConfig` (``detect``);
+- :class:`TrainConfig` (``config.json`` of ``train``), :class:`FinetuneConfig` (``finetune``),
+  :class:`EvalConfig` (``config.json`` of an evaluation-only run: eval-imagenet, eval-c, eval-p,
+  eval-cifar, landscape) and :class:`DetectionConfig` (``detect``);
 - :class:`EpochRecord` (one line of ``metrics.jsonl``, one row of ``metrics.csv``);
 - the results under ``eval/``, each with the producing model's identity
   (:class:`gcpbench.identity.ResultIdentity`): :class:`ImageNetResult`, :class:`VariantResult`,
   :class:`CorruptionResult` (ImageNet-C), :class:`PerturbationResult` (ImageNet-P),
-  :class:`CifarResult`, :class:`DetectionResult`;
+  :class:`CifarResult`, :class:`DetectionResult`, :class:`FgvcResult` (``finetune``);
 - :class:`LandscapeRow` (one row of ``landscape.csv``; its identity is the run's config).
 
 Every record is a keyword-only dataclass that reads and writes its JSON object with the same

@@ -57,6 +57,17 @@ def test_imagefolder_val_or_test(tmp_path) -> None:
     assert data.test_split == "test" and len(data.test) == 6
 
 
+def test_resume_refuses_changed_data(tmp_path) -> None:
+    from gcpbench.finetune.runner import _data_of
+
+    folder = make_cub(tmp_path)
+    config = FinetuneConfig(dataset="cub", data_root=str(folder), data_fingerprint=read_dataset("cub", folder).fingerprint())
+    assert _data_of(config).fingerprint() == config.data_fingerprint
+    (folder / "train_test_split.txt").write_text((folder / "train_test_split.txt").read_text().replace("1 1\n", "1 0\n", 1))
+    with pytest.raises(GcpbenchError, match="splits under .* changed since the run started"):
+        _data_of(config)
+
+
 def test_fingerprint_follows_files_and_labels(tmp_path) -> None:
     folder = make_cub(tmp_path)
     before = read_dataset("cub", folder).fingerprint()
@@ -260,16 +271,17 @@ FAST = ["--epochs", "1", "--batch-size", "4", "--image-size", "64", "--workers",
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dataset, make", [("cub", make_cub), ("aircraft", make_aircraft), ("cars", make_cars),
-                                           ("folder", make_folder)])
-def test_finetune_end_to_end_on_each_layout(tmp_path, run_cli, dataset, make) -> None:
+@pytest.mark.parametrize("dataset, make, extra", [("cub", make_cub, []), ("aircraft", make_aircraft, []),
+                                                  ("cars", make_cars, []), ("folder", make_folder, ["--amp"])])
+def test_finetune_end_to_end_on_each_layout(tmp_path, run_cli, dataset, make, extra) -> None:
     root = make(tmp_path / "data")
     out = tmp_path / "run"
     code, _, err = run_cli("finetune", "--dataset", dataset, "--data", str(root), "--ckpt", str(_source(tmp_path)),
-                           "--out", str(out), *FAST)
+                           "--out", str(out), *FAST, *extra)
     assert code == 0, err
     run = RunDir(out)
     config = run.run_config()
+    assert config.amp == bool(extra)
     assert isinstance(config, FinetuneConfig) and config.num_classes == 3 and config.protocol["batch_size"] == 4
     assert config.data_fingerprint == read_dataset(dataset, root).fingerprint() and len(config.source_sha256) == 64
     result = run.read_result(FgvcResult)
@@ -423,3 +435,40 @@ def test_paper_fgvc_sweep_is_the_published_backbones_by_head_by_dataset(tmp_path
         command(run, spec.runs[1], Evaluation.parse("finetune:cars"), spec.eval_options["finetune"])
     with pytest.raises(GcpbenchError, match="must read finetune:<cub|aircraft|cars|folder>"):
         Evaluation.parse("finetune:dogs")
+
+
+# ------------------------------------------------------------------------------ torchrun
+
+@pytest.mark.slow
+def test_two_gloo_processes_and_the_final_evaluation_over_both(tmp_path) -> None:
+    """DDP through torchrun: every rank tests its stride of the test split; the all-reduced
+    result equals one process evaluating the saved checkpoint on the whole split."""
+    import os
+    import subprocess
+    import sys
+
+    from gcpbench.data.folders import ImageList, make_loader
+    from gcpbench.finetune.evaluation import evaluate_views
+    from gcpbench.finetune.transforms import eval_transform
+    from gcpbench.models import load_model
+    from test_ddp import free_port
+
+    root, out = make_cub(tmp_path / "data"), tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+         f"--master_port={free_port()}", "-m", "gcpbench", "finetune", "--dataset", "cub", "--data", str(root),
+         "--ckpt", str(_source(tmp_path)), "--out", str(out), "--device", "cpu", *FAST],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = RunDir(out)
+    assert run.run_config().world_size == 2
+    result = run.read_result(FgvcResult)
+    net, _ = load_model(run.best_checkpoint)
+    data = read_dataset("cub", root)
+    loader = make_loader(ImageList(data.test, eval_transform(make_protocol("cub", image_size=64))), 3, shuffle=False,
+                         workers=0)
+    single = evaluate_views(net.eval(), loader, torch.device("cpu"), progress=False)
+    assert result.images == single["images"] == 6
+    assert (result.top1, result.top5) == (single["top1"], single["top5"])
+    assert result.loss == pytest.approx(single["loss"], rel=1e-5)

@@ -257,8 +257,9 @@ def _prepare_resume(options: FinetuneOptions, ctx: ddp.DistContext, quiet: bool,
 
 # ------------------------------------------------------------------------------ final evaluation
 
-def _finish(ctx: ddp.DistContext, run: RunDir) -> None:
-    """Evaluate the selected checkpoint on the test split into ``eval/fgvc.json`` (once per identity)."""
+def _finish(ctx: ddp.DistContext, run: RunDir, options: FinetuneOptions) -> None:
+    """Evaluate the selected checkpoint on the test split into ``eval/fgvc.json`` (once per
+    identity); unreadable test images are skipped and listed in the result (``--strict``: stop)."""
     from torch.utils.data import Subset
 
     from gcpbench.data.folders import ImageList, make_loader
@@ -284,13 +285,14 @@ def _finish(ctx: ddp.DistContext, run: RunDir) -> None:
             log.info(f"{run.eval / FgvcResult.FILE} already holds this evaluation: top-1 {existing.top1:.2f}%")
         return
     data = _data_of(config)
-    dataset = ImageList(data.test, eval_transform(protocol), skip_unreadable=True)
+    dataset = ImageList(data.test, eval_transform(protocol), skip_unreadable=not options.strict)
     if ctx.distributed:
         dataset = Subset(dataset, range(ctx.rank, len(dataset), ctx.world_size))
     per_rank = max(1, config.batch_size // ctx.world_size)
-    loader = make_loader(dataset, per_rank, shuffle=False, workers=config.workers)
-    result = evaluate_views(net.to(ctx.device), loader, ctx.device, amp=config.amp, progress=ctx.is_main,
-                            distributed=ctx.distributed)
+    workers = options.workers if options.workers is not None else config.workers
+    loader = make_loader(dataset, per_rank, shuffle=False, workers=workers)
+    result = evaluate_views(net.to(ctx.device), loader, ctx.device, amp=config.amp,
+                            progress=ctx.is_main and not options.quiet, distributed=ctx.distributed)
     if not ctx.is_main:
         return
     views = 2 if protocol.two_crop else 1

@@ -319,8 +319,8 @@ class Task:
     """What a training command plugs into the loop: how a new run and a resumed one are prepared
     (each returns a :class:`Prepared`; a resume of a finished run returns its :class:`RunDir`),
     and what runs after the last epoch, under the run's lock, also when a finished run is
-    resumed (``finish(ctx, run)``: a fine-tuning's final evaluation). ``options`` needs ``out``,
-    ``resume``, ``quiet`` and ``device``."""
+    resumed (``finish(ctx, run, options)``: a fine-tuning's final evaluation). ``options`` needs
+    ``out``, ``resume``, ``quiet`` and ``device``."""
 
     prepare_new: Any
     prepare_resume: Any
@@ -476,7 +476,7 @@ def _train(task: Task, options: Any, ctx: ddp.DistContext, reporter: type[TrainR
                     else task.prepare_new(options, ctx, quiet))
         if isinstance(prepared, RunDir):
             if task.finish is not None:
-                task.finish(ctx, prepared)
+                task.finish(ctx, prepared, options)
             return prepared
         if ctx.is_main:
             if not locked:
@@ -487,7 +487,7 @@ def _train(task: Task, options: Any, ctx: ddp.DistContext, reporter: type[TrainR
             remove_stale_temps(run.plots, ("convergence.png",))
         run = _train_locked(options, ctx, prepared, reporter)
         if task.finish is not None:
-            task.finish(ctx, run)
+            task.finish(ctx, run, options)
         return run
 
 
