@@ -391,7 +391,13 @@ def test_report_table_is_laid_out_like_the_published_one(tmp_path) -> None:
     _finetune_run(tmp_path / "runs" / "gap_cub", "resnet50_gap", "resnet50", "gap", None, "cub", 80.0, sha="b" * 64)
     _finetune_run(tmp_path / "runs" / "foreign", "resnet50_gap", "resnet50", "gap", None, "cub", 1.0,
                   sha="c" * 64, result_model="resnet18_gap")
+    from gcpbench.records import EpochRecord
+
+    RunDir(tmp_path / "runs" / "gcp_cub").write_epochs([EpochRecord(
+        epoch=1, lr=1e-3, train_loss=1.0, train_top1=50.0, val_loss=1.0, val_top1=50.0, val_top5=90.0,
+        images_per_s=1.0, wall_time_s=1.0)])
     result = build_report([tmp_path / "runs"], tmp_path / "report")
+    assert result.table("imagenet").frame["run"].dropna().empty  # a fine-tuning is no ImageNet training
     table = result.table("fgvc").frame
     # per backbone: our GAP row, then the GCP rows, theirs beside ours
     assert list(table["source"]) == ["ours", "paper (iSQRT-COV)", "authors' reproduction", "ours"]

@@ -141,6 +141,12 @@ def _prepare_new(options: FinetuneOptions, ctx: ddp.DistContext, quiet: bool) ->
         raise GcpbenchError("name the checkpoint to fine-tune: --ckpt FILE, or --model NAME --weights FILE")
     dataset = canonical_dataset(options.dataset)
     data = read_dataset(dataset, options.data)
+    official = is_official_fgvc(data)
+    if ctx.is_main:
+        note = "" if official or dataset == "folder" else (
+            " (not the official splits: its numbers are not compared with the published ones)")
+        log.info(f"{data.title} at {data.root}: {len(data.train):,} train / {len(data.test):,} {data.test_split} "
+                 f"images, {len(data.classes)} classes{note}")
     seed = options.seed or 0
     net, transfer = _initial_model(options.ckpt, options.model, options.weights, len(data.classes), options.head,
                                    options.gcp_dim, seed)
@@ -154,7 +160,7 @@ def _prepare_new(options: FinetuneOptions, ctx: ddp.DistContext, quiet: bool) ->
     config = FinetuneConfig(
         run_id=uuid.uuid4().hex, model=net.zoo_name, arch=identity.arch, head=identity.head.kind,
         gcp_dim=identity.head.dim if identity.head.is_gcp else None, family=identity.family or "external",
-        schedule="finetune", dataset=dataset, subset=not is_official_fgvc(data), data_root=str(data.root.resolve()),
+        schedule="finetune", dataset=dataset, subset=not official, data_root=str(data.root.resolve()),
         num_classes=len(data.classes), train_images=len(data.train), val_images=len(data.test),
         image_size=protocol.image_size, epochs=protocol.epochs, paper_epochs=100, batch_size=protocol.batch_size,
         paper_batch_size=10, base_lr=protocol.lr, paper_base_lr=1.2e-3, lr_option=options.lr,

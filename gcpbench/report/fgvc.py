@@ -83,7 +83,7 @@ def _our_rows(frame: pd.DataFrame) -> list[dict[str, object]]:
     for (model, sha), group in frame.groupby(["model", "source_sha256"], sort=False, dropna=False):
         first = group.iloc[0]
         backbone = backbone_of(first["arch"])
-        row: dict[str, object] = {"backbone": backbone or first["arch"], "head": str(first["head"]).upper(),
+        row: dict[str, object] = {"backbone": backbone or paper.display_name(str(first["arch"])), "head": str(first["head"]).upper(),
                                   "GCP dim": first["gcp_dim"], "source": "ours",
                                   "run": ", ".join(dict.fromkeys(group["run"]))}
         notes, other = [], []
