@@ -196,6 +196,22 @@ def test_gcp_head_trained_at_224_is_reused(tmp_path) -> None:
         finetune_model(path, None, None, 3, head="gap")
 
 
+def test_torchvision_weights_keep_or_change_their_head(tmp_path) -> None:
+    from gcpbench.finetune.model import classifier_prefix, finetune_model
+
+    source = build("torchvision/resnet18")
+    path = tmp_path / "resnet18.pth"
+    torch.save(source.backbone.state_dict(), path)  # a torchvision weight file: plain keys
+    gap, transfer = finetune_model(None, "torchvision/resnet18", path, 5)
+    assert gap.zoo_name == "torchvision/resnet18" and classifier_prefix(gap) == "backbone.fc."
+    assert transfer.initialised == ["backbone.fc.weight", "backbone.fc.bias"] and gap.backbone.fc.out_features == 5
+    assert torch.equal(gap.backbone.layer3[0].conv1.weight, source.backbone.layer3[0].conv1.weight)
+    gcp, transfer = finetune_model(None, "torchvision/resnet18", path, 5, head="gcp", gcp_dim=64)
+    assert gcp.zoo_name == "torchvision/resnet18_gcp64" and gcp.fc.out_features == 5
+    assert {"layer_reduce.weight", "fc.weight"} <= set(transfer.initialised)
+    assert torch.equal(gcp.backbone.layer4[1].conv2.weight, source.backbone.layer4[1].conv2.weight)
+
+
 def test_checkpoint_of_another_architecture_is_refused(tmp_path) -> None:
     from gcpbench.finetune.model import finetune_model
 
