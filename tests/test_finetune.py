@@ -320,8 +320,7 @@ def test_gap_checkpoint_with_gcp_head_through_model_and_weights(tmp_path, run_cl
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_at", ["1:2", "2:2"])  # before the first checkpoint (a fresh start), mid-epoch 2
-def test_kill_then_resume_equals_uninterrupted(tmp_path, kill_at) -> None:
+def test_kill_then_resume_equals_uninterrupted(tmp_path) -> None:
     import os
     import signal
     import subprocess
@@ -336,7 +335,7 @@ def test_kill_then_resume_equals_uninterrupted(tmp_path, kill_at) -> None:
     args = dict(dataset="cub", data=str(root), ckpt=str(source), epochs=2, batch_size=4, image_size=32, workers=0,
                 deterministic=True, quiet=True)
     killed = RunDir(tmp_path / "killed")
-    env = {**os.environ, **hang_env(kill_at), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, **hang_env("2:2"), "OMP_NUM_THREADS": "1"}
     flags = [f for k, v in args.items() for f in ((f"--{k.replace('_', '-')}",) if v is True else
                                                    (f"--{k.replace('_', '-')}", str(v)))]
     process = subprocess.Popen([sys.executable, "-m", "gcpbench", "finetune", *flags, "--out", str(killed.path)],
@@ -357,6 +356,32 @@ def test_kill_then_resume_equals_uninterrupted(tmp_path, kill_at) -> None:
     before = killed.eval_file("fgvc.json").stat().st_mtime_ns
     finetune(FinetuneOptions(resume=str(killed.path), quiet=True))
     assert killed.eval_file("fgvc.json").stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_a_run_stopped_before_its_first_checkpoint_restarts_from_the_source_identically(tmp_path) -> None:
+    """What a kill in epoch 1 leaves (config.json, no checkpoint): resume builds the start again
+    from the source checkpoint and the seed, and ends where the uninterrupted run ended."""
+    import shutil
+
+    from gcpbench.finetune import FinetuneOptions, finetune
+    from gcpbench.io import read_jsonl
+
+    root = make_aircraft(tmp_path / "data")
+    run = finetune(FinetuneOptions(dataset="aircraft", data=str(root), ckpt=str(_source(tmp_path)), epochs=2,
+                                   batch_size=4, image_size=32, workers=0, deterministic=True, quiet=True,
+                                   out=str(tmp_path / "run")))
+    metrics, result = read_jsonl(run.metrics_jsonl), json.loads(run.eval_file("fgvc.json").read_text())
+    weights = torch.load(run.last_checkpoint, weights_only=True)["state_dict"]
+    for leftover in (run.checkpoints, run.eval):
+        shutil.rmtree(leftover)
+    run.metrics_jsonl.unlink()
+    finetune(FinetuneOptions(resume=str(run.path), quiet=True))
+    exact = ["epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1"]
+    assert [{k: r[k] for k in exact} for r in read_jsonl(run.metrics_jsonl)] == [{k: r[k] for k in exact} for r in metrics]
+    again = torch.load(run.last_checkpoint, weights_only=True)["state_dict"]
+    assert all(torch.equal(again[key], tensor) for key, tensor in weights.items())
+    assert json.loads(run.eval_file("fgvc.json").read_text())["top1"] == result["top1"]
 
 
 @pytest.mark.slow
@@ -381,7 +406,9 @@ def test_cli_faults_are_one_line(tmp_path, run_cli) -> None:
     other = save_checkpoint(tmp_path / "r18.pt", build("resnet18_gap"), "resnet18_gap")
     code, _, err = run_cli("finetune", "--dataset", "cub", "--data", str(root), "--model", "resnet34",
                            "--weights", str(other), "--out", str(tmp_path / "r2"), "--quiet")
-    assert code == 2 and "looks like a 'resnet18_gap' checkpoint" in err and err.count("\n") == 1
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "looks like a 'resnet18_gap' checkpoint" in errors[0]
+    assert "Traceback" not in err
 
 
 # ------------------------------------------------------------------------------ report
