@@ -311,12 +311,16 @@ def test_finetune_end_to_end_on_each_layout(tmp_path, run_cli, dataset, make, ex
 @pytest.mark.slow
 def test_gap_checkpoint_with_gcp_head_through_model_and_weights(tmp_path, run_cli) -> None:
     root = make_cub(tmp_path / "data")
+    broken = root / "images" / "002.Laysan_Albatross" / "Laysan_Albatross_0005.jpg"  # a test image
+    broken.write_bytes(b"not a jpeg")
     code, _, err = run_cli("finetune", "--dataset", "cub", "--data", str(root), "--model", "resnet18",
                            "--weights", str(_source(tmp_path)), "--head", "gcp", "--gcp-dim", "128",
                            "--out", str(tmp_path / "run"), "--one-crop", "--select", "last", *FAST)
     assert code == 0, err
     result = RunDir(tmp_path / "run").read_result(FgvcResult)
     assert result.model == "resnet18_gcp128" and result.views == 1 and result.select == "last"
+    assert result.images == 5 and result.extra["unreadable"] == [str(broken)]  # skipped, counted, listed
+    assert "warning: epoch 1: skipped 1 unreadable image" in err
 
 
 @pytest.mark.slow

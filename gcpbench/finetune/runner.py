@@ -299,6 +299,7 @@ def _finish(ctx: ddp.DistContext, run: RunDir, options: FinetuneOptions) -> None
     loader = make_loader(dataset, per_rank, shuffle=False, workers=workers)
     result = evaluate_views(net.to(ctx.device), loader, ctx.device, amp=config.amp,
                             progress=ctx.is_main and not options.quiet, distributed=ctx.distributed)
+    unreadable = sorted(path for part in ddp.all_gather_object(result.get("unreadable", []), ctx) for path in part)
     if not ctx.is_main:
         return
     views = 2 if protocol.two_crop else 1
@@ -307,7 +308,7 @@ def _finish(ctx: ddp.DistContext, run: RunDir, options: FinetuneOptions) -> None
                         images=result["images"], views=views, epoch=int(checkpoint["epoch"]), select=protocol.select,
                         loss=result["loss"], source_model=config.source_model, source_sha256=config.source_sha256,
                         extra={"test_split": config.test_split,
-                               **({"unreadable": result["unreadable"]} if result.get("unreadable") else {})})
+                               **({"unreadable": unreadable} if unreadable else {})})
     written = run.write_result(record)
     crops = "centre crop + mirror" if views == 2 else "centre crop"
     log.info(f"{data.title} {config.test_split} top-1 {record.top1:.2f}% top-5 {record.top5:.2f}% on "

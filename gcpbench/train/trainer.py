@@ -18,7 +18,7 @@ import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -322,9 +322,9 @@ class Task:
     resumed (``finish(ctx, run, options)``: a fine-tuning's final evaluation). ``options`` needs
     ``out``, ``resume``, ``quiet`` and ``device``."""
 
-    prepare_new: Any
-    prepare_resume: Any
-    finish: Any = None
+    prepare_new: Callable[[Any, ddp.DistContext, bool], Prepared]
+    prepare_resume: Callable[[Any, ddp.DistContext, bool, type[TrainReporter]], Prepared | RunDir]
+    finish: Callable[[ddp.DistContext, RunDir, Any], None] | None = None
 
 
 def run_training(task: Task, options: Any, reporter: type[TrainReporter] = TrainReporter) -> RunDir:
@@ -347,7 +347,7 @@ class Prepared:
     loaders: tuple[Any, Any]
     checkpoint: dict[str, Any] | None = None
     net: nn.Module | None = None  # a new run's initialised model (default: built from config.model)
-    param_groups: Any = None  # net -> SGD parameter groups (default: every parameter at the base LR)
+    param_groups: Callable[[nn.Module], list[dict[str, Any]]] | None = None  # default: one group, the base LR
 
 
 def _check_gcp_precision(precision: str | None, name: str) -> None:
