@@ -20,7 +20,7 @@ from gcpbench.errors import GcpbenchError
 app = typer.Typer(
     name="gcpbench",
     help="Global covariance pooling research suite: train, evaluate (ImageNet, -C, -P), "
-    "detect, measure the optimisation landscape, report.",
+    "detect, fine-tune on fine-grained sets, measure the optimisation landscape, report.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -92,7 +92,7 @@ def _global_options(
     verbose: bool = typer.Option(False, "--verbose", help="every command: debug lines too"),
 ) -> None:
     """Global covariance pooling research suite: train, evaluate (ImageNet, -C, -P), detect,
-    measure the optimisation landscape, report."""
+    fine-tune on fine-grained sets, measure the optimisation landscape, report."""
     if quiet and verbose:
         raise GcpbenchError("--quiet and --verbose contradict each other: pass one")
     install_logging(quiet, verbose)
