@@ -163,6 +163,8 @@ def test_protocol_rejects_bad_values() -> None:
         make_protocol("cub", select="worst")
     with pytest.raises(GcpbenchError, match="--lr must be a positive number"):
         make_protocol("cub", lr=-1.0)
+    with pytest.raises(GcpbenchError, match="--classifier-weight-decay must be 0 or more"):
+        make_protocol("cub", classifier_weight_decay=float("nan"))
 
 
 # ------------------------------------------------------------------------------ model transfer

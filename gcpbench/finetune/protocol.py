@@ -64,8 +64,10 @@ class Protocol:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise GcpbenchError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise GcpbenchError(f"--weight-decay must be 0 or more, got {self.weight_decay}")
+        for name in ("weight_decay", "classifier_weight_decay"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise GcpbenchError(f"--{name.replace('_', '-')} must be 0 or more, got {value}")
         if self.select not in SELECTIONS:
             raise GcpbenchError(f"--select must be best or last, got '{self.select}'")
         if any(step < 1 for step in self.lr_steps):
