@@ -55,6 +55,9 @@ def test_imagefolder_val_or_test(tmp_path) -> None:
     assert read_dataset("folder", make_folder(tmp_path / "a")).test_split == "val"
     data = read_dataset("folder", make_folder(tmp_path / "b", held_out="test"))
     assert data.test_split == "test" and len(data.test) == 6
+    (tmp_path / "b" / "test").rename(tmp_path / "b" / "held_out")
+    with pytest.raises(GcpbenchError, match="has no val/ or test/ folder"):
+        read_dataset("folder", tmp_path / "b")
 
 
 def test_resume_refuses_changed_data(tmp_path) -> None:

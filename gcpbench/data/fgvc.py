@@ -218,6 +218,9 @@ def read_folder(root: str | os.PathLike) -> FgvcData:
     from gcpbench.data.folders import check_classification_root, image_folder
 
     root = Path(root)
+    if root.is_dir() and (root / "train").is_dir() and not (root / "val").is_dir() and not (root / "test").is_dir():
+        raise GcpbenchError(f"'{root}' has no val/ or test/ folder: expected {root}/train/<class>/<image> and "
+                            f"{root}/val/<class>/<image> (or test/)")
     held_out = "val" if (root / "val").is_dir() or not (root / "test").is_dir() else "test"
     tree = check_classification_root(root, ("train", held_out))
     train, test = (image_folder(root / split).samples for split in ("train", held_out))
