@@ -9,6 +9,7 @@ from typing import Iterable
 from gcpbench.provenance import provenance
 from gcpbench.report.collect import collect, landscape_runs
 from gcpbench.report.content import ReportContent
+from gcpbench.report.fgvc import fgvc_report_table
 from gcpbench.report.plots import Figure, convergence_figure, corruption_figure, landscape_figure, lr_figure
 from gcpbench.report.provenance_header import data_banner, runs_frame
 from gcpbench.report.render import write_report
@@ -33,7 +34,7 @@ class ReportResult:
     json: Path | None = None
 
     def table(self, name: str) -> Table:
-        """The table called ``name`` (imagenet, matching_epoch, robustness, corruption_ce, detection)."""
+        """The table called ``name`` (imagenet, matching_epoch, robustness, corruption_ce, detection, fgvc)."""
         return next(t for t in self.tables if t.name == name)
 
     def wide_table(self, name: str) -> WideTable:
@@ -49,6 +50,7 @@ def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, all
     out = Path(out)
     collection = collect(paths)
     tables, curves = build_tables(collection, all_paper)
+    tables.append(fgvc_report_table(collection, all_paper))
     out.mkdir(parents=True, exist_ok=True)
     ce_table = next(t for t in tables if t.name == "corruption_ce").frame
     banner = data_banner(collection)
