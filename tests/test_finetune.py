@@ -307,6 +307,7 @@ def test_finetune_end_to_end_on_each_layout(tmp_path, run_cli, dataset, make, ex
     assert config.data_fingerprint == read_dataset(dataset, root).fingerprint() and len(config.source_sha256) == 64
     result = run.read_result(FgvcResult)
     assert result.images == 6 and result.views == 2 and result.epoch == 1 and result.dataset == dataset
+    assert config.provenance["argv"][1] == "finetune" and result.provenance["device"] == config.device
     assert result.identity.options["protocol"]["lr"] == 1.2e-3
     assert result.identity.producer.run_id == config.run_id
     groups = torch.load(run.last_checkpoint, weights_only=True)["optimizer"]["param_groups"]
@@ -462,6 +463,8 @@ def test_report_table_is_laid_out_like_the_published_one(tmp_path) -> None:
     assert table.iloc[2]["Stanford Cars"] == 92.3
     assert any("foreign" in w and "results of resnet18_gap" in w for w in result.warnings)
     assert "## Fine-grained transfer" in result.report.read_text() and (tmp_path / "report" / "fgvc.csv").is_file()
+    header = (tmp_path / "report" / "fgvc.csv").read_text().splitlines()[0].split(",")
+    assert {"cub_200_2011_pct", "delta_cub_200_2011_pct", "run", "source"} <= set(header)  # names for scripts
 
 
 # ------------------------------------------------------------------------------ sweep

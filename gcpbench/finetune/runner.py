@@ -22,6 +22,7 @@ from gcpbench.data.fgvc import FgvcData, canonical_dataset, read_dataset
 from gcpbench.data.manifests import is_official_fgvc
 from gcpbench.errors import GcpbenchError
 from gcpbench.finetune.protocol import FinetuneSchedule, Protocol, make_protocol, with_overrides
+from gcpbench.provenance import provenance
 from gcpbench.records import FgvcResult, FinetuneConfig
 from gcpbench.runs import RunDir
 from gcpbench.train import distributed as ddp
@@ -172,7 +173,7 @@ def _prepare_new(options: FinetuneOptions, ctx: ddp.DistContext, quiet: bool) ->
         source_checkpoint=str(transfer.source_path.resolve()), source_sha256=source_sha,
         source_model=transfer.source_model, source_run_id=source_run, source_option="ckpt" if options.ckpt else "model",
         source_name=options.model, protocol=protocol.as_dict(),
-        data_fingerprint=data.fingerprint(), test_split=data.test_split)
+        data_fingerprint=data.fingerprint(), test_split=data.test_split, provenance=provenance(device=ctx.device.type))
     if ctx.is_main:
         run.write_config(config)
     net.load_report = transfer
@@ -307,6 +308,7 @@ def _finish(ctx: ddp.DistContext, run: RunDir, options: FinetuneOptions) -> None
                         subset=config.subset, identity=identity, top1=result["top1"], top5=result["top5"],
                         images=result["images"], views=views, epoch=int(checkpoint["epoch"]), select=protocol.select,
                         loss=result["loss"], source_model=config.source_model, source_sha256=config.source_sha256,
+                        provenance=provenance(device=ctx.device.type),
                         extra={"test_split": config.test_split,
                                **({"unreadable": unreadable} if unreadable else {})})
     written = run.write_result(record)

@@ -25,7 +25,7 @@ def snake(name: str) -> str:
     text = str(name)
     for word, replacement in _WORDS.items():
         text = text.replace(word, replacement)
-    text = re.sub(r"(?<=[A-Za-z])-(?=\d)", "", text)  # Top-1 -> Top1
+    text = re.sub(r"(?<=[A-Za-z])-(?=\d(?!\d))", "", text)  # Top-1 -> Top1 (CUB-200 stays cub_200)
     text = re.sub(r"[^0-9A-Za-z]+", "_", text).strip("_").lower()
     return text or "column"
 

@@ -134,5 +134,7 @@ NOTE = (f"Top-1 (%) on the test splits, each image scored on its centre crop and
 
 def fgvc_report_table(collection: Collection, all_paper: bool = False) -> Table:
     """The report's ``fgvc`` table."""
+    frame = fgvc_table(fgvc_frame(collection), all_paper)
+    percent = tuple(c for c in frame.columns if any(c.endswith(title) for title in PAPER_DATASETS))  # Top-1 cells
     return Table("fgvc", "Fine-grained transfer: CUB-200-2011, FGVC-Aircraft, Stanford Cars (Top-1, %)",
-                 fgvc_table(fgvc_frame(collection), all_paper), NOTE)
+                 frame, NOTE, percent=percent)
