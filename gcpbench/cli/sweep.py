@@ -102,8 +102,7 @@ def run(
     typer.echo(f"submitted {len(jobs)} job(s) to {launcher} ({', '.join(j.job_id for j in jobs[:5])}"
                f"{', ...' if len(jobs) > 5 else ''}); follow with `gcpbench sweep status {sweep.path}`")
     if (wait if wait is not None else launcher != "slurm"):
-        for job in jobs:
-            job.wait()
+        launchers.wait_submitit(jobs, cluster, say=typer.echo)
         _finish(sweep.path, names)
 
 

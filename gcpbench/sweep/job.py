@@ -24,7 +24,7 @@ from gcpbench.sweep.spec import Evaluation
 from gcpbench.sweep.state import last_line, read_job, start_job, update_job
 
 
-def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None) -> str:
+def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None, scheduler: str | None = None) -> str:
     """Train run ``name`` of the sweep in ``sweep_dir`` and evaluate it; returns its state.
 
     Under DDP every rank trains; rank 0 alone records the state (``job.json``) and runs the
@@ -38,7 +38,7 @@ def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None) 
     run = sweep.run(name)
     main = is_main_process()
     if main:
-        start_job(run, job_id)
+        start_job(run, job_id, scheduler)
     try:
         train(spec.options(run.path))
         if not main:
@@ -83,7 +83,7 @@ class SweepJob(submitit.helpers.Checkpointable):
         # Every GPU of the node stays visible; each rank picks cuda:LOCAL_RANK (gcpbench.train.distributed).
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
         show_logs()
-        return run_job(sweep_dir, name, job_id=env.job_id)
+        return run_job(sweep_dir, name, job_id=env.job_id, scheduler=env.cluster)
 
     def checkpoint(self, sweep_dir: str, name: str) -> Any:
         """Preempted or timed out (submitit calls this on the job's first task): requeue the same
