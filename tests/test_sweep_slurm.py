@@ -219,3 +219,18 @@ def test_short_time_limit_is_warned_at_submission(tmp_path, scheduler, run_cli) 
     assert "#SBATCH --time=8" in (scheduler / "submitted.sh").read_text()
     code, out, err = run_cli("sweep", str(spec), "--launcher", "slurm", "--out", str(tmp_path / "t"), "--time", "30")
     assert code == 0 and "warning" not in err, err
+
+
+@pytest.mark.parametrize("ci", [False, True])
+def test_real_slurm_tests_skip_saying_why_unless_ci_requires_them(ci, monkeypatch) -> None:
+    import slurm_cluster
+
+    refused = subprocess.CompletedProcess([], slurm_cluster.CANNOT, "", "a test Slurm needs root (to start munged, ...)\n")
+    monkeypatch.setattr(slurm_cluster, "_script", lambda action: refused)
+    monkeypatch.setattr(slurm_cluster, "required", lambda: ci)
+    outcome = pytest.fail.Exception if ci else pytest.skip.Exception
+    with pytest.raises(outcome, match=r"no real Slurm: a test Slurm needs root \(to start munged"):
+        next(slurm_cluster.slurm_session())
+    monkeypatch.undo()
+    monkeypatch.setenv("CI", "false")
+    assert not slurm_cluster.required()

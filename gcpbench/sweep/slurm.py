@@ -108,7 +108,7 @@ def job_states(job_ids: Iterable[str]) -> dict[str, SlurmJob | None]:
 
 
 def wait_for_jobs(results: dict[str, Path], say: Callable[[str], None] | None = None,
-                  first_poll_s: float = 1.0, max_poll_s: float = 30.0) -> None:
+                  first_poll_s: float = 1.0, max_poll_s: float = 10.0) -> None:
     """Wait until Slurm no longer holds any of the jobs ``results`` maps to their result files.
 
     A job has ended when Slurm says it ended, or no longer knows it (a cluster without
