@@ -1,13 +1,19 @@
-"""A real single-node Slurm for the tests (``scripts/slurm_cluster.sh``), and how to wait on it.
+"""Slurm for the tests: stand-ins for its commands, and a real single-node cluster.
 
-:func:`slurm_session` starts the cluster when this machine can run one (root, Debian, the
-packages installed: ``.ci/run`` installs them) and stops exactly the daemons it started. Where
-none can be started the real-Slurm tests are skipped, saying why; in CI (``CI=true``) on a
+:func:`fake_scheduler` writes stand-in ``sbatch`` / ``srun`` / ``squeue`` / ``sacct`` scripts:
+``sbatch`` keeps the script it was given (``submitted.sh``) and answers job 4242; ``squeue``
+answers from the file ``queue`` beside it (lines ``JOBID|STATE|REASON``, as ``squeue
+--format=%i|%T|%r`` prints them); ``sacct`` says what it says on clusters without accounting.
+
+:func:`slurm_session` (``scripts/slurm_cluster.sh``) starts the cluster when this machine can
+run one (root, Debian, the packages installed: ``.ci/run`` installs them) and stops exactly the
+daemons it started. Where none can be started the real-Slurm tests are skipped, saying why; in CI (``CI=true``) on a
 Debian machine as root they must run, so there a cluster that cannot be started fails them.
 """
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +25,39 @@ from gcpbench.sweep.slurm import SlurmJob, job_states
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "slurm_cluster.sh"
 CANNOT = 3  # the script's exit code when no cluster can be started here
+
+SBATCH = """#!/bin/sh
+cp "$1" "$(dirname "$0")/submitted.sh"
+echo "Submitted batch job 4242"
+"""
+SQUEUE = """#!/bin/sh
+for arg; do case "$arg" in --jobs=*) jobs="${arg#--jobs=}";; esac; done
+found=0
+for id in $(echo "$jobs" | tr ',' ' '); do
+    if grep "^$id|" "$(dirname "$0")/queue" 2>/dev/null; then found=1; fi
+done
+[ $found = 1 ] || { echo "slurm_load_jobs error: Invalid job id specified" >&2; exit 1; }
+"""
+SACCT = """#!/bin/sh
+echo "Slurm accounting storage is disabled" >&2
+exit 1
+"""
+
+
+def fake_scheduler(bin_dir: Path) -> None:
+    """The stand-in commands in ``bin_dir`` (put it first on PATH)."""
+    bin_dir.mkdir()
+    for name, text in (("sbatch", SBATCH), ("srun", "#!/bin/sh\nexit 1\n"), ("squeue", SQUEUE), ("sacct", SACCT)):
+        path = bin_dir / name
+        path.write_text(text)
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended (a job's process that is gone)."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
 
 
 def required() -> bool:

@@ -29,6 +29,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -317,6 +318,39 @@ def interrupt_once(path: str) -> Callable[[list[str], Sandbox, dict[str, str]], 
     return run
 
 
+def slurm_sweep(queue: str, started: bool = False) -> Callable[[Sandbox], None]:
+    """Setup: stand-in Slurm commands in ``{tmp}/bin`` (tests/slurm_cluster.py) whose ``squeue``
+    answers ``queue``, a grid ``{spec}`` of one run and the sweep folder ``{sweep}``; ``started``:
+    Slurm job 4242 started the run on this machine and its process is gone (requeued)."""
+
+    def setup(sb: Sandbox) -> None:
+        from gcpbench.sweep import SweepDir, parse_spec
+        from gcpbench.sweep.state import record_submission
+        from slurm_cluster import dead_pid, fake_scheduler
+
+        fake_scheduler(sb.tmp / "bin")
+        (sb.tmp / "bin" / "queue").write_text(queue)
+        (sb.tmp / "grid.toml").write_text('name = "s"\nmodels = ["resnet18"]\n')
+        sweep = SweepDir(sb.tmp / "sweep")
+        sb.vars.update(spec=str(sb.tmp / "grid.toml"), sweep=str(sweep.path))
+        if started:
+            run = sweep.run(sweep.write(parse_spec({"models": ["resnet18"]}, "s")).runs[0].name)
+            record_submission(run, "4242")
+            (run.path / "job.json").write_text(json.dumps({"state": "running", "attempts": 1, "pid": dead_pid(),
+                                                           "host": socket.gethostname(), "job_id": "4242",
+                                                           "scheduler": "slurm"}))
+
+    return setup
+
+
+def nothing_submitted(sb: Sandbox) -> None:
+    """Check: the stand-in sbatch was not called."""
+    assert not (sb.tmp / "bin" / "submitted.sh").exists()
+
+
+SLURM_PATH = (("PATH", "{tmp}/bin:" + os.environ.get("PATH", "")),)
+
+
 # ----------------------------------------------------------------------------- the table
 
 NOT_A_CKPT = r"cannot read checkpoint '.*': it is not a PyTorch checkpoint"
@@ -479,6 +513,14 @@ FAULTS: list[Fault] = [
     Fault("nonfinite-ckpt/eval-c", EVAL_C.replace("{ckpt}", "{bad}") + " --data {c} --out {tmp}/out",
           r"holds NaN or infinite values", setup=nonfinite_checkpoint),
     # 7. Ctrl-C exits 130 (eval-c on a larger tree: tests/test_integrity.py)
+    # issue 24: Slurm's word on a run's job (stand-in squeue / sacct, as on a cluster without accounting)
+    Fault("slurm-requeued/sweep", "sweep {spec} --launcher slurm --out {sweep}", code=0,
+          setup=slurm_sweep("4242|PENDING|BeginTime\n", started=True), env=SLURM_PATH, check=nothing_submitted),
+    Fault("slurm-cancelled-no-accounting/sweep-wait", "sweep {spec} --launcher slurm --out {sweep} --wait",
+          error=r"1 run\(s\) failed \(resnet18_gap_LRnorm_s0\)", setup=slurm_sweep("4242|CANCELLED|None\n"),
+          env=SLURM_PATH),
+    Fault("short-time/sweep", "sweep {spec} --launcher slurm --out {sweep} --time 8", code=0,
+          warning=r"--time 8 min leaves no room after the USR2 delay", setup=slurm_sweep(""), env=SLURM_PATH),
     Fault("sigint/train", TRAIN.replace("--epochs 1", "--epochs 200") + " --data {data} --out {tmp}/out", code=130,
           run=interrupt_once("out/config.json")),
 ]

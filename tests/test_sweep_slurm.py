@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import stat
 import subprocess
 import threading
 import time
@@ -24,31 +23,7 @@ from gcpbench.sweep.job import SweepJob
 from gcpbench.sweep.launchers import short_time_warning
 from gcpbench.sweep.slurm import job_states, wait_for_jobs
 from gcpbench.sweep.state import record_submission
-
-SBATCH = """#!/bin/sh
-cp "$1" "$(dirname "$0")/submitted.sh"
-echo "Submitted batch job 4242"
-"""
-SQUEUE = """#!/bin/sh
-for arg; do case "$arg" in --jobs=*) jobs="${arg#--jobs=}";; esac; done
-found=0
-for id in $(echo "$jobs" | tr ',' ' '); do
-    if grep "^$id|" "$(dirname "$0")/queue" 2>/dev/null; then found=1; fi
-done
-[ $found = 1 ] || { echo "slurm_load_jobs error: Invalid job id specified" >&2; exit 1; }
-"""
-SACCT = """#!/bin/sh
-echo "Slurm accounting storage is disabled" >&2
-exit 1
-"""
-
-
-def fake_scheduler(bin_dir: Path) -> None:
-    bin_dir.mkdir()
-    for name, text in (("sbatch", SBATCH), ("srun", "#!/bin/sh\nexit 1\n"), ("squeue", SQUEUE), ("sacct", SACCT)):
-        path = bin_dir / name
-        path.write_text(text)
-        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+from slurm_cluster import dead_pid, fake_scheduler
 
 
 @pytest.fixture
@@ -58,12 +33,6 @@ def scheduler(tmp_path, monkeypatch) -> Path:
     fake_scheduler(bin_dir)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     return bin_dir
-
-
-def _dead_pid() -> int:
-    process = subprocess.Popen(["true"])
-    process.wait()
-    return process.pid
 
 
 def test_slurm_launcher_submits_one_array_of_ddp_jobs(tmp_path, scheduler, run_cli) -> None:
@@ -114,7 +83,7 @@ def test_a_requeued_slurm_job_is_pending_and_never_submitted_twice(tmp_path, sch
     # `scontrol requeue` (or a lost node, or a preemption without USR2) killed the job's process on
     # this machine: the PID check alone read that as "failed ... ended without a word" and a rerun
     # submitted a second job for the same run folder
-    sweep, spec = _running_slurm_run(tmp_path, socket.gethostname(), _dead_pid())
+    sweep, spec = _running_slurm_run(tmp_path, socket.gethostname(), dead_pid())
     spec.write_text('models = ["resnet18"]\nname = "s"\n')
     (scheduler / "queue").write_text("4242|PENDING|BeginTime\n")
     status = sweep_status(sweep.path)[0]
