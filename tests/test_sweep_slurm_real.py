@@ -87,28 +87,47 @@ def test_job_array_runs_to_done_and_report(tmp_path, tiny_data, run_cli) -> None
     assert all(s.name in table for s in statuses)
 
 
-@pytest.mark.parametrize("interrupt", [["scancel", "--signal=USR2"], ["scontrol", "requeue"]],
-                         ids=["usr2-preemption", "scontrol-requeue"])
-def test_requeued_job_ends_like_an_uninterrupted_run(interrupt, tmp_path, tiny_data, reference, monkeypatch,
-                                                     run_cli) -> None:
+def _hanging_run(tmp_path, tiny_data, monkeypatch, run_cli):
+    """Submit a one-run sweep whose job blocks mid-epoch 2; returns (spec, sweep, run, job id)
+    once it blocks. The job blocks after iteration 2 of epoch 2's 3 (writing RUN/.hang, once), so
+    a signal lands mid-epoch whatever the machine's speed; sbatch passes the hook on to the job."""
     spec = tmp_path / "grid.toml"
     spec.write_text(_toml({"name": "requeue", "models": ["resnet18"], "schedules": ["LRadju"], "data": str(tiny_data)})
                     + "[train]\n" + _toml(TRAIN))
     sweep = SweepDir(tmp_path / "sweep")
-    # the job blocks after iteration 2 of epoch 2's 3 (writing RUN/.hang, once), so the signal
-    # lands mid-epoch whatever the machine's speed; sbatch passes the hook on to the job
     for key, value in hang_env("2:2").items():
         monkeypatch.setenv(key, value)
     code, out, err = run_cli("sweep", str(spec), *SLURM, "--out", str(sweep.path))
     assert code == 0 and "submitted 1 job(s)" in out, err
-    name = sweep_status(sweep.path)[0].name
-    run = sweep.run(name)
+    run = sweep.run(sweep_status(sweep.path)[0].name)
     job_id = slurm_job_id(run)
     try:
         wait_for_slurm(job_id, lambda a: (run.path / ".hang").is_file() and (run.path / ".hang").read_text()
                        or a is None or not a.active, what="training to reach epoch 2")
         assert (run.path / ".hang").is_file(), _log(sweep)
         assert sweep_status(sweep.path)[0].state == "running"
+    except BaseException:
+        cancel([job_id])
+        raise
+    return spec, sweep, run, job_id
+
+
+def _like_the_reference(run, reference) -> None:
+    expected_metrics, expected_last = reference
+    resumed = read_jsonl(run.metrics_jsonl)
+    assert [r["epoch"] for r in resumed] == [1, 2]
+    assert [{k: r[k] for k in EXACT} for r in resumed] == [{k: r[k] for k in EXACT} for r in expected_metrics]
+    got = read_checkpoint(run.last_checkpoint)
+    for key, tensor in expected_last["state_dict"].items():
+        assert torch.equal(got["state_dict"][key], tensor), key
+
+
+@pytest.mark.parametrize("interrupt", [["scancel", "--signal=USR2"], ["scontrol", "requeue"]],
+                         ids=["usr2-preemption", "scontrol-requeue"])
+def test_requeued_job_ends_like_an_uninterrupted_run(interrupt, tmp_path, tiny_data, reference, monkeypatch,
+                                                     run_cli) -> None:
+    spec, sweep, run, job_id = _hanging_run(tmp_path, tiny_data, monkeypatch, run_cli)
+    try:
         subprocess.run([*interrupt, job_id], check=True, capture_output=True, timeout=60)
         wait_for_slurm(job_id, lambda a: a is not None and a.state == "PENDING", what="the requeue")
         # while the job waits: status says so, and launching the sweep again submits nothing
@@ -127,11 +146,25 @@ def test_requeued_job_ends_like_an_uninterrupted_run(interrupt, tmp_path, tiny_d
     job = read_job(run)
     assert (job["state"], job["attempts"]) == ("done", 2), _log(sweep)
     assert sweep_status(sweep.path)[0].state == "done"
+    _like_the_reference(run, reference)
 
-    expected_metrics, expected_last = reference
-    resumed = read_jsonl(run.metrics_jsonl)
-    assert [r["epoch"] for r in resumed] == [1, 2]
-    assert [{k: r[k] for k in EXACT} for r in resumed] == [{k: r[k] for k in EXACT} for r in expected_metrics]
-    got = read_checkpoint(run.last_checkpoint)
-    for key, tensor in expected_last["state_dict"].items():
-        assert torch.equal(got["state_dict"][key], tensor), key
+
+def test_usr2_to_the_batch_shell_fails_the_job_and_a_rerun_continues_it(tmp_path, tiny_data, reference, monkeypatch,
+                                                                         run_cli) -> None:
+    # `scancel --batch --signal=USR2` reaches the batch shell alone, which dies of it: no requeue
+    spec, sweep, run, job_id = _hanging_run(tmp_path, tiny_data, monkeypatch, run_cli)
+    try:
+        subprocess.run(["scancel", "--batch", "--signal=USR2", job_id], check=True, capture_output=True, timeout=60)
+        ended = wait_for_slurm(job_id, lambda a: a is None or not a.active, what="the job to end")
+        assert ended is not None and ended.state == "FAILED", ended
+        status = sweep_status(sweep.path)[0]
+        assert (status.state, status.epoch, status.note) == (
+            "failed", 1, f"Slurm job {job_id} ended FAILED without a word (killed?)")
+        code, out, err = run_cli("sweep", str(spec), *SLURM, "--out", str(sweep.path), "--wait")
+        second = slurm_job_id(run)
+        assert code == 0 and f"submitted 1 job(s) to slurm ({second})" in out and second != job_id, (out, err)
+    finally:
+        cancel([job_id, slurm_job_id(run)])
+    job = read_job(run)
+    assert (job["state"], job["attempts"]) == ("done", 2), _log(sweep)
+    _like_the_reference(run, reference)
