@@ -8,6 +8,7 @@ StartTime=now` lets it start at once, as an administrator may.
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 
 import pytest
@@ -122,18 +123,32 @@ def _like_the_reference(run, reference) -> None:
         assert torch.equal(got["state_dict"][key], tensor), key
 
 
-@pytest.mark.parametrize("interrupt", [["scancel", "--signal=USR2"], ["scontrol", "requeue"]],
-                         ids=["usr2-preemption", "scontrol-requeue"])
+INTERRUPTS = {
+    # USR2 to every task (as Slurm sends it before the time limit): submitit requeues the job
+    "usr2-preemption": "scancel --signal=USR2 {job}",
+    # Slurm kills the job and queues it again (also what a lost node does)
+    "scontrol-requeue": "scontrol requeue {job}",
+    # a job of a higher-priority partition takes the node (PreemptMode=REQUEUE with
+    # preempt_send_user_signal): USR2, then Slurm requeues the job itself (submitit's own
+    # `scontrol requeue` then fails, which only its log shows)
+    "partition-preemption": "sbatch --partition=urgent --exclusive --output=/dev/null --wrap='sleep 1'",
+}
+
+
+@pytest.mark.parametrize("interrupt", list(INTERRUPTS))
 def test_requeued_job_ends_like_an_uninterrupted_run(interrupt, tmp_path, tiny_data, reference, monkeypatch,
                                                      run_cli) -> None:
     spec, sweep, run, job_id = _hanging_run(tmp_path, tiny_data, monkeypatch, run_cli)
     try:
-        subprocess.run([*interrupt, job_id], check=True, capture_output=True, timeout=60)
+        subprocess.run(shlex.split(INTERRUPTS[interrupt].format(job=job_id)), check=True, capture_output=True,
+                       timeout=60)
         wait_for_slurm(job_id, lambda a: a is not None and a.state == "PENDING", what="the requeue")
         # while the job waits: status says so, and launching the sweep again submits nothing
         status = sweep_status(sweep.path)[0]
         assert (status.state, status.epoch, status.held_by) == ("pending", 1, job_id), status
         assert status.note.startswith("requeued by Slurm (pending, BeginTime) after attempt 1"), status.note
+        if interrupt != "scontrol-requeue":  # the job saw the signal and says so (a kill leaves 'running')
+            assert read_job(run)["state"] == "requeued", read_job(run)
         code, out, err = run_cli("sweep", "status", str(sweep.path))
         assert code == 0 and "requeued by Slurm (pending" in out, err
         code, out, err = run_cli("sweep", str(spec), *SLURM, "--out", str(sweep.path))

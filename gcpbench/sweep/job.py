@@ -11,6 +11,7 @@ requeue and resubmits the same call; training then continues from ``last.pt``
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +62,21 @@ def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None, 
         raise
     except Exception as exc:
         if main:
-            update_job(run, state="failed", error=last_line(str(exc)) or exc.__class__.__name__)
+            if _slurm_requeues(exc):
+                update_job(run, state="requeued")
+            else:
+                update_job(run, state="failed", error=last_line(str(exc)) or exc.__class__.__name__)
         raise
     if main:
         update_job(run, state="done")
     return "done"
+
+
+def _slurm_requeues(exc: BaseException) -> bool:
+    """True for submitit's ``scontrol requeue`` failing after a preemption signal: Slurm requeues
+    the job itself (``PreemptMode=REQUEUE``) and has already taken it down, so the run is requeued,
+    not failed."""
+    return isinstance(exc, subprocess.CalledProcessError) and list(exc.cmd[:2]) == ["scontrol", "requeue"]
 
 
 def show_logs() -> None:
