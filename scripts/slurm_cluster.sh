@@ -72,7 +72,7 @@ SchedulerType=sched/backfill
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 ReturnToService=2
-KillWait=5
+KillWait=2
 MinJobAge=600
 SlurmctldParameters=preempt_send_user_signal
 PreemptType=preempt/partition_prio
@@ -128,14 +128,15 @@ start() {
     exit 1
 }
 
-stop() {  # the daemons in $PIDS, newest first; then the configuration this script wrote
+stop() {  # the daemons in $PIDS (all at once, then wait for each); then the configuration this script wrote
     [ -e "$PIDS" ] || return 0
-    tac "$PIDS" | while read -r name pid; do
-        if alive "$pid" "$name"; then
-            kill "$pid"
-            for _ in $(seq 50); do alive "$pid" "$name" || break; sleep 0.1; done
-        fi
-    done
+    local name pid
+    while read -r name pid; do
+        if alive "$pid" "$name"; then kill "$pid"; fi
+    done <"$PIDS"
+    while read -r name pid; do
+        for _ in $(seq 100); do alive "$pid" "$name" || break; sleep 0.1; done
+    done <"$PIDS"
     rm -f "$PIDS"
     if [ -e "$CONF" ] && [ "$(head -n1 "$CONF")" = "$MARK" ]; then rm -f "$CONF"; fi
 }
