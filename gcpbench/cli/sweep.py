@@ -55,12 +55,12 @@ def run(
     tasks_per_node: Optional[int] = typer.Option(None, "--tasks-per-node", min=1, help="DDP ranks per node [default: one per GPU; one without GPUs]"),
     cpus_per_task: Optional[int] = typer.Option(None, "--cpus-per-task", min=1, help="CPUs per rank (data loading)"),
     mem_gb: Optional[float] = typer.Option(None, "--mem-gb", help="memory per node (slurm)"),
-    time: str = typer.Option("72:00:00", "--time", help="time limit per job (H:MM:SS, D-HH:MM:SS, minutes); on time-out the job is requeued and continues"),
+    time: str = typer.Option("72:00:00", "--time", help="time limit per job (H:MM:SS, D-HH:MM:SS, minutes); on time-out the job is requeued and continues; keep it above 10 minutes, or submitit counts every preemption as a time-out"),
     array_parallelism: Optional[int] = typer.Option(None, "--array-parallelism", min=1, help="at most N runs of the job array at once (slurm)"),
     max_timeouts: int = typer.Option(10, "--max-timeouts", min=0, help="requeues after time-outs per job (preemptions do not count)"),
     setup: Optional[List[str]] = typer.Option(None, "--setup", help="shell line run before each slurm job, e.g. 'module load cuda' (repeatable)"),
     include_running: bool = typer.Option(False, "--include-running", help="also relaunch runs recorded as running (their job died without a word)"),
-    wait: Optional[bool] = typer.Option(None, "--wait/--no-wait", help="wait for the jobs [default: yes, except slurm]"),
+    wait: Optional[bool] = typer.Option(None, "--wait/--no-wait", help="wait for the jobs [default: yes, except slurm]; on Slurm, until Slurm says each job ended, with or without a result"),
 ) -> None:
     """Expand a grid (or the paper's tables) into runs under one sweep directory and launch them."""
     from gcpbench.sweep import launchers
