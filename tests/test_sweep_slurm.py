@@ -129,6 +129,20 @@ def test_status_on_a_login_node_asks_slurm(tmp_path, scheduler, capsys) -> None:
         in capsys.readouterr().err
 
 
+def test_a_requeue_that_slurm_never_ran_again_is_failed(tmp_path, scheduler) -> None:
+    # submitit recorded the requeue, then Slurm ended the job (time-outs used up, or cancelled)
+    sweep, _ = _running_slurm_run(tmp_path, "node17", 12345)
+    run = sweep.run(sweep.read().runs[0].name)
+    job = json.loads((run.path / "job.json").read_text())
+    (run.path / "job.json").write_text(json.dumps({**job, "state": "requeued"}))
+    (scheduler / "queue").write_text("4242|TIMEOUT|None\n")
+    status = sweep_status(sweep.path)[0]
+    assert (status.state, status.note) == (
+        "failed", "requeued after attempt 1 (preempted or timed out), but Slurm job 4242 ended TIMEOUT")
+    (scheduler / "queue").write_text("4242|PENDING|BeginTime\n")
+    assert sweep_status(sweep.path)[0].state == "pending"
+
+
 def test_sweep_wait_ends_when_a_job_ends_without_result_and_without_accounting(tmp_path, scheduler, run_cli) -> None:
     # submitit's watcher reads sacct alone: without accounting it never learned that a cancelled
     # job ended, and `sweep --wait` waited forever

@@ -164,31 +164,31 @@ def run_status(sweep: SweepDir, spec: RunSpec, slurm: dict[str, SlurmJob | None]
     done_evals = sum(1 for e in spec.evaluations if finished.get(e) == "done")
     evaluations = f"{done_evals}/{len(spec.evaluations)}" if spec.evaluations else "-"
     state, note, held_by = job.get("state"), "", ""
-    slurm_id = slurm_job_id(run, job)
-    asked = slurm is not None and slurm_id is not None and slurm_id in slurm
-    answer = slurm.get(slurm_id) if asked and slurm is not None and slurm_id is not None else None
+    slurm_id = slurm_job_id(run, job) or ""
+    asked = slurm is not None and slurm_id in slurm  # Slurm answered about the run's job (None: it forgot it)
+    answer = slurm.get(slurm_id) if slurm is not None else None
     if state == "done":
         if done_evals < len(spec.evaluations):
             state, note = "pending", "evaluations added to the plan since it finished"
     elif asked and answer is not None and answer.active:  # Slurm holds the job: it goes on by itself
-        held_by = str(slurm_id)
-        state, note = _slurm_note(job, held_by, answer)
+        held_by = slurm_id
+        state, note = _slurm_note(job, slurm_id, answer)
     elif state == "failed":
         note = job.get("error") or "failed (no message)"
     elif state == "requeued":
         note = f"requeued after attempt {job.get('attempts', '?')} (preempted or timed out)"
         state = "pending"
         if asked:
-            state, note = "failed", f"{note}, but {_ended_note(str(slurm_id), answer)}"
+            state, note = "failed", f"{note}, but {_ended_note(slurm_id, answer)}"
     elif state == "interrupted":
         state, note = "pending", "interrupted (Ctrl-C); launching the sweep again continues it"
     elif state == "running" and asked:
-        state, note = "failed", f"{_ended_note(str(slurm_id), answer)} without a word (killed?)"
+        state, note = "failed", f"{_ended_note(slurm_id, answer)} without a word (killed?)"
     elif state == "running" and _gone(job):
         state, note = "failed", f"its process {job.get('pid')} on this machine ended without a word (killed?)"
     elif state == "running":
         note = f"attempt {job.get('attempts', 1)} on {job.get('host', '?')}, updated {job.get('updated', '?')}"
-    elif state is None and slurm_id is not None:  # submitted; the job never started
+    elif state is None and slurm_id:  # submitted; the job never started
         state, note = "pending", f"submitted as Slurm job {slurm_id}"
         if asked:
             state, note = "failed", f"{_ended_note(slurm_id, answer)} before it started"
