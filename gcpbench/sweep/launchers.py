@@ -151,10 +151,6 @@ def make_executor(sweep: SweepDir, cluster: str, options: ClusterOptions):
     executor = submitit.AutoExecutor(folder=sweep.submitit, cluster=cluster,
                                      slurm_max_num_timeout=options.max_timeouts,
                                      local_max_num_timeout=options.max_timeouts)
-    if cluster == "slurm":
-        warning = short_time_warning(options.time_min, options.max_timeouts)
-        if warning:
-            logger.warning(warning)
     executor.update_parameters(name=f"gcpbench-{sweep.path.name}", timeout_min=options.time_min, nodes=options.nodes,
                                tasks_per_node=tasks, gpus_per_node=options.gpus_per_node)
     if cluster == "slurm":
@@ -163,6 +159,9 @@ def make_executor(sweep: SweepDir, cluster: str, options: ClusterOptions):
                  "cpus_per_task": options.cpus_per_task, "mem_gb": options.mem_gb,
                  "slurm_setup": options.setup or None, "slurm_signal_delay_s": SIGNAL_DELAY_S}
         executor.update_parameters(**{k: v for k, v in extra.items() if v is not None})
+        warning = short_time_warning(options.time_min, options.max_timeouts)
+        if warning:
+            logger.warning(warning)
     elif options.nodes != 1:
         raise GcpbenchError("--launcher submitit-local runs on this machine: use --nodes 1")
     return executor
