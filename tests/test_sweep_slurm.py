@@ -8,6 +8,7 @@ from pathlib import Path
 
 from submitit.core.utils import DelayedSubmission
 
+from gcpbench.cli import install_logging
 from gcpbench.sweep.job import SweepJob
 
 SBATCH = """#!/bin/sh
@@ -45,5 +46,6 @@ def test_slurm_launcher_submits_one_array_of_ddp_jobs(tmp_path, monkeypatch, run
     for index, name in enumerate(["resnet50_gap_LRnorm_s0", "resnet50_gcp_LRnorm_s0"]):
         delayed = DelayedSubmission.load(sweep / "submitit" / f"4242_{index}_submitted.pkl")
         assert isinstance(delayed.function, SweepJob)
+        assert delayed.function.show_logs is install_logging  # the job's log reads like the command's output
         assert delayed.args == (str(sweep.resolve()), name)
         assert (sweep / "sweep.json").is_file()

@@ -98,7 +98,9 @@ def run(
         _finish(sweep.path, names)
         return
     cluster = "slurm" if launcher == "slurm" else "local"
-    jobs = launchers.launch_submitit(sweep, names, cluster, options)
+    from gcpbench.cli import install_logging
+
+    jobs = launchers.launch_submitit(sweep, names, cluster, options, show_logs=install_logging)
     typer.echo(f"submitted {len(jobs)} job(s) to {launcher} ({', '.join(j.job_id for j in jobs[:5])}"
                f"{', ...' if len(jobs) > 5 else ''}); follow with `gcpbench sweep status {sweep.path}`")
     if (wait if wait is not None else launcher != "slurm"):

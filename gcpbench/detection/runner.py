@@ -24,11 +24,11 @@ from mmengine.hooks import Hook
 from gcpbench.coco import COCO_METRICS
 from gcpbench.detection.config import Backbone, build_config, check_framework, config_file, parse_backbone
 from gcpbench.errors import GcpbenchError, require_positive
-from gcpbench.identity import Producer, ResultIdentity, check_run_accepts
+from gcpbench.identity import Producer, ResultIdentity
 from gcpbench.paths import require_writable
 from gcpbench.records import DetectionConfig, DetectionResult
 from gcpbench.runlock import writer_lock
-from gcpbench.runs import DEFAULT_ROOT, RunDir, new_run_dir
+from gcpbench.runs import DEFAULT_ROOT, RunDir, check_run_accepts, new_run_dir
 from gcpbench.runtime import is_main_process, resolve_device
 
 log = logging.getLogger(__name__)

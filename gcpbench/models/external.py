@@ -118,17 +118,10 @@ def list_external(source: str, pattern: str | None = None) -> list[str]:
     return [f"{source}/{n}" for n in names]
 
 
-def all_names() -> list[str]:
-    """Zoo names plus every timm and torchvision name (for suggestions)."""
-    from gcpbench.models.registry import list_models
-
-    return [*list_models(), *list_external("timm"), *list_external("torchvision")]
-
-
 def suggestion(name: str) -> str:
-    """' (did you mean X?)' over the zoo, timm and torchvision names, or ''."""
+    """' (did you mean X?)' over every timm and torchvision name, or ''."""
     lowered = name.lower()
-    names = all_names()
+    names = [*list_external("timm"), *list_external("torchvision")]
     # compare bare architecture names too, so 'convnext_atto' suggests 'timm/convnext_atto'
     bare = {n.split("/", 1)[-1]: n for n in reversed(names)}
     match = difflib.get_close_matches(lowered, names, n=1, cutoff=0.6) or [
@@ -370,25 +363,3 @@ def build_external(spec: ExternalSpec, num_classes: int = 1000) -> ExternalModel
     from gcpbench.models.preprocess import default_input_size
 
     return ExternalModel(spec, num_classes, default_input_size(spec))
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """What every command records about a model: name, architecture, family (None for
-    timm/torchvision models) and head."""
-
-    name: str
-    arch: str
-    family: str | None
-    head: HeadSpec
-
-
-def model_identity(name: str) -> ModelIdentity:
-    """The identity of a zoo name, an architecture (``resnet50``: GAP) or a timm/torchvision name."""
-    if is_external(name):
-        spec = parse_name(name)
-        return ModelIdentity(spec.name, spec.base, None, spec.head)
-    from gcpbench.models.registry import model_info, model_name
-
-    info = model_info(model_name(name))
-    return ModelIdentity(info.name, info.arch, info.family, info.head)

@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from torch import nn
 
 from gcpbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from gcpbench.errors import GcpbenchError
 
-if TYPE_CHECKING:
-    from gcpbench.models.external import ExternalSpec
+
+class ModelSpec(Protocol):
+    """What this module reads of :class:`gcpbench.models.external.ExternalSpec` (which imports
+    this module: the dependency points from the model builder to its preprocessing)."""
+
+    source: str
+    arch: str
+    kwargs: dict[str, Any]
+
 
 # ImageNet-C / -P: the benchmark fixes the geometry; a model's preprocessing gives mean / std.
 BENCHMARK_GEOMETRY = ("corrupted images / frames as stored (224 px), resized to the model's input size when it differs; "
@@ -80,7 +87,7 @@ def _size(value: Any) -> int:
     return int(value)
 
 
-def _timm(spec: ExternalSpec, pretrained_cfg: dict[str, Any]) -> Preprocessing:
+def _timm(spec: ModelSpec, pretrained_cfg: dict[str, Any]) -> Preprocessing:
     from timm.data import resolve_data_config
 
     config = resolve_data_config({}, pretrained_cfg=pretrained_cfg)
@@ -91,14 +98,14 @@ def _timm(spec: ExternalSpec, pretrained_cfg: dict[str, Any]) -> Preprocessing:
                          f"timm pretrained_cfg of {spec.arch.split('.')[0]}{tag}")
 
 
-def _timm_cfg(spec: ExternalSpec) -> dict[str, Any]:
+def _timm_cfg(spec: ModelSpec) -> dict[str, Any]:
     from timm.models import get_pretrained_cfg
 
     cfg = get_pretrained_cfg(spec.arch) or get_pretrained_cfg(spec.arch.split(".")[0])
     return cfg.to_dict() if cfg is not None else {}
 
 
-def _torchvision(spec: ExternalSpec) -> Preprocessing:
+def _torchvision(spec: ModelSpec) -> Preprocessing:
     import torchvision
 
     try:
@@ -112,14 +119,14 @@ def _torchvision(spec: ExternalSpec) -> Preprocessing:
                          f"torchvision weights {weights}")
 
 
-def for_spec(spec: ExternalSpec) -> Preprocessing:
+def for_spec(spec: ModelSpec) -> Preprocessing:
     """The preprocessing of a timm / torchvision model spec."""
     if spec.source == "timm":
         return _timm(spec, _timm_cfg(spec))
     return _torchvision(spec)
 
 
-def default_input_size(spec: ExternalSpec) -> int:
+def default_input_size(spec: ModelSpec) -> int:
     """The input size a model is built and traced at."""
     return for_spec(spec).input_size
 

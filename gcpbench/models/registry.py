@@ -8,6 +8,7 @@ from typing import Callable
 from torch import nn
 
 from gcpbench.errors import GcpbenchError
+from gcpbench.models.external import is_external, parse_name, suggestion
 from gcpbench.models.heads import HeadSpec
 from gcpbench.models.mobilenetv2 import MobileNetV2
 from gcpbench.models.resnet import ResNet
@@ -69,8 +70,6 @@ def closest(name: str, choices: list[str] | tuple[str, ...]) -> str:
 
 def closest_model(name: str, choices: list[str] | tuple[str, ...]) -> str:
     """:func:`closest` among zoo ``choices``, else among timm / torchvision names."""
-    from gcpbench.models.external import suggestion
-
     return closest(name, choices) or suggestion(name)
 
 
@@ -121,3 +120,23 @@ def build_architecture(name: str, num_classes: int = 1000) -> nn.Module:
     model = info.factory(info.head, num_classes)
     model.zoo_name = info.name
     return model
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What every command records about a model: name, architecture, family (None for
+    timm/torchvision models) and head."""
+
+    name: str
+    arch: str
+    family: str | None
+    head: HeadSpec
+
+
+def model_identity(name: str) -> ModelIdentity:
+    """The identity of a zoo name, an architecture (``resnet50``: GAP) or a timm/torchvision name."""
+    if is_external(name):
+        spec = parse_name(name)
+        return ModelIdentity(spec.name, spec.base, None, spec.head)
+    info = model_info(model_name(name))
+    return ModelIdentity(info.name, info.arch, info.family, info.head)

@@ -146,12 +146,14 @@ def make_executor(sweep: SweepDir, cluster: str, options: ClusterOptions):
     return executor
 
 
-def launch_submitit(sweep: SweepDir, names: list[str], cluster: str, options: ClusterOptions) -> list:
-    """Submit one job per run (a job array on Slurm); returns submitit's jobs."""
+def launch_submitit(sweep: SweepDir, names: list[str], cluster: str, options: ClusterOptions,
+                    show_logs: Callable[[], None] | None = None) -> list:
+    """Submit one job per run (a job array on Slurm); returns submitit's jobs. ``show_logs``: how
+    each job's log shows the library's lines (see :class:`gcpbench.sweep.job.SweepJob`)."""
     from gcpbench.sweep.job import SweepJob
 
     executor = make_executor(sweep, cluster, options)
-    task = SweepJob()
+    task = SweepJob(show_logs)
     try:
         with executor.batch():
             jobs = [executor.submit(task, str(sweep.path.resolve()), name) for name in names]

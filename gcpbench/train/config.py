@@ -91,7 +91,7 @@ def _stored_value(option: str, given: Any, stored: Any) -> Any:
 
 def requested_config(stored: TrainConfig, options: TrainOptions) -> TrainConfig:
     """``stored`` with the values of the options the user gave (those that define a run)."""
-    from gcpbench.models.external import model_identity
+    from gcpbench.models.registry import model_identity
 
     changes: dict[str, Any] = {}
     for f in TrainConfig.defining():
@@ -153,7 +153,7 @@ def new_config(options: TrainOptions, *, name: str, family: str, schedule: Sched
                world_size: int, channels_last: bool) -> TrainConfig:
     """The resolved configuration of a new run (written to config.json)."""
     from gcpbench import __version__
-    from gcpbench.models.external import model_identity
+    from gcpbench.models.registry import model_identity
 
     info = model_identity(name)
     return TrainConfig(

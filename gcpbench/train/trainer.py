@@ -322,7 +322,7 @@ class Prepared:
 def _check_gcp_precision(precision: str | None, name: str) -> None:
     """``--gcp-precision`` must name a known precision and only applies to a GCP head."""
     from gcpbench.gcp import PRECISIONS
-    from gcpbench.models.external import model_identity
+    from gcpbench.models.registry import model_identity
 
     if precision is None:
         return
