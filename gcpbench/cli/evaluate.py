@@ -7,23 +7,30 @@ from typing import Optional
 import typer
 
 from gcpbench.cli import app, modelopts
+from gcpbench.cli.choices import DATA, OUTPUT, RUNTIME, VARIANTS, choice, device_option, examples
+
+EPILOG = examples(
+    "gcpbench eval-imagenet --ckpt runs/r50_gcp/checkpoints/best.pt --data /data/imagenet",
+    "gcpbench eval-imagenet --model timm/convnext_atto --weights convnext_atto.safetensors --data /data/imagenet",
+    "gcpbench eval-imagenet --ckpt best.pt --variant sketch --data /data/imagenet-sketch/sketch",
+)
 
 
-@app.command("eval-imagenet")
+@app.command("eval-imagenet", epilog=EPILOG)
 def eval_imagenet(
-    ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="gcpbench, original iSQRT-COV or torchvision checkpoint"),
+    ckpt: Optional[Path] = modelopts.ckpt_option(),
     model: Optional[str] = modelopts.model_option(),
     weights: Optional[Path] = modelopts.weights_option(),
-    data: Optional[Path] = typer.Option(None, "--data", help="ImageFolder root holding val/<class>/ [default: the built-in synthetic set]"),
-    out: Optional[Path] = typer.Option(None, "--out", help="result .json file or run directory [default: the checkpoint's run directory]"),
-    batch_size: int = typer.Option(64, "--batch-size"),
-    workers: Optional[int] = typer.Option(None, "--workers", help="loader processes [default: CPU cores - 1, at most 8]"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
-    amp: bool = typer.Option(False, "--amp", help="bf16 autocast (the GCP layer stays float32)"),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="centre-crop size [default: 224; the synthetic set's own size]"),
-    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
-    strict: bool = typer.Option(False, "--strict", help="stop at the first unreadable image [default: skip and list it]"),
-    variant: Optional[str] = typer.Option(None, "--variant", help="v2, sketch, r or a: score on ImageNetV2, -Sketch, -R or -A (--data: the folder of class folders; R and A on their 200 classes' logits)"),
+    data: Optional[Path] = typer.Option(None, "--data", help="ImageFolder root holding val/<class>/ [default: the built-in synthetic set]", rich_help_panel=DATA),
+    variant: Optional[str] = choice(None, "--variant", VARIANTS, "variant", "score on ImageNetV2, -Sketch, -R or -A (--data: the folder of class folders; R and A on their 200 classes' logits)", DATA),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="centre-crop size [default: 224; the synthetic set's own size]", rich_help_panel=DATA),
+    strict: bool = typer.Option(False, "--strict", help="stop at the first unreadable image [default: skip and list it]", rich_help_panel=DATA),
+    batch_size: int = typer.Option(64, "--batch-size", rich_help_panel=RUNTIME),
+    workers: Optional[int] = typer.Option(None, "--workers", help="loader processes [default: CPU cores - 1, at most 8]", rich_help_panel=RUNTIME),
+    device: str = device_option(),
+    amp: bool = typer.Option(False, "--amp", help="bf16 autocast (the GCP layer stays float32)", rich_help_panel=RUNTIME),
+    out: Optional[Path] = typer.Option(None, "--out", help="result .json file or run directory [default: the checkpoint's run directory]", rich_help_panel=OUTPUT),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar", rich_help_panel=OUTPUT),
 ) -> None:
     """Top-1 / top-5 of a checkpoint on an ImageFolder validation tree (the model's own preprocessing), or an ImageNet variant."""
     from gcpbench.paths import require_eval_output

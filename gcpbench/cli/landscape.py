@@ -7,24 +7,31 @@ from typing import Optional
 import typer
 
 from gcpbench.cli import app, modelopts
+from gcpbench.cli.choices import DATA, FAMILIES, OUTPUT, RUNTIME, choice, device_option, examples
 from gcpbench.errors import GcpbenchError
 
+EPILOG = examples(
+    "gcpbench landscape runs/r50_gap runs/r50_gcp   (runs trained with --landscape-every K)",
+    "gcpbench landscape --ckpt runs/r50_gcp/checkpoints/best.pt --data /data/imagenet",
+    "gcpbench landscape runs/r50_gap runs/r50_gcp --log-y --out figures/landscape.png",
+)
 
-@app.command()
+
+@app.command(epilog=EPILOG)
 def landscape(
-    run_dirs: list[Path] = typer.Argument(None, help="run directories with a landscape.csv (train --landscape-every K)"),
-    out: Path = typer.Option(None, "--out", "-o", help="PNG to write [default: FIRST_RUN/plots/landscape.png]"),
-    log_y: bool = typer.Option(False, "--log-y", help="logarithmic y axes"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="print nothing"),
-    ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="also probe this checkpoint once (its own run directory)"),
+    run_dirs: list[Path] = typer.Argument(None, help="run directories with a landscape.csv (train --landscape-every K)", show_default=False),
+    ckpt: Optional[Path] = modelopts.ckpt_option("also probe this checkpoint once (its own run directory)"),
     model: Optional[str] = modelopts.model_option(),
     weights: Optional[Path] = modelopts.weights_option(),
-    data: Optional[Path] = typer.Option(None, "--data", help="ImageFolder root with train/ for --ckpt/--model [default: the built-in synthetic set]"),
-    schedule_family: str = typer.Option("resnet", "--schedule-family", help="whose step-size grid: resnet, mobilenetv2, shufflenetv2"),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="images in the probed batch"),
-    num_eta: Optional[int] = typer.Option(None, "--num-eta", min=2, help="step sizes [default: the paper's 50]"),
-    seed: int = typer.Option(0, "--seed", help="which training images form the batch"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
+    data: Optional[Path] = typer.Option(None, "--data", help="ImageFolder root with train/ for --ckpt/--model [default: the built-in synthetic set]", rich_help_panel=DATA),
+    schedule_family: str = choice("resnet", "--schedule-family", FAMILIES, "model family", "whose step-size grid", DATA),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="images in the probed batch", rich_help_panel=DATA),
+    num_eta: Optional[int] = typer.Option(None, "--num-eta", min=2, help="step sizes [default: the paper's 50]", rich_help_panel=DATA),
+    seed: int = typer.Option(0, "--seed", help="which training images form the batch", rich_help_panel=DATA),
+    device: str = device_option(),
+    out: Path = typer.Option(None, "--out", "-o", help="PNG to write [default: plots/landscape.png of the first run]", rich_help_panel=OUTPUT),
+    log_y: bool = typer.Option(False, "--log-y", help="logarithmic y axes", rich_help_panel=OUTPUT),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="print nothing", rich_help_panel=OUTPUT),
 ) -> None:
     """Loss Lipschitzness, gradient predictiveness and beta-smoothness figure (GAP vs GCP); with
     --ckpt or --model/--weights, probe that model once (cut after its stem) and plot it too."""

@@ -7,19 +7,26 @@ from typing import Optional
 import typer
 
 from gcpbench.cli import app, modelopts
+from gcpbench.cli.choices import DATA, OUTPUT, examples
 from gcpbench.errors import GcpbenchError
 
+EPILOG = examples(
+    "gcpbench report   (every run under runs/, into runs/report)",
+    "gcpbench report runs/paper --out paper_report --all-paper-rows",
+    "gcpbench report --ckpt runs/r50_gcp/checkpoints/best.pt",
+)
 
-@app.command()
+
+@app.command(epilog=EPILOG)
 def report(
-    paths: list[Path] = typer.Argument(None, help="run directories or folders holding them (default: runs/)"),
-    out: Path = typer.Option(None, "--out", help="output folder (default: runs/report)"),
-    all_paper: bool = typer.Option(False, "--all-paper-rows", help="show every paper row, not only the "
-                                   "architectures / detectors that have runs"),
-    quiet: bool = typer.Option(False, "--quiet", help="print only the path of report.md"),
-    ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="report the runs holding this checkpoint's results (searched under PATHS or runs/)"),
+    paths: list[Path] = typer.Argument(None, help="run directories or folders holding them (default: runs/)", show_default=False),
+    ckpt: Optional[Path] = modelopts.ckpt_option("report the runs holding this checkpoint's results (searched under PATHS or runs/)"),
     model: Optional[str] = modelopts.model_option(),
     weights: Optional[Path] = modelopts.weights_option(),
+    all_paper: bool = typer.Option(False, "--all-paper-rows", help="show every paper row, not only the "
+                                   "architectures / detectors that have runs", rich_help_panel=DATA),
+    out: Path = typer.Option(None, "--out", help="output folder (default: runs/report)", rich_help_panel=OUTPUT),
+    quiet: bool = typer.Option(False, "--quiet", help="print only the path of report.md", rich_help_panel=OUTPUT),
 ) -> None:
     """Collect every run's metrics into paper-style tables and plots (Markdown, CSV, LaTeX)."""
     from gcpbench.cli import print_warning

@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from gcpbench.cli import app, data_app, modelopts
+from gcpbench.cli.choices import DATA, NPY_BENCHMARKS, OUTPUT, RUNTIME, choice, device_option, examples
 from gcpbench.errors import GcpbenchError
 from gcpbench.paths import require_eval_output, require_writable
 from gcpbench.robustness.benchmarks import ALEXNET_CLEAN_ERROR
@@ -27,20 +28,16 @@ def int_list(values: Optional[List[str]], what: str) -> list[int]:
         raise GcpbenchError(f"--{what} takes integers, e.g. --{what} 1,2,3") from None
 
 
-def device_option() -> str:
-    return typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ...")
-
-
 def out_option() -> Optional[Path]:
-    return typer.Option(None, "--out", help="run directory (default: the checkpoint's run)")
+    return typer.Option(None, "--out", help="run directory (default: the checkpoint's run)", rich_help_panel=OUTPUT)
 
 
 def json_option() -> bool:
-    return typer.Option(False, "--json", help="print the summary as JSON instead of a table")
+    return typer.Option(False, "--json", help="print the summary as JSON instead of a table", rich_help_panel=OUTPUT)
 
 
 def quiet_option() -> bool:
-    return typer.Option(False, "--quiet", help="no progress bars")
+    return typer.Option(False, "--quiet", help="no progress bars", rich_help_panel=OUTPUT)
 
 
 def _print(obj, as_json: bool, table_fn) -> None:
@@ -52,25 +49,32 @@ def _print(obj, as_json: bool, table_fn) -> None:
         stdout_console().print(table_fn(obj))
 
 
-@app.command("eval-c")
+EVAL_C_EPILOG = examples(
+    "gcpbench eval-c --ckpt runs/r50_gcp/checkpoints/best.pt --data /data/imagenet-c --clean-data /data/imagenet/val",
+    "gcpbench eval-c --ckpt best.pt --data /data/imagenet-c --subset 10 --corruptions fog,snow --json",
+    "gcpbench eval-c --errors errors.csv --clean-error 0.2387",
+)
+
+
+@app.command("eval-c", epilog=EVAL_C_EPILOG)
 def eval_c(
-    ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="gcpbench (or original) checkpoint to evaluate"),
+    ckpt: Optional[Path] = modelopts.ckpt_option(),
     model: Optional[str] = modelopts.model_option(),
     weights: Optional[Path] = modelopts.weights_option(),
-    data: Optional[Path] = typer.Option(None, "--data", help="ImageNet-C root (default: made from the synthetic set)"),
-    clean_error: Optional[float] = typer.Option(None, "--clean-error", help="clean top-1 error (fraction) for relative mCE"),
-    clean_data: Optional[Path] = typer.Option(None, "--clean-data", help="clean validation tree to measure the clean error on"),
-    extra: bool = typer.Option(False, "--extra", help="also the 4 held-out corruptions (reported apart, never in mCE)"),
-    corruptions: Optional[List[str]] = typer.Option(None, "--corruptions", help="only these (comma-separated); mCE marked partial"),
-    severities: Optional[List[str]] = typer.Option(None, "--severities", help="only these severities (default 1-5)"),
-    subset: Optional[int] = typer.Option(None, "--subset", min=1, help="a fixed, seeded K images per class (marked as subset)"),
-    seed: int = typer.Option(0, help="seed of --subset"),
-    batch_size: int = typer.Option(64, "--batch-size", min=1),
-    workers: int = typer.Option(4, "--workers", min=0, help="data loading processes"),
+    data: Optional[Path] = typer.Option(None, "--data", help="ImageNet-C root (default: made from the synthetic set)", rich_help_panel=DATA),
+    clean_error: Optional[float] = typer.Option(None, "--clean-error", help="clean top-1 error (fraction) for relative mCE", rich_help_panel=DATA),
+    clean_data: Optional[Path] = typer.Option(None, "--clean-data", help="clean validation tree to measure the clean error on", rich_help_panel=DATA),
+    extra: bool = typer.Option(False, "--extra", help="also the 4 held-out corruptions (reported apart, never in mCE)", rich_help_panel=DATA),
+    corruptions: Optional[List[str]] = typer.Option(None, "--corruptions", help="only these (comma-separated); mCE marked partial", rich_help_panel=DATA),
+    severities: Optional[List[str]] = typer.Option(None, "--severities", help="only these severities (default 1-5)", rich_help_panel=DATA),
+    subset: Optional[int] = typer.Option(None, "--subset", min=1, help="a fixed, seeded K images per class (marked as subset)", rich_help_panel=DATA),
+    seed: int = typer.Option(0, help="seed of --subset", rich_help_panel=DATA),
+    errors: Optional[Path] = typer.Option(None, "--errors", help="score a corruption,severity,error CSV computed elsewhere", rich_help_panel=DATA),
+    alexnet_clean_error: float = typer.Option(ALEXNET_CLEAN_ERROR, "--alexnet-clean-error", help=ALEXNET_HELP, rich_help_panel=DATA),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, rich_help_panel=RUNTIME),
+    workers: int = typer.Option(4, "--workers", min=0, help="data loading processes", rich_help_panel=RUNTIME),
     device: str = device_option(),
     out: Optional[Path] = out_option(),
-    errors: Optional[Path] = typer.Option(None, "--errors", help="score a corruption,severity,error CSV computed elsewhere"),
-    alexnet_clean_error: float = typer.Option(ALEXNET_CLEAN_ERROR, "--alexnet-clean-error", help=ALEXNET_HELP),
     as_json: bool = json_option(),
     quiet: bool = quiet_option(),
 ) -> None:
@@ -109,19 +113,26 @@ def eval_c(
         typer.echo(f"wrote {run.eval / 'imagenet_c.csv'} and {run.eval / 'imagenet_c_summary.json'}")
 
 
-@app.command("eval-p")
+EVAL_P_EPILOG = examples(
+    "gcpbench eval-p --ckpt runs/r50_gcp/checkpoints/best.pt --data /data/imagenet-p",
+    "gcpbench eval-p --ckpt best.pt --data /data/imagenet-p --perturbations gaussian_noise,shot_noise --difficulty 2",
+    "gcpbench eval-p --model timm/resnet50_gcp_s1 --weights r50.pth --subset 5 --json",
+)
+
+
+@app.command("eval-p", epilog=EVAL_P_EPILOG)
 def eval_p(
-    ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="gcpbench (or original) checkpoint to evaluate"),
+    ckpt: Optional[Path] = modelopts.ckpt_option(),
     model: Optional[str] = modelopts.model_option(),
     weights: Optional[Path] = modelopts.weights_option(),
-    data: Optional[Path] = typer.Option(None, "--data", help="ImageNet-P root (default: made from the synthetic set)"),
-    difficulty: int = typer.Option(1, "--difficulty", min=1, max=3, help="1, 2 or 3"),
-    extra: bool = typer.Option(False, "--extra", help="also the held-out perturbations (reported apart)"),
-    perturbations: Optional[List[str]] = typer.Option(None, "--perturbations", help="only these (comma-separated)"),
-    subset: Optional[int] = typer.Option(None, "--subset", min=1, help="a fixed, seeded K sequences per class"),
-    seed: int = typer.Option(0, help="seed of --subset"),
-    batch_size: int = typer.Option(64, "--batch-size", min=1, help="frames per forward pass"),
-    workers: int = typer.Option(4, "--workers", min=0, help="decoding processes"),
+    data: Optional[Path] = typer.Option(None, "--data", help="ImageNet-P root (default: made from the synthetic set)", rich_help_panel=DATA),
+    difficulty: int = typer.Option(1, "--difficulty", min=1, max=3, help="1, 2 or 3", rich_help_panel=DATA),
+    extra: bool = typer.Option(False, "--extra", help="also the held-out perturbations (reported apart)", rich_help_panel=DATA),
+    perturbations: Optional[List[str]] = typer.Option(None, "--perturbations", help="only these (comma-separated)", rich_help_panel=DATA),
+    subset: Optional[int] = typer.Option(None, "--subset", min=1, help="a fixed, seeded K sequences per class", rich_help_panel=DATA),
+    seed: int = typer.Option(0, help="seed of --subset", rich_help_panel=DATA),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="frames per forward pass", rich_help_panel=RUNTIME),
+    workers: int = typer.Option(4, "--workers", min=0, help="decoding processes", rich_help_panel=RUNTIME),
     device: str = device_option(),
     out: Optional[Path] = out_option(),
     as_json: bool = json_option(),
@@ -143,19 +154,26 @@ def eval_p(
         typer.echo(f"wrote {run.eval / 'imagenet_p.csv'} and {run.eval / 'imagenet_p_summary.json'}")
 
 
-@app.command("eval-cifar")
+EVAL_CIFAR_EPILOG = examples(
+    "gcpbench eval-cifar --benchmark cifar10-c --ckpt cifar_r18.pt --data /data/CIFAR-10-C",
+    "gcpbench eval-cifar --benchmark cifar10-p --ckpt cifar_r18.pt --data /data/CIFAR-10-P --only gaussian_noise",
+    "gcpbench eval-cifar --benchmark cifar100-c --ckpt c100.pt --data /data/CIFAR-100-C --severities 5 --json",
+)
+
+
+@app.command("eval-cifar", epilog=EVAL_CIFAR_EPILOG)
 def eval_cifar(
-    benchmark: str = typer.Option(..., "--benchmark", help="cifar10-c, cifar100-c or cifar10-p (the .npy release)"),
-    ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="checkpoint of a model trained on CIFAR"),
+    benchmark: str = choice(..., "--benchmark", NPY_BENCHMARKS, "benchmark", "which .npy release", DATA),
+    ckpt: Optional[Path] = modelopts.ckpt_option("checkpoint of a model trained on CIFAR"),
     model: Optional[str] = modelopts.model_option(),
     weights: Optional[Path] = modelopts.weights_option(),
-    data: Path = typer.Option(..., "--data", help="the folder holding <corruption>.npy (and labels.npy)"),
-    names: Optional[List[str]] = typer.Option(None, "--only", help="only these corruptions / perturbations (marked partial)"),
-    extra: bool = typer.Option(False, "--extra", help="also the held-out ones (reported apart, never in the means)"),
-    severities: Optional[List[str]] = typer.Option(None, "--severities", help="only these severities (-C; default 1-5)"),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize the 32 px images for a model with another input size"),
-    batch_size: int = typer.Option(256, "--batch-size", min=1),
-    workers: int = typer.Option(2, "--workers", min=0, help="data loading processes"),
+    data: Path = typer.Option(..., "--data", help="the folder holding <corruption>.npy (and labels.npy)", rich_help_panel=DATA),
+    names: Optional[List[str]] = typer.Option(None, "--only", help="only these corruptions / perturbations (marked partial)", rich_help_panel=DATA),
+    extra: bool = typer.Option(False, "--extra", help="also the held-out ones (reported apart, never in the means)", rich_help_panel=DATA),
+    severities: Optional[List[str]] = typer.Option(None, "--severities", help="only these severities (-C; default 1-5)", rich_help_panel=DATA),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize the 32 px images for a model with another input size", rich_help_panel=DATA),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, rich_help_panel=RUNTIME),
+    workers: int = typer.Option(2, "--workers", min=0, help="data loading processes", rich_help_panel=RUNTIME),
     device: str = device_option(),
     out: Optional[Path] = out_option(),
     as_json: bool = json_option(),
@@ -177,16 +195,23 @@ def eval_cifar(
         typer.echo(f"wrote {run.eval / summary['benchmark'].replace('-', '_')}_summary.json")
 
 
-@data_app.command("make-c")
+MAKE_C_EPILOG = examples(
+    "gcpbench data make-c --src /data/imagenet/val --out /data/imagenet-c",
+    "gcpbench data make-c --src /data/imagenet/val --out c_small --corruptions fog,snow --severities 1,5 --per-class 5",
+    "gcpbench data make-c --out /tmp/c_synthetic   (from the built-in synthetic set)",
+)
+
+
+@data_app.command("make-c", epilog=MAKE_C_EPILOG)
 def make_c(
-    src: Optional[Path] = typer.Option(None, "--src", help="clean validation tree SRC/<wnid>/<image> (default: synthetic)"),
-    out: Path = typer.Option(..., "--out", help="where to write OUT/<corruption>/<severity>/<wnid>/*.JPEG"),
-    corruptions: Optional[List[str]] = typer.Option(None, "--corruptions", help="comma-separated (default: all 19)"),
-    severities: Optional[List[str]] = typer.Option(None, "--severities", help="comma-separated (default: 1-5)"),
-    per_class: Optional[int] = typer.Option(None, "--per-class", min=1, help="a seeded N images per class"),
-    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="processes (default: cores, at most 8; 0 = none)"),
-    seed: int = typer.Option(0, help="seed of --per-class and of the corruptions"),
-    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+    src: Optional[Path] = typer.Option(None, "--src", help="clean validation tree SRC/WNID/IMAGE (default: synthetic)", rich_help_panel=DATA),
+    out: Path = typer.Option(..., "--out", help="where to write OUT/CORRUPTION/SEVERITY/WNID/*.JPEG", rich_help_panel=OUTPUT),
+    corruptions: Optional[List[str]] = typer.Option(None, "--corruptions", help="comma-separated (default: all 19)", rich_help_panel=DATA),
+    severities: Optional[List[str]] = typer.Option(None, "--severities", help="comma-separated (default: 1-5)", rich_help_panel=DATA),
+    per_class: Optional[int] = typer.Option(None, "--per-class", min=1, help="a seeded N images per class", rich_help_panel=DATA),
+    seed: int = typer.Option(0, help="seed of --per-class and of the corruptions", rich_help_panel=DATA),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="processes (default: cores, at most 8; 0 = none)", rich_help_panel=RUNTIME),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar", rich_help_panel=OUTPUT),
 ) -> None:
     """Build an ImageNet-C tree with the official recipe (Resize 256, CenterCrop 224, JPEG 85)."""
     require_writable(out)
@@ -199,16 +224,23 @@ def make_c(
                               f"{record['images_per_subset']} images")
 
 
-@data_app.command("make-p")
+MAKE_P_EPILOG = examples(
+    "gcpbench data make-p --src /data/imagenet/val --out /data/imagenet-p",
+    "gcpbench data make-p --src /data/imagenet/val --out p_small --perturbations gaussian_noise --difficulties 1,2",
+    "gcpbench data make-p --out /tmp/p_synthetic --per-class 2   (from the built-in synthetic set)",
+)
+
+
+@data_app.command("make-p", epilog=MAKE_P_EPILOG)
 def make_p(
-    src: Optional[Path] = typer.Option(None, "--src", help="clean validation tree SRC/<wnid>/<image> (default: synthetic)"),
-    out: Path = typer.Option(..., "--out", help="where to write OUT/<perturbation>[_2|_3]/<wnid>/*.mp4"),
-    perturbations: Optional[List[str]] = typer.Option(None, "--perturbations", help="comma-separated (default: all 14)"),
-    difficulties: Optional[List[str]] = typer.Option(None, "--difficulties", help="noise difficulties to write (default: 1)"),
-    per_class: Optional[int] = typer.Option(None, "--per-class", min=1, help="a seeded N images per class"),
-    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="processes (default: cores, at most 8; 0 = none)"),
-    seed: int = typer.Option(0, help="seed of --per-class and of the random perturbations"),
-    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+    src: Optional[Path] = typer.Option(None, "--src", help="clean validation tree SRC/WNID/IMAGE (default: synthetic)", rich_help_panel=DATA),
+    out: Path = typer.Option(..., "--out", help="where to write OUT/PERTURBATION[_2|_3]/WNID/*.mp4", rich_help_panel=OUTPUT),
+    perturbations: Optional[List[str]] = typer.Option(None, "--perturbations", help="comma-separated (default: all 14)", rich_help_panel=DATA),
+    difficulties: Optional[List[str]] = typer.Option(None, "--difficulties", help="noise difficulties to write (default: 1)", rich_help_panel=DATA),
+    per_class: Optional[int] = typer.Option(None, "--per-class", min=1, help="a seeded N images per class", rich_help_panel=DATA),
+    seed: int = typer.Option(0, help="seed of --per-class and of the random perturbations", rich_help_panel=DATA),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="processes (default: cores, at most 8; 0 = none)", rich_help_panel=RUNTIME),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar", rich_help_panel=OUTPUT),
 ) -> None:
     """Build ImageNet-P sequences with the official recipe (H.264 mp4 at 1 fps)."""
     require_writable(out)
