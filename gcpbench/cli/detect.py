@@ -2,19 +2,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from gcpbench.cli import app
+from gcpbench.errors import GcpbenchError
 from gcpbench.cli.choices import (DATA, DETECT_LAUNCHERS, FRAMEWORKS, MODEL, OUTPUT, RUNTIME, SCHEDULE, choice,
                                   device_option, examples)
 
 EPILOG = examples(
     "gcpbench detect --framework faster_rcnn --backbone resnet50_gcp_m --max-iters 20   (synthetic COCO, a quick look)",
     "gcpbench detect --framework mask_rcnn --backbone resnet50_gcp_d --ckpt r50_gcp.pth --data /data/coco",
-    "torchrun --nproc_per_node=8 -m gcpbench detect --framework faster_rcnn --backbone resnet101_gcp_m "
-    "--data /data/coco --launcher pytorch",
+    "gcpbench detect --framework faster_rcnn --backbone resnet50_gcp_m --data /data/coco --cfg-options "
+    "optim_wrapper.optimizer.lr=0.01 train_dataloader.batch_size=4",
 )
 
 
@@ -29,6 +30,10 @@ def detect(
                                            "otherwise the starting point (load_from)", rich_help_panel=MODEL),
     config: Optional[Path] = typer.Option(None, "--config", help="your own mmdetection config file instead of the packaged "
                                           "one (the options above still apply)", rich_help_panel=MODEL),
+    cfg_options: Optional[List[str]] = typer.Option(None, "--cfg-options", help="KEY=VALUE [KEY=VALUE ...] merged into "
+                                                    "the mmdetection config last, as mmdetection's tools do "
+                                                    "(KEY: a dotted config path; examples below)", rich_help_panel=MODEL),
+    more_cfg_options: Optional[List[str]] = typer.Argument(None, hidden=True, show_default=False),
     data: Optional[Path] = typer.Option(None, "--data", help="COCO 2017 root (annotations/, train2017/, val2017/) "
                                         "[default: the built-in synthetic set]", rich_help_panel=DATA),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="train N epochs, LR steps scaled [default: 1x = 12]", rich_help_panel=SCHEDULE),
@@ -54,10 +59,15 @@ def detect(
     from gcpbench.detection.runner import DetectOptions, detect as run_detect
     from gcpbench.runtime import is_main_process
 
+    pairs = [*(cfg_options or []), *(more_cfg_options or [])]
+    if more_cfg_options and not cfg_options:
+        raise GcpbenchError(f"unexpected argument '{more_cfg_options[0]}': KEY=VALUE pairs follow --cfg-options")
+    from gcpbench.detection.config import parse_cfg_options
+
     options = DetectOptions(framework=framework, backbone=backbone, ckpt=ckpt, data=data, epochs=epochs, max_iters=max_iters,
                             eval_only=eval_only, weights=weights, work_dir=work_dir, launcher=launcher, device=device,
                             resume=resume, batch_size=batch_size, workers=workers, seed=seed, quiet=quiet,
-                            config=config)
+                            config=config, cfg_options=parse_cfg_options(pairs) or None)
     run, result = run_detect(options)
     if not is_main_process():  # under torchrun only the first process reports
         return

@@ -1,17 +1,20 @@
 """`gcpbench train`."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Optional
 
 import typer
 
 from gcpbench.cli import app
+from gcpbench.cli.configfile import config_option
 from gcpbench.cli.choices import (DATA, FAMILIES, GCP_PRECISIONS, HEADS, MODEL, NUMERICS, OUTPUT, RUNTIME, SCHEDULE, SCHEDULES,
                                   choice, device_option, examples)
 
 EPILOG = examples(
     "gcpbench train resnet18 --head gcp --epochs 2   (the built-in synthetic set, a quick look)",
-    "gcpbench train resnet50 --head gcp --schedule LRfast --data /data/imagenet --out runs/r50_gcp_fast",
+    "gcpbench train --config study.toml --weight-decay 5e-5 --dry-run   (the file's options, one overridden)",
     "torchrun --nproc_per_node=8 -m gcpbench train resnet50 --head gcp --data /data/imagenet   "
     "(8 GPUs; --batch-size is the global batch; README: several machines)",
 )
@@ -43,19 +46,64 @@ def train(
     schedule_family: Optional[str] = choice(None, "--schedule-family", FAMILIES, "model family", "whose schedules a timm/torchvision model follows [default: resnet]", SCHEDULE),
     last_stage_stride_1: Optional[bool] = typer.Option(None, "--last-stage-stride-1", help="the paper's ResNet trick for timm or torchvision ResNets with --head gcp: layer4 at stride 1", rich_help_panel=MODEL),
     gcp_precision: Optional[str] = choice(None, "--gcp-precision", GCP_PRECISIONS, "GCP precision", "float32 (exact) or tf32 (CUDA matrix products inside the GCP layer, ~1e-3 relative; faster on Ampere and newer) [default: float32]", NUMERICS),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="SGD weight decay [default: the paper's, 1e-4 ResNet, 4e-5 the others]", rich_help_panel=SCHEDULE),
+    momentum: Optional[float] = typer.Option(None, "--momentum", help="SGD momentum [default: the paper's 0.9]", rich_help_panel=SCHEDULE),
+    label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help="training loss label smoothing [default: 0, the paper's]", rich_help_panel=SCHEDULE),
+    warmup_epochs: Optional[int] = typer.Option(None, "--warmup-epochs", help="linear LR warm-up over the first K epochs [default: 0, the paper's]", rich_help_panel=SCHEDULE),
+    config: Optional[Path] = config_option(),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the resolved configuration and the LR of every epoch, then exit (reads and writes nothing)", rich_help_panel=OUTPUT),
+    as_json: bool = typer.Option(False, "--json", help="print the result (with --dry-run: the plan) as JSON", rich_help_panel=OUTPUT),
     strict: bool = typer.Option(False, "--strict", help="stop at the first unreadable image [default: skip, warn and list it in the run's unreadable_images.txt]", rich_help_panel=DATA),
 ) -> None:
     """Train a zoo model with the paper's LRnorm / LRfast / LRadju schedules (SGD, momentum 0.9)."""
     from gcpbench.paths import require_train_output
+    from gcpbench.train.config import TrainOptions
 
+    options = TrainOptions(arch=arch, head=head, gcp_dim=gcp_dim, schedule=schedule, data=data, out=out, epochs=epochs,
+                           batch_size=batch_size, lr=lr, workers=workers, amp=amp, channels_last=channels_last,
+                           device=device, seed=seed, deterministic=deterministic, resume=resume, quiet=quiet or as_json,
+                           landscape_every=landscape_every, landscape_num_eta=landscape_num_eta,
+                           image_size=image_size, gcp_precision=gcp_precision, weights=weights,
+                           schedule_family=schedule_family, last_stride_one=last_stage_stride_1, strict=strict,
+                           weight_decay=weight_decay, momentum=momentum, label_smoothing=label_smoothing,
+                           warmup_epochs=warmup_epochs)
+    if dry_run:
+        _print_plan(options, as_json)
+        return
     require_train_output(out, resume)  # before the heavy imports: a read-only folder fails at once
     from gcpbench.cli.train_bars import RichTrainReporter
-    from gcpbench.train import TrainOptions, train as run
+    from gcpbench.train import train as run
 
-    run(TrainOptions(arch=arch, head=head, gcp_dim=gcp_dim, schedule=schedule, data=data, out=out, epochs=epochs,
-                     batch_size=batch_size, lr=lr, workers=workers, amp=amp, channels_last=channels_last,
-                     device=device, seed=seed, deterministic=deterministic, resume=resume, quiet=quiet,
-                     landscape_every=landscape_every, landscape_num_eta=landscape_num_eta,
-                     image_size=image_size, gcp_precision=gcp_precision, weights=weights,
-                     schedule_family=schedule_family, last_stride_one=last_stage_stride_1, strict=strict),
-        RichTrainReporter)
+    run_dir = run(options, RichTrainReporter)
+    if as_json:
+        from gcpbench.runtime import is_main_process
+
+        if is_main_process():
+            typer.echo(json.dumps(_result(run_dir), indent=2))
+
+
+def _result(run_dir) -> dict:
+    """train --json: the run directory, its configuration and the best and last epochs."""
+    from gcpbench.io import read_jsonl
+
+    records = read_jsonl(run_dir.metrics_jsonl) if run_dir.metrics_jsonl.is_file() else []
+    best = max(records, key=lambda r: r["val_top1"]) if records else None
+    return {"run_dir": str(run_dir.path), "config": run_dir.read_config(), "best_epoch": best,
+            "last_epoch": records[-1] if records else None}
+
+
+def _print_plan(options, as_json: bool) -> None:
+    from gcpbench.train.config import dry_run_plan
+
+    plan = dry_run_plan(options)
+    if as_json:
+        typer.echo(json.dumps(plan, indent=2, default=str))
+        return
+    typer.echo("dry run: nothing is read or written")
+    for key, value in plan["config"].items():
+        if key != "options":
+            typer.echo(f"  {key}: {value}")
+    for line in plan["schedule_notes"]:
+        typer.echo(line)
+    lrs = plan["lr_per_epoch"]
+    typer.echo("LR at the start of each epoch: " + ", ".join(f"{i + 1}: {lr:.4g}" for i, lr in enumerate(lrs)))

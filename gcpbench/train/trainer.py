@@ -35,7 +35,7 @@ from gcpbench.train import distributed as ddp
 from gcpbench.train.config import (TrainOptions, auto_resume_target, new_config, schedule_from_config,
                                    stored_config)
 from gcpbench.train.progress import TrainReporter
-from gcpbench.train.schedules import MOMENTUM, Schedule, canonical_schedule, make_schedule
+from gcpbench.train.schedules import Schedule, canonical_schedule, make_schedule
 from gcpbench.train.state import (read_training_checkpoint, rng_state, save_training_checkpoint, seed_everything,
                                   set_rng_state)
 
@@ -156,7 +156,8 @@ def _describe(s: Session, source) -> None:
     for line in s.schedule.describe():
         log(line)
     per_rank = f" ({c.batch_size // s.ctx.world_size} per process x {s.ctx.world_size})" if s.ctx.distributed else ""
-    log(f"SGD momentum {MOMENTUM}, weight decay {c.weight_decay:g} (all parameters); batch {c.batch_size}"
+    smoothing = f", label smoothing {c.label_smoothing:g}" if c.label_smoothing else ""
+    log(f"SGD momentum {s.schedule.momentum:g}, weight decay {c.weight_decay:g} (all parameters){smoothing}; batch {c.batch_size}"
         f"{per_rank}, {len(s.train_loader)} iterations/epoch, {c.epochs} epochs")
     log(f"device {s.device}, amp {'bf16' if c.amp else 'off'}, channels_last {'on' if c.channels_last else 'off'}, "
         f"seed {c.seed}, deterministic {'on' if c.deterministic else 'off'}")
@@ -202,7 +203,7 @@ def train_one_epoch(s: Session, epoch: int) -> dict[str, float]:
         targets = targets.to(s.device, non_blocking=True)
         with autocast(s.device, s.config.amp):
             outputs = s.model(images)
-            loss = F.cross_entropy(outputs, targets)
+            loss = F.cross_entropy(outputs, targets, label_smoothing=s.config.label_smoothing)
         value = loss.item()
         if not math.isfinite(value):
             raise _nan_error(s, value, epoch, step)
@@ -343,7 +344,8 @@ def _prepare_new(options: TrainOptions, ctx: ddp.DistContext, quiet: bool) -> Pr
     if options.weights is not None and not Path(options.weights).is_file():
         raise GcpbenchError(f"--weights '{options.weights}' does not exist")
     schedule = make_schedule(family, canonical_schedule(options.schedule or "LRnorm"), options.epochs,
-                             options.batch_size, options.lr)
+                             options.batch_size, options.lr, weight_decay=options.weight_decay,
+                             momentum=options.momentum, warmup_epochs=options.warmup_epochs)
     if options.landscape_every is not None and options.landscape_every < 0:
         raise GcpbenchError(f"--landscape-every must be 0 (off) or a positive number of iterations, "
                             f"got {options.landscape_every}")
@@ -396,7 +398,7 @@ def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool,
     if config.channels_last:
         net = net.to(memory_format=torch.channels_last)
     set_gcp_precision(net, config.gcp_precision)
-    optimizer = torch.optim.SGD(net.parameters(), lr=p.schedule.base_lr, momentum=MOMENTUM,
+    optimizer = torch.optim.SGD(net.parameters(), lr=p.schedule.base_lr, momentum=p.schedule.momentum,
                                 weight_decay=p.schedule.weight_decay)
     history: list[EpochRecord] = []
     best, start_epoch = -math.inf, 0
