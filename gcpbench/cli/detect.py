@@ -47,6 +47,7 @@ def detect(
     seed: int = typer.Option(0, "--seed", rich_help_panel=RUNTIME),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="run directory [default: a new folder under runs/]", rich_help_panel=OUTPUT),
     quiet: bool = typer.Option(False, "--quiet", help="only warnings and the final table", rich_help_panel=OUTPUT),
+    no_tensorboard: bool = typer.Option(False, "--no-tensorboard", help="no TensorBoard scalars [default: mmengine's TensorBoard backend, in the work dir]", rich_help_panel=OUTPUT),
 ) -> None:
     """Faster / Mask R-CNN (FPN) fine-tuning and COCO evaluation with GAP, GCP_D or GCP_M backbones."""
     from gcpbench.extras import require_detect
@@ -67,7 +68,8 @@ def detect(
     options = DetectOptions(framework=framework, backbone=backbone, ckpt=ckpt, data=data, epochs=epochs, max_iters=max_iters,
                             eval_only=eval_only, weights=weights, work_dir=work_dir, launcher=launcher, device=device,
                             resume=resume, batch_size=batch_size, workers=workers, seed=seed, quiet=quiet,
-                            config=config, cfg_options=parse_cfg_options(pairs) or None)
+                            config=config, cfg_options=parse_cfg_options(pairs) or None,
+                            tensorboard=not no_tensorboard)
     run, result = run_detect(options)
     if not is_main_process():  # under torchrun only the first process reports
         return

@@ -52,6 +52,7 @@ def train(
     warmup_epochs: Optional[int] = typer.Option(None, "--warmup-epochs", help="linear LR warm-up over the first K epochs [default: 0, the paper's]", rich_help_panel=SCHEDULE),
     config: Optional[Path] = config_option(),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the resolved configuration and the LR of every epoch, then exit (reads and writes nothing)", rich_help_panel=OUTPUT),
+    no_tensorboard: bool = typer.Option(False, "--no-tensorboard", help="write no TensorBoard scalars [default: RUN/tensorboard/; view with tensorboard --logdir runs]", rich_help_panel=OUTPUT),
     as_json: bool = typer.Option(False, "--json", help="print the result (with --dry-run: the plan) as JSON", rich_help_panel=OUTPUT),
     strict: bool = typer.Option(False, "--strict", help="stop at the first unreadable image [default: skip, warn and list it in the run's unreadable_images.txt]", rich_help_panel=DATA),
 ) -> None:
@@ -66,7 +67,7 @@ def train(
                            image_size=image_size, gcp_precision=gcp_precision, weights=weights,
                            schedule_family=schedule_family, last_stride_one=last_stage_stride_1, strict=strict,
                            weight_decay=weight_decay, momentum=momentum, label_smoothing=label_smoothing,
-                           warmup_epochs=warmup_epochs)
+                           warmup_epochs=warmup_epochs, tensorboard=not no_tensorboard)
     if dry_run:
         _print_plan(options, as_json)
         return

@@ -199,7 +199,7 @@ def build_config(framework: str, backbone: str | Backbone, *, work_dir: str | os
                  max_iters: int | None = None, load_from: str | None = None, resume: bool = False, launcher: str = "none",
                  batch_size: int | None = None, workers: int | None = None, image_scale: tuple[int, int] | None = None,
                  seed: int = 0, log_interval: int | None = None, config: str | os.PathLike | None = None,
-                 cfg_options: dict[str, Any] | None = None) -> Any:
+                 cfg_options: dict[str, Any] | None = None, tensorboard: bool = True) -> Any:
     """The resolved mmengine ``Config`` of one run.
 
     ``data_root`` is a COCO 2017 tree; without it ``synthetic_root`` (the built-in set: 3
@@ -210,7 +210,8 @@ def build_config(framework: str, backbone: str | Backbone, *, work_dir: str | os
     file by a user's own (the options above still apply to it). ``cfg_options`` (``detect
     --cfg-options KEY=VALUE ...``) are merged last with ``Config.merge_from_dict``, as
     mmdetection's own tools do; the keys gcpbench owns (work dir, launcher, resume, load_from)
-    are refused.
+    are refused. ``tensorboard``: mmengine's ``TensorboardVisBackend`` beside its local one
+    (scalars in ``WORK_DIR/<timestamp>/vis_data/``).
     """
     from mmengine.config import Config
 
@@ -251,6 +252,11 @@ def build_config(framework: str, backbone: str | Backbone, *, work_dir: str | os
                            "load_from": str(load_from) if load_from else None, "resume": resume, "launcher": launcher}
     if log_interval is not None:
         run["default_hooks.logger.interval"] = log_interval
+    if tensorboard:
+        backends = list((cfg.get("visualizer") or {}).get("vis_backends") or [dict(type="LocalVisBackend")])
+        if not any(b.get("type") == "TensorboardVisBackend" for b in backends):
+            backends.append(dict(type="TensorboardVisBackend"))
+        run["visualizer.vis_backends"] = backends
     cfg.merge_from_dict(run)
     if cfg_options:
         cfg.merge_from_dict(check_cfg_options(cfg_options))

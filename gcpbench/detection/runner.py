@@ -169,6 +169,7 @@ class DetectOptions:
     quiet: bool = False
     config: Path | None = None
     cfg_options: dict[str, Any] | None = None  # --cfg-options KEY=VALUE ...: merged into the config last
+    tensorboard: bool = True  # mmengine's TensorboardVisBackend (WORK_DIR/<timestamp>/vis_data/)
 
     def __post_init__(self) -> None:
         """Counts given as 0 or less are refused (mmengine would accept some of them silently)."""
@@ -252,7 +253,7 @@ def detect(options: DetectOptions, say: Callable[[str], None] | None = None) -> 
                        weights=ckpt, epochs=options.epochs, max_iters=options.max_iters,
                        load_from=str(options.weights) if options.weights else None, resume=options.resume,
                        launcher=options.launcher, batch_size=options.batch_size, workers=options.workers, seed=options.seed,
-                       config=options.config, cfg_options=options.cfg_options)
+                       config=options.config, cfg_options=options.cfg_options, tensorboard=options.tensorboard)
     zoo_model = verify_backbone_weights(cfg)
     record = run_config_record(options, backbone, dataset, coco_root or synthetic_root, cfg, zoo_model)
     identity = detection_identity(record)

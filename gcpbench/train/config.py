@@ -48,6 +48,7 @@ class TrainOptions:
     momentum: float | None = None  # None: the paper's 0.9
     label_smoothing: float | None = None  # None: 0, the paper's plain cross-entropy
     warmup_epochs: int | None = None  # None: 0, no warm-up (the paper's)
+    tensorboard: bool = True  # TensorBoard scalars in RUN/tensorboard/ (rank 0)
 
     def __post_init__(self) -> None:
         """Refuse option values that would otherwise be accepted silently."""

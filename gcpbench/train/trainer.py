@@ -36,6 +36,7 @@ from gcpbench.train.config import (TrainOptions, auto_resume_target, new_config,
                                    stored_config)
 from gcpbench.train.progress import TrainReporter
 from gcpbench.train.schedules import Schedule, canonical_schedule, make_schedule
+from gcpbench.train.tensorboard import open_log
 from gcpbench.train.state import (read_training_checkpoint, rng_state, save_training_checkpoint, seed_everything,
                                   set_rng_state)
 
@@ -57,6 +58,7 @@ class Session:
     reporter: TrainReporter
     recorder: Any = None
     unreadable: UnreadableLog | None = None  # images skipped as unreadable (none with --strict)
+    tensorboard: Any = None  # train.tensorboard.TensorBoardLog on rank 0 (None: off, or another rank)
 
     @property
     def device(self) -> torch.device:
@@ -210,12 +212,16 @@ def train_one_epoch(s: Session, epoch: int) -> dict[str, float]:
         s.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if s.recorder is not None:
-            s.recorder.maybe_record(epoch * steps + step, epoch + 1, images, targets, value)
+            row = s.recorder.maybe_record(epoch * steps + step, epoch + 1, images, targets, value)
+            if row is not None and s.tensorboard is not None:
+                s.tensorboard.landscape(row)
         s.optimizer.step()
         loss_sum += value * targets.size(0)
         count += targets.size(0)
         correct += (outputs.detach().argmax(1) == targets).sum()
         s.reporter.step(epoch, step, value, lr)
+        if s.tensorboard is not None:
+            s.tensorboard.iteration(epoch * steps + step, value, lr)
     seconds = time.perf_counter() - start
     loss_sum, hits, count = ddp.all_reduce_sum([loss_sum, correct.item(), count], s.ctx)
     return {"lr": s.schedule.lr(epoch, 0, steps), "train_loss": loss_sum / count, "train_top1": 100.0 * hits / count,
@@ -292,6 +298,8 @@ def fit(s: Session, start_epoch: int, history: list[EpochRecord], best: float) -
         _save(s, epoch + 1, history, best, improved)
         if s.ctx.is_main:
             s.reporter.end_epoch(record)
+            if s.tensorboard is not None:
+                s.tensorboard.epoch(record)
         ddp.barrier(s.ctx)
     return history
 
@@ -385,8 +393,8 @@ def _prepare_resume(options: TrainOptions, ctx: ddp.DistContext, quiet: bool,
     return Prepared(run, config, schedule_from_config(config), source, (train_loader, val_loader), checkpoint)
 
 
-def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool,
-             reporter_class: type[TrainReporter]) -> tuple[Session, list[EpochRecord], float, int]:
+def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool, reporter_class: type[TrainReporter],
+             tensorboard: bool = True) -> tuple[Session, list[EpochRecord], float, int]:
     """Model, optimizer (restored on resume), DDP wrapper, probe and reporter."""
     from gcpbench.models import build
     from gcpbench.models.weights import extract_state_dict, load_state_strict
@@ -422,7 +430,7 @@ def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool,
         recorder = LandscapeRecorder(p.run, net, config.family, config.landscape_every, etas=etas)
     reporter = reporter_class(ctx.is_main, quiet, config.epochs, start_epoch)
     session = Session(ctx, p.run, config, p.schedule, net, model, optimizer, *p.loaders, p.source.classes,
-                      reporter, recorder, UnreadableLog(p.run.path))
+                      reporter, recorder, UnreadableLog(p.run.path), open_log(p.run.path, tensorboard, ctx.is_main))
     return session, history, best, start_epoch
 
 
@@ -457,8 +465,8 @@ def _train_locked(options: TrainOptions, ctx: ddp.DistContext, prepared: Prepare
                   reporter: type[TrainReporter]) -> RunDir:
     run, config = prepared.run, prepared.config
     with determinism(config.deterministic, ctx.device):
-        s, history, best, start_epoch = _session(prepared, ctx, options.quiet, reporter)
-        with s.reporter:
+        s, history, best, start_epoch = _session(prepared, ctx, options.quiet, reporter, options.tensorboard)
+        with s.reporter, contextlib.closing(s.tensorboard) if s.tensorboard is not None else contextlib.nullcontext():
             if ctx.is_main:
                 _describe(s, prepared.source)
                 if options.resume:
