@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -152,3 +153,75 @@ def test_choice_sets_mirror_the_library() -> None:
     assert set(choices.FRAMEWORKS) == set(FRAMEWORKS) and set(choices.SWEEP_LAUNCHERS) == set(LAUNCHERS)
     assert set(choices.NPY_BENCHMARKS) == set(NPY_BENCHMARKS) and set(choices.VARIANTS) == set(VARIANTS)
     assert choices.SOURCES == ("zoo", *SOURCES) and choices.GCP_PRECISIONS == PRECISIONS
+
+
+def all_commands():
+    import typer.main
+
+    from gcpbench.cli import app
+
+    def walk(cmd, path):
+        yield path, cmd
+        for name, sub in getattr(cmd, "commands", {}).items():
+            yield from walk(sub, path + [name])
+
+    return list(walk(typer.main.get_command(app), []))
+
+
+def test_quiet_has_one_meaning_everywhere() -> None:
+    from gcpbench.cli.choices import QUIET_HELP
+
+    quiet = {" ".join(path): p.help for path, cmd in all_commands() if path for p in cmd.params if p.name == "quiet"}
+    assert len(quiet) >= 10 and set(quiet.values()) == {QUIET_HELP}, quiet
+
+
+@pytest.mark.parametrize("command", ["train", "eval-imagenet", "eval-c", "eval-p", "eval-cifar", "detect", "landscape",
+                                     "report", "zoo", "doctor", "sweep status"])
+def test_every_command_with_a_result_has_json(command) -> None:
+    commands = {" ".join(path): cmd for path, cmd in all_commands()}
+    assert "--json" in [o for p in commands[command].params for o in p.opts]
+
+
+def test_one_rule_for_loader_workers() -> None:
+    from gcpbench.robustness.cifar import NpyRequest
+    from gcpbench.robustness.imagenet_c import CRequest
+    from gcpbench.robustness.imagenet_p import PRequest
+
+    commands = {" ".join(path): cmd for path, cmd in all_commands()}
+    for name in ("train", "eval-imagenet", "eval-c", "eval-p", "eval-cifar"):
+        workers = next(p for p in commands[name].params if p.name == "workers")
+        assert workers.default is None and "CPU cores - 1, at most 8" in workers.help, name
+    for request in (CRequest, PRequest, NpyRequest):  # None: runtime.loader_workers() in the runner
+        assert request.__dataclass_fields__["workers"].default is None
+
+
+def test_benchmark_lines_say_what_is_done_to_the_images() -> None:
+    from gcpbench.models import build
+    from gcpbench.models.resolve import Resolved
+    from gcpbench.models.preprocess import for_model
+
+    model = build("resnet18_gap", num_classes=4)
+    resolved = Resolved(model, {}, for_model(model), Path("m.pt"))
+    folder_line = resolved.lines()[-1]
+    assert "resize 256" in folder_line and "centre crop 224" in folder_line  # eval-imagenet resizes and crops
+    benchmark_line = resolved.lines(benchmark=True)[-1]
+    assert "resize 256" not in benchmark_line and "no resize + crop" in benchmark_line
+    assert "under the model's 224 px input are kept at their size" in benchmark_line
+
+
+def test_json_and_quiet_print_only_the_result(run_cli, tmp_path) -> None:
+    from gcpbench.data.synthetic import make_classification_set
+    from gcpbench.models import build, save_checkpoint
+
+    data = make_classification_set(tmp_path / "data", num_classes=4, image_size=32, train_per_class=1,
+                                   val_per_class=2, seed=0)
+    ckpt = save_checkpoint(tmp_path / "m.pt", build("resnet18_gap", num_classes=4), "resnet18_gap")
+    code, out, err = run_cli("eval-imagenet", "--ckpt", str(ckpt), "--data", str(data), "--workers", "0", "--json",
+                             "--quiet", "--out", str(tmp_path / "r.json"))
+    assert code == 0, err
+    result = json.loads(out)  # stdout holds the JSON and nothing else
+    assert result["images"] == 8 and result["top1"] == json.loads((tmp_path / "r.json").read_text())["top1"]
+    assert err == ""  # --quiet: no info lines
+    code, out, err = run_cli("zoo", "--json", "-m", "resnet18_gcp")
+    rows = json.loads(out)
+    assert code == 0 and [r["model"] for r in rows] == ["resnet18_gcp"] and rows[0]["gcp_dim"] == 256

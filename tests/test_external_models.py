@@ -147,8 +147,7 @@ def test_timm_gcp_checkpoint_trains_resumes_and_evaluates(tiny, tmp_path, monkey
     assert [json.loads(line)["epoch"] for line in run.metrics_jsonl.read_text().splitlines()] == [1, 2]
     model, checkpoint = load_model(run.last_checkpoint)
     assert model.zoo_name == "timm/convnext_atto_gcp16" and checkpoint["epoch"] == 2
-    code, out, err = run_cli("eval-imagenet", "--ckpt", str(run.last_checkpoint), "--data", str(tiny), "--workers", "0",
-                             "--quiet")
+    code, out, err = run_cli("eval-imagenet", "--ckpt", str(run.last_checkpoint), "--data", str(tiny), "--workers", "0")
     assert code == 0, err
     result = json.loads((run.path / "eval" / "imagenet.json").read_text())
     assert result["model"] == "timm/convnext_atto_gcp16" and result["images"] == 16 and result["image_size"] == 64

@@ -97,6 +97,33 @@ def device_option(default: Any = "auto", help: str = "where to run", panel: str 
     return typer.Option(default, "--device", click_type=Device(), help=help, rich_help_panel=panel)
 
 
+QUIET_HELP = "only warnings, errors and the result: no info lines, no progress bars (as gcpbench --quiet CMD)"
+
+
+def quiet_option() -> Any:
+    """``--quiet``, one meaning in every command (:func:`apply_quiet` makes it so)."""
+    return typer.Option(False, "--quiet", "-q", help=QUIET_HELP, rich_help_panel=OUTPUT)
+
+
+def apply_quiet(quiet: bool) -> None:
+    """A command's ``--quiet``: what ``gcpbench --quiet`` sets for every command."""
+    if quiet:
+        from gcpbench.cli import install_logging
+
+        install_logging(quiet=True)
+
+
+def json_option(what: str = "the result") -> Any:
+    """``--json``: the command's result as JSON on stdout (nothing else there)."""
+    return typer.Option(False, "--json", help=f"print {what} as JSON instead of a table", rich_help_panel=OUTPUT)
+
+
+def workers_option() -> Any:
+    """``--workers``: the same default rule in every command (:func:`gcpbench.runtime.loader_workers`)."""
+    return typer.Option(None, "--workers", min=0, help="data-loading processes [default: CPU cores - 1, at most 8]",
+                        rich_help_panel=RUNTIME)
+
+
 def examples(*lines: str) -> str:
     """A command's epilog: two or three example command lines, each on its own line in --help."""
     return "Examples:\n\n" + "\n\n".join(f"  {line}" for line in lines)

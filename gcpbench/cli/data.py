@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from gcpbench.cli import data_app
-from gcpbench.cli.choices import DATA, OUTPUT, examples
+from gcpbench.cli.choices import DATA, OUTPUT, apply_quiet, examples, quiet_option
 from gcpbench.data.synthetic_defaults import DEFAULTS
 from gcpbench.errors import GcpbenchError
 
@@ -35,9 +35,10 @@ def synth(
     seed: int = typer.Option(DEFAULTS["seed"], "--seed", rich_help_panel=DATA),
     out: Optional[Path] = typer.Option(None, "--out", help="output folder [default: the cache, under $GCPBENCH_CACHE]", rich_help_panel=OUTPUT),
     force: bool = typer.Option(False, "--force", help="replace an existing non-empty --out folder", rich_help_panel=OUTPUT),
-    quiet: bool = typer.Option(False, "--quiet", help="no progress bar", rich_help_panel=OUTPUT),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Generate the built-in synthetic datasets (deterministic by --seed)."""
+    apply_quiet(quiet)
     from gcpbench.data import synthetic
     from gcpbench.paths import require_writable
 
@@ -72,9 +73,10 @@ def check(
                                         help="check the layout, not the manifest's names and counts (user-made trees)",
                                         rich_help_panel=DATA),
     only: Optional[str] = typer.Option(None, "--only", help="comma-separated first-level folders to check, e.g. fog,snow or val", rich_help_panel=DATA),
-    quiet: bool = typer.Option(False, "--quiet", help="one line, no table", rich_help_panel=OUTPUT),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Validate a dataset tree against data_manifests/ (exit 2 naming the first missing or extra folder)."""
+    apply_quiet(quiet)
     from gcpbench.data.manifests import check_tree
 
     subset = [part.strip() for part in only.split(",") if part.strip()] if only else None

@@ -8,8 +8,8 @@ import typer
 
 from gcpbench.cli import app
 from gcpbench.errors import GcpbenchError
-from gcpbench.cli.choices import (DATA, DETECT_LAUNCHERS, FRAMEWORKS, MODEL, OUTPUT, RUNTIME, SCHEDULE, choice,
-                                  device_option, examples)
+from gcpbench.cli.choices import (DATA, DETECT_LAUNCHERS, FRAMEWORKS, MODEL, OUTPUT, RUNTIME, SCHEDULE, apply_quiet, choice,
+                                  device_option, examples, json_option, quiet_option)
 
 EPILOG = examples(
     "gcpbench detect --framework faster_rcnn --backbone resnet50_gcp_m --max-iters 20   (synthetic COCO, a quick look)",
@@ -46,10 +46,12 @@ def detect(
     workers: Optional[int] = typer.Option(None, "--workers", help="data-loading processes per GPU", rich_help_panel=RUNTIME),
     seed: int = typer.Option(0, "--seed", rich_help_panel=RUNTIME),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="run directory [default: a new folder under runs/]", rich_help_panel=OUTPUT),
-    quiet: bool = typer.Option(False, "--quiet", help="only warnings and the final table", rich_help_panel=OUTPUT),
+    quiet: bool = quiet_option(),
+    as_json: bool = json_option("the COCO AP table"),
     no_tensorboard: bool = typer.Option(False, "--no-tensorboard", help="no TensorBoard scalars [default: mmengine's TensorBoard backend, in the work dir]", rich_help_panel=OUTPUT),
 ) -> None:
     """Faster / Mask R-CNN (FPN) fine-tuning and COCO evaluation with GAP, GCP_D or GCP_M backbones."""
+    apply_quiet(quiet)
     from gcpbench.extras import require_detect
 
     require_detect()  # one line naming what to install, before mmdetection is imported
@@ -67,11 +69,17 @@ def detect(
 
     options = DetectOptions(framework=framework, backbone=backbone, ckpt=ckpt, data=data, epochs=epochs, max_iters=max_iters,
                             eval_only=eval_only, weights=weights, work_dir=work_dir, launcher=launcher, device=device,
-                            resume=resume, batch_size=batch_size, workers=workers, seed=seed, quiet=quiet,
+                            resume=resume, batch_size=batch_size, workers=workers, seed=seed, quiet=quiet or as_json,
                             config=config, cfg_options=parse_cfg_options(pairs) or None,
                             tensorboard=not no_tensorboard)
     run, result = run_detect(options)
     if not is_main_process():  # under torchrun only the first process reports
+        return
+    if as_json:
+        import json
+
+        typer.echo(json.dumps({**result, "path": str(run.eval / ("detection_" + result["framework"] + ".json"))},
+                              indent=2, default=str))
         return
     typer.echo(f"{result['framework']} {result['backbone']} {result['method']} on {result['dataset']}: COCO AP (%)")
     table = Table()

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from gcpbench.cli import app, modelopts
-from gcpbench.cli.choices import DATA, FAMILIES, OUTPUT, RUNTIME, choice, device_option, examples
+from gcpbench.cli.choices import DATA, FAMILIES, OUTPUT, RUNTIME, apply_quiet, choice, device_option, examples, json_option, quiet_option
 from gcpbench.errors import GcpbenchError
 
 EPILOG = examples(
@@ -31,15 +31,18 @@ def landscape(
     device: str = device_option(),
     out: Path = typer.Option(None, "--out", "-o", help="PNG to write [default: plots/landscape.png of the first run]", rich_help_panel=OUTPUT),
     log_y: bool = typer.Option(False, "--log-y", help="logarithmic y axes", rich_help_panel=OUTPUT),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="print nothing", rich_help_panel=OUTPUT),
+    quiet: bool = quiet_option(),
+    as_json: bool = json_option("the figure's path and the probe's row"),
 ) -> None:
     """Loss Lipschitzness, gradient predictiveness and beta-smoothness figure (GAP vs GCP); with
     --ckpt or --model/--weights, probe that model once (cut after its stem) and plot it too."""
+    apply_quiet(quiet)
     from gcpbench.landscape.plot import plot_landscape
     from gcpbench.paths import require_folder, require_writable_file
     from gcpbench.runs import RunDir
 
     run_dirs = list(run_dirs or [])
+    probe = None
     if ckpt is not None or model is not None:
         from gcpbench.landscape.single import probe_model
         from gcpbench.models.registry import family_of
@@ -47,8 +50,9 @@ def landscape(
         resolved = modelopts.resolve(ckpt, model, weights)
         row, run = probe_model(resolved, data, family_of(schedule_family), batch_size=batch_size, num_eta=num_eta,
                                seed=seed, device=device, quiet=quiet)
-        modelopts.describe(resolved, quiet)
-        if not quiet:
+        modelopts.describe(resolved, quiet or as_json)
+        probe = {"model": resolved.name, "landscape_csv": str(run.landscape), **row.to_json()}
+        if not as_json:
             typer.echo(f"probed {resolved.name}: loss {row.train_loss:.4f}, loss band {row.loss_min:.4f}..."
                        f"{row.loss_max:.4f}, beta-smoothness {row.beta_smoothness:.4g}; wrote {run.landscape}")
         run_dirs.insert(0, run.path)
@@ -61,5 +65,9 @@ def landscape(
         raise GcpbenchError(f"--out must name a .png file, got '{target}'")
     require_writable_file(target, "choose another --out", "figure")
     path = plot_landscape(run_dirs, target, logy=log_y)
-    if not quiet:
+    if as_json:
+        import json
+
+        typer.echo(json.dumps({"figure": str(path), "runs": [str(r) for r in run_dirs], "probe": probe}, indent=2))
+    else:
         typer.echo(f"wrote {path} ({len(run_dirs)} run{'s' if len(run_dirs) > 1 else ''})")

@@ -35,9 +35,9 @@ def resolve(ckpt: Optional[Path], model: Optional[str], weights: Optional[Path])
     return resolve_model(ckpt, model, weights)
 
 
-def describe(resolved, quiet: bool = False) -> None:
-    """Name, weights file, what was loaded and the preprocessing, on stderr (after the work, so
-    that an input error stays one line)."""
+def describe(resolved, quiet: bool = False, benchmark: bool = False) -> None:
+    """Name, weights file, what was loaded and the preprocessing actually applied, on stderr
+    (after the work, so that an input error stays one line); ``benchmark``: eval-c / -p / -cifar."""
     if not quiet:
-        for line in resolved.lines():
+        for line in resolved.lines(benchmark):
             typer.echo(line, err=True)

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from gcpbench.cli import app, modelopts
-from gcpbench.cli.choices import DATA, OUTPUT, examples
+from gcpbench.cli.choices import DATA, OUTPUT, apply_quiet, examples, json_option, quiet_option
 from gcpbench.errors import GcpbenchError
 
 EPILOG = examples(
@@ -26,9 +26,11 @@ def report(
     all_paper: bool = typer.Option(False, "--all-paper-rows", help="show every paper row, not only the "
                                    "architectures / detectors that have runs", rich_help_panel=DATA),
     out: Path = typer.Option(None, "--out", help="output folder (default: runs/report)", rich_help_panel=OUTPUT),
-    quiet: bool = typer.Option(False, "--quiet", help="print only the path of report.md", rich_help_panel=OUTPUT),
+    quiet: bool = quiet_option(),
+    as_json: bool = json_option("what was written (report, tables, figures, runs, warnings)"),
 ) -> None:
     """Collect every run's metrics into paper-style tables and plots (Markdown, CSV, LaTeX)."""
+    apply_quiet(quiet)
     from gcpbench.cli import print_warning
     from gcpbench.cli.ui import stdout_console
 
@@ -46,6 +48,15 @@ def report(
             raise GcpbenchError("give either --ckpt FILE or --model NAME --weights FILE")
         paths = runs_for_weights(ckpt or weights, model, paths)
     result = build_report(paths, out or DEFAULT_ROOT / "report", all_paper=all_paper)
+    if as_json:
+        import json
+
+        for warning in result.warnings:
+            print_warning(warning)
+        typer.echo(json.dumps({"report": str(result.report), "runs": result.runs, "warnings": result.warnings,
+                               "tables": [t.name for t in result.tables],
+                               "figures": [str(getattr(f, "path", f)) for f in result.figures]}, indent=2))
+        return
     console = stdout_console()
     if quiet:  # skipped runs are still worth one line each
         for warning in result.warnings:

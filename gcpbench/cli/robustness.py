@@ -8,7 +8,8 @@ from typing import List, Optional
 import typer
 
 from gcpbench.cli import app, data_app, modelopts
-from gcpbench.cli.choices import DATA, NPY_BENCHMARKS, OUTPUT, RUNTIME, choice, device_option, examples
+from gcpbench.cli.choices import (DATA, NPY_BENCHMARKS, OUTPUT, RUNTIME, apply_quiet, choice, device_option, examples,
+                                  json_option, quiet_option, workers_option)
 from gcpbench.errors import GcpbenchError
 from gcpbench.paths import require_eval_output, require_writable
 from gcpbench.robustness.benchmarks import ALEXNET_CLEAN_ERROR
@@ -30,14 +31,6 @@ def int_list(values: Optional[List[str]], what: str) -> list[int]:
 
 def out_option() -> Optional[Path]:
     return typer.Option(None, "--out", help="run directory (default: the checkpoint's run)", rich_help_panel=OUTPUT)
-
-
-def json_option() -> bool:
-    return typer.Option(False, "--json", help="print the summary as JSON instead of a table", rich_help_panel=OUTPUT)
-
-
-def quiet_option() -> bool:
-    return typer.Option(False, "--quiet", help="no progress bars", rich_help_panel=OUTPUT)
 
 
 def _print(obj, as_json: bool, table_fn) -> None:
@@ -72,13 +65,14 @@ def eval_c(
     errors: Optional[Path] = typer.Option(None, "--errors", help="score a corruption,severity,error CSV computed elsewhere", rich_help_panel=DATA),
     alexnet_clean_error: float = typer.Option(ALEXNET_CLEAN_ERROR, "--alexnet-clean-error", help=ALEXNET_HELP, rich_help_panel=DATA),
     batch_size: int = typer.Option(64, "--batch-size", min=1, rich_help_panel=RUNTIME),
-    workers: int = typer.Option(4, "--workers", min=0, help="data loading processes", rich_help_panel=RUNTIME),
+    workers: Optional[int] = workers_option(),
     device: str = device_option(),
     out: Optional[Path] = out_option(),
     as_json: bool = json_option(),
     quiet: bool = quiet_option(),
 ) -> None:
     """ImageNet-C: error per corruption x severity, CE, mCE, relative mCE (resumable)."""
+    apply_quiet(quiet)
     if (ckpt or weights) is not None and errors is None:
         require_eval_output(ckpt or weights, out, needs_config=True)
     from gcpbench.cli import robustness_tables as tables
@@ -107,7 +101,7 @@ def eval_c(
                        clean_data=clean_data, subset=subset, seed=seed, batch_size=batch_size, workers=workers,
                        device=device, alexnet_clean_error=alexnet_clean_error, quiet=quiet or as_json)
     summary, run = evaluate_c(request, out, resolved.model, resolved.checkpoint)
-    modelopts.describe(resolved, quiet or as_json)
+    modelopts.describe(resolved, quiet or as_json, benchmark=True)
     _print(summary, as_json, tables.c_table)
     if not as_json:
         typer.echo(f"wrote {run.eval / 'imagenet_c.csv'} and {run.eval / 'imagenet_c_summary.json'}")
@@ -132,13 +126,14 @@ def eval_p(
     subset: Optional[int] = typer.Option(None, "--subset", min=1, help="a fixed, seeded K sequences per class", rich_help_panel=DATA),
     seed: int = typer.Option(0, help="seed of --subset", rich_help_panel=DATA),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="frames per forward pass", rich_help_panel=RUNTIME),
-    workers: int = typer.Option(4, "--workers", min=0, help="decoding processes", rich_help_panel=RUNTIME),
+    workers: Optional[int] = workers_option(),
     device: str = device_option(),
     out: Optional[Path] = out_option(),
     as_json: bool = json_option(),
     quiet: bool = quiet_option(),
 ) -> None:
     """ImageNet-P: flip probability and top-5 distance, mFP, mT5D (resumable)."""
+    apply_quiet(quiet)
     require_eval_output(ckpt or weights, out, needs_config=True)
     from gcpbench.cli import robustness_tables as tables
     from gcpbench.robustness.imagenet_p import PRequest, evaluate_p, perturbation_list
@@ -148,7 +143,7 @@ def eval_p(
     request = PRequest(checkpoint=resolved.path, preprocessing=resolved.preprocessing, data=data, perturbations=chosen, difficulty=difficulty, subset=subset,
                        seed=seed, batch_size=batch_size, workers=workers, device=device, quiet=quiet or as_json)
     summary, run = evaluate_p(request, out, resolved.model, resolved.checkpoint)
-    modelopts.describe(resolved, quiet or as_json)
+    modelopts.describe(resolved, quiet or as_json, benchmark=True)
     _print(summary, as_json, tables.p_table)
     if not as_json:
         typer.echo(f"wrote {run.eval / 'imagenet_p.csv'} and {run.eval / 'imagenet_p_summary.json'}")
@@ -173,13 +168,14 @@ def eval_cifar(
     severities: Optional[List[str]] = typer.Option(None, "--severities", help="only these severities (-C; default 1-5)", rich_help_panel=DATA),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="resize the 32 px images for a model with another input size", rich_help_panel=DATA),
     batch_size: int = typer.Option(256, "--batch-size", min=1, rich_help_panel=RUNTIME),
-    workers: int = typer.Option(2, "--workers", min=0, help="data loading processes", rich_help_panel=RUNTIME),
+    workers: Optional[int] = workers_option(),
     device: str = device_option(),
     out: Optional[Path] = out_option(),
     as_json: bool = json_option(),
     quiet: bool = quiet_option(),
 ) -> None:
     """CIFAR-10-C / CIFAR-100-C (mean error) or CIFAR-10-P (mFP, mT5D), unnormalised (resumable)."""
+    apply_quiet(quiet)
     require_eval_output(ckpt or weights, out, needs_config=True)
     from gcpbench.cli import robustness_tables as tables
     from gcpbench.robustness.benchmarks import SEVERITIES
@@ -189,7 +185,7 @@ def eval_cifar(
     request = NpyRequest(benchmark, data, split_list(names), extra, int_list(severities, "severities") or SEVERITIES,
                          image_size, batch_size, workers, device, quiet or as_json)
     summary, run = evaluate_npy(request, resolved, out)
-    modelopts.describe(resolved, quiet or as_json)
+    modelopts.describe(resolved, quiet or as_json, benchmark=True)
     _print(summary, as_json, tables.npy_table)
     if not as_json:
         typer.echo(f"wrote {run.eval / summary['benchmark'].replace('-', '_')}_summary.json")
@@ -211,9 +207,10 @@ def make_c(
     per_class: Optional[int] = typer.Option(None, "--per-class", min=1, help="a seeded N images per class", rich_help_panel=DATA),
     seed: int = typer.Option(0, help="seed of --per-class and of the corruptions", rich_help_panel=DATA),
     workers: Optional[int] = typer.Option(None, "--workers", min=0, help="processes (default: cores, at most 8; 0 = none)", rich_help_panel=RUNTIME),
-    quiet: bool = typer.Option(False, "--quiet", help="no progress bar", rich_help_panel=OUTPUT),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Build an ImageNet-C tree with the official recipe (Resize 256, CenterCrop 224, JPEG 85)."""
+    apply_quiet(quiet)
     require_writable(out)
     from gcpbench.robustness.benchmarks import ALL_CORRUPTIONS, SEVERITIES
     from gcpbench.robustness.make_c import make_c as build
@@ -240,9 +237,10 @@ def make_p(
     per_class: Optional[int] = typer.Option(None, "--per-class", min=1, help="a seeded N images per class", rich_help_panel=DATA),
     seed: int = typer.Option(0, help="seed of --per-class and of the random perturbations", rich_help_panel=DATA),
     workers: Optional[int] = typer.Option(None, "--workers", min=0, help="processes (default: cores, at most 8; 0 = none)", rich_help_panel=RUNTIME),
-    quiet: bool = typer.Option(False, "--quiet", help="no progress bar", rich_help_panel=OUTPUT),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Build ImageNet-P sequences with the official recipe (H.264 mp4 at 1 fps)."""
+    apply_quiet(quiet)
     require_writable(out)
     from gcpbench.robustness.make_p import SUPPORTED
     from gcpbench.robustness.make_p import make_p as build

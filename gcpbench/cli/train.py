@@ -9,8 +9,8 @@ import typer
 
 from gcpbench.cli import app
 from gcpbench.cli.configfile import config_option
-from gcpbench.cli.choices import (DATA, FAMILIES, GCP_PRECISIONS, HEADS, MODEL, NUMERICS, OUTPUT, RUNTIME, SCHEDULE, SCHEDULES,
-                                  choice, device_option, examples)
+from gcpbench.cli.choices import (DATA, FAMILIES, GCP_PRECISIONS, HEADS, MODEL, NUMERICS, OUTPUT, RUNTIME, SCHEDULE,
+                                  SCHEDULES, apply_quiet, choice, device_option, examples, quiet_option)
 
 EPILOG = examples(
     "gcpbench train resnet18 --head gcp --epochs 2   (the built-in synthetic set, a quick look)",
@@ -38,7 +38,7 @@ def train(
     seed: Optional[int] = typer.Option(None, "--seed", help="seed of the initialisation and the data order [default: 0]", rich_help_panel=RUNTIME),
     deterministic: Optional[bool] = typer.Option(None, "--deterministic/--no-deterministic", help="deterministic algorithms [default: off]", rich_help_panel=NUMERICS),
     resume: Optional[str] = typer.Option(None, "--resume", help="continue this run directory exactly (from its last checkpoint); 'auto': continue --out if it holds a run, else start it (for torchrun --max-restarts and requeued jobs)", rich_help_panel=RUNTIME),
-    quiet: bool = typer.Option(False, "--quiet", help="plain log lines instead of progress bars", rich_help_panel=OUTPUT),
+    quiet: bool = quiet_option(),
     landscape_every: Optional[int] = typer.Option(None, "--landscape-every", help="record the landscape probe every K iterations into landscape.csv [default: 0, off]", rich_help_panel=OUTPUT),
     landscape_num_eta: Optional[int] = typer.Option(None, "--landscape-num-eta", min=2, help="step sizes per landscape measurement [default: the paper's 50]", rich_help_panel=OUTPUT),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="crop size [default: 224; the synthetic set's own size]", rich_help_panel=DATA),
@@ -57,6 +57,7 @@ def train(
     strict: bool = typer.Option(False, "--strict", help="stop at the first unreadable image [default: skip, warn and list it in the run's unreadable_images.txt]", rich_help_panel=DATA),
 ) -> None:
     """Train a zoo model with the paper's LRnorm / LRfast / LRadju schedules (SGD, momentum 0.9)."""
+    apply_quiet(quiet)
     from gcpbench.paths import require_train_output
     from gcpbench.train.config import TrainOptions
 
@@ -76,11 +77,17 @@ def train(
     from gcpbench.train import train as run
 
     run_dir = run(options, RichTrainReporter)
-    if as_json:
-        from gcpbench.runtime import is_main_process
+    from gcpbench.runtime import is_main_process
 
-        if is_main_process():
-            typer.echo(json.dumps(_result(run_dir), indent=2))
+    if not is_main_process():
+        return
+    result = _result(run_dir)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    elif quiet and result["best_epoch"]:  # the result, which the hidden log lines would have said
+        best = result["best_epoch"]
+        typer.echo(f"{run_dir.path}: best val top-1 {best['val_top1']:.2f}% (epoch {best['epoch']}), last "
+                   f"{result['last_epoch']['val_top1']:.2f}%")
 
 
 def _result(run_dir) -> dict:

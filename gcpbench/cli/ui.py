@@ -42,6 +42,11 @@ def rich_bar(description: str, total: int | None, unit: str) -> Iterator[progres
         yield lambda n=1: bar.advance(task, n)
 
 
+def quiet_now() -> bool:
+    """Whether info lines are hidden (``--quiet``, global or the command's)."""
+    return not logging.getLogger("gcpbench").isEnabledFor(logging.INFO)
+
+
 def configure(quiet: bool = False, verbose: bool = False) -> None:
     """The global ``--quiet`` (warnings and errors only, no bars) / ``--verbose`` (debug lines too)."""
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from gcpbench.cli import app
-from gcpbench.cli.choices import MODEL, OUTPUT, SOURCES, choice, examples
+from gcpbench.cli.choices import MODEL, OUTPUT, SOURCES, choice, examples, json_option
 
 
 class ZooFormat(str, Enum):
@@ -29,6 +29,7 @@ def zoo(
     only: list[str] = typer.Option(None, "--model", "-m", help="list only these models (repeatable)", rich_help_panel=MODEL),
     resolution: int = typer.Option(224, help="input size for the FLOP count", rich_help_panel=MODEL),
     fmt: ZooFormat = typer.Option(ZooFormat.table, "--format", help="table (rich) or csv", rich_help_panel=OUTPUT),
+    as_json: bool = json_option("the rows"),
 ) -> None:
     """List the model zoo (or timm's / torchvision's models): name, parameters, GFLOPs (multiply-adds), GCP dimension."""
     from rich.table import Table
@@ -39,6 +40,11 @@ def zoo(
 
     names = zoo_names(source, pattern, only)
     rows = [complexity(name, resolution) for name in names]
+    if as_json:
+        import json
+
+        typer.echo(json.dumps([{**r, "gcp_dim": r["gcp_dim"] if r["gcp_dim"] != "-" else None} for r in rows], indent=2))
+        return
     if fmt is ZooFormat.csv:
         typer.echo("model,params,gflops,gcp_dim")
         for r in rows:

@@ -74,6 +74,15 @@ class Preprocessing:
         return (f"preprocessing ({self.source}): resize {self.resize} ({self.interpolation}), centre crop "
                 f"{self.input_size} (crop fraction {self.crop_pct:.3f}), mean ({mean}), std ({std})")
 
+    def describe_benchmark(self) -> str:
+        """One line for ImageNet-C / -P / CIFAR .npy: what is done to their stored images (no resize
+        + crop: the benchmark fixed the geometry when the images were made)."""
+        mean = ", ".join(f"{v:.3f}" for v in self.mean)
+        std = ", ".join(f"{v:.3f}" for v in self.std)
+        return (f"preprocessing: the benchmark's stored images, no resize + crop (images under the model's "
+                f"{self.input_size} px input are kept at their size, others resized to {self.input_size} px, "
+                f"{self.interpolation}); mean ({mean}), std ({std}) of {self.source}")
+
 
 PAPER = Preprocessing(224, 256, "bilinear", IMAGENET_MEAN, IMAGENET_STD, PAPER_SOURCE)
 
