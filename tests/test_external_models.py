@@ -265,7 +265,7 @@ def test_train_fine_tunes_from_a_gap_weights_file(tiny, tmp_path, run_cli) -> No
     save_file({k: v.contiguous() for k, v in gap.backbone.state_dict().items()}, str(weights))
     code, out, err = run_cli("train", "timm/convnext_atto", "--head", "gcp", "--gcp-dim", "8", "--weights", str(weights),
                              "--data", str(tiny), "--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "8",
-                             "--workers", "0", "--quiet")
+                             "--workers", "0")  # the load report is an info line: shown without --quiet
     assert code == 0, err
     assert "initialised 7 (layer_reduce.weight" in out + err and "ignored 4 from the file" in out + err
     config = json.loads((tmp_path / "run" / "config.json").read_text())

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gcpbench.errors import GcpbenchError
+from gcpbench.errors import GcpbenchError, option
 from gcpbench.models.heads import HeadSpec, make_gcp, reduction_block
 from gcpbench.runtime import first_line
 
@@ -77,18 +77,19 @@ def parse_name(name: str, head: str | None = None, gcp_dim: int | None = None, l
     named_gcp = "_gcp" in match.group(0)[match.end("arch"):]
     head = (head or ("gcp" if named_gcp else "gap")).lower()
     if head not in ("gap", "gcp"):
-        raise GcpbenchError(f"unknown head '{head}': use --head gap or --head gcp")
+        raise GcpbenchError(f"unknown head '{head}': use {option('head', 'gap')} or {option('head', 'gcp')}")
     if named_gcp and head == "gap":
-        raise GcpbenchError(f"'{name}' names a GCP head but --head gap was given; drop one of them")
+        raise GcpbenchError(f"'{name}' names a GCP head but {option('head', 'gap')} was given; drop one of them")
     dim = int(match["dim"]) if match["dim"] else None
     if dim is not None and gcp_dim is not None and dim != gcp_dim:
-        raise GcpbenchError(f"'{name}' names GCP dimension {dim} but --gcp-dim {gcp_dim} was given")
+        raise GcpbenchError(f"'{name}' names GCP dimension {dim} but {option('gcp_dim', gcp_dim)} was given")
     dim = dim or gcp_dim or 256
     if dim < 2:
-        raise GcpbenchError(f"--gcp-dim must be at least 2, got {dim}")
+        raise GcpbenchError(f"{option('gcp_dim')} must be at least 2, got {dim}")
     stride_one = bool(match["s1"]) or bool(last_stride_one)
     if stride_one and head != "gcp":
-        raise GcpbenchError("the last-stage stride-1 option belongs to GCP heads (the paper's ResNet trick); add --head gcp")
+        raise GcpbenchError(f"the last-stage stride-1 option belongs to GCP heads (the paper's ResNet trick); add "
+                            f"{option('head', 'gcp')}")
     check_arch(source, arch)
     return ExternalSpec(source, arch, HeadSpec(head, dim) if head == "gcp" else HeadSpec("gap"), stride_one,
                         dict(kwargs or {}))

@@ -7,6 +7,7 @@ models their ``pretrained_cfg`` (input size, interpolation, crop fraction, mean/
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -144,3 +145,14 @@ def for_model(model: nn.Module) -> Preprocessing:
     """The evaluation preprocessing of any gcpbench model (zoo or timm / torchvision)."""
     spec = getattr(model, "spec", None)
     return PAPER if spec is None else for_spec(spec)
+
+
+def pretrained_cfg(model: nn.Module, weights: Any = None) -> dict[str, Any]:
+    """What a model needs to be fed, as timm's ``pretrained_cfg`` says it: input size, resize,
+    interpolation, crop fraction, mean / std, where this recipe comes from and the weights
+    (``None``: freshly initialised). :func:`gcpbench.build` attaches it as ``model.pretrained_cfg``."""
+    prep = for_model(model)
+    return {"input_size": (3, prep.input_size, prep.input_size), "resize": prep.resize,
+            "interpolation": prep.interpolation, "crop_pct": round(prep.crop_pct, 6), "mean": prep.mean,
+            "std": prep.std, "preprocessing_source": prep.source,
+            "weights": None if weights is None else str(weights) if isinstance(weights, (str, os.PathLike)) else "state dict"}

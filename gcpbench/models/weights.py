@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from gcpbench.errors import GcpbenchError
+from gcpbench.errors import GcpbenchError, api_spelling
 from gcpbench.io import atomic_torch_save
 from gcpbench.models.checkpoint_file import ACCEPTED, read_checkpoint
 from gcpbench.models.registry import MODELS, build_architecture, model_info
@@ -110,7 +110,19 @@ def build(name: str, num_classes: int = 1000, weights: str | os.PathLike | Mappi
     or ``timm/<name>`` / ``torchvision/<name>`` with ``head="gap"|"gcp"``, ``gcp_dim``,
     ``last_stride_one`` and builder ``model_kwargs`` (e.g. ``img_size=64``). ``weights`` is a
     checkpoint path or dict: strict for zoo models; for the others see
-    :func:`gcpbench.models.external_weights.load_external` (its report is ``model.load_report``)."""
+    :func:`gcpbench.models.external_weights.load_external` (its report is ``model.load_report``).
+    Errors name these arguments (``gcp_dim=...``), not the command line's flags."""
+    from gcpbench.models.preprocess import pretrained_cfg
+
+    with api_spelling():
+        model = _build(name, num_classes, weights, head=head, gcp_dim=gcp_dim, last_stride_one=last_stride_one,
+                       **model_kwargs)
+    model.pretrained_cfg = pretrained_cfg(model, weights)
+    return model
+
+
+def _build(name: str, num_classes: int, weights: Any, *, head: str | None, gcp_dim: int | None,
+           last_stride_one: bool | None, **model_kwargs: Any) -> nn.Module:
     from gcpbench.models.external import build_external, is_external, parse_name
 
     if is_external(name):
@@ -121,7 +133,8 @@ def build(name: str, num_classes: int = 1000, weights: str | os.PathLike | Mappi
             model.load_report = load_external(model, weights)
         return model
     if last_stride_one is not None or model_kwargs:
-        raise GcpbenchError(f"zoo model '{name}' takes no builder options (the GCP ResNets already use stride 1)")
+        raise GcpbenchError(f"zoo model '{name}' takes no builder options ({', '.join(sorted(model_kwargs)) or 'last_stride_one'}; "
+                            "the GCP ResNets already use stride 1)")
     if head is not None or gcp_dim is not None:
         from gcpbench.models.registry import model_name
 
@@ -176,6 +189,9 @@ def load_model(path: str | os.PathLike, name: str | None = None) -> tuple[nn.Mod
     model = build_architecture(name, num_classes)
     load_state_strict(model, state, name, f"checkpoint '{path}'")
     require_finite(state, f"checkpoint '{path}'")
+    from gcpbench.models.preprocess import pretrained_cfg
+
+    model.pretrained_cfg = pretrained_cfg(model, path)
     return model, checkpoint
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gcpbench.errors import GcpbenchError, require_positive
-from gcpbench.models.registry import MODELS
+from gcpbench.models.registry import is_zoo_name
 from gcpbench.paths import auto_resume_run
 from gcpbench.records import TrainConfig
 from gcpbench.runs import RunDir
@@ -109,7 +109,7 @@ def requested_config(stored: TrainConfig, options: TrainOptions) -> TrainConfig:
         if f.name == "arch":
             changes["arch"] = model_identity(given).arch
         elif f.name == "model":
-            if given.lower() in MODELS:  # a full zoo name such as resnet18_gcp
+            if is_zoo_name(given):  # a full zoo name such as resnet18_gcp
                 changes["model"] = given.lower()
         else:
             changes[f.name] = _stored_value(option, given, getattr(stored, f.name))
