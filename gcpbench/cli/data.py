@@ -66,7 +66,7 @@ CHECK_EPILOG = examples(
 
 @data_app.command(epilog=CHECK_EPILOG)
 def check(
-    name: str = typer.Argument(..., help="imagenet, imagenet-c, imagenet-p, imagenet-v2, imagenet-sketch, imagenet-r, imagenet-a, coco, or imagefolder (structure only)", show_default=False),
+    name: str = typer.Argument(..., help="imagenet, imagenet-c, imagenet-p, imagenet-v2, imagenet-sketch, imagenet-r, imagenet-a, coco, cub, aircraft, cars, or imagefolder (structure only)", show_default=False),
     root: Path = typer.Argument(..., help="the dataset's root folder", show_default=False),
     full: bool = typer.Option(False, "--full", help="also count the files (slow on the real datasets)", rich_help_panel=DATA),
     structure_only: bool = typer.Option(False, "--structure-only",
