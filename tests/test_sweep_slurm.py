@@ -18,6 +18,7 @@ import pytest
 from submitit.core.job_environment import SignalHandler
 from submitit.core.utils import DelayedSubmission
 
+from gcpbench.cli import install_logging
 from gcpbench.sweep import SweepDir, parse_spec, sweep_status
 from gcpbench.sweep.job import SweepJob
 from gcpbench.sweep.launchers import short_time_warning
@@ -54,6 +55,7 @@ def test_slurm_launcher_submits_one_array_of_ddp_jobs(tmp_path, scheduler, run_c
     for index, name in enumerate(["resnet50_gap_LRnorm_s0", "resnet50_gcp_LRnorm_s0"]):
         delayed = DelayedSubmission.load(sweep / "submitit" / f"4242_{index}_submitted.pkl")
         assert isinstance(delayed.function, SweepJob)
+        assert delayed.function.show_logs is install_logging  # the job's log reads like the command's output
         assert delayed.args == (str(sweep.resolve()), name)
         assert (sweep / "sweep.json").is_file()
         # the job ids are in the run folders at once: a status or a second launch sees them queued

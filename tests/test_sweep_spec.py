@@ -124,7 +124,7 @@ def test_command_line_overrides_rename_runs() -> None:
 
 @pytest.mark.parametrize("text, message", [
     ('models = ["resnet19"]', "unknown architecture 'resnet19'"),
-    ('models = ["shufflenetv2"]\nheads = ["gcp"]\ngcp_dims = [128]', "shufflenetv2 has no GCP-128 variant"),
+    ('models = ["shufflenetv2"]\nheads = ["gcp"]\ngcp_dims = [1]', "must be at least 2"),
     ('models = ["resnet18"]\nschedule = ["LRnorm"]', "unknown key 'schedule' (did you mean 'schedules'?)"),
     ('models = ["resnet18"]\nevaluations = ["eval-x"]', "unknown evaluation 'eval-x'"),
     ('models = ["resnet18"]\nevaluations = ["detect:faster_rcnn:gcp_m"]', "does not fit resnet18_gap"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import submitit
 
@@ -79,21 +79,23 @@ def _slurm_requeues(exc: BaseException) -> bool:
     return isinstance(exc, subprocess.CalledProcessError) and list(exc.cmd[:2]) == ["scontrol", "requeue"]
 
 
-def show_logs() -> None:
-    """A job is an entry point: its log file shows the library's lines as ``gcpbench`` does."""
-    from gcpbench.cli import install_logging
-
-    install_logging()
-
-
 class SweepJob(submitit.helpers.Checkpointable):
-    """The submitit callable of one run: DDP environment from submitit, then :func:`run_job`."""
+    """The submitit callable of one run: DDP environment from submitit, then :func:`run_job`.
+
+    ``show_logs`` (pickled by reference with the job) sets up how the job's log file shows the
+    library's lines; the command line passes its own log handler
+    (:func:`gcpbench.cli.install_logging`), so this module never imports the command line."""
+
+    def __init__(self, show_logs: Callable[[], None] | None = None) -> None:
+        super().__init__()
+        self.show_logs = show_logs
 
     def __call__(self, sweep_dir: str, name: str) -> str:
         env = submitit.JobEnvironment()
         # Every GPU of the node stays visible; each rank picks cuda:LOCAL_RANK (gcpbench.train.distributed).
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
-        show_logs()
+        if self.show_logs is not None:
+            self.show_logs()
         return run_job(sweep_dir, name, job_id=env.job_id, scheduler=env.cluster)
 
     def checkpoint(self, sweep_dir: str, name: str) -> Any:

@@ -167,8 +167,10 @@ def make_executor(sweep: SweepDir, cluster: str, options: ClusterOptions):
     return executor
 
 
-def launch_submitit(sweep: SweepDir, names: list[str], cluster: str, options: ClusterOptions) -> list:
-    """Submit one job per run (a job array on Slurm); returns submitit's jobs.
+def launch_submitit(sweep: SweepDir, names: list[str], cluster: str, options: ClusterOptions,
+                    show_logs: Callable[[], None] | None = None) -> list:
+    """Submit one job per run (a job array on Slurm); returns submitit's jobs. ``show_logs``: how
+    each job's log shows the library's lines (see :class:`gcpbench.sweep.job.SweepJob`).
 
     Each Slurm job's id is recorded in its run folder at once, so the sweep's status and a
     second launch see the run as queued before the job starts.
@@ -177,7 +179,7 @@ def launch_submitit(sweep: SweepDir, names: list[str], cluster: str, options: Cl
     from gcpbench.sweep.state import record_submission
 
     executor = make_executor(sweep, cluster, options)
-    task = SweepJob()
+    task = SweepJob(show_logs)
     try:
         with executor.batch():
             jobs = [executor.submit(task, str(sweep.path.resolve()), name) for name in names]
