@@ -55,7 +55,7 @@ def test_unreadable_checkpoints_are_one_line_without_torch_advice(tmp_path, save
 
 def test_a_pickled_module_is_named_as_such(tmp_path):
     torch.save(torch.nn.Linear(2, 2), tmp_path / "whole.pt")
-    with pytest.raises(GcpbenchError, match=r"holds pickled Python objects .* save model.state_dict\(\) instead"):
+    with pytest.raises(GcpbenchError, match=r"holds Python objects that gcpbench will not execute .* save model.state_dict\(\) instead"):
         read_checkpoint(tmp_path / "whole.pt")
 
 

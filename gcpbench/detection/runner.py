@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping
 from mmengine.hooks import Hook
 
 from gcpbench.coco import COCO_METRICS
+from gcpbench.detection.checkpoints import require_weights_only_default
 from gcpbench.detection.config import Backbone, build_config, check_framework, config_file, parse_backbone
 from gcpbench.errors import GcpbenchError, require_positive
 from gcpbench.identity import Producer, ResultIdentity, check_run_accepts
@@ -212,6 +213,7 @@ def detect(options: DetectOptions, say: Callable[[str], None] | None = None) -> 
 
     Notes go to ``say`` (default: logged; debug-level with ``options.quiet``)."""
     say = say or (log.debug if options.quiet else log.info)
+    require_weights_only_default()
     options = dataclasses.replace(options, framework=check_framework(options.framework))
     framework = options.framework
     backbone = parse_backbone(options.backbone)

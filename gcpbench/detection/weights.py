@@ -11,10 +11,10 @@ from typing import Any, Mapping
 
 from torch import Tensor, nn
 
-from gcpbench.detection.checkpoints import mmengine_checkpoint_globals
+from gcpbench.detection.checkpoints import read_mmengine_checkpoint, require_weights_only_default
 from gcpbench.errors import GcpbenchError
 from gcpbench.models.registry import MODELS as ZOO
-from gcpbench.models.weights import extract_state_dict, guess_model, read_checkpoint
+from gcpbench.models.weights import extract_state_dict, guess_model
 from gcpbench.runtime import first_line
 
 HEAD_PREFIXES: tuple[str, ...] = ("fc.", "layer_reduce", "dimension_reduction", "gcp.", "classifier.")
@@ -32,6 +32,7 @@ def read_weights(source: str | os.PathLike) -> dict[str, Any]:
     if text.startswith(REMOTE_SCHEMES):
         from mmengine.runner.checkpoint import CheckpointLoader
 
+        require_weights_only_default()
         try:
             checkpoint = CheckpointLoader.load_checkpoint(text, map_location="cpu")
         except Exception as exc:  # network / cache failures from mmengine
@@ -41,8 +42,7 @@ def read_weights(source: str | os.PathLike) -> dict[str, Any]:
     if not os.path.isfile(text):
         raise GcpbenchError(f"backbone weights '{text}' not found; pass --ckpt PATH (gcpbench, iSQRT-COV or torchvision "
                             "ResNet checkpoint) or --ckpt none to start from random weights")
-    with mmengine_checkpoint_globals():  # a detector checkpoint (prefix='backbone.') holds mmengine state
-        return read_checkpoint(text)
+    return read_mmengine_checkpoint(text)  # a detector checkpoint (prefix='backbone.') holds mmengine state
 
 
 def _check_model_name(checkpoint: Mapping[str, Any], depth: int, source: str) -> None:
