@@ -411,6 +411,28 @@ FAULTS: list[Fault] = [
         ("detect-resume", DETECT + " --resume --ckpt none --data {coco} --work-dir {det}", malicious_detection_resume),
     )],
 
+    # issue 23.8: an option that contradicts the model name is refused in one line, in every command taking a model
+    Fault("contradiction/train-head", "train resnet34_gcp --head gap --epochs 1 --data {data} --out {tmp}/out --quiet",
+          r"'resnet34_gcp' means --head gcp, but --head gap was given: drop --head, or name resnet34_gap"),
+    Fault("contradiction/train-gcp-dim", "train resnet18_gcp128 --gcp-dim 256 --data {data} --out {tmp}/out --quiet",
+          r"'resnet18_gcp128' means --gcp-dim 128, but --gcp-dim 256 was given"),
+    Fault("contradiction/train-stride", "train torchvision/resnet18_gcp_s1 --no-last-stage-stride-1 --data {data} "
+          "--out {tmp}/out --quiet", r"'torchvision/resnet18_gcp_s1' means --last-stage-stride-1, but "
+          r"--no-last-stage-stride-1 was given"),
+    Fault("contradiction/eval-imagenet-model", "eval-imagenet --model resnet18_gcp --weights {ckpt} --data {data} "
+          "--out {tmp}/out --quiet", r"holds a resnet18_gap, but the model was given as resnet18_gcp"),
+    Fault("contradiction/convert", "convert {ckpt} --model resnet18_gcp128 --out {tmp}/new.pt",
+          r"holds a resnet18_gap, but the model was given as resnet18_gcp128"),
+    Fault("contradiction/landscape-family", "landscape --ckpt {ckpt} --schedule-family mobilenetv2 --data {data} "
+          "--out {tmp}/l.png --device cpu --quiet", r"resnet18_gap is a resnet model .* --schedule-family mobilenetv2 "
+          r"contradicts it"),
+    Fault("contradiction/sweep-spec", "sweep {spec} --out {tmp}/sweep --dry-run",
+          r"'resnet34_gcp' means --head gcp, but --head gap was given",
+          setup=write("spec", "grid.toml", 'models = ["resnet34_gcp"]\nheads = ["gap"]\n')),
+    Fault("contradiction/detect-backbone", DETECT.replace("resnet18_gap", "resnet18_gcp_d") + " --ckpt {ckpt} "
+          "--data {coco} --work-dir {tmp}/det", r"hold a 'resnet18_gap' \(GAP head\), but the backbone resnet18_gcp_d "
+          r"reads GCP weights: pick --backbone resnet18_gap"),
+
     # 10. malformed COCO annotations: the file and the first problem, in data check and detect
     Fault("coco-truncated/data-check", "data check coco {bad_coco} --quiet",
           r"instances_val2017.json' is not valid JSON: .* \(the file ends early: truncated\?\)",

@@ -20,7 +20,7 @@ def landscape(
     model: Optional[str] = modelopts.model_option(),
     weights: Optional[Path] = modelopts.weights_option(),
     data: Optional[Path] = typer.Option(None, "--data", help="ImageFolder root with train/ for --ckpt/--model [default: the built-in synthetic set]"),
-    schedule_family: str = typer.Option("resnet", "--schedule-family", help="whose step-size grid: resnet, mobilenetv2, shufflenetv2"),
+    schedule_family: Optional[str] = typer.Option(None, "--schedule-family", help="whose step-size grid for a timm/torchvision model: resnet, mobilenetv2, shufflenetv2 [default: a zoo model's own family, else resnet]"),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="images in the probed batch"),
     num_eta: Optional[int] = typer.Option(None, "--num-eta", min=2, help="step sizes [default: the paper's 50]"),
     seed: int = typer.Option(0, "--seed", help="which training images form the batch"),
@@ -35,10 +35,10 @@ def landscape(
     run_dirs = list(run_dirs or [])
     if ckpt is not None or model is not None:
         from gcpbench.landscape.single import probe_model
-        from gcpbench.models.registry import family_of
+        from gcpbench.models.training import family_for
 
         resolved = modelopts.resolve(ckpt, model, weights)
-        row, run = probe_model(resolved, data, family_of(schedule_family), batch_size=batch_size, num_eta=num_eta,
+        row, run = probe_model(resolved, data, family_for(resolved.name, schedule_family), batch_size=batch_size, num_eta=num_eta,
                                seed=seed, device=device, quiet=quiet)
         modelopts.describe(resolved, quiet)
         if not quiet:

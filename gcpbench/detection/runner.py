@@ -104,7 +104,8 @@ def verify_backbone_weights(cfg: Any) -> str | None:
     if backbone.weights_source is None:
         return None
     checkpoint = read_weights(backbone.weights_source)
-    fit_backbone_state(backbone.state_dict(), checkpoint, backbone.depth, backbone.weights_source, backbone.weights_prefix)
+    fit_backbone_state(backbone.state_dict(), checkpoint, backbone.depth, backbone.weights_source, backbone.weights_prefix,
+                       backbone.mode)
     name = checkpoint.get("model")
     return name if isinstance(name, str) else None
 
