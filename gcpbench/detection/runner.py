@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping
 from mmengine.hooks import Hook
 
 from gcpbench.coco import COCO_METRICS
+from gcpbench.detection.checkpoints import require_weights_only_default
 from gcpbench.detection.config import Backbone, build_config, check_framework, config_file, parse_backbone
 from gcpbench.errors import GcpbenchError, require_positive
 from gcpbench.identity import Producer, ResultIdentity
@@ -103,7 +104,8 @@ def verify_backbone_weights(cfg: Any) -> str | None:
     if backbone.weights_source is None:
         return None
     checkpoint = read_weights(backbone.weights_source)
-    fit_backbone_state(backbone.state_dict(), checkpoint, backbone.depth, backbone.weights_source, backbone.weights_prefix)
+    fit_backbone_state(backbone.state_dict(), checkpoint, backbone.depth, backbone.weights_source, backbone.weights_prefix,
+                       backbone.mode)
     name = checkpoint.get("model")
     return name if isinstance(name, str) else None
 
@@ -224,6 +226,7 @@ def detect(options: DetectOptions, say: Callable[[str], None] | None = None) -> 
 
     Notes go to ``say`` (default: logged; debug-level with ``options.quiet``)."""
     say = say or (log.debug if options.quiet else log.info)
+    require_weights_only_default()
     options = dataclasses.replace(options, framework=check_framework(options.framework))
     framework = options.framework
     backbone = parse_backbone(options.backbone)

@@ -58,16 +58,10 @@ class TrainOptions:
             raise GcpbenchError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.workers is not None and self.workers < 0:
             raise GcpbenchError(f"--workers must be 0 or more, got {self.workers}")
-        if self.gcp_dim is not None and self.resume is None and self.arch and "/" not in self.arch:  # timm/torchvision names check their own
-            from gcpbench.models import model_info, model_name
+        if self.resume is None and self.arch and "/" not in self.arch:  # timm/torchvision names check their own
+            from gcpbench.models import model_name
 
-            info = model_info(model_name(self.arch, self.head or "gap", self.gcp_dim))
-            if not info.head.is_gcp:
-                raise GcpbenchError(f"--gcp-dim {self.gcp_dim} applies to GCP heads only, and {info.name} has a GAP "
-                                    "head: add --head gcp or drop --gcp-dim")
-            if info.head.dim != self.gcp_dim:
-                raise GcpbenchError(f"--gcp-dim {self.gcp_dim} differs from {info.name}'s GCP dimension "
-                                    f"{info.head.dim}: use {info.arch} --head gcp --gcp-dim {self.gcp_dim}, or drop --gcp-dim")
+            model_name(self.arch, self.head, self.gcp_dim)  # options that contradict the name are refused
 
 
 def auto_resume_target(options: TrainOptions) -> str | None:
