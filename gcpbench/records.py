@@ -157,6 +157,10 @@ class TrainConfig(JsonRecord):
     init_weights: str | None = field(default=None, metadata=_flag("weights"))
     family: str | None = field(default=None, metadata=_flag("schedule_family"))
     model: str | None = field(default=None, metadata=_flag("arch", "model"))
+    weight_decay: float | None = field(default=None, metadata=_flag("weight_decay"))
+    momentum: float | None = field(default=None, metadata=_flag("momentum"))
+    label_smoothing: float = field(default=0.0, metadata=_flag("label_smoothing"))
+    warmup_epochs: int = field(default=0, metadata=_flag("warmup_epochs"))
     dataset: str | None = field(default=None, compare=False)
     subset: bool = field(default=False, compare=False)
     data_root: str | None = field(default=None, compare=False)
@@ -167,8 +171,6 @@ class TrainConfig(JsonRecord):
     paper_batch_size: int | None = field(default=None, compare=False)
     base_lr: float | None = field(default=None, compare=False)
     paper_base_lr: float | None = field(default=None, compare=False)
-    weight_decay: float | None = field(default=None, compare=False)
-    momentum: float | None = field(default=None, compare=False)
     schedule_notes: str | None = field(default=None, compare=False)
     workers: int | None = field(default=None, compare=False)
     device: str | None = field(default=None, compare=False)
@@ -241,6 +243,7 @@ class DetectionConfig(EvalConfig):
     launcher: str | None = None
     seed: int | None = None
     mmdet_config: str | None = None
+    cfg_options: dict[str, Any] | None = None  # detect --cfg-options, merged into the mmdetection config last
 
 
 RunConfig = TrainConfig | EvalConfig

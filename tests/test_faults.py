@@ -29,6 +29,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from typing import Callable
 
 import pytest
 
+from malicious_pickle import write_raw, write_zip
 from robustness_tiny import CLASSES, tiny_images, train_tiny_checkpoint, write_tree
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,6 +112,41 @@ def unknown_model_checkpoint(sb: Sandbox) -> None:
 
     torch.save({"state_dict": {"encoder.weight": torch.zeros(4, 4)}}, sb.tmp / "other.pt")
     sb.vars["bad"] = str(sb.tmp / "other.pt")
+
+
+MARKER = "CODE_FROM_CHECKPOINT_RAN"
+
+
+def malicious(key: str = "bad", name: str = "evil.pt", raw: bool = False) -> Callable[[Sandbox], None]:
+    """Setup: ``{key}``, a checkpoint whose pickle runs code creating ``{tmp}/MARKER`` if executed."""
+
+    def setup(sb: Sandbox) -> None:
+        path = sb.tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (write_raw if raw else write_zip)(path, sb.tmp / MARKER)
+        sb.vars[key] = str(path)
+
+    return setup
+
+
+def nothing_ran(sb: Sandbox) -> None:
+    """Check: the checkpoint's code never ran."""
+    assert not (sb.tmp / MARKER).exists(), "code from the checkpoint ran"
+
+
+def malicious_last_checkpoint(sb: Sandbox) -> None:
+    """Setup: the training run copy with ``checkpoints/last.pt`` replaced by the malicious file."""
+    training_run(sb)
+    last = sb.path("resume") / "checkpoints" / "last.pt"
+    last.unlink()  # a hard link: never write through it into the shared run
+    write_zip(last, sb.tmp / MARKER)
+
+
+def malicious_detection_resume(sb: Sandbox) -> None:
+    """Setup: ``{det}``, a detection work directory whose mmengine ``last_checkpoint`` names the malicious file."""
+    malicious("bad", "det/iter_1.pth")(sb)
+    (sb.tmp / "det" / "last_checkpoint").write_text(sb.vars["bad"])
+    sb.vars["det"] = str(sb.tmp / "det")
 
 
 def folder(key: str, relative: str) -> Callable[[Sandbox], None]:
@@ -317,6 +354,39 @@ def interrupt_once(path: str) -> Callable[[list[str], Sandbox, dict[str, str]], 
     return run
 
 
+def slurm_sweep(queue: str, started: bool = False) -> Callable[[Sandbox], None]:
+    """Setup: stand-in Slurm commands in ``{tmp}/bin`` (tests/slurm_cluster.py) whose ``squeue``
+    answers ``queue``, a grid ``{spec}`` of one run and the sweep folder ``{sweep}``; ``started``:
+    Slurm job 4242 started the run on this machine and its process is gone (requeued)."""
+
+    def setup(sb: Sandbox) -> None:
+        from gcpbench.sweep import SweepDir, parse_spec
+        from gcpbench.sweep.state import record_submission
+        from slurm_cluster import dead_pid, fake_scheduler
+
+        fake_scheduler(sb.tmp / "bin")
+        (sb.tmp / "bin" / "queue").write_text(queue)
+        (sb.tmp / "grid.toml").write_text('name = "s"\nmodels = ["resnet18"]\n')
+        sweep = SweepDir(sb.tmp / "sweep")
+        sb.vars.update(spec=str(sb.tmp / "grid.toml"), sweep=str(sweep.path))
+        if started:
+            run = sweep.run(sweep.write(parse_spec({"models": ["resnet18"]}, "s")).runs[0].name)
+            record_submission(run, "4242")
+            (run.path / "job.json").write_text(json.dumps({"state": "running", "attempts": 1, "pid": dead_pid(),
+                                                           "host": socket.gethostname(), "job_id": "4242",
+                                                           "scheduler": "slurm"}))
+
+    return setup
+
+
+def nothing_submitted(sb: Sandbox) -> None:
+    """Check: the stand-in sbatch was not called."""
+    assert not (sb.tmp / "bin" / "submitted.sh").exists()
+
+
+SLURM_PATH = (("PATH", "{tmp}/bin:" + os.environ.get("PATH", "")),)
+
+
 # ----------------------------------------------------------------------------- the table
 
 NOT_A_CKPT = r"cannot read checkpoint '.*': it is not a PyTorch checkpoint"
@@ -325,6 +395,7 @@ EVAL_C = "eval-c --ckpt {ckpt} --corruptions gaussian_noise,brightness --severit
 TRAIN = "train resnet18 --epochs 1 --batch-size 4 --workers 0 --image-size 32 --device cpu --quiet"
 DETECT = "detect --framework faster_rcnn --backbone resnet18_gap --device cpu --max-iters 1 --quiet"
 HELLO = write("bad", "hello.pt", "hello world")
+PYTHON_OBJECTS = r"cannot read checkpoint '.*': it holds Python objects that gcpbench will not execute"
 
 FINETUNE = ("finetune --dataset {dataset} --data {root} --ckpt {{ckpt}} --out {{tmp}}/out --epochs 1 --batch-size 4 "
             "--image-size 32 --workers 0 --quiet")
@@ -370,6 +441,50 @@ FAULTS: list[Fault] = [
     Fault("ckpt-hello/detect", DETECT + " --ckpt {bad} --data {coco} --work-dir {tmp}/det", NOT_A_CKPT, setup=HELLO),
     Fault("ckpt-text/detect-weights", DETECT.replace(" --max-iters 1", "") + " --eval-only --weights {bad} --data {coco} "
           "--work-dir {tmp}/det", NOT_A_CKPT + r" \(it holds text\)", setup=write("bad", "det.pth", "not weights\n")),
+
+    # issue 23.1: a checkpoint whose pickle would run code: refused in one line by every command that reads one,
+    # and nothing ran (the marker file its code would create is absent)
+    *[Fault(f"ckpt-code/{cid}", args, PYTHON_OBJECTS, setup=setup, check=nothing_ran) for cid, args, setup in (
+        ("eval-imagenet", "eval-imagenet --ckpt {bad} --data {data} --out {tmp}/out --quiet", malicious()),
+        ("eval-imagenet-raw", "eval-imagenet --ckpt {bad} --data {data} --out {tmp}/out --quiet", malicious(raw=True)),
+        ("eval-imagenet-weights", "eval-imagenet --model resnet18_gap --weights {bad} --data {data} --out {tmp}/out "
+         "--quiet", malicious()),
+        ("eval-imagenet-external-weights", "eval-imagenet --model torchvision/resnet18 --weights {bad} --data {data} "
+         "--out {tmp}/out --quiet", malicious()),
+        ("eval-c", EVAL_C.replace("{ckpt}", "{bad}") + " --data {c} --out {tmp}/out", malicious()),
+        ("eval-p", "eval-p --ckpt {bad} --data {tmp} --out {tmp}/out --workers 0 --quiet", malicious()),
+        ("convert", "convert {bad} --model resnet18_gap --out {tmp}/new.pt", malicious()),
+        ("landscape", "landscape --ckpt {bad} --data {data} --out {tmp}/l.png --device cpu --quiet", malicious()),
+        ("train-weights", TRAIN + " --weights {bad} --data {data} --out {tmp}/out", malicious()),
+        ("train-resume", "train --resume {resume} --quiet", malicious_last_checkpoint),
+        ("detect-ckpt", DETECT + " --ckpt {bad} --data {coco} --work-dir {tmp}/det", malicious()),
+        ("detect-weights", DETECT + " --weights {bad} --data {coco} --work-dir {tmp}/det", malicious("bad", "det.pth")),
+        ("detect-eval-only", DETECT.replace(" --max-iters 1", "") + " --eval-only --weights {bad} --data {coco} "
+         "--work-dir {tmp}/det", malicious("bad", "det.pth")),
+        ("detect-resume", DETECT + " --resume --ckpt none --data {coco} --work-dir {det}", malicious_detection_resume),
+    )],
+
+    # issue 23.8: an option that contradicts the model name is refused in one line, in every command taking a model
+    Fault("contradiction/train-head", "train resnet34_gcp --head gap --epochs 1 --data {data} --out {tmp}/out --quiet",
+          r"'resnet34_gcp' means --head gcp, but --head gap was given: drop --head, or name resnet34_gap"),
+    Fault("contradiction/train-gcp-dim", "train resnet18_gcp128 --gcp-dim 256 --data {data} --out {tmp}/out --quiet",
+          r"'resnet18_gcp128' means --gcp-dim 128, but --gcp-dim 256 was given"),
+    Fault("contradiction/train-stride", "train torchvision/resnet18_gcp_s1 --no-last-stage-stride-1 --data {data} "
+          "--out {tmp}/out --quiet", r"'torchvision/resnet18_gcp_s1' means --last-stage-stride-1, but "
+          r"--no-last-stage-stride-1 was given"),
+    Fault("contradiction/eval-imagenet-model", "eval-imagenet --model resnet18_gcp --weights {ckpt} --data {data} "
+          "--out {tmp}/out --quiet", r"holds a resnet18_gap, but the model was given as resnet18_gcp"),
+    Fault("contradiction/convert", "convert {ckpt} --model resnet18_gcp128 --out {tmp}/new.pt",
+          r"holds a resnet18_gap, but the model was given as resnet18_gcp128"),
+    Fault("contradiction/landscape-family", "landscape --ckpt {ckpt} --schedule-family mobilenetv2 --data {data} "
+          "--out {tmp}/l.png --device cpu --quiet", r"resnet18_gap is a resnet model .* --schedule-family mobilenetv2 "
+          r"contradicts it"),
+    Fault("contradiction/sweep-spec", "sweep {spec} --out {tmp}/sweep --dry-run",
+          r"'resnet34_gcp' means --head gcp, but --head gap was given",
+          setup=write("spec", "grid.toml", 'models = ["resnet34_gcp"]\nheads = ["gap"]\n')),
+    Fault("contradiction/detect-backbone", DETECT.replace("resnet18_gap", "resnet18_gcp_d") + " --ckpt {ckpt} "
+          "--data {coco} --work-dir {tmp}/det", r"hold a 'resnet18_gap' \(GAP head\), but the backbone resnet18_gcp_d "
+          r"reads GCP weights: pick --backbone resnet18_gap"),
 
     # 10. malformed COCO annotations: the file and the first problem, in data check and detect
     Fault("coco-truncated/data-check", "data check coco {bad_coco} --quiet",
@@ -513,6 +628,14 @@ FAULTS: list[Fault] = [
     Fault("fgvc-wrong-layout/data-check", "data check cars {cub} --quiet",
           r"Stanford Cars root '.*CUB_200_2011' has no cars_train/ folder", setup=fgvc_tree("cub")),
     # 7. Ctrl-C exits 130 (eval-c on a larger tree: tests/test_integrity.py)
+    # issue 24: Slurm's word on a run's job (stand-in squeue / sacct, as on a cluster without accounting)
+    Fault("slurm-requeued/sweep", "sweep {spec} --launcher slurm --out {sweep}", code=0,
+          setup=slurm_sweep("4242|PENDING|BeginTime\n", started=True), env=SLURM_PATH, check=nothing_submitted),
+    Fault("slurm-cancelled-no-accounting/sweep-wait", "sweep {spec} --launcher slurm --out {sweep} --wait",
+          error=r"1 run\(s\) failed \(resnet18_gap_LRnorm_s0\)", setup=slurm_sweep("4242|CANCELLED|None\n"),
+          env=SLURM_PATH),
+    Fault("short-time/sweep", "sweep {spec} --launcher slurm --out {sweep} --time 8", code=0,
+          warning=r"--time 8 min leaves no room after the USR2 delay", setup=slurm_sweep(""), env=SLURM_PATH),
     Fault("sigint/train", TRAIN.replace("--epochs 1", "--epochs 200") + " --data {data} --out {tmp}/out", code=130,
           run=interrupt_once("out/config.json")),
 ]

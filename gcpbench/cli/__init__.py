@@ -2,6 +2,11 @@
 
 Each command group lives in its own module and registers itself on ``app``. Errors caused by
 the user's input (:class:`gcpbench.errors.GcpbenchError`) print as one line, exit code 2.
+
+Parsing and ``--help`` must stay fast (no torch): a command module imports at its top only the
+standard library, typer / click / rich and the light ``gcpbench.cli`` helpers (``choices``,
+``modelopts``, ``ui``), and everything else inside its command function
+(docs/architecture.md, "Lazy imports"; tests/test_cli_conventions.py checks it).
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ app = typer.Typer(
     help="Global covariance pooling research suite: train, evaluate (ImageNet, -C, -P), "
     "detect, fine-tune on fine-grained sets, measure the optimisation landscape, report.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
 )
 data_app = typer.Typer(help="Built-in synthetic data, dataset checks, ImageNet-C/-P generation.", no_args_is_help=True)
@@ -85,8 +90,18 @@ def install_logging(quiet: bool = False, verbose: bool = False) -> None:
     configure(quiet, verbose)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from gcpbench import __version__
+
+        typer.echo(f"gcpbench {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="print gcpbench's version and exit"),
     quiet: bool = typer.Option(False, "--quiet",
                                help="every command: only warnings, errors and results (no info lines, no progress bars)"),
     verbose: bool = typer.Option(False, "--verbose", help="every command: debug lines too"),

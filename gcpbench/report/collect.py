@@ -104,7 +104,7 @@ def is_coco(name: Any) -> bool:
 def parse_model(name: str | None) -> ModelId:
     """The architecture, head and GCP dimension of a model name, from the model registry
     (``resnet18_gcp128`` -> ModelId('resnet18', 'gcp', 128)); all None for an unknown name."""
-    from gcpbench.models.external import model_identity
+    from gcpbench.models.registry import model_identity
 
     try:
         info = model_identity(name) if name else None

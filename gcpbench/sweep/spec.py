@@ -195,6 +195,15 @@ def train_table(value: Any, where: str) -> dict[str, Any]:
     return table
 
 
+def _grid_model(arch: str, head: Any, dim: Any) -> str:
+    """The zoo model of one grid point: ``gcp_dims`` apply to GCP heads only (a GAP model appears
+    once); a full zoo name must agree with the grid's ``heads`` and ``gcp_dims``."""
+    name = model_name(arch, None if head is None else str(head))
+    if dim is None or not model_info(name).head.is_gcp:
+        return name
+    return model_name(arch, None if head is None else str(head), int(dim))
+
+
 def expand_grid(grid: dict[str, Any], defaults: dict[str, Any], where: str) -> list[RunSpec]:
     """The runs of one grid table (its keys win over the spec's top-level ones)."""
     _check_keys(grid, GRID_KEYS, where)
@@ -203,8 +212,8 @@ def expand_grid(grid: dict[str, Any], defaults: dict[str, Any], where: str) -> l
     if "models" not in merged:
         raise GcpbenchError(f"{where}: no 'models' (architectures such as resnet18, or zoo names)")
     models = _as_list(merged["models"], "models", where)
-    heads = _as_list(merged.get("heads", ["gap"]), "heads", where)
-    dims = _as_list(merged.get("gcp_dims", [256]), "gcp_dims", where)
+    heads = _as_list(merged["heads"], "heads", where) if "heads" in merged else [None]  # None: the name's (GAP for an arch)
+    dims = _as_list(merged["gcp_dims"], "gcp_dims", where) if "gcp_dims" in merged else [None]
     schedules = _as_list(merged.get("schedules", ["LRnorm"]), "schedules", where)
     seeds = _as_list(merged.get("seeds", [0]), "seeds", where)
     evaluations = merged.get("evaluations") or []
@@ -212,7 +221,7 @@ def expand_grid(grid: dict[str, Any], defaults: dict[str, Any], where: str) -> l
     runs: dict[str, RunSpec] = {}
     for arch, head, dim, schedule, seed in itertools.product(models, heads, dims, schedules, seeds):
         try:
-            model = model_name(str(arch), str(head), int(dim))
+            model = _grid_model(str(arch), head, dim)
             run = make_run(model, str(schedule), int(seed), train, evaluations, merged.get("data"))
         except GcpbenchError as exc:
             raise GcpbenchError(f"{where}: {exc}") from None

@@ -35,7 +35,8 @@ from gcpbench.train import distributed as ddp
 from gcpbench.train.config import (TrainOptions, auto_resume_target, new_config, schedule_from_config,
                                    stored_config)
 from gcpbench.train.progress import TrainReporter
-from gcpbench.train.schedules import MOMENTUM, Schedule, canonical_schedule, make_schedule
+from gcpbench.train.schedules import Schedule, canonical_schedule, make_schedule
+from gcpbench.train.tensorboard import open_log
 from gcpbench.train.state import (read_training_checkpoint, rng_state, save_training_checkpoint, seed_everything,
                                   set_rng_state)
 
@@ -57,6 +58,7 @@ class Session:
     reporter: TrainReporter
     recorder: Any = None
     unreadable: UnreadableLog | None = None  # images skipped as unreadable (none with --strict)
+    tensorboard: Any = None  # train.tensorboard.TensorBoardLog on rank 0 (None: off, or another rank)
 
     @property
     def device(self) -> torch.device:
@@ -167,8 +169,9 @@ def _describe(s: Session, source) -> None:
     decay = (f"weight decay {c.weight_decay:g} (all parameters)" if len(groups) == 1 else "parameter groups " + ", ".join(
         f"{sum(p.numel() for p in g['params']):,} weights at LR x{g.get('lr_factor', 1.0):g} and weight decay "
         f"{g['weight_decay']:g}" for g in groups))
-    log(f"SGD momentum {MOMENTUM}, {decay}; batch {c.batch_size}{per_rank}, {len(s.train_loader)} iterations/epoch, "
-        f"{c.epochs} epochs")
+    smoothing = f", label smoothing {c.label_smoothing:g}" if c.label_smoothing else ""
+    log(f"SGD momentum {s.schedule.momentum:g}, {decay}{smoothing}; batch {c.batch_size}{per_rank}, "
+        f"{len(s.train_loader)} iterations/epoch, {c.epochs} epochs")
     log(f"device {s.device}, amp {'bf16' if c.amp else 'off'}, channels_last {'on' if c.channels_last else 'off'}, "
         f"seed {c.seed}, deterministic {'on' if c.deterministic else 'off'}")
     report = getattr(s.net, "load_report", None)
@@ -213,19 +216,23 @@ def train_one_epoch(s: Session, epoch: int) -> dict[str, float]:
         targets = targets.to(s.device, non_blocking=True)
         with autocast(s.device, s.config.amp):
             outputs = s.model(images)
-            loss = F.cross_entropy(outputs, targets)
+            loss = F.cross_entropy(outputs, targets, label_smoothing=s.config.label_smoothing)
         value = loss.item()
         if not math.isfinite(value):
             raise _nan_error(s, value, epoch, step)
         s.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if s.recorder is not None:
-            s.recorder.maybe_record(epoch * steps + step, epoch + 1, images, targets, value)
+            row = s.recorder.maybe_record(epoch * steps + step, epoch + 1, images, targets, value)
+            if row is not None and s.tensorboard is not None:
+                s.tensorboard.landscape(row)
         s.optimizer.step()
         loss_sum += value * targets.size(0)
         count += targets.size(0)
         correct += (outputs.detach().argmax(1) == targets).sum()
         s.reporter.step(epoch, step, value, lr)
+        if s.tensorboard is not None:
+            s.tensorboard.iteration(epoch * steps + step, value, lr)
     seconds = time.perf_counter() - start
     loss_sum, hits, count = ddp.all_reduce_sum([loss_sum, correct.item(), count], s.ctx)
     return {"lr": s.schedule.lr(epoch, 0, steps), "train_loss": loss_sum / count, "train_top1": 100.0 * hits / count,
@@ -303,6 +310,8 @@ def fit(s: Session, start_epoch: int, history: list[EpochRecord], best: float) -
         _save(s, epoch + 1, history, best, improved)
         if s.ctx.is_main:
             s.reporter.end_epoch(record)
+            if s.tensorboard is not None:
+                s.tensorboard.epoch(record)
         ddp.barrier(s.ctx)
     return history
 
@@ -354,7 +363,7 @@ class Prepared:
 def _check_gcp_precision(precision: str | None, name: str) -> None:
     """``--gcp-precision`` must name a known precision and only applies to a GCP head."""
     from gcpbench.gcp import PRECISIONS
-    from gcpbench.models.external import model_identity
+    from gcpbench.models.registry import model_identity
 
     if precision is None:
         return
@@ -375,7 +384,8 @@ def _prepare_new(options: TrainOptions, ctx: ddp.DistContext, quiet: bool) -> Pr
     if options.weights is not None and not Path(options.weights).is_file():
         raise GcpbenchError(f"--weights '{options.weights}' does not exist")
     schedule = make_schedule(family, canonical_schedule(options.schedule or "LRnorm"), options.epochs,
-                             options.batch_size, options.lr)
+                             options.batch_size, options.lr, weight_decay=options.weight_decay,
+                             momentum=options.momentum, warmup_epochs=options.warmup_epochs)
     if options.landscape_every is not None and options.landscape_every < 0:
         raise GcpbenchError(f"--landscape-every must be 0 (off) or a positive number of iterations, "
                             f"got {options.landscape_every}")
@@ -420,8 +430,8 @@ def _prepare_resume(options: TrainOptions, ctx: ddp.DistContext, quiet: bool,
     return Prepared(run, config, schedule_from_config(config), source, (train_loader, val_loader), checkpoint)
 
 
-def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool,
-             reporter_class: type[TrainReporter]) -> tuple[Session, list[EpochRecord], float, int]:
+def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool, reporter_class: type[TrainReporter],
+             tensorboard: bool = True) -> tuple[Session, list[EpochRecord], float, int]:
     """Model, optimizer (restored on resume), DDP wrapper, probe and reporter."""
     from gcpbench.models import build
     from gcpbench.models.weights import extract_state_dict, load_state_strict
@@ -437,7 +447,7 @@ def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool,
         net = net.to(memory_format=torch.channels_last)
     set_gcp_precision(net, config.gcp_precision)
     groups = p.param_groups(net) if p.param_groups is not None else net.parameters()
-    optimizer = torch.optim.SGD(groups, lr=p.schedule.base_lr, momentum=MOMENTUM,
+    optimizer = torch.optim.SGD(groups, lr=p.schedule.base_lr, momentum=p.schedule.momentum,
                                 weight_decay=p.schedule.weight_decay)
     history: list[EpochRecord] = []
     best, start_epoch = -math.inf, 0
@@ -461,7 +471,7 @@ def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool,
         recorder = LandscapeRecorder(p.run, net, config.family, config.landscape_every, etas=etas)
     reporter = reporter_class(ctx.is_main, quiet, config.epochs, start_epoch)
     session = Session(ctx, p.run, config, p.schedule, net, model, optimizer, *p.loaders, p.source.classes,
-                      reporter, recorder, UnreadableLog(p.run.path))
+                      reporter, recorder, UnreadableLog(p.run.path), open_log(p.run.path, tensorboard, ctx.is_main))
     return session, history, best, start_epoch
 
 
@@ -501,8 +511,8 @@ def _train_locked(options: Any, ctx: ddp.DistContext, prepared: Prepared,
                   reporter: type[TrainReporter]) -> RunDir:
     run, config = prepared.run, prepared.config
     with determinism(config.deterministic, ctx.device):
-        s, history, best, start_epoch = _session(prepared, ctx, options.quiet, reporter)
-        with s.reporter:
+        s, history, best, start_epoch = _session(prepared, ctx, options.quiet, reporter, getattr(options, "tensorboard", True))
+        with s.reporter, contextlib.closing(s.tensorboard) if s.tensorboard is not None else contextlib.nullcontext():
             if ctx.is_main:
                 _describe(s, prepared.source)
                 if options.resume:
