@@ -2,7 +2,7 @@
 
 Public API (imported lazily, so ``gcpbench --help`` does not load torch)::
 
-    from gcpbench import isqrt_cov, GCP, build, list_models
+    from gcpbench import isqrt_cov, GCP, build, list_models, benchmark
 """
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ _EXPORTS = {
     "set_gcp_precision": "gcpbench.gcp",
     "build": "gcpbench.models",
     "list_models": "gcpbench.models",
+    "benchmark": "gcpbench.api",
+    "GcpbenchError": "gcpbench.errors",
 }
 __all__ = list(_EXPORTS)
 

@@ -36,6 +36,8 @@ from typing import Iterator
 import torch
 from torch import Tensor, nn
 
+from gcpbench.errors import InputShapeError
+
 PRECISIONS = ("float32", "tf32")
 _TRIU_INDEX: dict[tuple[int, torch.device], Tensor] = {}
 _TRIU_WEIGHTS: dict[tuple[int, torch.device, torch.dtype], Tensor] = {}
@@ -272,12 +274,19 @@ class GCP(nn.Module):
 
     def __init__(self, dim: int, iterations: int = 5, precision: str = "float32") -> None:
         super().__init__()
-        self.dim = dim
+        if int(dim) < 2:
+            raise InputShapeError(f"GCP(dim={dim}): dim is the number of input channels, at least 2")
+        self.dim = int(dim)
         self.iterations = iterations
         self.precision = precision
         self.output_dim = triu_size(dim)
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[1] != self.dim:
+            got = f"{x.shape[1]} channels (shape {tuple(x.shape)})" if x.dim() == 4 else f"shape {tuple(x.shape)}"
+            raise InputShapeError(f"GCP(dim={self.dim}) expects (B, {self.dim}, H, W), got {got}; put a 1x1 "
+                                  f"convolution to {self.dim} channels in front (as the zoo's heads do) or use "
+                                  f"GCP({x.shape[1] if x.dim() == 4 else 'C'})")
         return isqrt_cov(x, self.iterations, self.precision)
 
     def extra_repr(self) -> str:

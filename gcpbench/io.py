@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import torch
-
 from gcpbench.errors import GcpbenchError
 
 log = logging.getLogger(__name__)
@@ -84,6 +82,8 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 def tensor_bytes(obj: Any) -> int:
     """Bytes of every tensor inside ``obj`` (dicts, lists, tuples): a checkpoint's size, roughly."""
+    import torch  # here, not at the top: the command line imports this module before parsing
+
     if isinstance(obj, torch.Tensor):
         return obj.numel() * obj.element_size()
     if isinstance(obj, dict):
@@ -95,6 +95,8 @@ def tensor_bytes(obj: Any) -> int:
 
 def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
     """``torch.save`` to ``path`` atomically."""
+    import torch
+
     return atomic_write(path, lambda tmp: torch.save(obj, tmp), needed=tensor_bytes(obj))
 
 

@@ -29,6 +29,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -353,6 +354,39 @@ def interrupt_once(path: str) -> Callable[[list[str], Sandbox, dict[str, str]], 
     return run
 
 
+def slurm_sweep(queue: str, started: bool = False) -> Callable[[Sandbox], None]:
+    """Setup: stand-in Slurm commands in ``{tmp}/bin`` (tests/slurm_cluster.py) whose ``squeue``
+    answers ``queue``, a grid ``{spec}`` of one run and the sweep folder ``{sweep}``; ``started``:
+    Slurm job 4242 started the run on this machine and its process is gone (requeued)."""
+
+    def setup(sb: Sandbox) -> None:
+        from gcpbench.sweep import SweepDir, parse_spec
+        from gcpbench.sweep.state import record_submission
+        from slurm_cluster import dead_pid, fake_scheduler
+
+        fake_scheduler(sb.tmp / "bin")
+        (sb.tmp / "bin" / "queue").write_text(queue)
+        (sb.tmp / "grid.toml").write_text('name = "s"\nmodels = ["resnet18"]\n')
+        sweep = SweepDir(sb.tmp / "sweep")
+        sb.vars.update(spec=str(sb.tmp / "grid.toml"), sweep=str(sweep.path))
+        if started:
+            run = sweep.run(sweep.write(parse_spec({"models": ["resnet18"]}, "s")).runs[0].name)
+            record_submission(run, "4242")
+            (run.path / "job.json").write_text(json.dumps({"state": "running", "attempts": 1, "pid": dead_pid(),
+                                                           "host": socket.gethostname(), "job_id": "4242",
+                                                           "scheduler": "slurm"}))
+
+    return setup
+
+
+def nothing_submitted(sb: Sandbox) -> None:
+    """Check: the stand-in sbatch was not called."""
+    assert not (sb.tmp / "bin" / "submitted.sh").exists()
+
+
+SLURM_PATH = (("PATH", "{tmp}/bin:" + os.environ.get("PATH", "")),)
+
+
 # ----------------------------------------------------------------------------- the table
 
 NOT_A_CKPT = r"cannot read checkpoint '.*': it is not a PyTorch checkpoint"
@@ -362,6 +396,25 @@ TRAIN = "train resnet18 --epochs 1 --batch-size 4 --workers 0 --image-size 32 --
 DETECT = "detect --framework faster_rcnn --backbone resnet18_gap --device cpu --max-iters 1 --quiet"
 HELLO = write("bad", "hello.pt", "hello world")
 PYTHON_OBJECTS = r"cannot read checkpoint '.*': it holds Python objects that gcpbench will not execute"
+
+FINETUNE = ("finetune --dataset {dataset} --data {root} --ckpt {{ckpt}} --out {{tmp}}/out --epochs 1 --batch-size 4 "
+            "--image-size 32 --workers 0 --quiet")
+
+
+def fgvc_tree(name: str, drop: tuple[str, ...] = (), **options) -> Callable[[Sandbox], None]:
+    """Setup: a tiny ``cub`` / ``aircraft`` / ``cars`` tree in its official layout (tests/fgvc_tiny.py)
+    named ``{name}``, without the files ``drop`` lists."""
+    import fgvc_tiny
+
+    def setup(sb: Sandbox) -> None:
+        make = {"cub": fgvc_tiny.make_cub, "aircraft": fgvc_tiny.make_aircraft, "cars": fgvc_tiny.make_cars}[name]
+        root = make(sb.tmp / "fgvc", **options)
+        for relative in drop:
+            (root / relative).unlink()
+        sb.vars[name] = str(root)
+
+    return setup
+
 
 FAULTS: list[Fault] = [
     # 9. garbage checkpoints: one line, never torch's weights_only advice, no option the command lacks
@@ -559,7 +612,30 @@ FAULTS: list[Fault] = [
           r"holds NaN or infinite values in 1 tensor\(s\) \(first: 'bn1.running_var'\)", setup=nonfinite_checkpoint),
     Fault("nonfinite-ckpt/eval-c", EVAL_C.replace("{ckpt}", "{bad}") + " --data {c} --out {tmp}/out",
           r"holds NaN or infinite values", setup=nonfinite_checkpoint),
+    # 10. fine-grained transfer: layouts, split files, labels, the checkpoint's architecture
+    Fault("fgvc-wrong-layout/finetune", FINETUNE.format(dataset="cub", root="{aircraft}"),
+          r"CUB-200-2011 root '.*fgvc-aircraft-2013b' has no images/ folder \(expected the official layout",
+          setup=fgvc_tree("aircraft")),
+    Fault("fgvc-missing-split/finetune", FINETUNE.format(dataset="aircraft", root="{aircraft}"),
+          r"FGVC-Aircraft root '.*' has no data/images_variant_test.txt", setup=fgvc_tree("aircraft", drop=(
+              "data/images_variant_test.txt",))),
+    Fault("fgvc-label-out-of-range/finetune", FINETUNE.format(dataset="cars", root="{cars}"),
+          r"Stanford Cars: cars_test_annos_withlabels.mat gives '00001.jpg' label 9, outside the 3 classes 1..3",
+          setup=fgvc_tree("cars", bad_class=9)),
+    Fault("fgvc-other-architecture/finetune",
+          FINETUNE.format(dataset="cub", root="{cub}").replace("--ckpt {ckpt}", "--model resnet34 --weights {ckpt}"),
+          r"does not fit 'resnet34_gap': .*; it looks like a 'resnet18_gap' checkpoint", setup=fgvc_tree("cub")),
+    Fault("fgvc-wrong-layout/data-check", "data check cars {cub} --quiet",
+          r"Stanford Cars root '.*CUB_200_2011' has no cars_train/ folder", setup=fgvc_tree("cub")),
     # 7. Ctrl-C exits 130 (eval-c on a larger tree: tests/test_integrity.py)
+    # issue 24: Slurm's word on a run's job (stand-in squeue / sacct, as on a cluster without accounting)
+    Fault("slurm-requeued/sweep", "sweep {spec} --launcher slurm --out {sweep}", code=0,
+          setup=slurm_sweep("4242|PENDING|BeginTime\n", started=True), env=SLURM_PATH, check=nothing_submitted),
+    Fault("slurm-cancelled-no-accounting/sweep-wait", "sweep {spec} --launcher slurm --out {sweep} --wait",
+          error=r"1 run\(s\) failed \(resnet18_gap_LRnorm_s0\)", setup=slurm_sweep("4242|CANCELLED|None\n"),
+          env=SLURM_PATH),
+    Fault("short-time/sweep", "sweep {spec} --launcher slurm --out {sweep} --time 8", code=0,
+          warning=r"--time 8 min leaves no room after the USR2 delay", setup=slurm_sweep(""), env=SLURM_PATH),
     Fault("sigint/train", TRAIN.replace("--epochs 1", "--epochs 200") + " --data {data} --out {tmp}/out", code=130,
           run=interrupt_once("out/config.json")),
 ]

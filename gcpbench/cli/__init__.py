@@ -2,6 +2,11 @@
 
 Each command group lives in its own module and registers itself on ``app``. Errors caused by
 the user's input (:class:`gcpbench.errors.GcpbenchError`) print as one line, exit code 2.
+
+Parsing and ``--help`` must stay fast (no torch): a command module imports at its top only the
+standard library, typer / click / rich and the light ``gcpbench.cli`` helpers (``choices``,
+``modelopts``, ``ui``), and everything else inside its command function
+(docs/architecture.md, "Lazy imports"; tests/test_cli_conventions.py checks it).
 """
 from __future__ import annotations
 
@@ -20,9 +25,9 @@ from gcpbench.errors import GcpbenchError
 app = typer.Typer(
     name="gcpbench",
     help="Global covariance pooling research suite: train, evaluate (ImageNet, -C, -P), "
-    "detect, measure the optimisation landscape, report.",
+    "detect, fine-tune on fine-grained sets, measure the optimisation landscape, report.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
 )
 data_app = typer.Typer(help="Built-in synthetic data, dataset checks, ImageNet-C/-P generation.", no_args_is_help=True)
@@ -31,7 +36,7 @@ err_console = Console(stderr=True)
 
 
 # Register the commands (each module adds its own to `app` / `data_app`).
-from gcpbench.cli import zoo, train, evaluate, data, robustness, detect, landscape, report, sweep  # noqa: E402,F401
+from gcpbench.cli import zoo, train, finetune, evaluate, data, robustness, detect, landscape, report, sweep  # noqa: E402,F401
 from gcpbench.cli import doctor  # noqa: E402,F401
 
 
@@ -85,14 +90,24 @@ def install_logging(quiet: bool = False, verbose: bool = False) -> None:
     configure(quiet, verbose)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from gcpbench import __version__
+
+        typer.echo(f"gcpbench {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="print gcpbench's version and exit"),
     quiet: bool = typer.Option(False, "--quiet",
                                help="every command: only warnings, errors and results (no info lines, no progress bars)"),
     verbose: bool = typer.Option(False, "--verbose", help="every command: debug lines too"),
 ) -> None:
     """Global covariance pooling research suite: train, evaluate (ImageNet, -C, -P), detect,
-    measure the optimisation landscape, report."""
+    fine-tune on fine-grained sets, measure the optimisation landscape, report."""
     if quiet and verbose:
         raise GcpbenchError("--quiet and --verbose contradict each other: pass one")
     install_logging(quiet, verbose)

@@ -10,9 +10,9 @@ import os
 import sys
 from typing import Sequence
 
-from gcpbench.cli import print_error
+from gcpbench.cli import install_logging, print_error
 from gcpbench.errors import GcpbenchError
-from gcpbench.sweep.job import run_job, show_logs
+from gcpbench.sweep.job import run_job
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -20,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("sweep_dir", help="the sweep's folder (gcpbench sweep --out)")
     parser.add_argument("run_name", help="the run's name in the sweep's plan")
     args = parser.parse_args(argv)
-    show_logs()
+    install_logging()
     try:
         run_job(args.sweep_dir, args.run_name, job_id=f"local-{os.getpid()}")
     except GcpbenchError as exc:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from gcpbench.errors import GcpbenchError
-from gcpbench.models.weights import REFUSED, python_objects_error, read_checkpoint
+from gcpbench.models.checkpoint_file import REFUSED, python_objects_error, read_checkpoint
 
 # plain numeric dtypes by their pickled code (numpy's dtype(str) of these makes no look-up)
 _DTYPE_CODE = re.compile(r"(b1|[iu][1248]|f[248]|c(8|16))")

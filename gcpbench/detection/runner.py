@@ -25,11 +25,11 @@ from gcpbench.coco import COCO_METRICS
 from gcpbench.detection.checkpoints import require_weights_only_default
 from gcpbench.detection.config import Backbone, build_config, check_framework, config_file, parse_backbone
 from gcpbench.errors import GcpbenchError, require_positive
-from gcpbench.identity import Producer, ResultIdentity, check_run_accepts
+from gcpbench.identity import Producer, ResultIdentity
 from gcpbench.paths import require_writable
 from gcpbench.records import DetectionConfig, DetectionResult
 from gcpbench.runlock import writer_lock
-from gcpbench.runs import DEFAULT_ROOT, RunDir, new_run_dir
+from gcpbench.runs import DEFAULT_ROOT, RunDir, check_run_accepts, new_run_dir
 from gcpbench.runtime import is_main_process, resolve_device
 
 log = logging.getLogger(__name__)
@@ -125,12 +125,21 @@ def start_cpu_processes(cfg: Any) -> None:
     cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", broadcast_buffers=False, device_ids=None)
 
 
-def run_config(cfg: Any, eval_only: bool) -> dict[str, float]:
-    """Train then evaluate (or evaluate only) with mmengine's Runner; the final metrics."""
+def run_config(cfg: Any, eval_only: bool, console: bool = True,
+               say: Callable[[str], None] | None = None) -> dict[str, float]:
+    """Train then evaluate (or evaluate only) with mmengine's Runner; the final metrics.
+    ``console=False``: mmengine's log goes to its file in the work dir only (warnings still
+    reach the terminal), and ``say`` names that file."""
     from mmengine.runner import Runner
 
     start_cpu_processes(cfg)
     runner = Runner.from_cfg(cfg)
+    if not console:
+        for handler in runner.logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                handler.setLevel(max(handler.level, logging.WARNING))
+        if say is not None:
+            say(f"mmengine's log: {Path(runner.log_dir) / (runner.timestamp + '.log')}")
     collector = MetricsCollector()
     runner.register_hook(collector)
     if not eval_only:
@@ -161,6 +170,8 @@ class DetectOptions:
     seed: int = 0
     quiet: bool = False
     config: Path | None = None
+    cfg_options: dict[str, Any] | None = None  # --cfg-options KEY=VALUE ...: merged into the config last
+    tensorboard: bool = True  # mmengine's TensorboardVisBackend (WORK_DIR/<timestamp>/vis_data/)
 
     def __post_init__(self) -> None:
         """Counts given as 0 or less are refused (mmengine would accept some of them silently)."""
@@ -206,7 +217,8 @@ def run_config_record(options: DetectOptions, backbone: Backbone, dataset: str, 
         backbone_weights=(backbone_cfg.get("init_cfg") or {}).get("checkpoint"), backbone_weights_model=zoo_model,
         weights=str(options.weights) if options.weights else None, eval_only=options.eval_only, epochs=options.epochs,
         max_iters=options.max_iters, launcher=options.launcher, seed=options.seed,
-        mmdet_config=str(config_file(options.framework, backbone, options.config)))
+        mmdet_config=str(config_file(options.framework, backbone, options.config)),
+        cfg_options=dict(options.cfg_options) if options.cfg_options else None)
 
 
 def detect(options: DetectOptions, say: Callable[[str], None] | None = None) -> tuple[RunDir, dict[str, Any]]:
@@ -244,9 +256,7 @@ def detect(options: DetectOptions, say: Callable[[str], None] | None = None) -> 
                        weights=ckpt, epochs=options.epochs, max_iters=options.max_iters,
                        load_from=str(options.weights) if options.weights else None, resume=options.resume,
                        launcher=options.launcher, batch_size=options.batch_size, workers=options.workers, seed=options.seed,
-                       config=options.config)
-    if options.quiet:
-        cfg.log_level = "WARNING"
+                       config=options.config, cfg_options=options.cfg_options, tensorboard=options.tensorboard)
     zoo_model = verify_backbone_weights(cfg)
     record = run_config_record(options, backbone, dataset, coco_root or synthetic_root, cfg, zoo_model)
     identity = detection_identity(record)
@@ -256,7 +266,7 @@ def detect(options: DetectOptions, say: Callable[[str], None] | None = None) -> 
             check_detection_run(run, record, identity.producer)
             run.write_config(dataclasses.replace(record, checkpoint_sha256=identity.producer.sha256 or None))
         with contextlib.redirect_stdout(io.StringIO()) if options.quiet else contextlib.nullcontext():  # pycocotools prints
-            metrics = run_config(cfg, options.eval_only)
+            metrics = run_config(cfg, options.eval_only, console=log.isEnabledFor(logging.DEBUG), say=say)
         if not metrics:
             say("the detector found no object above the score threshold: every AP is 0")
             metrics = no_detection_metrics(cfg.val_evaluator.ann_file, TASKS[framework])
@@ -276,6 +286,8 @@ def detection_identity(record: DetectionConfig) -> ResultIdentity:
     else:
         producer = Producer(record.model, str(source or "none"), "")
     options = {key: getattr(record, key) for key in ("framework", "eval_only", "epochs", "max_iters", "seed")}
+    if record.cfg_options:
+        options["cfg_options"] = dict(sorted(record.cfg_options.items()))
     return ResultIdentity(producer, record.data_root, options)
 
 

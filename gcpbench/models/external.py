@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gcpbench.errors import GcpbenchError
+from gcpbench.errors import GcpbenchError, option
 from gcpbench.models.options import check_agrees
 from gcpbench.models.heads import HeadSpec, make_gcp, reduction_block
 from gcpbench.runtime import first_line
@@ -84,15 +84,16 @@ def parse_name(name: str, head: str | None = None, gcp_dim: int | None = None, l
     check_agrees(name, implied, {"head": head, "gcp_dim": gcp_dim, "last_stride_one": last_stride_one})
     head = (head or ("gcp" if named_gcp else "gap")).lower()
     if head not in ("gap", "gcp"):
-        raise GcpbenchError(f"unknown head '{head}': use --head gap or --head gcp")
+        raise GcpbenchError(f"unknown head '{head}': use {option('head', 'gap')} or {option('head', 'gcp')}")
     if head == "gap":
         check_agrees(name, {"gcp_dim": None}, {"gcp_dim": gcp_dim})
     dim = implied.get("gcp_dim") or gcp_dim or 256
     if dim < 2:
-        raise GcpbenchError(f"--gcp-dim must be at least 2, got {dim}")
+        raise GcpbenchError(f"{option('gcp_dim')} must be at least 2, got {dim}")
     stride_one = bool(match["s1"]) or bool(last_stride_one)
     if stride_one and head != "gcp":
-        raise GcpbenchError("the last-stage stride-1 option belongs to GCP heads (the paper's ResNet trick); add --head gcp")
+        raise GcpbenchError(f"the last-stage stride-1 option belongs to GCP heads (the paper's ResNet trick); add "
+                            f"{option('head', 'gcp')}")
     check_arch(source, arch)
     return ExternalSpec(source, arch, HeadSpec(head, dim) if head == "gcp" else HeadSpec("gap"), stride_one,
                         dict(kwargs or {}))
@@ -122,17 +123,10 @@ def list_external(source: str, pattern: str | None = None) -> list[str]:
     return [f"{source}/{n}" for n in names]
 
 
-def all_names() -> list[str]:
-    """Zoo names plus every timm and torchvision name (for suggestions)."""
-    from gcpbench.models.registry import list_models
-
-    return [*list_models(), *list_external("timm"), *list_external("torchvision")]
-
-
 def suggestion(name: str) -> str:
-    """' (did you mean X?)' over the zoo, timm and torchvision names, or ''."""
+    """' (did you mean X?)' over every timm and torchvision name, or ''."""
     lowered = name.lower()
-    names = all_names()
+    names = [*list_external("timm"), *list_external("torchvision")]
     # compare bare architecture names too, so 'convnext_atto' suggests 'timm/convnext_atto'
     bare = {n.split("/", 1)[-1]: n for n in reversed(names)}
     match = difflib.get_close_matches(lowered, names, n=1, cutoff=0.6) or [
@@ -374,25 +368,3 @@ def build_external(spec: ExternalSpec, num_classes: int = 1000) -> ExternalModel
     from gcpbench.models.preprocess import default_input_size
 
     return ExternalModel(spec, num_classes, default_input_size(spec))
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """What every command records about a model: name, architecture, family (None for
-    timm/torchvision models) and head."""
-
-    name: str
-    arch: str
-    family: str | None
-    head: HeadSpec
-
-
-def model_identity(name: str) -> ModelIdentity:
-    """The identity of a zoo name, an architecture (``resnet50``: GAP) or a timm/torchvision name."""
-    if is_external(name):
-        spec = parse_name(name)
-        return ModelIdentity(spec.name, spec.base, None, spec.head)
-    from gcpbench.models.registry import model_info, model_name
-
-    info = model_info(model_name(name))
-    return ModelIdentity(info.name, info.arch, info.family, info.head)

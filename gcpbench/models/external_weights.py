@@ -23,6 +23,7 @@ from typing import Any, Mapping
 from torch import Tensor
 
 from gcpbench.errors import GcpbenchError
+from gcpbench.models.checkpoint_file import read_checkpoint
 from gcpbench.models.external import ExternalModel
 from gcpbench.runtime import first_line
 
@@ -34,8 +35,6 @@ def read_weights(path: str | os.PathLike) -> dict[str, Any]:
     """The file's content as a dict (``.safetensors``: the tensors themselves)."""
     path = Path(path)
     if path.suffix.lower() != ".safetensors":
-        from gcpbench.models.weights import read_checkpoint
-
         return read_checkpoint(path)
     if not path.is_file():
         raise GcpbenchError(f"weights file '{path}' does not exist")
@@ -84,9 +83,9 @@ class LoadReport:
         """One line: counts, and which tensors were initialised or ignored."""
         line = f"loaded {len(self.loaded)} tensors from {self.source}"
         if self.initialised:
-            line += f"; initialised {len(self.initialised)} ({_short(self.initialised)})"
+            line += f"; initialised {len(self.initialised)} ({short_list(self.initialised)})"
         if self.ignored:
-            line += f"; ignored {len(self.ignored)} from the file ({_short(self.ignored)})"
+            line += f"; ignored {len(self.ignored)} from the file ({short_list(self.ignored)})"
         return line
 
     def as_dict(self) -> dict[str, Any]:
@@ -94,7 +93,7 @@ class LoadReport:
                 "ignored": self.ignored}
 
 
-def _short(keys: list[str], limit: int = 6) -> str:
+def short_list(keys: list[str], limit: int = 6) -> str:
     return ", ".join(keys[:limit]) + (f", ... {len(keys) - limit} more" if len(keys) > limit else "")
 
 

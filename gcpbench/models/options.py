@@ -12,14 +12,24 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from gcpbench.errors import GcpbenchError
+from gcpbench.errors import option as spelled
 
 # option -> how the command line spells it (sweep specs use the same names as keys)
 FLAGS: dict[str, str] = {"head": "--head", "gcp_dim": "--gcp-dim", "last_stride_one": "--last-stage-stride-1"}
 NOT_APPLICABLE = None  # an implied value meaning "this option does not apply to the model"
 
 
+def _flag(option: str) -> str:
+    """The option's name as the caller spells it: ``--gcp-dim`` on the command line, ``gcp_dim``
+    in an API call (:func:`gcpbench.errors.api_spelling`)."""
+    plain = spelled(option)
+    return FLAGS.get(option, plain) if plain.startswith("--") else plain
+
+
 def _shown(option: str, value: Any) -> str:
-    flag = FLAGS.get(option, f"--{option.replace('_', '-')}")
+    flag = _flag(option)
+    if not flag.startswith("--"):
+        return f"{flag}={value!r}"
     if isinstance(value, bool):
         return flag if value else f"--no-{flag[2:]}"
     return f"{flag} {value}"
@@ -38,9 +48,9 @@ def check_agrees(name: str, implied: Mapping[str, Any], given: Mapping[str, Any]
             value = value.lower()
         if wanted is NOT_APPLICABLE:
             raise GcpbenchError(f"{_shown(option, value)} applies to GCP heads only, and {name} has a GAP head: "
-                                f"add --head gcp or drop {FLAGS.get(option, option)}")
+                                f"add {_shown('head', 'gcp')} or drop {_flag(option)}")
         if value != wanted:
             other = alternative(option, value) if alternative is not None else None
             instead = f", or name {other}" if other else ""
             raise GcpbenchError(f"'{name}' means {_shown(option, wanted)}, but {_shown(option, value)} was given: "
-                                f"drop {FLAGS.get(option, option)}{instead}")
+                                f"drop {_flag(option)}{instead}")

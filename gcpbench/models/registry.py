@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
 from torch import nn
 
-from gcpbench.errors import GcpbenchError
+from gcpbench.errors import GcpbenchError, option
+from gcpbench.models.external import is_external, parse_name, suggestion
 from gcpbench.models.heads import HeadSpec
 from gcpbench.models.mobilenetv2 import MobileNetV2
 from gcpbench.models.resnet import ResNet
@@ -56,9 +58,23 @@ ARCHS: tuple[str, ...] = tuple(dict.fromkeys(info.arch for info in MODELS.values
 ALIASES = {"mobilenet_v2": "mobilenetv2", "shufflenet_v2": "shufflenetv2", "shufflenetv2_x1_0": "shufflenetv2"}
 
 
-def list_models() -> list[str]:
-    """Every zoo model name, e.g. ``resnet50_gcp``."""
-    return list(MODELS)
+def list_models(pattern: str | None = None) -> list[str]:
+    """Every zoo model name (``resnet50_gcp``), or those matching the shell ``pattern``
+    (``*_gcp*``, case-insensitive; as timm's ``list_models``). Any GCP size D also builds
+    (``resnet50_gcp64``); the list holds the paper's 256 and 128."""
+    import fnmatch
+
+    names = list(MODELS)
+    return [n for n in names if fnmatch.fnmatch(n, pattern.lower())] if pattern else names
+
+
+def is_zoo_name(name: str) -> bool:
+    """True for a full zoo name, any GCP size included (``resnet18_gcp``, ``resnet18_gcp48``)."""
+    try:
+        model_info(name)
+    except GcpbenchError:
+        return False
+    return True
 
 
 def closest(name: str, choices: list[str] | tuple[str, ...]) -> str:
@@ -69,14 +85,29 @@ def closest(name: str, choices: list[str] | tuple[str, ...]) -> str:
 
 def closest_model(name: str, choices: list[str] | tuple[str, ...]) -> str:
     """:func:`closest` among zoo ``choices``, else among timm / torchvision names."""
-    from gcpbench.models.external import suggestion
-
     return closest(name, choices) or suggestion(name)
 
 
+_ANY_GCP = re.compile(r"^(?P<base>.+_gcp)(?P<dim>\d+)$")
+
+
+def _any_gcp_size(name: str) -> ModelInfo | None:
+    """``ARCH_gcpD`` for any D >= 2 (as timm / torchvision names take): the zoo's GCP model of
+    ARCH with D channels in front of the covariance; None when ``name`` is not of that form."""
+    match = _ANY_GCP.match(name)
+    base = MODELS.get(match["base"]) if match else None
+    if base is None or not base.head.is_gcp:
+        return None
+    dim = int(match["dim"])
+    if dim < 2:
+        raise GcpbenchError(f"'{name}': the GCP size must be at least 2 (its covariance is D x D), got {dim}")
+    return ModelInfo(name, base.arch, base.family, HeadSpec("gcp", dim), base.factory, None, base.classifier_key)
+
+
 def model_info(name: str) -> ModelInfo:
-    """The registry entry for ``name``; an unknown name raises with the closest valid one."""
-    info = MODELS.get(name.lower())
+    """The registry entry for ``name`` (any GCP size: ``resnet50_gcp64``); an unknown name raises
+    with the closest valid one."""
+    info = MODELS.get(name.lower()) or _any_gcp_size(name.lower())
     if info is None:
         raise GcpbenchError(f"unknown model '{name}'{closest_model(name, list_models())}; `gcpbench zoo` lists them all")
     return info
@@ -106,8 +137,8 @@ def model_name(arch: str, head: str | None = None, gcp_dim: int | None = None) -
 
     arch = ALIASES.get(arch.lower(), arch.lower())
     if arch not in ARCHS:
-        if arch in MODELS:  # a full name such as resnet50_gcp was given
-            info = MODELS[arch]
+        if arch in MODELS or _any_gcp_size(arch):  # a full name such as resnet50_gcp was given
+            info = model_info(arch)
 
             def alternative(option: str, value: object) -> str | None:
                 wanted = {**named_options(info), option: value}
@@ -124,16 +155,16 @@ def model_name(arch: str, head: str | None = None, gcp_dim: int | None = None) -
                             "or a timm/<name>, torchvision/<name>")
     head = (head or "gap").lower()
     if head not in ("gap", "gcp"):
-        raise GcpbenchError(f"unknown head '{head}': use --head gap or --head gcp")
+        raise GcpbenchError(f"unknown head '{head}': use {option('head', 'gap')} or {option('head', 'gcp')}")
     if head == "gap":
         check_agrees(f"{arch}_gap", {"gcp_dim": None}, {"gcp_dim": gcp_dim})
         return f"{arch}_gap"
     gcp_dim = 256 if gcp_dim is None else gcp_dim
-    if gcp_dim not in (256, 128):
-        raise GcpbenchError(f"--gcp-dim must be 256 or 128, got {gcp_dim}")
-    name = f"{arch}_gcp" if gcp_dim == 256 else f"{arch}_gcp128"
-    if name not in MODELS:
-        raise GcpbenchError(f"{arch} has no GCP-{gcp_dim} variant; available: {', '.join(n for n in MODELS if n.startswith(arch))}")
+    if gcp_dim < 2:
+        raise GcpbenchError(f"{option('gcp_dim')} must be at least 2 (the covariance is D x D), got {gcp_dim}")
+    name = f"{arch}_gcp" if gcp_dim == 256 else f"{arch}_gcp{gcp_dim}"
+    if model_info(name).head.dim != gcp_dim:
+        raise AssertionError(f"{name} does not carry GCP size {gcp_dim}")
     return name
 
 
@@ -143,3 +174,23 @@ def build_architecture(name: str, num_classes: int = 1000) -> nn.Module:
     model = info.factory(info.head, num_classes)
     model.zoo_name = info.name
     return model
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What every command records about a model: name, architecture, family (None for
+    timm/torchvision models) and head."""
+
+    name: str
+    arch: str
+    family: str | None
+    head: HeadSpec
+
+
+def model_identity(name: str) -> ModelIdentity:
+    """The identity of a zoo name, an architecture (``resnet50``: GAP) or a timm/torchvision name."""
+    if is_external(name):
+        spec = parse_name(name)
+        return ModelIdentity(spec.name, spec.base, None, spec.head)
+    info = model_info(model_name(name))
+    return ModelIdentity(info.name, info.arch, info.family, info.head)

@@ -15,73 +15,13 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from gcpbench.errors import GcpbenchError
+from gcpbench.errors import GcpbenchError, api_spelling
 from gcpbench.io import atomic_torch_save
+from gcpbench.models.checkpoint_file import ACCEPTED, REFUSED, python_objects_error, read_checkpoint  # noqa: F401 (re-exported)
 from gcpbench.models.registry import MODELS, build_architecture, model_info
 
 FORMAT = "gcpbench"
 FORMAT_VERSION = 1
-
-
-ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default (zip) format
-PICKLE_PROTOCOL = b"\x80"  # torch.save's legacy format and plain pickles start with PROTO
-ACCEPTED = "a .pt / .pth / .pth.tar file saved by gcpbench (train, convert), torchvision or the iSQRT-COV release"
-# what a stand-in of gcpbench.detection.checkpoints says when it refuses a use of its global
-REFUSED = "gcpbench refuses this pickled object"
-# how torch's weights_only unpickler (and the stand-ins) say that a pickle names something it will not build
-_REFUSALS = ("Unsupported global", "Trying to call reduce for unrecognized function", "Can only build",
-             "Can only create new object", "is blocked", "Unsupported class", REFUSED)
-PYTHON_OBJECTS = ("it holds Python objects that gcpbench will not execute (a whole model, or code): gcpbench reads "
-                  "tensors and plain data only; save model.state_dict() instead")
-
-
-def python_objects_error(path: str | os.PathLike) -> GcpbenchError:
-    """The one line for a file whose pickle names objects beyond tensors and plain data."""
-    return GcpbenchError(f"cannot read checkpoint '{path}': {PYTHON_OBJECTS}")
-
-
-def _not_a_checkpoint(path: Path, exc: BaseException) -> GcpbenchError:
-    """Why ``torch.load`` could not read ``path``, in one line and in gcpbench's terms.
-
-    torch's own message is not repeated: it suggests ``weights_only=False``, which would run
-    arbitrary code from the file.
-    """
-    with open(path, "rb") as handle:
-        head = handle.read(4)
-    if not head:
-        why = "the file is empty"
-    elif head.startswith((ZIP_MAGIC, PICKLE_PROTOCOL)) and any(text in str(exc) for text in _REFUSALS):
-        return python_objects_error(path)
-    elif head.startswith(ZIP_MAGIC):
-        why = "it is a damaged or truncated PyTorch checkpoint (copy it again)"
-    elif head.startswith(PICKLE_PROTOCOL):
-        why = "it is a damaged or truncated pickle"
-    else:
-        why = "it is not a PyTorch checkpoint" + (" (it holds text)" if _is_text(head) else "")
-    return GcpbenchError(f"cannot read checkpoint '{path}': {why}; pass {ACCEPTED}")
-
-
-def _is_text(head: bytes) -> bool:
-    return all(32 <= b < 127 or b in (9, 10, 13) for b in head)
-
-
-def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load a checkpoint file safely (``weights_only``: tensors and plain data, nothing that runs
-    code; see docs/faults.md); one-line errors for unreadable files."""
-    path = Path(path)
-    if path.is_dir():
-        raise GcpbenchError(f"checkpoint '{path}' is a folder; pass {ACCEPTED}")
-    if not path.is_file():
-        raise GcpbenchError(f"checkpoint '{path}' does not exist")
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except OSError as exc:
-        raise GcpbenchError(f"cannot read checkpoint '{path}': {exc.strerror or exc}") from None
-    except Exception as exc:  # torch.load of arbitrary bytes raises anything (IndexError, KeyError, ...)
-        raise _not_a_checkpoint(path, exc) from None
-    if not isinstance(obj, Mapping):
-        raise GcpbenchError(f"checkpoint '{path}' holds a {type(obj).__name__}, not a dict of weights; pass {ACCEPTED}")
-    return dict(obj)
 
 
 def extract_state_dict(checkpoint: Mapping[str, Any], source: str = "checkpoint") -> dict[str, Tensor]:
@@ -170,7 +110,19 @@ def build(name: str, num_classes: int = 1000, weights: str | os.PathLike | Mappi
     or ``timm/<name>`` / ``torchvision/<name>`` with ``head="gap"|"gcp"``, ``gcp_dim``,
     ``last_stride_one`` and builder ``model_kwargs`` (e.g. ``img_size=64``). ``weights`` is a
     checkpoint path or dict: strict for zoo models; for the others see
-    :func:`gcpbench.models.external_weights.load_external` (its report is ``model.load_report``)."""
+    :func:`gcpbench.models.external_weights.load_external` (its report is ``model.load_report``).
+    Errors name these arguments (``gcp_dim=...``), not the command line's flags."""
+    from gcpbench.models.preprocess import pretrained_cfg
+
+    with api_spelling():
+        model = _build(name, num_classes, weights, head=head, gcp_dim=gcp_dim, last_stride_one=last_stride_one,
+                       **model_kwargs)
+    model.pretrained_cfg = pretrained_cfg(model, weights)
+    return model
+
+
+def _build(name: str, num_classes: int, weights: Any, *, head: str | None, gcp_dim: int | None,
+           last_stride_one: bool | None, **model_kwargs: Any) -> nn.Module:
     from gcpbench.models.external import build_external, is_external, parse_name
 
     if is_external(name):
@@ -181,7 +133,8 @@ def build(name: str, num_classes: int = 1000, weights: str | os.PathLike | Mappi
             model.load_report = load_external(model, weights)
         return model
     if last_stride_one is not None or model_kwargs:
-        raise GcpbenchError(f"zoo model '{name}' takes no builder options (the GCP ResNets already use stride 1)")
+        raise GcpbenchError(f"zoo model '{name}' takes no builder options ({', '.join(sorted(model_kwargs)) or 'last_stride_one'}; "
+                            "the GCP ResNets already use stride 1)")
     from gcpbench.models.registry import model_name
 
     model = build_architecture(model_name(name, head, gcp_dim), num_classes)
@@ -248,6 +201,9 @@ def load_model(path: str | os.PathLike, name: str | None = None) -> tuple[nn.Mod
     model = build_architecture(name, num_classes)
     load_state_strict(model, state, name, f"checkpoint '{path}'")
     require_finite(state, f"checkpoint '{path}'")
+    from gcpbench.models.preprocess import pretrained_cfg
+
+    model.pretrained_cfg = pretrained_cfg(model, path)
     return model, checkpoint
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Iterable
 
 from gcpbench.report.collect import collect, landscape_runs
+from gcpbench.report.fgvc import fgvc_report_table
 from gcpbench.report.plots import Figure, convergence_figure, corruption_figure, landscape_figure, lr_figure
 from gcpbench.report.render import write_report
 from gcpbench.report.tables import Table, build_tables
@@ -23,7 +24,7 @@ class ReportResult:
     runs: list[str]
 
     def table(self, name: str) -> Table:
-        """The table called ``name`` (imagenet, matching_epoch, robustness, corruption_ce, detection)."""
+        """The table called ``name`` (imagenet, matching_epoch, robustness, corruption_ce, detection, fgvc)."""
         return next(t for t in self.tables if t.name == name)
 
 
@@ -32,6 +33,7 @@ def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, all
     out = Path(out)
     collection = collect(paths)
     tables, curves = build_tables(collection, all_paper)
+    tables.append(fgvc_report_table(collection, all_paper))
     out.mkdir(parents=True, exist_ok=True)
     ce_table = next(t for t in tables if t.name == "corruption_ce").frame
     figures = [

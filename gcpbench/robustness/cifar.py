@@ -43,7 +43,7 @@ class NpyRequest:
     severities: Sequence[int] = SEVERITIES
     image_size: int | None = None
     batch_size: int = 256
-    workers: int = 2
+    workers: int | None = None  # None: runtime.loader_workers()
     device: str = "auto"
     quiet: bool = False
 

@@ -46,7 +46,7 @@ class CRequest:
     subset: int | None = None
     seed: int = 0
     batch_size: int = 64
-    workers: int = 4
+    workers: int | None = None  # None: runtime.loader_workers()
     device: str = "auto"
     alexnet_clean_error: float = ALEXNET_CLEAN_ERROR
     dataset: str | None = None

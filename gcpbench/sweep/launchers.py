@@ -31,6 +31,8 @@ from gcpbench.sweep.plan import SweepDir
 logger = logging.getLogger(__name__)
 
 LAUNCHERS: tuple[str, ...] = ("local", "slurm", "submitit-local")
+SIGNAL_DELAY_S = 90  # Slurm sends USR2 this long before the time limit (sbatch --signal=USR2@90)
+TIMEOUT_MARGIN_MIN = 10  # submitit: a signal later than min(80 %, limit - 10 min) into a job is a time-out
 
 
 @dataclass
@@ -79,6 +81,22 @@ def parse_time(text: str) -> int:
     except ValueError:
         raise GcpbenchError(f"--time '{text}' is not a duration; use one of Slurm's formats (90 minutes, 72:00:00 "
                             "hours-minutes-seconds, 3-00:00:00 days-hours-minutes-seconds) or 45m / 12h") from None
+
+
+def short_time_warning(time_min: int, max_timeouts: int) -> str | None:
+    """Why ``--time`` is too short for requeues to work as meant, or ``None``.
+
+    submitit cannot tell a preemption from the time limit: it counts a USR2 that comes later than
+    ``min(0.8 * limit, limit - 10 min)`` into the job as a time-out. With ``--time`` of 10 minutes
+    or less that is every signal, so each preemption uses up one of ``--max-timeouts``.
+    """
+    guaranteed_s = min(0.8 * time_min * 60, (time_min - TIMEOUT_MARGIN_MIN) * 60)
+    if guaranteed_s > 0:
+        return None
+    return (f"--time {time_min} min leaves no room after the USR2 delay ({SIGNAL_DELAY_S} s before the limit): "
+            f"submitit counts every signal within {TIMEOUT_MARGIN_MIN} minutes of the limit as a time-out, so each "
+            f"preemption uses up one of --max-timeouts {max_timeouts} and the run stops being requeued after that; "
+            f"give --time above {TIMEOUT_MARGIN_MIN} minutes")
 
 
 # --------------------------------------------------------------------------------- local
@@ -139,19 +157,29 @@ def make_executor(sweep: SweepDir, cluster: str, options: ClusterOptions):
         extra = {"slurm_partition": options.partition, "slurm_account": options.account, "slurm_qos": options.qos,
                  "slurm_constraint": options.constraint, "slurm_array_parallelism": options.array_parallelism,
                  "cpus_per_task": options.cpus_per_task, "mem_gb": options.mem_gb,
-                 "slurm_setup": options.setup or None}
+                 "slurm_setup": options.setup or None, "slurm_signal_delay_s": SIGNAL_DELAY_S}
         executor.update_parameters(**{k: v for k, v in extra.items() if v is not None})
+        warning = short_time_warning(options.time_min, options.max_timeouts)
+        if warning:
+            logger.warning(warning)
     elif options.nodes != 1:
         raise GcpbenchError("--launcher submitit-local runs on this machine: use --nodes 1")
     return executor
 
 
-def launch_submitit(sweep: SweepDir, names: list[str], cluster: str, options: ClusterOptions) -> list:
-    """Submit one job per run (a job array on Slurm); returns submitit's jobs."""
+def launch_submitit(sweep: SweepDir, names: list[str], cluster: str, options: ClusterOptions,
+                    show_logs: Callable[[], None] | None = None) -> list:
+    """Submit one job per run (a job array on Slurm); returns submitit's jobs. ``show_logs``: how
+    each job's log shows the library's lines (see :class:`gcpbench.sweep.job.SweepJob`).
+
+    Each Slurm job's id is recorded in its run folder at once, so the sweep's status and a
+    second launch see the run as queued before the job starts.
+    """
     from gcpbench.sweep.job import SweepJob
+    from gcpbench.sweep.state import record_submission
 
     executor = make_executor(sweep, cluster, options)
-    task = SweepJob()
+    task = SweepJob(show_logs)
     try:
         with executor.batch():
             jobs = [executor.submit(task, str(sweep.path.resolve()), name) for name in names]
@@ -160,4 +188,19 @@ def launch_submitit(sweep: SweepDir, names: list[str], cluster: str, options: Cl
             raise
         message = str(exc).strip().splitlines()
         raise GcpbenchError(f"submitting to {cluster} failed: {message[-1] if message else exc.__class__.__name__}") from None
+    if cluster == "slurm":
+        for name, job in zip(names, jobs):
+            record_submission(sweep.run(name), job.job_id)
     return jobs
+
+
+def wait_submitit(jobs: list, cluster: str, say: Callable[[str], None] | None = None) -> None:
+    """Wait for submitit's jobs to end. On Slurm, Slurm itself is asked (submitit's watcher reads
+    ``sacct`` alone, and without accounting never learns that a job ended without a result)."""
+    if cluster != "slurm":
+        for job in jobs:
+            job.wait()
+        return
+    from gcpbench.sweep.slurm import wait_for_jobs
+
+    wait_for_jobs({job.job_id: job.paths.result_pickle for job in jobs}, say=say)

@@ -12,7 +12,7 @@ from gcpbench.runs import DEFAULT_ROOT
 from gcpbench.sweep.paper import paper_spec
 from gcpbench.sweep.plan import SweepDir
 from gcpbench.sweep.spec import TRAIN_KEYS, RunSpec, SweepSpec, load_spec, merge_runs, run_name, train_table
-from gcpbench.sweep.state import run_status
+from gcpbench.sweep.state import run_statuses
 
 
 def parse_assignments(items: list[str] | None) -> dict[str, Any]:
@@ -33,8 +33,9 @@ def parse_assignments(items: list[str] | None) -> dict[str, Any]:
 
 
 def with_overrides(spec: SweepSpec, train: dict[str, Any], data: str | None,
-                   eval_data: dict[str, str | None]) -> SweepSpec:
-    """``spec`` with extra train options and data roots given on the command line (names follow)."""
+                   eval_data: dict[str, str | None], finetune_data: dict[str, str | None] | None = None) -> SweepSpec:
+    """``spec`` with extra train options and data roots given on the command line (names follow);
+    ``finetune_data``: the root of each fine-tuning dataset (``cub``, ``aircraft``, ``cars``)."""
     runs = []
     for run in spec.runs:
         settings = {**run.train, **train}
@@ -45,6 +46,9 @@ def with_overrides(spec: SweepSpec, train: dict[str, Any], data: str | None,
     for command, root in eval_data.items():
         if root is not None:
             options.setdefault(command, {})["data"] = str(Path(root).resolve())
+    for dataset, root in (finetune_data or {}).items():
+        if root is not None:
+            options.setdefault("finetune", {})[dataset] = str(Path(root).resolve())
     return SweepSpec(spec.name, merge_runs(runs), options, list(spec.notes))
 
 
@@ -52,7 +56,7 @@ def resolve_spec(spec_file: str | None, papers: list[str] | None) -> SweepSpec:
     """The spec of a file or of the paper's tables (exactly one of them)."""
     if bool(spec_file) == bool(papers):
         raise GcpbenchError("give a spec file (gcpbench sweep grid.toml) or --paper imagenet|robustness|detection|"
-                            "landscape, not both and not neither")
+                            "landscape|fgvc, not both and not neither")
     return load_spec(spec_file) if spec_file else paper_spec(list(dict.fromkeys(papers or [])))
 
 
@@ -75,7 +79,8 @@ def select_runs(sweep: SweepDir, spec: SweepSpec, only: list[str] | None = None,
     sweep folder's plan has them (with the evaluations other specs added).
 
     Finished runs are skipped; so are running ones (a second job would train the same folder)
-    unless ``include_running`` (for jobs that died without a word, e.g. a lost node).
+    unless ``include_running`` (for jobs that died without a word, e.g. a lost node), and always
+    those whose Slurm job is still queued, running or requeued.
     """
     plan = sweep.read()
     chosen = [plan.run(r.name) for r in spec.runs if not only or any(fnmatch.fnmatch(r.name, p) for p in only)]
@@ -83,10 +88,12 @@ def select_runs(sweep: SweepDir, spec: SweepSpec, only: list[str] | None = None,
         raise GcpbenchError(f"--only {' '.join(only)} matches none of the {len(spec.runs)} runs "
                             "(`gcpbench sweep ... --dry-run` lists their names)")
     launch, skipped = [], []
-    for run in chosen:
-        state = run_status(sweep, run).state
+    for run, status in zip(chosen, run_statuses(sweep, chosen)):
+        state = status.state
         if state == "done":
             skipped.append((run.name, "done"))
+        elif status.held_by:
+            skipped.append((run.name, f"{status.note} (scancel {status.held_by} to stop it)"))
         elif state == "running" and not include_running:
             skipped.append((run.name, "running (pass --include-running if its job is gone)"))
         else:
