@@ -469,9 +469,8 @@ FAULTS: list[Fault] = [
           r"'resnet34_gcp' means --head gcp, but --head gap was given: drop --head, or name resnet34_gap"),
     Fault("contradiction/train-gcp-dim", "train resnet18_gcp128 --gcp-dim 256 --data {data} --out {tmp}/out --quiet",
           r"'resnet18_gcp128' means --gcp-dim 128, but --gcp-dim 256 was given"),
-    Fault("contradiction/train-stride", "train torchvision/resnet18_gcp_s1 --no-last-stage-stride-1 --data {data} "
-          "--out {tmp}/out --quiet", r"'torchvision/resnet18_gcp_s1' means --last-stage-stride-1, but "
-          r"--no-last-stage-stride-1 was given"),
+    Fault("contradiction/train-external", "train torchvision/resnet18_gcp128 --gcp-dim 64 --data {data} "
+          "--out {tmp}/out --quiet", r"'torchvision/resnet18_gcp128' means --gcp-dim 128, but --gcp-dim 64 was given"),
     Fault("contradiction/eval-imagenet-model", "eval-imagenet --model resnet18_gcp --weights {ckpt} --data {data} "
           "--out {tmp}/out --quiet", r"holds a resnet18_gap, but the model was given as resnet18_gcp"),
     Fault("contradiction/convert", "convert {ckpt} --model resnet18_gcp128 --out {tmp}/new.pt",
