@@ -1,0 +1,168 @@
+"""The one walker of data trees: every file once, link cycles and files reached twice refused.
+
+Every command that lists the files of an image tree (classification trees, ImageNet-C / -P
+trees, ``data check``, the sources of ``make-c`` / ``make-p``, the ImageNet variants, the CIFAR
+arrays) lists them through a :class:`TreeWalk`. The rule is ImageFolder's: the files of a class
+folder are the files at any depth below it, links followed. Links make two faults possible, and
+both are refused in one line, the same in every command:
+
+* a link cycle (``val/<class>/loop -> ..``): a folder that is its own ancestor would be walked
+  forever (and other classes' images scored under one class);
+* a file or folder reached twice (a link to a sibling file, two class folders that are one
+  folder): its images would be counted twice, or under two labels.
+
+Identity is the file's ``(device, inode)``; for entries that are not links it comes from the
+directory listing itself, so a walk costs no extra system call per file. :meth:`TreeWalk.fingerprint`
+is a cheap listing fingerprint (relative names, sizes, modification times) of what was listed:
+a tree regenerated at the same path gets another one.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from gcpbench.errors import GcpbenchError
+
+FileId = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """One listed file: its path (as reached, not resolved) and identity (None: a dangling link)."""
+
+    path: str
+    ident: FileId | None
+
+
+def _ancestors_of(folder: str) -> dict[FileId, str]:
+    """The folders above ``folder`` (its real path's parents): a link to one of them is a cycle
+    too (``val/<class>/loop -> ..`` reaches ``val/``, which holds the class itself)."""
+    found = {}
+    for parent in Path(os.path.realpath(folder)).parents:
+        try:
+            stat = os.stat(parent)
+        except OSError:
+            continue
+        found[(stat.st_dev, stat.st_ino)] = str(parent)
+    return found
+
+
+def _matches(name: str, extensions: tuple[str, ...] | None) -> bool:
+    return extensions is None or name.lower().endswith(extensions)
+
+
+class TreeWalk:
+    """Files listed by one command: each at most once. Use one walk for everything a command
+    counts together (all classes, all corruption folders), so that a file reached through two
+    places is caught wherever the places are."""
+
+    def __init__(self) -> None:
+        self.files: dict[FileId, str] = {}
+        self.folders: dict[FileId, str] = {}
+        self.listed: list[Listed] = []
+
+    # ------------------------------------------------------------------ registering
+
+    def _folder(self, path: str, ancestors: dict[FileId, str]) -> FileId:
+        stat = os.stat(path)
+        ident = (stat.st_dev, stat.st_ino)
+        if ident in ancestors:
+            raise GcpbenchError(f"'{path}' links back to '{ancestors[ident]}' (a link cycle): its images would be "
+                                "counted again and again; remove the link")
+        if self.folders.get(ident, path) != path:
+            raise GcpbenchError(f"'{path}' and '{self.folders[ident]}' are the same folder (reached twice through a "
+                                "link): its images would be counted twice; remove the link")
+        self.folders[ident] = path
+        return ident
+
+    def enter(self, folder: str | os.PathLike) -> None:
+        """Register a folder met by a walk of fixed depth (a manifest's levels): a folder reached
+        again through another path is refused; the same path may be entered again (to list it)."""
+        self._folder(os.fspath(folder), {})
+
+    def add_file(self, path: str | os.PathLike, ident: FileId | None = None) -> Listed:
+        """Register one file (its identity from ``stat`` unless given); a file already listed is refused."""
+        path = str(path)
+        if ident is None:
+            try:
+                stat = os.stat(path)
+                ident = (stat.st_dev, stat.st_ino)
+            except OSError:  # a dangling link: listed, and reported unreadable when it is read
+                ident = None
+        if ident is not None:
+            if ident in self.files:
+                raise GcpbenchError(f"'{path}' and '{self.files[ident]}' are the same file (reached twice through a "
+                                    "link): it would be counted twice; remove the link")
+            self.files[ident] = path
+        listed = Listed(path, ident)
+        self.listed.append(listed)
+        return listed
+
+    # ------------------------------------------------------------------ walking
+
+    def iter_files(self, folder: str | os.PathLike, extensions: Iterable[str] | None = None) -> Iterator[str]:
+        """The files below ``folder`` whose names end with one of ``extensions`` (any case; None:
+        all), links followed, in listing order; each is registered (see :meth:`add_file`)."""
+        wanted = tuple(e.lower() for e in extensions) if extensions is not None else None
+        root = os.fspath(folder)
+        yield from self._walk(root, wanted, _ancestors_of(root))
+
+    def _walk(self, path: str, wanted: tuple[str, ...] | None, ancestors: dict[FileId, str]) -> Iterator[str]:
+        ident = self._folder(path, ancestors)
+        ancestors = {**ancestors, ident: path}
+        subfolders = []
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    subfolders.append(entry.path)
+                elif _matches(entry.name, wanted):
+                    own = None if entry.is_symlink() else (ident[0], entry.inode())
+                    yield self.add_file(entry.path, own).path
+        for sub in sorted(subfolders):
+            yield from self._walk(sub, wanted, ancestors)
+
+    def sorted_files(self, folder: str | os.PathLike, extensions: Iterable[str] | None = None) -> list[str]:
+        """:meth:`iter_files` in ImageFolder's order: sorted by folder, then by name."""
+        files = list(self.iter_files(folder, extensions))
+        return sorted(files, key=lambda p: (os.path.dirname(p), os.path.basename(p)))
+
+    # ------------------------------------------------------------------ fingerprint
+
+    def fingerprint(self, root: str | os.PathLike) -> str:
+        """SHA-256 (16 hex digits) of the listed files' names relative to ``root``, sizes and
+        modification times: what a resume checks to know the data is the data it started on."""
+        root = os.fspath(root)
+        digest = hashlib.sha256()
+        for listed in sorted(self.listed, key=lambda x: x.path):
+            try:
+                stat = os.stat(listed.path)
+                facts = f"{stat.st_size} {stat.st_mtime_ns}"
+            except OSError:
+                facts = "unreadable"
+            digest.update(f"{os.path.relpath(listed.path, root)}\0{facts}\n".encode())
+        return digest.hexdigest()[:16]
+
+
+def listing_fingerprint(root: str | os.PathLike, paths: Iterable[str | os.PathLike]) -> str:
+    """The :meth:`TreeWalk.fingerprint` of ``paths`` (files already listed elsewhere), each
+    registered once: a file named twice is refused like a walk would."""
+    walk = TreeWalk()
+    for path in paths:
+        walk.add_file(path)
+    return walk.fingerprint(root)
+
+
+def image_files(folder: str | os.PathLike, extensions: Iterable[str], walk: TreeWalk | None = None) -> list[Path]:
+    """The files below ``folder`` with ``extensions``, in ImageFolder's order (one :class:`TreeWalk`)."""
+    return [Path(p) for p in (walk or TreeWalk()).sorted_files(folder, extensions)]
+
+
+def folder_fingerprint(folder: str | os.PathLike, extensions: Iterable[str]) -> str:
+    """The listing fingerprint of every file with ``extensions`` below ``folder`` (one walk)."""
+    walk = TreeWalk()
+    for _ in walk.iter_files(folder, extensions):
+        pass
+    return walk.fingerprint(folder)
