@@ -11,8 +11,10 @@ both are refused in one line, the same in every command:
 * a file or folder reached twice (a link to a sibling file, two class folders that are one
   folder): its images would be counted twice, or under two labels.
 
-Identity is the file's ``(device, inode)``; for entries that are not links it comes from the
-directory listing itself, so a walk costs no extra system call per file. :meth:`TreeWalk.fingerprint`
+A folder's identity is its ``(device, inode)``; a file's is its real path (links resolved: the
+real path of its folder, computed once per folder, and its name for a file that is not a link),
+so a walk costs no extra system call per plain file. Hard links are separate names of separate
+files to a user, like copies: they are counted as such. :meth:`TreeWalk.fingerprint`
 is a cheap listing fingerprint (relative names, sizes, modification times) of what was listed:
 a tree regenerated at the same path gets another one.
 """
@@ -31,10 +33,10 @@ FileId = tuple[int, int]
 
 @dataclass(frozen=True, slots=True)
 class Listed:
-    """One listed file: its path (as reached, not resolved) and identity (None: a dangling link)."""
+    """One listed file: its path (as reached, not resolved) and its real path."""
 
     path: str
-    ident: FileId | None
+    real: str
 
 
 def _ancestors_of(folder: str) -> dict[FileId, str]:
@@ -60,7 +62,7 @@ class TreeWalk:
     places is caught wherever the places are."""
 
     def __init__(self) -> None:
-        self.files: dict[FileId, str] = {}
+        self.files: dict[str, str] = {}  # real path -> path as reached
         self.folders: dict[FileId, str] = {}
         self.listed: list[Listed] = []
 
@@ -83,21 +85,16 @@ class TreeWalk:
         again through another path is refused; the same path may be entered again (to list it)."""
         self._folder(os.fspath(folder), {})
 
-    def add_file(self, path: str | os.PathLike, ident: FileId | None = None) -> Listed:
-        """Register one file (its identity from ``stat`` unless given); a file already listed is refused."""
-        path = str(path)
-        if ident is None:
-            try:
-                stat = os.stat(path)
-                ident = (stat.st_dev, stat.st_ino)
-            except OSError:  # a dangling link: listed, and reported unreadable when it is read
-                ident = None
-        if ident is not None:
-            if ident in self.files:
-                raise GcpbenchError(f"'{path}' and '{self.files[ident]}' are the same file (reached twice through a "
-                                    "link): it would be counted twice; remove the link")
-            self.files[ident] = path
-        listed = Listed(path, ident)
+    def add_file(self, path: str | os.PathLike, real: str | None = None) -> Listed:
+        """Register one file (``real``: its real path, resolved here unless given); a file
+        already listed under another path is refused."""
+        path = os.fspath(path)
+        real = real or os.path.realpath(path)
+        if real in self.files:
+            raise GcpbenchError(f"'{path}' and '{self.files[real]}' are the same file (reached twice through a "
+                                "link): it would be counted twice; remove the link")
+        self.files[real] = path
+        listed = Listed(path, real)
         self.listed.append(listed)
         return listed
 
@@ -113,14 +110,15 @@ class TreeWalk:
     def _walk(self, path: str, wanted: tuple[str, ...] | None, ancestors: dict[FileId, str]) -> Iterator[str]:
         ident = self._folder(path, ancestors)
         ancestors = {**ancestors, ident: path}
+        real_folder = os.path.realpath(path)
         subfolders = []
         with os.scandir(path) as entries:
             for entry in entries:
                 if entry.is_dir():
                     subfolders.append(entry.path)
                 elif _matches(entry.name, wanted):
-                    own = None if entry.is_symlink() else (ident[0], entry.inode())
-                    yield self.add_file(entry.path, own).path
+                    real = None if entry.is_symlink() else os.path.join(real_folder, entry.name)
+                    yield self.add_file(entry.path, real).path
         for sub in sorted(subfolders):
             yield from self._walk(sub, wanted, ancestors)
 
