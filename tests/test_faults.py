@@ -594,7 +594,8 @@ FAULTS: list[Fault] = [
           + " --data {c} --out {tmp}/out", code=0, warning=r"the clean error \(90.0 %\) is at chance for 3 classes"),
     # issue 23, 7. native size only for the built-in synthetic set, and only when asked
     Fault("native-size-with-src/make-c", "data make-c --src {data}/val --out {tmp}/made --native-size --workers 0 "
-          "--quiet", r"--native-size applies to the built-in synthetic set only \(no --src\)"),
+          "--quiet", r"--native-size applies to the built-in synthetic set only \(no --src, or the val/ folder of a set "
+                     r"made by `gcpbench data synth`\), not '.*val'"),
     # 7. Ctrl-C exits 130 (eval-c on a larger tree: tests/test_integrity.py)
     Fault("sigint/train", TRAIN.replace("--epochs 1", "--epochs 200") + " --data {data} --out {tmp}/out", code=130,
           run=interrupt_once("out/config.json")),

@@ -300,3 +300,11 @@ def test_small_sources_get_the_official_geometry_and_native_size_is_explicit(cle
     assert {Image.open(p).size for p in (tmp_path / "n").rglob("*.JPEG")} == {(32, 32)}
     marker = json.loads((tmp_path / "n" / "gcpbench_generated.json").read_text())
     assert marker["geometry_mode"] == "native"
+    # a set made by `data synth` is the built-in synthetic set wherever it lies (the demo's)
+    from gcpbench.data.synthetic import make_classification_set
+
+    synth = make_classification_set(tmp_path / "synth", num_classes=2, image_size=24, train_per_class=1,
+                                    val_per_class=1, seed=0)
+    made = make_c(synth / "val", tmp_path / "s", ["brightness"], [1], workers=0, quiet=True, native=True)
+    assert (made["source_kind"], made["geometry_mode"]) == ("synthetic", "native")
+    assert {Image.open(p).size for p in (tmp_path / "s").rglob("*.JPEG")} == {(24, 24)}

@@ -12,8 +12,8 @@ from gcpbench.errors import GcpbenchError
 from gcpbench.paths import require_eval_output, require_writable
 from gcpbench.robustness.benchmarks import ALEXNET_CLEAN_ERROR
 
-NATIVE_HELP = ("built-in synthetic set only (no --src): keep its own size instead of Resize 256 + CenterCrop 224 "
-               "(a quick check, recorded in the tree's marker; not the benchmark's geometry)")
+NATIVE_HELP = ("built-in synthetic set only (no --src, or the val/ of a `data synth` set): keep its own size instead "
+               "of Resize 256 + CenterCrop 224 (a quick check, recorded in the tree's marker; not the benchmark's geometry)")
 ALEXNET_HELP = "AlexNet clean top-1 error for relative mCE (0.4345 as in the paper; today's torchvision: 0.43478)"
 
 

@@ -69,7 +69,7 @@ class CheckedImageFolder(ImageFolder):
         cycle until memory runs out, and count a linked image under every class it is reached from)."""
         from gcpbench.data.walk import TreeWalk
 
-        self.walk = walk = TreeWalk()
+        walk = TreeWalk()
         samples = []
         for name in sorted(class_to_idx):
             found = walk.sorted_files(Path(directory) / name, IMG_EXTENSIONS)
@@ -80,8 +80,10 @@ class CheckedImageFolder(ImageFolder):
         return samples
 
     def fingerprint(self) -> str:
-        """The listing fingerprint (names, sizes, modification times) of every image listed."""
-        return self.walk.fingerprint(self.root)
+        """The listing fingerprint (names, sizes, modification times) of the images it holds."""
+        from gcpbench.data.walk import listing_fingerprint
+
+        return listing_fingerprint(self.root, (path for path, _ in self.samples))
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
         path, target = self.samples[index]

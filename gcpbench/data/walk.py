@@ -11,9 +11,10 @@ both are refused in one line, the same in every command:
 * a file or folder reached twice (a link to a sibling file, two class folders that are one
   folder): its images would be counted twice, or under two labels.
 
-A folder's identity is its ``(device, inode)``; a file's is its real path (links resolved: the
-real path of its folder, computed once per folder, and its name for a file that is not a link),
-so a walk costs no extra system call per plain file. Hard links are separate names of separate
+A folder's identity is its ``(device, inode)``; a file's is its real place, the identity of the
+folder it really lies in and its name there (links resolved; for a file that is not a link, the
+folder being listed and the name in the listing), so a walk costs no extra system call per
+plain file. Hard links are separate names of separate
 files to a user, like copies: they are counted as such. :meth:`TreeWalk.fingerprint`
 is a cheap listing fingerprint (relative names, sizes, modification times) of what was listed:
 a tree regenerated at the same path gets another one.
@@ -22,24 +23,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from gcpbench.errors import GcpbenchError
 
-FileId = tuple[int, int]
+FolderId = tuple[int, int]  # (device, inode)
+FileKey = tuple[int, int, str]  # the real folder's (device, inode) and the file's name
 
 
-@dataclass(frozen=True, slots=True)
-class Listed:
-    """One listed file: its path (as reached, not resolved) and its real path."""
-
-    path: str
-    real: str
-
-
-def _ancestors_of(folder: str) -> dict[FileId, str]:
+def _ancestors_of(folder: str) -> dict[FolderId, str]:
     """The folders above ``folder`` (its real path's parents): a link to one of them is a cycle
     too (``val/<class>/loop -> ..`` reaches ``val/``, which holds the class itself)."""
     found = {}
@@ -62,13 +55,13 @@ class TreeWalk:
     places is caught wherever the places are."""
 
     def __init__(self) -> None:
-        self.files: dict[str, str] = {}  # real path -> path as reached
-        self.folders: dict[FileId, str] = {}
-        self.listed: list[Listed] = []
+        self.files: dict[FileKey, str] = {}  # real place -> path as reached
+        self.folders: dict[FolderId, str] = {}
+        self.listed: list[str] = []  # paths as reached, in listing order
 
     # ------------------------------------------------------------------ registering
 
-    def _folder(self, path: str, ancestors: dict[FileId, str]) -> FileId:
+    def _folder(self, path: str, ancestors: dict[FolderId, str]) -> FolderId:
         stat = os.stat(path)
         ident = (stat.st_dev, stat.st_ino)
         if ident in ancestors:
@@ -85,18 +78,24 @@ class TreeWalk:
         again through another path is refused; the same path may be entered again (to list it)."""
         self._folder(os.fspath(folder), {})
 
-    def add_file(self, path: str | os.PathLike, real: str | None = None) -> Listed:
-        """Register one file (``real``: its real path, resolved here unless given); a file
-        already listed under another path is refused."""
+    def add_file(self, path: str | os.PathLike, key: FileKey | None = None) -> str:
+        """Register one file and return its path; ``key`` is its real place (the real folder's
+        identity and the real name), resolved here unless given. A file already listed under
+        another path is refused."""
         path = os.fspath(path)
-        real = real or os.path.realpath(path)
-        if real in self.files:
-            raise GcpbenchError(f"'{path}' and '{self.files[real]}' are the same file (reached twice through a "
+        if key is None:
+            real = os.path.realpath(path)
+            try:
+                stat = os.stat(os.path.dirname(real))
+                key = (stat.st_dev, stat.st_ino, os.path.basename(real))
+            except OSError:  # a link into a folder that is gone: listed, reported unreadable when read
+                key = (-1, -1, real)
+        if key in self.files:
+            raise GcpbenchError(f"'{path}' and '{self.files[key]}' are the same file (reached twice through a "
                                 "link): it would be counted twice; remove the link")
-        self.files[real] = path
-        listed = Listed(path, real)
-        self.listed.append(listed)
-        return listed
+        self.files[key] = path
+        self.listed.append(path)
+        return path
 
     # ------------------------------------------------------------------ walking
 
@@ -107,18 +106,16 @@ class TreeWalk:
         root = os.fspath(folder)
         yield from self._walk(root, wanted, _ancestors_of(root))
 
-    def _walk(self, path: str, wanted: tuple[str, ...] | None, ancestors: dict[FileId, str]) -> Iterator[str]:
+    def _walk(self, path: str, wanted: tuple[str, ...] | None, ancestors: dict[FolderId, str]) -> Iterator[str]:
         ident = self._folder(path, ancestors)
         ancestors = {**ancestors, ident: path}
-        real_folder = os.path.realpath(path)
         subfolders = []
         with os.scandir(path) as entries:
             for entry in entries:
                 if entry.is_dir():
                     subfolders.append(entry.path)
-                elif _matches(entry.name, wanted):
-                    real = None if entry.is_symlink() else os.path.join(real_folder, entry.name)
-                    yield self.add_file(entry.path, real).path
+                elif _matches(entry.name, wanted):  # a plain file's real place is (this folder, its name)
+                    yield self.add_file(entry.path, None if entry.is_symlink() else (*ident, entry.name))
         for sub in sorted(subfolders):
             yield from self._walk(sub, wanted, ancestors)
 
@@ -134,13 +131,13 @@ class TreeWalk:
         modification times: what a resume checks to know the data is the data it started on."""
         root = os.fspath(root)
         digest = hashlib.sha256()
-        for listed in sorted(self.listed, key=lambda x: x.path):
+        for path in sorted(self.listed):
             try:
-                stat = os.stat(listed.path)
+                stat = os.stat(path)
                 facts = f"{stat.st_size} {stat.st_mtime_ns}"
             except OSError:
                 facts = "unreadable"
-            digest.update(f"{os.path.relpath(listed.path, root)}\0{facts}\n".encode())
+            digest.update(f"{os.path.relpath(path, root)}\0{facts}\n".encode())
         return digest.hexdigest()[:16]
 
 

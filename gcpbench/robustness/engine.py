@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gcpbench.data.walk import TreeWalk
 from gcpbench.errors import GcpbenchError
 from gcpbench.identity import Producer, ResultIdentity
 from gcpbench.io import append_jsonl, atomic_write_json, atomic_write_text, repair_jsonl
@@ -40,7 +41,6 @@ from gcpbench.models.weights import output_classes
 from gcpbench.records import EvalResult
 from gcpbench.robustness import metrics
 from gcpbench.robustness.runner import Predictor, run_items
-from gcpbench.data.walk import TreeWalk
 from gcpbench.robustness.images import OFFICIAL
 from gcpbench.robustness.trees import (
     IMAGENET, Item, dataset_label, generation_identity, read_marker, require_dir, source_kind, tree_items,

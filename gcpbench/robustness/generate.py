@@ -171,14 +171,19 @@ def generate_tree(fn: Callable[[Any], tuple[int, list[str]]], jobs: tuple[Any, .
                   quiet: bool, native: bool = False) -> GeneratedTree:
     """Run ``fn`` on every source image with ``jobs`` (its tasks: path, out, wnid, jobs, seed,
     native), the marker cleared while it runs; the caller writes the new marker. ``native``
-    (native-size geometry) is for the built-in synthetic set only; every other source image,
-    whatever its size, gets the official Resize(256) + CenterCrop(224)."""
-    if native and src is not None:
-        raise GcpbenchError("--native-size applies to the built-in synthetic set only (no --src): other sources "
-                            "get the official geometry, Resize(256) + CenterCrop(224), for every image")
+    (native-size geometry) is for the built-in synthetic set only (the cached one, or a set made
+    by ``data synth``); every other source image, whatever its size, gets the official
+    Resize(256) + CenterCrop(224)."""
+    from gcpbench.data.synthetic import synthetic_info
+
     src_folder = resolve_source(src, quiet)
+    builtin = src is None or synthetic_info(src_folder.parent) is not None
+    if native and not builtin:
+        raise GcpbenchError(f"--native-size applies to the built-in synthetic set only (no --src, or the val/ folder "
+                            f"of a set made by `gcpbench data synth`), not '{src_folder}': other sources get the "
+                            "official geometry, Resize(256) + CenterCrop(224), for every image")
     classes, sources = list_sources(src_folder, per_class, seed)
-    kind = SYNTHETIC if src is None else classes_kind(classes)
+    kind = SYNTHETIC if builtin else classes_kind(classes)
     previous = read_marker(out, allow_unfinished=True) or {}
     params = {"src": str(src_folder), "per_class": per_class, "seed": seed, "recipe_version": RECIPE_VERSION,
               "geometry_mode": NATIVE if native else OFFICIAL}
