@@ -72,6 +72,9 @@ def test_eval_p_matches_independent_computation(checkpoint, p_tree, tmp_path, di
         assert summary["T5D"][p] == pytest.approx(100 * t5d / alexnet[p][1], rel=1e-9)
     assert summary["mFP"] == pytest.approx(np.mean([summary["FP"][p] for p in PERTURBATIONS]))
     assert summary["difficulty"] == difficulty and summary["partial"] is True and summary["unreadable"] == []
+    data = summary["identity"]["data"]            # what the data is: the listing and the generation record
+    assert len(data["listing"]) == 16 and data["generation"]["geometry_mode"] == "native"
+    assert summary["source_kind"] == "synthetic" and summary["missing_images"] == 0
     rows = list(csv.DictReader(open(run.eval / "imagenet_p.csv")))
     assert [r["perturbation"] for r in rows] == list(PERTURBATIONS)
     assert float(rows[0]["FP_rel"]) == pytest.approx(summary["FP"]["gaussian_noise"], abs=1e-3)

@@ -13,6 +13,7 @@ model's mean / std. Scores are unnormalised (no published CIFAR baseline): mean 
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -60,11 +61,21 @@ def chosen_names(bench: NpyBenchmark, only: Sequence[str], extra: bool) -> list[
 
 
 @functools.lru_cache(maxsize=8)
-def _array(path: str) -> np.ndarray:
+def _mapped(path: str, size: int, mtime_ns: int) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise GcpbenchError(f"'{path}' is not a readable .npy array ({exc})") from None
+
+
+def _array(path: str) -> np.ndarray:
+    """The array of a ``.npy`` file, memory-mapped once per content (size and modification time:
+    a file rewritten at the same path is read again)."""
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        raise GcpbenchError(f"'{path}' is not a readable .npy array ({exc.strerror})") from None
+    return _mapped(path, stat.st_size, stat.st_mtime_ns)
 
 
 def load_npy_item(item: Item, prep=None):
