@@ -224,7 +224,8 @@ def _perturb_source(task: tuple[str, str, str, tuple[tuple[str, str, int], ...],
         frames = sequence(Image.fromarray(image), p, stable_seed(seed, folder, wnid, stem), d)
         write_mp4(Path(out) / folder / wnid / f"{stem}.mp4", frames, dict(PERTURBATIONS[p].x264))
 
-    readable, problems = render_from_source(src, todo, render, lambda job: job[0], geometry=functools.partial(resized, native=native))
+    readable, problems = render_from_source(src, todo, render, lambda job: job[0],
+                                            geometry=functools.partial(resized, native=native))
     return (len(jobs) if readable else 0), problems
 
 

@@ -218,7 +218,8 @@ def tree_items(title: str, root: Path, folders: dict[Hashable, Path], warn_stray
     items, present = collect_items(folders, classes, labels, extensions, subset, seed, walk)
     marker = read_marker(root)
     expected = marker.get("images_per_subset", marker.get("sequences_per_folder")) if marker else None
-    return TreeItems(items, labels, missing_files(title, root, present, expected if isinstance(expected, int) else None))
+    expected = expected if isinstance(expected, int) else None
+    return TreeItems(items, labels, missing_files(title, root, present, expected))
 
 
 SYNTHETIC, IMAGENET, OTHER = "synthetic", "imagenet-val", "other"  # what a tree's images were made from

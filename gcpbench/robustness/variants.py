@@ -135,8 +135,8 @@ def eval_variant(variant_name: str, ckpt: str | Path | None, data: str | Path | 
                                       device=torch_device, amp=amp, progress=not quiet,
                                       description=f"{variant.title} {name}", strict=strict)
         unreadable = metrics.get("unreadable", [])
-        identity = ResultIdentity(producer, str(root.resolve()), {"variant": variant.key, "preprocessing": prep.as_dict(),
-                                                                  "amp": amp}, {"listing": metrics["listing"]})
+        options = {"variant": variant.key, "preprocessing": prep.as_dict(), "amp": amp}
+        identity = ResultIdentity(producer, str(root.resolve()), options, {"listing": metrics["listing"]})
         complete = len(folders) == len(manifest_classes(variant))
         result = VariantResult(
             model=name, checkpoint=str(resolved.path), variant=variant.key, dataset=variant.dataset,
