@@ -228,6 +228,15 @@ def test_report_marks_a_partial_perturbation_mean(tmp_path):
     assert row["status (P)"] == "partial" and np.isnan(row["Δ mFP"])
     assert row["dataset (P)"] == "imagenet-p (native size)"                 # the tree's geometry, shown
     assert "6.50 [partial]" in (tmp_path / "report" / "robustness.md").read_text()
+    import io
+
+    from rich.console import Console
+
+    from gcpbench.cli.report_summary import print_summary
+
+    console = Console(file=io.StringIO(), width=250, color_system=None)
+    print_summary(report, console)                                   # the terminal table marks it too
+    assert "6.50 [partial]" in console.file.getvalue()
 
 
 def test_console_tables_mark_partial_and_other_data():
