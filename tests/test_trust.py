@@ -198,6 +198,8 @@ def test_report_marks_stale_partial_incomplete_and_other_data(checkpoint, tmp_pa
     assert "[partial, incomplete, not ImageNet]" in (tmp_path / "report" / "robustness.tex").read_text()
     assert "status (C)" in (tmp_path / "report" / "robustness.csv").read_text().splitlines()[0]
     assert not any("stale" in w for w in report.warnings)
+    figure = next(f for f in report.figures if f.title.startswith("ImageNet-C"))
+    assert "not comparable with published CE" in figure.note                # no "AlexNet = 100" line for it
 
     save_checkpoint(ckpt, build("resnet18_gap", num_classes=3), "resnet18_gap")   # training wrote a new best.pt
     report = _report([run.path], tmp_path / "report2")
