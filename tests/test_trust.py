@@ -97,6 +97,25 @@ def test_a_file_reached_twice_is_refused_by_every_walk(tmp_path):
     assert any("same folder" in p for p in report.problems), report.problems
 
 
+@pytest.mark.parametrize("link,target", [
+    (f"{CLASSES[0]}/later.png", f"{CLASSES[2]}/img_001.png"),     # the target's folder is listed later
+    (f"{CLASSES[1]}/z_sibling.png", f"{CLASSES[1]}/img_002.png"),  # a sibling in the same folder
+    (f"{CLASSES[1]}/deeper/img_000.png", f"{CLASSES[1]}/img_000.png"),  # the same name one level down
+])
+def test_a_file_reached_twice_is_refused_wherever_the_link_points(tmp_path, link, target):
+    from gcpbench.data.walk import TreeWalk
+
+    write_tree(tmp_path / "val", tiny_images())
+    (tmp_path / "val" / link).parent.mkdir(exist_ok=True)
+    (tmp_path / "val" / link).symlink_to(tmp_path / "val" / target)
+    walk = TreeWalk()
+    with pytest.raises(GcpbenchError, match=TWICE):
+        for wnid in CLASSES:
+            walk.sorted_files(tmp_path / "val" / wnid, [".png"])
+    jpeg_only = TreeWalk()                                          # a file the walk does not list is no double
+    assert [jpeg_only.sorted_files(tmp_path / "val" / w, [".jpeg"]) for w in CLASSES] == [[], [], []]
+
+
 def test_a_cifar_array_under_two_names_is_refused(tmp_path):
     from gcpbench.robustness.benchmarks import get_npy_benchmark
     from gcpbench.robustness.cifar import c_items

@@ -55,9 +55,13 @@ class TreeWalk:
     places is caught wherever the places are."""
 
     def __init__(self) -> None:
-        self.files: dict[FileKey, str] = {}  # real place -> path as reached
-        self.folders: dict[FolderId, str] = {}
+        self.folders: dict[FolderId, str] = {}  # every folder entered -> its path as reached
+        self.listed_in: dict[FolderId, tuple[str, ...] | None] = {}  # folders whose files were listed: extensions
+        self.links: dict[FileKey, str] = {}  # files reached through a link (or named one by one) -> path
         self.listed: list[str] = []  # paths as reached, in listing order
+
+    # A plain file (not a link) can only be reached twice through its folder, which is refused
+    # folder by folder: only files reached through links (a few) are kept by their real place.
 
     # ------------------------------------------------------------------ registering
 
@@ -78,10 +82,14 @@ class TreeWalk:
         again through another path is refused; the same path may be entered again (to list it)."""
         self._folder(os.fspath(folder), {})
 
+    def _twice(self, path: str, first: str) -> GcpbenchError:
+        return GcpbenchError(f"'{path}' and '{first}' are the same file (reached twice through a link): it would be "
+                             "counted twice; remove the link")
+
     def add_file(self, path: str | os.PathLike, key: FileKey | None = None) -> str:
-        """Register one file and return its path; ``key`` is its real place (the real folder's
-        identity and the real name), resolved here unless given. A file already listed under
-        another path is refused."""
+        """Register one file reached through a link (or named by itself) and return its path;
+        ``key`` is its real place (the real folder's identity and the real name), resolved here
+        unless given. A file already listed under another path is refused."""
         path = os.fspath(path)
         if key is None:
             real = os.path.realpath(path)
@@ -90,10 +98,20 @@ class TreeWalk:
                 key = (stat.st_dev, stat.st_ino, os.path.basename(real))
             except OSError:  # a link into a folder that is gone: listed, reported unreadable when read
                 key = (-1, -1, real)
-        if key in self.files:
-            raise GcpbenchError(f"'{path}' and '{self.files[key]}' are the same file (reached twice through a "
-                                "link): it would be counted twice; remove the link")
-        self.files[key] = path
+        folder = key[:2]
+        first = self.links.get(key)
+        if first is None and folder in self.listed_in and _matches(key[2], self.listed_in[folder]):
+            first = os.path.join(self.folders[folder], key[2])  # listed (or to be listed) as a plain file
+        if first is not None:
+            raise self._twice(path, first)
+        self.links[key] = path
+        self.listed.append(path)
+        return path
+
+    def _add_plain(self, path: str, key: FileKey) -> str:
+        first = self.links.get(key)
+        if first is not None:
+            raise self._twice(path, first)
         self.listed.append(path)
         return path
 
@@ -109,13 +127,17 @@ class TreeWalk:
     def _walk(self, path: str, wanted: tuple[str, ...] | None, ancestors: dict[FolderId, str]) -> Iterator[str]:
         ident = self._folder(path, ancestors)
         ancestors = {**ancestors, ident: path}
+        self.listed_in[ident] = wanted
         subfolders = []
         with os.scandir(path) as entries:
             for entry in entries:
                 if entry.is_dir():
                     subfolders.append(entry.path)
-                elif _matches(entry.name, wanted):  # a plain file's real place is (this folder, its name)
-                    yield self.add_file(entry.path, None if entry.is_symlink() else (*ident, entry.name))
+                elif _matches(entry.name, wanted):
+                    if entry.is_symlink():
+                        yield self.add_file(entry.path)
+                    else:  # a plain file's real place is (this folder, its name)
+                        yield self._add_plain(entry.path, (*ident, entry.name))
         for sub in sorted(subfolders):
             yield from self._walk(sub, wanted, ancestors)
 
