@@ -260,6 +260,25 @@ def test_report_marks_a_partial_perturbation_mean(tmp_path):
     assert "6.50 [partial]" in console.file.getvalue()
 
 
+def test_a_downloaded_tree_missing_the_same_image_everywhere_is_incomplete(tmp_path, caplog):
+    """Every subset lacks one image: the subsets agree, but ImageNet-C holds 50 images per class."""
+    from gcpbench.data.manifests import imagenet_classes
+    from gcpbench.robustness.trees import tree_items
+
+    wnids = imagenet_classes()[:2]
+    pixel = Image.new("RGB", (4, 4))
+    for severity in (1, 2):
+        for k, wnid in enumerate(wnids):
+            (tmp_path / "fog" / str(severity) / wnid).mkdir(parents=True)
+            for i in range(50 - (k == 0)):
+                pixel.save(tmp_path / "fog" / str(severity) / wnid / f"ILSVRC2012_val_{i:08d}.png")
+    folders = {f"fog/{s}": tmp_path / "fog" / str(s) for s in (1, 2)}
+    with caplog.at_level("WARNING", logger="gcpbench"):
+        found = tree_items("ImageNet-C", tmp_path, folders, lambda: None, {"classes": wnids}, 2, {".png"}, None, 0)
+    assert found.missing == 2 and len(found.items) == 2 * 99
+    assert "is missing 2 file(s): 'fog/1' holds 99 of 100" in caplog.text
+
+
 def test_console_tables_mark_partial_and_other_data():
     from gcpbench.cli.robustness_tables import c_table, marks
 

@@ -216,10 +216,23 @@ def tree_items(title: str, root: Path, folders: dict[Hashable, Path], warn_stray
     warn_strays()
     labels = label_map(classes, checkpoint, num_outputs, f"{title} tree '{root}'")
     items, present = collect_items(folders, classes, labels, extensions, subset, seed, walk)
+    return TreeItems(items, labels, missing_files(title, root, present, expected_files(title, root, classes)))
+
+
+def expected_files(title: str, root: Path, classes: Sequence[str]) -> int | None:
+    """How many files each group folder should hold: a generated tree's record says it; a
+    downloaded tree of ImageNet classes holds its manifest's count per class (ImageNet-C: 50,000
+    for the 1000 classes, 50 per class); None when nothing says."""
     marker = read_marker(root)
-    expected = marker.get("images_per_subset", marker.get("sequences_per_folder")) if marker else None
-    expected = expected if isinstance(expected, int) else None
-    return TreeItems(items, labels, missing_files(title, root, present, expected))
+    if marker is not None:
+        expected = marker.get("images_per_subset", marker.get("sequences_per_folder"))
+        return expected if isinstance(expected, int) else None
+    if classes_kind(classes) != IMAGENET:
+        return None
+    from gcpbench.data.manifests import load_manifest
+
+    each = load_manifest(title.lower()).get("files", {}).get("each")
+    return each * len(classes) // 1000 if isinstance(each, int) else None
 
 
 SYNTHETIC, IMAGENET, OTHER = "synthetic", "imagenet-val", "other"  # what a tree's images were made from
