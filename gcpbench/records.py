@@ -346,6 +346,8 @@ class CorruptionResult(EvalResult):
     extra_CE: dict[str, float] = field(default_factory=dict)
     clean_error: float | None = None
     partial: bool = False
+    source_kind: str | None = None  # what the tree was made from: imagenet-val, synthetic, other (None: older files)
+    missing_images: int = 0  # files the tree lacks (its means are over fewer images)
 
     FILE: ClassVar[str] = "imagenet_c_summary.json"
 
@@ -359,6 +361,8 @@ class PerturbationResult(EvalResult):
     FP: dict[str, float] = field(default_factory=dict)
     T5D: dict[str, float] = field(default_factory=dict)
     partial: bool = False
+    source_kind: str | None = None  # what the tree was made from: imagenet-val, synthetic, other (None: older files)
+    missing_images: int = 0  # sequences the tree lacks (its means are over fewer sequences)
 
     FILE: ClassVar[str] = "imagenet_p_summary.json"
 

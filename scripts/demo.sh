@@ -30,8 +30,10 @@ step "landscape figure: GAP vs GCP"
 $G landscape "$OUT/resnet18_gap" "$OUT/resnet18_gcp" --out "$OUT/landscape.png" --log-y
 
 step "ImageNet-C / -P style data from the synthetic val set (15 corruptions x 5 severities; 8 perturbations)"
-$G data make-c --src "$OUT/data/val" --out "$OUT/imagenet-c" --per-class 2 --workers 2 --quiet
-$G data make-p --src "$OUT/data/val" --out "$OUT/imagenet-p" --per-class 1 --workers 2 --quiet
+# --native-size: the synthetic set's own 64 px (recorded in each tree's marker, shown by the report);
+# without it every image gets the benchmark's Resize 256 + CenterCrop 224
+$G data make-c --src "$OUT/data/val" --out "$OUT/imagenet-c" --per-class 2 --workers 2 --native-size --quiet
+$G data make-p --src "$OUT/data/val" --out "$OUT/imagenet-p" --per-class 1 --workers 2 --native-size --quiet
 for head in gap gcp; do
   step "eval-c / eval-p resnet18 $head"
   $G eval-c --ckpt "$OUT/resnet18_$head/checkpoints/best.pt" --data "$OUT/imagenet-c" --clean-data "$OUT/data/val" --workers 0 --quiet

@@ -376,6 +376,20 @@ def slurm_sweep(queue: str, started: bool = False) -> Callable[[Sandbox], None]:
                                                            "host": socket.gethostname(), "job_id": "4242",
                                                            "scheduler": "slurm"}))
 
+
+def linked(source: str, link: str, target: str | None) -> Callable[[Sandbox], None]:
+    """Setup: a copy of the asset tree ``{source}`` (``{bad_<source>}``) with the symbolic link
+    ``link`` -> ``target`` inside it (``target`` None: ``link`` becomes a link to ``..``); an
+    existing folder at ``link`` is replaced."""
+
+    def setup(sb: Sandbox) -> None:
+        copy_tree(f"bad_{source}", source)(sb)
+        root = sb.path(f"bad_{source}")
+        path = root / link
+        if path.is_dir():
+            shutil.rmtree(path)
+        path.symlink_to(".." if target is None else root / target)
+
     return setup
 
 
@@ -385,6 +399,73 @@ def nothing_submitted(sb: Sandbox) -> None:
 
 
 SLURM_PATH = (("PATH", "{tmp}/bin:" + os.environ.get("PATH", "")),)
+
+
+def removed(source: str, relative: str) -> Callable[[Sandbox], None]:
+    """Setup: a copy of the asset tree ``{source}`` (``{bad_<source>}``) without the file ``relative``."""
+
+    def setup(sb: Sandbox) -> None:
+        copy_tree(f"bad_{source}", source)(sb)
+        (sb.path(f"bad_{source}") / relative).unlink()
+
+    return setup
+
+
+def c_eval(out: str, corruptions: tuple[str, ...] = ("gaussian_noise", "brightness"), data: str = "c",
+           **options) -> Callable[[Sandbox], None]:
+    """Setup: an eval-c run of the tiny checkpoint on ``{data}`` in ``{tmp}/out`` (``{out}``)."""
+
+    def setup(sb: Sandbox) -> None:
+        from gcpbench.robustness.imagenet_c import CRequest, evaluate_c
+
+        evaluate_c(CRequest(checkpoint=Path(sb.vars["ckpt"]), data=Path(sb.vars[data]), corruptions=corruptions,
+                            severities=(1, 2), clean_error=0.2, batch_size=8, workers=0, device="cpu", quiet=True,
+                            **options), sb.tmp / out)
+        sb.vars[out] = str(sb.tmp / out)
+
+    return setup
+
+
+def regenerated_c_tree(sb: Sandbox) -> None:
+    """Setup: eval-c of a copy of the ImageNet-C tree (``{bad_c}``) into ``{out}``, then the tree
+    regenerated at the same path: the same names, other images (as `data make-c` after a delete)."""
+    import numpy as np
+    from PIL import Image
+
+    copy_tree("bad_c", "c")(sb)
+    c_eval("out", data="bad_c")(sb)
+    rng = np.random.default_rng(7)
+    for path in sorted(sb.path("bad_c").rglob("*.JPEG")):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(path)
+
+
+def nothing_resumed(sb: Sandbox) -> None:
+    summary = json.loads((sb.path("out") / "eval" / "imagenet_c_summary.json").read_text())
+    assert summary["resumed_images"] == 0 and summary["images"] == 2 * 2 * len(CLASSES) * 4
+
+
+def stale_result(sb: Sandbox) -> None:
+    """Setup: ``{stale}``, an eval-c run whose result names the tiny checkpoint with another
+    fingerprint (the file was rewritten after the evaluation, as best.pt is by a training)."""
+    from gcpbench.identity import Producer, ResultIdentity
+    from gcpbench.records import CorruptionResult
+
+    run = sb.tmp / "stale"
+    (run / "eval").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"command": "eval-c", "model": "resnet18_gap"}))
+    identity = ResultIdentity(Producer("resnet18_gap", sb.vars["ckpt"], "ab" * 32), "/data/c")
+    result = CorruptionResult(model="resnet18_gap", dataset="imagenet-c", mCE=74.09, relative_mCE=None,
+                              source_kind="imagenet-val", identity=identity)
+    (run / "eval" / "imagenet_c_summary.json").write_text(json.dumps(result.to_json()))
+    sb.vars["stale"] = str(run)
+
+
+def marked_in_report(*marks: str) -> Callable[[Sandbox], None]:
+    def check(sb: Sandbox) -> None:
+        text = (sb.tmp / "report" / "robustness.md").read_text()
+        assert all(mark in text for mark in marks), text
+
+    return check
 
 
 # ----------------------------------------------------------------------------- the table
@@ -415,6 +496,8 @@ def fgvc_tree(name: str, drop: tuple[str, ...] = (), **options) -> Callable[[San
 
     return setup
 
+LINK_CYCLE = r"links back to '.*' \(a link cycle\): its images would be counted again and again; remove the link"
+REACHED_TWICE = r"are the same (file|folder) \(reached twice through a link\).*; remove the link"
 
 FAULTS: list[Fault] = [
     # 9. garbage checkpoints: one line, never torch's weights_only advice, no option the command lacks
@@ -627,6 +710,39 @@ FAULTS: list[Fault] = [
           r"does not fit 'resnet34_gap': .*; it looks like a 'resnet18_gap' checkpoint", setup=fgvc_tree("cub")),
     Fault("fgvc-wrong-layout/data-check", "data check cars {cub} --quiet",
           r"Stanford Cars root '.*CUB_200_2011' has no cars_train/ folder", setup=fgvc_tree("cub")),
+    # issue 23, 2. link cycles and files reached twice: refused in one line by every walk
+    Fault("link-cycle/eval-imagenet", "eval-imagenet --ckpt {ckpt} --data {bad_data} --out {tmp}/out --quiet",
+          LINK_CYCLE, setup=linked("data", f"val/{CLASSES[1]}/loop", None)),
+    Fault("link-cycle/data-check", "data check imagefolder {bad_data} --full --quiet", LINK_CYCLE,
+          setup=linked("data", f"train/{CLASSES[0]}/loop", None)),
+    Fault("link-cycle/make-c", "data make-c --src {bad_data}/val --out {tmp}/made --corruptions brightness "
+          "--severities 1 --workers 0 --quiet", LINK_CYCLE, setup=linked("data", f"val/{CLASSES[2]}/loop", None)),
+    Fault("link-cycle/eval-c", EVAL_C + " --data {bad_c} --out {tmp}/out", LINK_CYCLE,
+          setup=linked("c", f"brightness/1/{CLASSES[0]}/loop", None)),
+    Fault("folder-twice/eval-c", EVAL_C + " --data {bad_c} --out {tmp}/out", REACHED_TWICE,
+          setup=linked("c", "brightness/2", "brightness/1")),
+    Fault("file-twice/eval-imagenet", "eval-imagenet --ckpt {ckpt} --data {bad_data} --out {tmp}/out --quiet",
+          REACHED_TWICE, setup=linked("data", f"val/{CLASSES[1]}/again.png", f"val/{CLASSES[0]}/img_000.png")),
+    # issue 23, 3. a tree regenerated at the same path is other data: nothing of the old one is resumed
+    Fault("regenerated-tree/eval-c", EVAL_C + " --data {bad_c} --out {out}", code=0, setup=regenerated_c_tree,
+          check=nothing_resumed, may_change=("out/eval/*", "out/config.json")),
+    # issue 23, 4. a result of a checkpoint that changed since: marked stale, with how to refresh it
+    Fault("stale-result/report", "report {stale} --out {tmp}/report --quiet", code=0,
+          warning=r"imagenet_c_summary.json: computed from checkpoint abababababab, but '.*tiny.pt' now holds "
+                  r"[0-9a-f]{12}: its numbers are marked stale; refresh them with `gcpbench eval-c --ckpt",
+          setup=stale_result, check=marked_in_report("74.09 [stale]")),
+    # issue 23, 5 and 6. a partial mean, a tree missing images, data not made from ImageNet val: marked
+    Fault("missing-image/eval-c", EVAL_C + " --data {bad_c} --out {tmp}/out", code=0,
+          warning=r"ImageNet-C tree '.*' is missing 1 file\(s\): 'brightness/2' holds 11 of 12; .* marked incomplete",
+          setup=removed(f"c", f"brightness/2/{CLASSES[2]}/img_003.JPEG")),
+    Fault("partial-other-data/report", "report {run_c} --out {tmp}/report --quiet", code=0,
+          setup=c_eval("run_c", corruptions=("brightness",)), check=marked_in_report("[partial, not ImageNet")),
+    Fault("clean-error-at-chance/eval-c", EVAL_C.replace("--clean-error 0.2", "--clean-error 0.9")
+          + " --data {c} --out {tmp}/out", code=0, warning=r"the clean error \(90.0 %\) is at chance for 3 classes"),
+    # issue 23, 7. native size only for the built-in synthetic set, and only when asked
+    Fault("native-size-with-src/make-c", "data make-c --src {data}/val --out {tmp}/made --native-size --workers 0 "
+          "--quiet", r"--native-size applies to the built-in synthetic set only \(no --src, or the val/ folder of a set "
+                     r"made by `gcpbench data synth`\), not '.*val'"),
     # 7. Ctrl-C exits 130 (eval-c on a larger tree: tests/test_integrity.py)
     # issue 24: Slurm's word on a run's job (stand-in squeue / sacct, as on a cluster without accounting)
     Fault("slurm-requeued/sweep", "sweep {spec} --launcher slurm --out {sweep}", code=0,

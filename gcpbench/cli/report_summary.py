@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table as RichTable
 
 from gcpbench.report.build import ReportResult
@@ -44,12 +45,12 @@ def print_summary(result: ReportResult, console: Console) -> None:
         frame = _ours(table.name, table.frame)
         if columns is None or frame.empty:
             continue
-        shown = display_frame(frame[[c for c in columns if c in frame.columns]])
+        shown = display_frame(frame, table.flags)[[c for c in columns if c in frame.columns]]
         rich_table = RichTable(title=table.title, title_justify="left")
         for column in shown.columns:
             rich_table.add_column(column, overflow="fold")
         for row in shown.itertuples(index=False):
-            rich_table.add_row(*row)
+            rich_table.add_row(*(escape(cell) for cell in row))  # "74.09 [stale]" is text, not markup
         console.print(rich_table)
     for figure in result.figures:
         if figure.path is None:
