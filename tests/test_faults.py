@@ -317,6 +317,125 @@ def interrupt_once(path: str) -> Callable[[list[str], Sandbox, dict[str, str]], 
     return run
 
 
+def session_processes(session: int) -> list[str]:
+    """``pid name`` of every live process in session ``session`` (zombies left out)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat[stat.index("(") + 1: stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if rest[0] != "Z" and int(rest[3]) == session:
+            found.append(f"{entry.name} {name}")
+    return found
+
+
+def terminate_when_paused(argv: list[str], sb: Sandbox, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run: start the command in its own session, send SIGTERM once it is paused mid-work (the
+    hook of ``PAUSE``), then record in ``{leftover}`` every process of that session still alive
+    10 s after it exited (workers, forkservers, children: none may outlive it)."""
+    import signal
+    import time
+
+    marker = Path(env[PAUSE_MARKER])
+    process = subprocess.Popen(argv, cwd=sb.tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.monotonic() + TIMEOUT_S
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sb.vars["paused"] = str(marker.exists())
+    process.send_signal(signal.SIGTERM)
+    try:
+        out, err = process.communicate(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:  # something holds its pipes (the bug this guards against)
+        left = session_processes(process.pid)
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate(timeout=TIMEOUT_S)
+        sb.vars["leftover"] = f"still running {STOP_TIMEOUT_S} s after SIGTERM: " + ", ".join(left)
+        return subprocess.CompletedProcess(argv, process.returncode, out, err)
+    left = session_processes(process.pid)
+    until = time.monotonic() + 10
+    while left and time.monotonic() < until:
+        time.sleep(0.2)
+        left = session_processes(process.pid)
+    for entry in left:  # never leave them running after the test
+        os.kill(int(entry.split()[0]), signal.SIGKILL)
+    sb.vars["leftover"] = ", ".join(left)
+    return subprocess.CompletedProcess(argv, process.returncode, out, err)
+
+
+PAUSE, PAUSE_MARKER = "GCPBENCH_TEST_PAUSE_IN", "GCPBENCH_TEST_PAUSE_MARKER"
+STOP_TIMEOUT_S = 60  # a stopped command must be gone well before this
+KEPT_LINE = r"finished results are kept; rerun the same command to resume$"
+
+
+def paused_in(function: str) -> tuple[tuple[str, str], ...]:
+    """Environment: pause the command at ``MODULE:FUNCTION[:N]`` (``tests/hang_hook``)."""
+    return ((PAUSE, function), (PAUSE_MARKER, "{tmp}/paused"),
+            ("PYTHONPATH", f"{REPO / 'tests' / 'hang_hook'}{os.pathsep}{REPO}"))
+
+
+def stopped_cleanly(*gone: str) -> Callable[[Sandbox], None]:
+    """Check: the command was stopped mid-work; no process of it is left, no temporary file
+    anywhere in the sandbox, and none of ``gone`` (globs: e.g. a lock beside a plain output file)."""
+
+    def check(sb: Sandbox) -> None:
+        assert sb.vars["paused"] == "True", "the command never reached the point where it pauses"
+        assert sb.vars["leftover"] == "", f"processes outlived the command: {sb.vars['leftover']}"
+        temporaries = [str(p) for p in sb.tmp.rglob("*") if ".tmp" in p.name]
+        assert temporaries == [], temporaries
+        for pattern in gone:
+            assert list(sb.tmp.glob(pattern)) == [], pattern
+
+    return check
+
+
+def p_tree(sb: Sandbox) -> None:
+    """Setup: ``{p}``, a one-perturbation ImageNet-P tree made from the tiny val set."""
+    from gcpbench.robustness.make_p import make_p
+
+    make_p(Path(sb.vars["data"]) / "val", sb.tmp / "p", perturbations=("translate",), workers=0, quiet=True)
+    sb.vars["p"] = str(sb.tmp / "p")
+
+
+def cifar_tree(sb: Sandbox) -> None:
+    """Setup: ``{cifar}``, a CIFAR-10-C tree holding fog only, and ``{cifar_ckpt}``, a 10-class model."""
+    import numpy as np
+    import torch
+
+    from gcpbench.models import build, save_checkpoint
+    from gcpbench.robustness.benchmarks import CIFAR10_CLASSES
+
+    root = sb.tmp / "CIFAR-10-C"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    np.save(root / "labels.npy", np.tile(np.arange(2), 5).astype(np.uint8))
+    np.save(root / "fog.npy", rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8))
+    torch.manual_seed(0)
+    save_checkpoint(sb.tmp / "cifar.pt", build("resnet18_gap", num_classes=10), "resnet18_gap",
+                    classes=list(CIFAR10_CLASSES))
+    sb.vars.update(cifar=str(root), cifar_ckpt=str(sb.tmp / "cifar.pt"))
+
+
+def sweep_spec(sb: Sandbox) -> None:
+    """Setup: ``{spec}``, a one-run sweep of a three-epoch tiny training."""
+    spec = sb.tmp / "grid.toml"
+    spec.write_text(f'models = ["resnet18"]\ndata = "{sb.vars["data"]}"\n[train]\nbatch_size = 4\nworkers = 0\n'
+                    'epochs = 3\nimage_size = 32\ndevice = "cpu"\n')
+    sb.vars["spec"] = str(spec)
+
+
+def sigterm(command: str, args: str, pause: str, line: str = KEPT_LINE, setup: Callable[[Sandbox], None] | None = None,
+            gone: tuple[str, ...] = ()) -> Fault:
+    """A row: ``args`` stopped by SIGTERM while paused in ``pause``: exit 143, the one ``terminated``
+    line (``line``), nothing left running, no temporary file."""
+    return Fault(f"sigterm/{command}", args, r"^terminated \(SIGTERM\): " + line, code=143, setup=setup,
+                 env=paused_in(pause), run=terminate_when_paused, check=stopped_cleanly(*gone))
+
+
 # ----------------------------------------------------------------------------- the table
 
 NOT_A_CKPT = r"cannot read checkpoint '.*': it is not a PyTorch checkpoint"
@@ -325,6 +444,7 @@ EVAL_C = "eval-c --ckpt {ckpt} --corruptions gaussian_noise,brightness --severit
 TRAIN = "train resnet18 --epochs 1 --batch-size 4 --workers 0 --image-size 32 --device cpu --quiet"
 DETECT = "detect --framework faster_rcnn --backbone resnet18_gap --device cpu --max-iters 1 --quiet"
 HELLO = write("bad", "hello.pt", "hello world")
+RESUME_TRAIN = r"continue with `gcpbench train --resume .*out` \(it resumes at epoch 2\)$"
 
 FAULTS: list[Fault] = [
     # 9. garbage checkpoints: one line, never torch's weights_only advice, no option the command lacks
@@ -478,9 +598,31 @@ FAULTS: list[Fault] = [
           r"holds NaN or infinite values in 1 tensor\(s\) \(first: 'bn1.running_var'\)", setup=nonfinite_checkpoint),
     Fault("nonfinite-ckpt/eval-c", EVAL_C.replace("{ckpt}", "{bad}") + " --data {c} --out {tmp}/out",
           r"holds NaN or infinite values", setup=nonfinite_checkpoint),
-    # 7. Ctrl-C exits 130 (eval-c on a larger tree: tests/test_integrity.py)
-    Fault("sigint/train", TRAIN.replace("--epochs 1", "--epochs 200") + " --data {data} --out {tmp}/out", code=130,
-          run=interrupt_once("out/config.json")),
+    # 7. Ctrl-C exits 130 (eval-c on a larger tree: tests/test_integrity.py): one line, the command that continues
+    Fault("sigint/train", TRAIN.replace("--epochs 1", "--epochs 200") + " --data {data} --out {tmp}/out",
+          r"^interrupted: (epoch \d+/200 was running and is lost|no epoch had started); .*continue with "
+          r"`gcpbench train --resume .*out`", code=130, run=interrupt_once("out/config.json")),
+    # SIGTERM (a scheduler, kill, a CI timeout) in every command: exit 143, one line, children and temporaries gone
+    sigterm("train", TRAIN.replace("--epochs 1", "--epochs 3") + " --data {data} --out {tmp}/out",
+            "gcpbench.train.trainer:train_one_epoch:2",
+            r"epoch 2/3 was running and is lost; epoch 1 is saved \(.*last.pt\); " + RESUME_TRAIN),
+    sigterm("eval-imagenet", "eval-imagenet --ckpt {ckpt} --data {data} --out {tmp}/top1.json --workers 0 --quiet",
+            "gcpbench.evaluate:evaluate_val_folder", gone=(".lock-*", "top1.json")),
+    sigterm("eval-c", EVAL_C + " --data {c} --out {tmp}/out", "gcpbench.robustness.runner:run_items"),
+    sigterm("eval-p", "eval-p --ckpt {ckpt} --data {p} --perturbations translate --out {tmp}/out --workers 0 --quiet",
+            "gcpbench.robustness.runner:run_items", setup=p_tree),
+    sigterm("eval-cifar", "eval-cifar --benchmark cifar10-c --ckpt {cifar_ckpt} --data {cifar} --only fog "
+            "--severities 1,2 --out {tmp}/out --workers 0 --device cpu --quiet", "gcpbench.robustness.runner:run_items",
+            setup=cifar_tree),
+    sigterm("landscape", "landscape {run} --out {tmp}/l.png --quiet", "gcpbench.landscape.plot:plot_landscape"),
+    sigterm("make-c", "data make-c --src {data}/val --out {tmp}/c --corruptions fog,brightness --severities 1 "
+            "--workers 2 --quiet", "gcpbench.robustness.make_c:_corrupt_source", gone=("c/.lock-*",)),
+    sigterm("make-p", "data make-p --src {data}/val --out {tmp}/p --perturbations translate --workers 0 --quiet",
+            "gcpbench.robustness.make_p:_perturb_source:2", gone=("p/.lock-*",)),
+    sigterm("sweep", "sweep {spec} --out {tmp}/sweep", "gcpbench.train.trainer:train_one_epoch:2", setup=sweep_spec),
+    sigterm("detect", DETECT.replace("--max-iters 1", "--max-iters 50") + " --data {coco} --work-dir {tmp}/det",
+            "gcpbench.detection.runner:run_config"),
+    sigterm("report", "report {run} --out {tmp}/report --quiet", "gcpbench.report.render:write_report"),
 ]
 
 
@@ -574,8 +716,8 @@ def test_fault(fault: Fault, outcomes: dict[str, Outcome]) -> None:
     others = [line for line in lines if not line.startswith("warning: ")]
     if fault.code == 0:  # it went on: informational lines are fine, an error line is not
         assert not any(line.startswith("error: ") for line in others), shown
-    elif fault.code == 130:
-        assert others[-1].startswith("interrupted: finished results are kept"), shown
+    elif fault.code in (130, 143):  # Ctrl-C, SIGTERM: one line, saying what continues
+        assert len(others) == 1 and re.search(fault.error, others[0]), shown
     else:
         assert len(others) == 1 and others[0].startswith("error: "), shown
         assert re.search(fault.error, others[0]), shown
