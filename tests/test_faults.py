@@ -69,6 +69,7 @@ class Fault:
     check: Callable[[Sandbox], None] | None = None  # further assertions after the command
     may_change: tuple[str, ...] = ()  # globs (relative to the sandbox) the fault may rewrite
     env: tuple[tuple[str, str], ...] = ()  # extra environment variables (values take placeholders)
+    only_warnings: bool = False  # stderr holds `warning:` lines or nothing (no stray library output)
 
 
 @dataclass
@@ -436,6 +437,26 @@ def sigterm(command: str, args: str, pause: str, line: str = KEPT_LINE, setup: C
                  env=paused_in(pause), run=terminate_when_paused, check=stopped_cleanly(*gone))
 
 
+def stale_temp_in_c(sb: Sandbox) -> None:
+    """Setup: a copy of the ImageNet-C tree (``{bad_c}``) holding the half-written JPEG that a
+    killed ``make-c`` leaves (``.<name>.<pid>.tmp.JPEG``)."""
+    copy_tree("bad_c", "c")(sb)
+    folder = sb.path("bad_c") / "brightness" / "1" / CLASSES[0]
+    (folder / ".img_000.4242.tmp.JPEG").write_bytes(b"\xff\xd8\xff\xe0 half written")
+
+
+def no_unreadable_image(sb: Sandbox) -> None:
+    summary = json.loads((sb.tmp / "out" / "eval" / "imagenet_c_summary.json").read_text())
+    assert summary["unreadable_count"] == 0 and summary["images"] == len(CLASSES) * 4 * 4
+
+
+def escaping_spec(sb: Sandbox) -> None:
+    """Setup: ``{spec}``, a sweep spec whose name climbs out of the runs folder."""
+    spec = sb.tmp / "grid.toml"
+    spec.write_text('name = "../../escape"\nmodels = ["resnet18"]\n')
+    sb.vars["spec"] = str(spec)
+
+
 # ----------------------------------------------------------------------------- the table
 
 NOT_A_CKPT = r"cannot read checkpoint '.*': it is not a PyTorch checkpoint"
@@ -602,6 +623,17 @@ FAULTS: list[Fault] = [
     Fault("sigint/train", TRAIN.replace("--epochs 1", "--epochs 200") + " --data {data} --out {tmp}/out",
           r"^interrupted: (epoch \d+/200 was running and is lost|no epoch had started); .*continue with "
           r"`gcpbench train --resume .*out`", code=130, run=interrupt_once("out/config.json")),
+    # leftovers: a killed make-c's temporary file is no image; no output in a system folder or outside runs/
+    Fault("stale-temp/eval-c", EVAL_C + " --data {bad_c} --out {tmp}/out", code=0, only_warnings=True,
+          setup=stale_temp_in_c, check=no_unreadable_image),
+    Fault("out-root/eval-imagenet", "eval-imagenet --ckpt {ckpt} --data {data} --out / --quiet",
+          r"output folder '/' is the file system's root: .* choose another --out"),
+    Fault("out-root/train", TRAIN + " --data {data} --out /", r"output folder '/' is the file system's root"),
+    Fault("out-system/eval-c", EVAL_C + " --data {c} --out /etc", r"output folder '/etc' is a system folder"),
+    Fault("work-dir-root/detect", DETECT + " --data {coco} --work-dir /",
+          r"work directory '/' is the file system's root: .* choose another --work-dir"),
+    Fault("escaping-name/sweep", "sweep {spec} --dry-run", r"spec: name '../../escape' must be a plain folder name",
+          setup=escaping_spec),
     # SIGTERM (a scheduler, kill, a CI timeout) in every command: exit 143, one line, children and temporaries gone
     sigterm("train", TRAIN.replace("--epochs 1", "--epochs 3") + " --data {data} --out {tmp}/out",
             "gcpbench.train.trainer:train_one_epoch:2",
@@ -724,6 +756,8 @@ def test_fault(fault: Fault, outcomes: dict[str, Outcome]) -> None:
         assert "weights_only" not in others[0], shown
     if fault.warning is not None:
         assert any(re.search(fault.warning, line) for line in warnings), shown
+    if fault.only_warnings:
+        assert others == [], shown
     assert out.changed == [], f"files changed by the command: {out.changed}"
     if fault.check is not None:
         fault.check(out.sandbox)

@@ -82,9 +82,11 @@ def require_dir(path: Path, what: str) -> Path:
 
 
 def files_in(folder: Path, extensions: Iterable[str]) -> list[Path]:
-    """Sorted files of a class folder with one of ``extensions`` (case-insensitive)."""
+    """Sorted files of a class folder with one of ``extensions`` (case-insensitive). Hidden files
+    are no data: a killed ``make-c`` leaves ``.<name>.<pid>.tmp.JPEG``, macOS ``._<name>``."""
     extensions = frozenset(extensions)
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in extensions)
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in extensions and not p.name.startswith("."))
 
 
 def check_same_classes(folders: Sequence[Path]) -> list[str]:
