@@ -457,6 +457,54 @@ def escaping_spec(sb: Sandbox) -> None:
     sb.vars["spec"] = str(spec)
 
 
+def detector_resume(content: bytes | Callable[[Sandbox], bytes] | None) -> Callable[[Sandbox], None]:
+    """Setup: ``{tmp}/det/last_checkpoint`` naming ``epoch_1.pth``, which holds ``content``
+    (None: the file is missing; a function of the sandbox: bytes made from the assets)."""
+
+    def setup(sb: Sandbox) -> None:
+        work = sb.tmp / "det"
+        work.mkdir()
+        (work / "last_checkpoint").write_text(str(work / "epoch_1.pth"))
+        if content is not None:
+            (work / "epoch_1.pth").write_bytes(content(sb) if callable(content) else content)
+
+    return setup
+
+
+def half_checkpoint(sb: Sandbox) -> bytes:
+    data = Path(sb.vars["ckpt"]).read_bytes()
+    return data[: len(data) // 2]
+
+
+def weights_only_checkpoint(sb: Sandbox) -> bytes:
+    """A torch file with weights but none of the state mmengine resumes (meta, message hub)."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({"state_dict": {"backbone.conv1.weight": torch.zeros(1)}}, buffer)
+    return buffer.getvalue()
+
+
+def summary_in_run(text: str) -> Callable[[Sandbox], None]:
+    """Setup: the training run copy (``{resume}``) with ``eval/imagenet_c_summary.json`` holding ``text``."""
+
+    def setup(sb: Sandbox) -> None:
+        training_run(sb)
+        (sb.path("resume") / "eval").mkdir(exist_ok=True)
+        (sb.path("resume") / "eval" / "imagenet_c_summary.json").write_text(text)
+
+    return setup
+
+
+def empty_sequence(sb: Sandbox) -> None:
+    """Setup: the ImageNet-P tree (``{p}``) with one sequence cut to zero bytes."""
+    p_tree(sb)
+    first = sorted((sb.path("p") / "translate").rglob("*.mp4"))[0]
+    first.write_bytes(b"")
+
+
 # ----------------------------------------------------------------------------- the table
 
 NOT_A_CKPT = r"cannot read checkpoint '.*': it is not a PyTorch checkpoint"
@@ -634,6 +682,31 @@ FAULTS: list[Fault] = [
           r"work directory '/' is the file system's root: .* choose another --work-dir"),
     Fault("escaping-name/sweep", "sweep {spec} --dry-run", r"spec: name '../../escape' must be a plain folder name",
           setup=escaping_spec),
+    # tracebacks and stray library lines that used to reach the user: one line each
+    Fault("resume-missing/detect", DETECT + " --data {coco} --work-dir {tmp}/det --resume",
+          r"--resume: '.*det/last_checkpoint' names '.*epoch_1.pth', which does not exist; delete .* to start over",
+          setup=detector_resume(None)),
+    Fault("resume-damaged/detect", DETECT + " --data {coco} --work-dir {tmp}/det --resume",
+          r"--resume: cannot read checkpoint '.*epoch_1.pth': it is a damaged or truncated PyTorch checkpoint.*"
+          r"delete '.*last_checkpoint' to start over", setup=detector_resume(half_checkpoint)),
+    Fault("resume-incomplete/detect", DETECT + " --data {coco} --work-dir {tmp}/det --resume",
+          r"--resume: '.*epoch_1.pth' is not a complete mmengine checkpoint \(no meta, message_hub\)",
+          setup=detector_resume(weights_only_checkpoint)),
+    Fault("summary-wrong-types/report", "report {resume} --out {tmp}/report", code=0, only_warnings=True,
+          warning=r"skipped file .*imagenet_c_summary.json: field 'CE' must be an object of numbers, got a list$",
+          setup=summary_in_run('{"model": "resnet18_gap", "mCE": 80.0, "relative_mCE": 90.0, "CE": [1, 2, 3]}')),
+    Fault("summary-string-number/report", "report {resume} --out {tmp}/report --quiet", code=0, only_warnings=True,
+          warning=r"skipped file .*imagenet_c_summary.json: field 'mCE' must be a number, got a string$",
+          setup=summary_in_run('{"model": "resnet18_gap", "mCE": "80.0", "relative_mCE": 90.0}')),
+    Fault("summary-truncated/report", "report {resume} --out {tmp}/report", code=0, only_warnings=True,
+          warning=r"skipped file .*imagenet_c_summary.json: bad JSON",
+          setup=summary_in_run('{"model": "resnet18_gap", "mCE": 80.0, "relative_m')),
+    Fault("empty-mp4/eval-p", "eval-p --ckpt {ckpt} --data {p} --perturbations translate --out {tmp}/out --workers 0 "
+          "--quiet", code=0, only_warnings=True, setup=empty_sequence),
+    Fault("readonly-home/report", "report {run} --out {tmp}/report --quiet", code=0, only_warnings=True,
+          setup=folder("ro", "ro"), readonly=("ro",),
+          env=(("HOME", "{ro}"), ("XDG_CONFIG_HOME", "{ro}/.config"), ("XDG_CACHE_HOME", "{ro}/.cache"),
+               ("MPLCONFIGDIR", ""))),
     # SIGTERM (a scheduler, kill, a CI timeout) in every command: exit 143, one line, children and temporaries gone
     sigterm("train", TRAIN.replace("--epochs 1", "--epochs 3") + " --data {data} --out {tmp}/out",
             "gcpbench.train.trainer:train_one_epoch:2",
@@ -653,7 +726,8 @@ FAULTS: list[Fault] = [
             "gcpbench.robustness.make_p:_perturb_source:2", gone=("p/.lock-*",)),
     sigterm("sweep", "sweep {spec} --out {tmp}/sweep", "gcpbench.train.trainer:train_one_epoch:2", setup=sweep_spec),
     sigterm("detect", DETECT.replace("--max-iters 1", "--max-iters 50") + " --data {coco} --work-dir {tmp}/det",
-            "gcpbench.detection.runner:run_config"),
+            "gcpbench.detection.runner:run_config",
+            r"no detector checkpoint was written yet; rerun the same command to start again$"),
     sigterm("report", "report {run} --out {tmp}/report --quiet", "gcpbench.report.render:write_report"),
 ]
 

@@ -40,9 +40,8 @@ def report(
         paths = runs_for_weights(ckpt or weights, model, paths)
     result = build_report(paths, out or DEFAULT_ROOT / "report", all_paper=all_paper)
     console = stdout_console()
-    if quiet:  # skipped runs are still worth one line each
-        for warning in result.warnings:
-            print_warning(warning)
-    else:
+    for warning in result.warnings:  # a skipped run or file: one line on stderr, with --quiet too
+        print_warning(warning)
+    if not quiet:
         print_summary(result, console)
     console.print(f"report: {result.report}", highlight=False, soft_wrap=True)
