@@ -9,27 +9,36 @@ caller's pipes open, so ``$(gcpbench ...)``, ``| tee`` or a CI wrapper would wai
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import signal
 import subprocess
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 GRACE_S = 30.0  # a stopped child's time to clean up before SIGKILL (Slurm's default KillWait)
+
+
+@functools.lru_cache(maxsize=1)
+def _prctl() -> Callable[..., int] | None:
+    """The C library's ``prctl`` (Linux), looked up once: never between fork and exec."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # no prctl in this C library: nothing to ask for
+        return None
 
 
 def die_with_parent(parent: int | None = None, signum: int = signal.SIGTERM) -> None:
     """Have the kernel send ``signum`` to this process when its parent ends (Linux; elsewhere
     nothing). ``parent``: the pid the parent had, to end at once when it already ended before
     the request was made (the process was then adopted by another)."""
-    if not sys.platform.startswith("linux"):
+    prctl = _prctl()
+    if prctl is None:
         return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
-    except (OSError, AttributeError):  # no prctl in this C library: nothing to ask for
-        return
+    prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
     if parent is not None and os.getppid() != parent:
         os.kill(os.getpid(), signum)
 
@@ -51,6 +60,7 @@ def stop(process: subprocess.Popen, grace_s: float = GRACE_S) -> int:
 def popen(argv: Sequence[str], **options: Any) -> subprocess.Popen:
     """``subprocess.Popen`` of a child that ends with this process (:func:`die_with_parent`)."""
     parent = os.getpid()
+    _prctl()  # the lookup happens here, in the parent, not in the forked child
     return subprocess.Popen(list(argv), preexec_fn=lambda: die_with_parent(parent), **options)
 
 
