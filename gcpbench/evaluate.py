@@ -196,7 +196,7 @@ def eval_imagenet(ckpt: str | Path | None, data: str | Path | None = None, out: 
     producer = Producer.of(ckpt, name, checkpoint)
     path, run = imagenet_output(ckpt, Path(out) if out is not None else None, name)
     if run is None:
-        writing = writer_lock(path.parent, path.name)
+        writing = writer_lock(path.parent, path.name, remove=True)
     else:
         writing = result_writer(run, "imagenet", (IMAGENET_RESULT,), producer, "ImageNet results",
                                 {"command": "eval-imagenet", "dataset": source.dataset,

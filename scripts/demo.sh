@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # `make demo`: the main job end to end on the built-in synthetic data, on the CPU.
-# Every step writes into $OUT (default runs/demo); the report comes last.
+# Every step writes into $OUT (default runs/demo; a folder the demo made, or a new one); the report comes last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 G="$PWD/.venv/bin/gcpbench"
 OUT=${DEMO_OUT:-runs/demo}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # one intra-op thread per process is fastest on 2 cores
 export GCPBENCH_CACHE=${GCPBENCH_CACHE:-$PWD/$OUT/cache}
-rm -rf "$OUT"
-mkdir -p "$OUT"
+source scripts/demo_out.sh
+prepare_demo_out "$OUT" || exit $?  # never deletes what an earlier demo did not make
 start=$(date +%s)
 step() { echo; echo "== [$(( $(date +%s) - start )) s] $*"; }
 

@@ -36,10 +36,10 @@ def _ours(name: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def print_summary(result: ReportResult, console: Console) -> None:
-    """Print each table's own rows (short columns), the skipped runs and the report path."""
-    console.print(f"[bold]gcpbench report[/]: {len(result.runs)} run(s)")
-    for warning in result.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    """Print each table's own rows (short columns) and the skipped figures (the skipped runs and
+    files are warnings on stderr)."""
+    console.print(f"[bold]gcpbench report[/]: {len(result.runs)} run(s)"
+                  + (f", {len(result.warnings)} warning(s) on stderr" if result.warnings else ""))
     for table in result.tables:
         columns = _COLUMNS.get(table.name)
         frame = _ours(table.name, table.frame)

@@ -90,7 +90,7 @@ class CheckedImageFolder(CheckedItems, ImageFolder):
 
         root = require_folder(root, "image folder", f"{root}/<class>/<image>")
         try:
-            super().__init__(str(root), transform=transform, loader=open_rgb)
+            super().__init__(str(root), transform=transform, loader=open_rgb, is_valid_file=is_data_image)
         except FileNotFoundError as exc:
             raise GcpbenchError(f"image folder '{root}': {first_line(exc)} (expected {root}/<class>/<image>)") from None
         self.skip_unreadable = skip_unreadable
@@ -149,6 +149,12 @@ def skipped_note(unreadable: list[str], listed_in: str | os.PathLike) -> str:
 def is_image_file(name: str) -> bool:
     """True for the extensions torchvision's ImageFolder reads (case-insensitive)."""
     return name.lower().endswith(IMG_EXTENSIONS)
+
+
+def is_data_image(path: str) -> bool:
+    """An image file that is data: hidden files (an interrupted writer's temporary file, macOS
+    ``._<name>``) are not."""
+    return is_image_file(path) and not os.path.basename(path).startswith(".")
 
 
 def _holds_an_image(folder: Path) -> bool:

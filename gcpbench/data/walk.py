@@ -46,7 +46,9 @@ def _ancestors_of(folder: str) -> dict[FolderId, str]:
 
 
 def _matches(name: str, extensions: tuple[str, ...] | None) -> bool:
-    return extensions is None or name.lower().endswith(extensions)
+    """A data file: one of ``extensions`` and not hidden (hidden files are never data: a killed
+    ``make-c`` leaves ``.<name>.<pid>.tmp.JPEG``, macOS ``._<name>``)."""
+    return not name.startswith(".") and (extensions is None or name.lower().endswith(extensions))
 
 
 class TreeWalk:

@@ -2,14 +2,18 @@
 seeds, parallel workers with a progress bar, and the ``gcpbench_generated.json`` marker."""
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import re
+import signal
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
+from gcpbench.children import die_with_parent
 from gcpbench.data.manifests import subfolders
 from gcpbench.data.walk import TreeWalk
 from gcpbench.errors import GcpbenchError
@@ -21,6 +25,8 @@ from gcpbench.robustness.trees import (
     IMAGE_EXTENSIONS, IMAGENET, MARKER, OTHER, SYNTHETIC, classes_kind, files_in, read_marker, require_dir,
     select_per_class,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,15 +75,55 @@ def _require_unique_stems(files: Sequence[Path]) -> None:
         seen[path.stem] = path
 
 
+TEMP_NAME = re.compile(r"^\..+\.\d+\.tmp\.[^.]+$")  # what temp_sibling names
+
+
 def temp_sibling(path: Path) -> Path:
-    """A hidden temporary name beside ``path`` that keeps its extension (codecs need it)."""
+    """A hidden temporary name beside ``path`` that keeps its extension (codecs need it); hidden
+    files are never read as data (:func:`gcpbench.robustness.trees.files_in`)."""
     return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
 
 
+def remove_stale_temp_siblings(out: Path) -> int:
+    """Delete the temporary files a killed ``make-c`` / ``make-p`` left in the tree ``out`` (call
+    it holding :func:`generating`'s lock); returns how many."""
+    removed = 0
+    for path in Path(out).rglob(".*.tmp.*"):
+        if TEMP_NAME.match(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        log.info("removed %d unfinished temporary file(s) in %s left by an interrupted run", removed, out)
+    return removed
+
+
+@contextlib.contextmanager
+def generating(out: Path) -> Iterator[None]:
+    """One generator at a time writes the tree ``out`` (a lock file in it, deleted when done);
+    what a killed one left half-written is deleted first."""
+    from gcpbench.runlock import writer_lock
+
+    with writer_lock(out, "generate", remove=True):
+        remove_stale_temp_siblings(out)
+        yield
+
+
 def _init_worker() -> None:
+    """A pool worker: ends with the forkserver that forked it, which ends with the command (a
+    worker that loses its parent before this call ends at its next task: its queue is closed),
+    so a killed command leaves no worker behind holding its pipes; Ctrl-C is the command's to
+    handle (it terminates the pool); one OpenCV thread."""
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import cv2  # imported by the worker alone: the parent's import stays light
 
     cv2.setNumThreads(1)
+
+
+def _call(task: tuple[int, Callable[[Any], tuple[int, list[str]]], Any]) -> tuple[int, tuple[int, list[str]]]:
+    """Run one task in a worker; its index comes back with the result."""
+    index, fn, argument = task
+    return index, fn(argument)
 
 
 def _context():
@@ -104,13 +150,19 @@ def run_tasks(fn: Callable[[Any], tuple[int, list[str]]], tasks: Sequence[Any], 
                 problems += fn(task)[1]
                 advance(weight)
             return problems
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_context(),
-                                 initializer=_init_worker) as pool:
-            futures = {pool.submit(fn, task): weight for task, weight in zip(tasks, weights)}
-            for future in as_completed(futures):
-                problems += future.result()[1]
-                advance(futures[future])
+        pool = _context().Pool(workers, initializer=_init_worker)
+        try:
+            for index, (_, found) in pool.imap_unordered(_call, [(i, fn, t) for i, t in enumerate(tasks)]):
+                problems += found
+                advance(weights[index])
+            pool.close()
+        except BaseException:  # Ctrl-C, SIGTERM, a failed task: no worker goes on without the command
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
     return problems
+
 
 
 def write_marker(out: Path, record: dict[str, Any]) -> None:
@@ -128,7 +180,7 @@ def check_same_generation(out: Path, previous: dict[str, Any], params: dict[str,
     generator, or to a folder with files but no generation record: the tree would mix recipes."""
     out = Path(out)
     if not previous:
-        if out.is_dir() and any(out.iterdir()):
+        if out.is_dir() and any(not p.name.startswith(".lock-") for p in out.iterdir()):
             raise GcpbenchError(f"'{out}' is not empty and holds no {MARKER}: generate into a new or empty --out")
         return
     differs = [k for k, v in params.items() if previous.get(k) != v]

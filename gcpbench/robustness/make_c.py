@@ -23,7 +23,7 @@ from PIL import Image
 from gcpbench.errors import require_known
 from gcpbench.robustness.benchmarks import ALL_CORRUPTIONS, SEVERITIES
 from gcpbench.robustness.corruptions import corrupt
-from gcpbench.robustness.generate import generate_tree, temp_sibling, write_marker
+from gcpbench.robustness.generate import generate_tree, generating, temp_sibling, write_marker
 from gcpbench.robustness.images import benchmark_geometry, render_from_source
 from gcpbench.runtime import stable_seed
 
@@ -78,12 +78,13 @@ def make_c(src: Path | None, out: Path, corruptions: Sequence[str] = ALL_CORRUPT
     severities = sorted(set(severities))
     out = Path(out)
     jobs = tuple((c, s) for c in corruptions for s in severities)
-    tree = generate_tree(_corrupt_source, jobs, src, out, per_class, seed, workers, "ImageNet-C images", quiet,
-                         native)
-    record = tree.record(
-        "imagenet-c", per_class, seed, images_per_subset=len(tree.sources),
-        corruptions=[c for c in ALL_CORRUPTIONS if c in corruptions or c in tree.previously("corruptions")],
-        severities=sorted(set(severities) | tree.previously("severities")), jpeg_quality=JPEG_QUALITY,
-        generator=GENERATOR)
-    write_marker(out, record)
+    with generating(out):
+        tree = generate_tree(_corrupt_source, jobs, src, out, per_class, seed, workers, "ImageNet-C images", quiet,
+                             native)
+        record = tree.record(
+            "imagenet-c", per_class, seed, images_per_subset=len(tree.sources),
+            corruptions=[c for c in ALL_CORRUPTIONS if c in corruptions or c in tree.previously("corruptions")],
+            severities=sorted(set(severities) | tree.previously("severities")), jpeg_quality=JPEG_QUALITY,
+            generator=GENERATOR)
+        write_marker(out, record)
     return record

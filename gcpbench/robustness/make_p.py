@@ -27,7 +27,7 @@ from PIL import Image
 from gcpbench.errors import require_known
 from gcpbench.robustness import corruptions as cr
 from gcpbench.robustness.benchmarks import ALL_PERTURBATIONS, DIFFICULTIES, folder_name, is_noise, perturbation_frames
-from gcpbench.robustness.generate import generate_tree, write_marker
+from gcpbench.robustness.generate import generate_tree, generating, write_marker
 from gcpbench.robustness.images import centre_crop, render_from_source, resized
 from gcpbench.runtime import stable_seed
 
@@ -242,14 +242,15 @@ def make_p(src: Path | None, out: Path, perturbations: Sequence[str] = SUPPORTED
     perturbations = [p for p in SUPPORTED if p in perturbations]
     out = Path(out)
     jobs = _jobs(perturbations, difficulties)
-    tree = generate_tree(_perturb_source, jobs, src, out, per_class, seed, workers, "ImageNet-P sequences", quiet,
-                         native)
-    folders = sorted({f for f, _, _ in jobs} | tree.previously("folders"))
-    record = tree.record(
-        "imagenet-p", per_class, seed, sequences_per_folder=len(tree.sources), folders=folders,
-        perturbations=[p for p in SUPPORTED if any(f == p or f.startswith(p + "_") for f in folders)],
-        codec=CODEC, fps=FPS, x264={p: dict(PERTURBATIONS[p].x264) for p in perturbations},
-        generator="gcpbench.robustness.make_p: the make_imagenet_p.py recipe (motion_blur and snow: "
-                  "NumPy motion blur instead of ImageMagick)")
-    write_marker(out, record)
+    with generating(out):
+        tree = generate_tree(_perturb_source, jobs, src, out, per_class, seed, workers, "ImageNet-P sequences", quiet,
+                             native)
+        folders = sorted({f for f, _, _ in jobs} | tree.previously("folders"))
+        record = tree.record(
+            "imagenet-p", per_class, seed, sequences_per_folder=len(tree.sources), folders=folders,
+            perturbations=[p for p in SUPPORTED if any(f == p or f.startswith(p + "_") for f in folders)],
+            codec=CODEC, fps=FPS, x264={p: dict(PERTURBATIONS[p].x264) for p in perturbations},
+            generator="gcpbench.robustness.make_p: the make_imagenet_p.py recipe (motion_blur and snow: "
+                      "NumPy motion blur instead of ImageMagick)")
+        write_marker(out, record)
     return record

@@ -85,7 +85,7 @@ def require_dir(path: Path, what: str) -> Path:
 def files_in(folder: Path, extensions: Iterable[str], walk: TreeWalk | None = None) -> list[Path]:
     """The files of a class folder with one of ``extensions`` (case-insensitive), at any depth
     below it, in ImageFolder's order, listed by ``walk`` (:class:`gcpbench.data.walk.TreeWalk`:
-    link cycles and files reached twice are refused)."""
+    link cycles and files reached twice are refused; hidden files are no data)."""
     return image_files(folder, extensions, walk)
 
 

@@ -125,7 +125,7 @@ def eval_variant(variant_name: str, ckpt: str | Path | None, data: str | Path | 
     producer = Producer.of(resolved.path, name, resolved.checkpoint)
     path, run = imagenet_output(resolved.path, Path(out) if out is not None else None, name, variant.result_file)
     if run is None:
-        writing = writer_lock(path.parent, path.name)
+        writing = writer_lock(path.parent, path.name, remove=True)
     else:
         writing = result_writer(run, f"imagenet_{variant.key}", (variant.result_file,), producer,
                                 f"{variant.title} results", {"command": "eval-imagenet", "dataset": variant.dataset,
