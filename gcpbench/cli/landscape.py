@@ -24,7 +24,7 @@ def landscape(
     model: Optional[str] = modelopts.model_option(),
     weights: Optional[Path] = modelopts.weights_option(),
     data: Optional[Path] = typer.Option(None, "--data", help="ImageFolder root with train/ for --ckpt/--model [default: the built-in synthetic set]", rich_help_panel=DATA),
-    schedule_family: str = choice("resnet", "--schedule-family", FAMILIES, "model family", "whose step-size grid", DATA),
+    schedule_family: Optional[str] = choice(None, "--schedule-family", FAMILIES, "model family", "whose step-size grid for a timm/torchvision model [default: a zoo model's own family, else resnet]", DATA),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="images in the probed batch", rich_help_panel=DATA),
     num_eta: Optional[int] = typer.Option(None, "--num-eta", min=2, help="step sizes [default: the paper's 50]", rich_help_panel=DATA),
     seed: int = typer.Option(0, "--seed", help="which training images form the batch", rich_help_panel=DATA),
@@ -45,10 +45,10 @@ def landscape(
     probe = None
     if ckpt is not None or model is not None:
         from gcpbench.landscape.single import probe_model
-        from gcpbench.models.registry import family_of
+        from gcpbench.models.training import family_for
 
         resolved = modelopts.resolve(ckpt, model, weights)
-        row, run = probe_model(resolved, data, family_of(schedule_family), batch_size=batch_size, num_eta=num_eta,
+        row, run = probe_model(resolved, data, family_for(resolved.name, schedule_family), batch_size=batch_size, num_eta=num_eta,
                                seed=seed, device=device, quiet=quiet)
         modelopts.describe(resolved, quiet or as_json)
         probe = {"model": resolved.name, "landscape_csv": str(run.landscape), **row.to_json()}

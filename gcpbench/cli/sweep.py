@@ -65,12 +65,12 @@ def run(
     tasks_per_node: Optional[int] = typer.Option(None, "--tasks-per-node", min=1, help="DDP ranks per node [default: one per GPU; one without GPUs]", rich_help_panel=RUNTIME),
     cpus_per_task: Optional[int] = typer.Option(None, "--cpus-per-task", min=1, help="CPUs per rank (data loading)", rich_help_panel=SLURM),
     mem_gb: Optional[float] = typer.Option(None, "--mem-gb", help="memory per node (slurm)", rich_help_panel=SLURM),
-    time: str = typer.Option("72:00:00", "--time", help="time limit per job (H:MM:SS, D-HH:MM:SS, minutes); on time-out the job is requeued and continues", rich_help_panel=RUNTIME),
+    time: str = typer.Option("72:00:00", "--time", help="time limit per job (H:MM:SS, D-HH:MM:SS, minutes); on time-out the job is requeued and continues; keep it above 10 minutes, or submitit counts every preemption as a time-out", rich_help_panel=RUNTIME),
     array_parallelism: Optional[int] = typer.Option(None, "--array-parallelism", min=1, help="at most N runs of the job array at once (slurm)", rich_help_panel=SLURM),
     max_timeouts: int = typer.Option(10, "--max-timeouts", min=0, help="requeues after time-outs per job (preemptions do not count)", rich_help_panel=RUNTIME),
     setup: Optional[List[str]] = typer.Option(None, "--setup", help="shell line run before each slurm job, e.g. 'module load cuda' (repeatable)", rich_help_panel=SLURM),
     include_running: bool = typer.Option(False, "--include-running", help="also relaunch runs recorded as running (their job died without a word)", rich_help_panel=RUNTIME),
-    wait: Optional[bool] = typer.Option(None, "--wait/--no-wait", help="wait for the jobs [default: yes, except slurm]", rich_help_panel=RUNTIME),
+    wait: Optional[bool] = typer.Option(None, "--wait/--no-wait", help="wait for the jobs [default: yes, except slurm]; on Slurm, until Slurm says each job ended, with or without a result", rich_help_panel=RUNTIME),
 ) -> None:
     """Expand a grid (or the paper's tables) into runs under one sweep directory and launch them."""
     from gcpbench.sweep import launchers
@@ -115,8 +115,7 @@ def run(
     typer.echo(f"submitted {len(jobs)} job(s) to {launcher} ({', '.join(j.job_id for j in jobs[:5])}"
                f"{', ...' if len(jobs) > 5 else ''}); follow with `gcpbench sweep status {sweep.path}`")
     if (wait if wait is not None else launcher != "slurm"):
-        for job in jobs:
-            job.wait()
+        launchers.wait_submitit(jobs, cluster, say=typer.echo)
         _finish(sweep.path, names)
 
 

@@ -18,6 +18,18 @@ from gcpbench.errors import GcpbenchError
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default (zip) format
 PICKLE_PROTOCOL = b"\x80"  # torch.save's legacy format and plain pickles start with PROTO
 ACCEPTED = "a .pt / .pth / .pth.tar file saved by gcpbench (train, convert), torchvision or the iSQRT-COV release"
+# what a stand-in of gcpbench.detection.checkpoints says when it refuses a use of its global
+REFUSED = "gcpbench refuses this pickled object"
+# how torch's weights_only unpickler (and the stand-ins) say that a pickle names something it will not build
+_REFUSALS = ("Unsupported global", "Trying to call reduce for unrecognized function", "Can only build",
+             "Can only create new object", "is blocked", "Unsupported class", REFUSED)
+PYTHON_OBJECTS = ("it holds Python objects that gcpbench will not execute (a whole model, or code): gcpbench reads "
+                  "tensors and plain data only; save model.state_dict() instead")
+
+
+def python_objects_error(path: str | os.PathLike) -> GcpbenchError:
+    """The one line for a file whose pickle names objects beyond tensors and plain data."""
+    return GcpbenchError(f"cannot read checkpoint '{path}': {PYTHON_OBJECTS}")
 
 
 def _not_a_checkpoint(path: Path, exc: BaseException) -> GcpbenchError:
@@ -30,9 +42,8 @@ def _not_a_checkpoint(path: Path, exc: BaseException) -> GcpbenchError:
         head = handle.read(4)
     if not head:
         why = "the file is empty"
-    elif head.startswith((ZIP_MAGIC, PICKLE_PROTOCOL)) and "Unsupported global" in str(exc):
-        why = ("it holds pickled Python objects (e.g. a whole model), not only tensors; gcpbench reads weights only: "
-               "save model.state_dict() instead")
+    elif head.startswith((ZIP_MAGIC, PICKLE_PROTOCOL)) and any(text in str(exc) for text in _REFUSALS):
+        return python_objects_error(path)
     elif head.startswith(ZIP_MAGIC):
         why = "it is a damaged or truncated PyTorch checkpoint (copy it again)"
     elif head.startswith(PICKLE_PROTOCOL):
@@ -46,15 +57,16 @@ def _is_text(head: bytes) -> bool:
     return all(32 <= b < 127 or b in (9, 10, 13) for b in head)
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint file safely (``weights_only``); one-line errors for unreadable files."""
+def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a checkpoint file safely (``weights_only``: tensors and plain data, nothing that runs
+    code; see docs/faults.md); one-line errors for unreadable files."""
     path = Path(path)
     if path.is_dir():
         raise GcpbenchError(f"checkpoint '{path}' is a folder; pass {ACCEPTED}")
     if not path.is_file():
         raise GcpbenchError(f"checkpoint '{path}' does not exist")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location=map_location, weights_only=True)
     except OSError as exc:
         raise GcpbenchError(f"cannot read checkpoint '{path}': {exc.strerror or exc}") from None
     except Exception as exc:  # torch.load of arbitrary bytes raises anything (IndexError, KeyError, ...)

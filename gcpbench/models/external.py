@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from gcpbench.errors import GcpbenchError, option
+from gcpbench.models.options import check_agrees
 from gcpbench.models.heads import HeadSpec, make_gcp, reduction_block
 from gcpbench.runtime import first_line
 
@@ -75,15 +76,18 @@ def parse_name(name: str, head: str | None = None, gcp_dim: int | None = None, l
         raise GcpbenchError(f"'{name}' is not a timm/<name> or torchvision/<name> model name")
     source, arch = match["source"], match["arch"]
     named_gcp = "_gcp" in match.group(0)[match.end("arch"):]
+    implied: dict[str, Any] = {"head": "gcp"} if named_gcp else {}  # what the suffixes say
+    if match["dim"]:
+        implied["gcp_dim"] = int(match["dim"])
+    if match["s1"]:
+        implied["last_stride_one"] = True
+    check_agrees(name, implied, {"head": head, "gcp_dim": gcp_dim, "last_stride_one": last_stride_one})
     head = (head or ("gcp" if named_gcp else "gap")).lower()
     if head not in ("gap", "gcp"):
         raise GcpbenchError(f"unknown head '{head}': use {option('head', 'gap')} or {option('head', 'gcp')}")
-    if named_gcp and head == "gap":
-        raise GcpbenchError(f"'{name}' names a GCP head but {option('head', 'gap')} was given; drop one of them")
-    dim = int(match["dim"]) if match["dim"] else None
-    if dim is not None and gcp_dim is not None and dim != gcp_dim:
-        raise GcpbenchError(f"'{name}' names GCP dimension {dim} but {option('gcp_dim', gcp_dim)} was given")
-    dim = dim or gcp_dim or 256
+    if head == "gap":
+        check_agrees(name, {"gcp_dim": None}, {"gcp_dim": gcp_dim})
+    dim = implied.get("gcp_dim") or gcp_dim or 256
     if dim < 2:
         raise GcpbenchError(f"{option('gcp_dim')} must be at least 2, got {dim}")
     stride_one = bool(match["s1"]) or bool(last_stride_one)

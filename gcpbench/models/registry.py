@@ -125,19 +125,41 @@ def family_of(name: str) -> str:
     return model_info(model_name(lowered)).family
 
 
-def model_name(arch: str, head: str = "gap", gcp_dim: int = 256) -> str:
-    """The zoo name for the CLI spelling ``ARCH --head H [--gcp-dim D]``."""
+def named_options(info: ModelInfo) -> dict[str, object]:
+    """What a zoo name fixes: its head and GCP size (``None``: the option does not apply)."""
+    return {"head": info.head.kind, "gcp_dim": info.head.dim if info.head.is_gcp else None}
+
+
+def model_name(arch: str, head: str | None = None, gcp_dim: int | None = None) -> str:
+    """The zoo name for the CLI spelling ``ARCH [--head H] [--gcp-dim D]`` (None: not given;
+    defaults GAP, 256), or a full zoo name, which the given options must agree with."""
+    from gcpbench.models.options import check_agrees
+
     arch = ALIASES.get(arch.lower(), arch.lower())
     if arch not in ARCHS:
         if arch in MODELS or _any_gcp_size(arch):  # a full name such as resnet50_gcp was given
+            info = model_info(arch)
+
+            def alternative(option: str, value: object) -> str | None:
+                wanted = {**named_options(info), option: value}
+                if wanted["head"] == "gap":
+                    wanted["gcp_dim"] = None
+                try:
+                    return model_name(info.arch, **wanted)
+                except GcpbenchError:
+                    return None
+
+            check_agrees(arch, named_options(info), {"head": head, "gcp_dim": gcp_dim}, alternative)
             return arch
         raise GcpbenchError(f"unknown architecture '{arch}'{closest_model(arch, ARCHS)}; choose from {', '.join(ARCHS)} "
                             "or a timm/<name>, torchvision/<name>")
-    head = head.lower()
+    head = (head or "gap").lower()
     if head not in ("gap", "gcp"):
         raise GcpbenchError(f"unknown head '{head}': use {option('head', 'gap')} or {option('head', 'gcp')}")
     if head == "gap":
+        check_agrees(f"{arch}_gap", {"gcp_dim": None}, {"gcp_dim": gcp_dim})
         return f"{arch}_gap"
+    gcp_dim = 256 if gcp_dim is None else gcp_dim
     if gcp_dim < 2:
         raise GcpbenchError(f"{option('gcp_dim')} must be at least 2 (the covariance is D x D), got {gcp_dim}")
     name = f"{arch}_gcp" if gcp_dim == 256 else f"{arch}_gcp{gcp_dim}"

@@ -105,6 +105,5 @@ def resolve_model(ckpt: str | os.PathLike | None = None, model: str | None = Non
         return resolved
     from gcpbench.models.registry import model_name
 
-    name = model_name(model, head or "gap", gcp_dim or 256) if head or gcp_dim else model
-    net, checkpoint = load_model(weights, model_name(name))
+    net, checkpoint = load_model(weights, model_name(model, head, gcp_dim))
     return Resolved(net, checkpoint, for_model(net), weights)

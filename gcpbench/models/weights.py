@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from gcpbench.errors import GcpbenchError, api_spelling
 from gcpbench.io import atomic_torch_save
-from gcpbench.models.checkpoint_file import ACCEPTED, read_checkpoint
+from gcpbench.models.checkpoint_file import ACCEPTED, REFUSED, python_objects_error, read_checkpoint  # noqa: F401 (re-exported)
 from gcpbench.models.registry import MODELS, build_architecture, model_info
 
 FORMAT = "gcpbench"
@@ -135,11 +135,9 @@ def _build(name: str, num_classes: int, weights: Any, *, head: str | None, gcp_d
     if last_stride_one is not None or model_kwargs:
         raise GcpbenchError(f"zoo model '{name}' takes no builder options ({', '.join(sorted(model_kwargs)) or 'last_stride_one'}; "
                             "the GCP ResNets already use stride 1)")
-    if head is not None or gcp_dim is not None:
-        from gcpbench.models.registry import model_name
+    from gcpbench.models.registry import model_name
 
-        name = model_name(name, head or "gap", gcp_dim or 256)
-    model = build_architecture(name, num_classes)
+    model = build_architecture(model_name(name, head, gcp_dim), num_classes)
     if weights is not None:
         checkpoint = read_checkpoint(weights) if isinstance(weights, (str, os.PathLike)) else weights
         source = f"checkpoint '{weights}'" if isinstance(weights, (str, os.PathLike)) else "checkpoint"
@@ -169,13 +167,27 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, name: str, **extr
     return atomic_torch_save(path, checkpoint_dict(model, name, **extra))
 
 
+def _canonical(name: str) -> str:
+    """The one spelling of a zoo or timm / torchvision model name (unknown names as given)."""
+    from gcpbench.models.registry import model_identity
+
+    try:
+        return model_identity(name).name
+    except GcpbenchError:
+        return name.lower()
+
+
 def load_model(path: str | os.PathLike, name: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Build the model a checkpoint was saved from (or ``name``) and load it strictly."""
     from gcpbench.models.external import build_external, is_external, parse_name
 
     checkpoint = read_checkpoint(path)
     state = extract_state_dict(checkpoint, f"checkpoint '{path}'")
-    name = name or checkpoint.get("model") or guess_model(state)
+    stored = checkpoint.get("model")
+    if name is not None and isinstance(stored, str) and _canonical(stored) != _canonical(name):
+        raise GcpbenchError(f"checkpoint '{path}' holds a {stored}, but the model was given as {name}: drop --model "
+                            "(a gcpbench checkpoint names its model) or pass that model's weights")
+    name = name or stored or guess_model(state)
     if is_external(name):
         model = build_external(parse_name(name, kwargs=checkpoint.get("model_kwargs")),
                                int(checkpoint.get("num_classes") or 1000))

@@ -11,6 +11,7 @@ requeue and resubmits the same call; training then continues from ``last.pt``
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,7 +25,7 @@ from gcpbench.sweep.spec import Evaluation
 from gcpbench.sweep.state import last_line, read_job, start_job, update_job
 
 
-def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None) -> str:
+def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None, scheduler: str | None = None) -> str:
     """Train run ``name`` of the sweep in ``sweep_dir`` and evaluate it; returns its state.
 
     Under DDP every rank trains; rank 0 alone records the state (``job.json``) and runs the
@@ -38,7 +39,7 @@ def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None) 
     run = sweep.run(name)
     main = is_main_process()
     if main:
-        start_job(run, job_id)
+        start_job(run, job_id, scheduler)
     try:
         train(spec.options(run.path))
         if not main:
@@ -61,11 +62,21 @@ def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None) 
         raise
     except Exception as exc:
         if main:
-            update_job(run, state="failed", error=last_line(str(exc)) or exc.__class__.__name__)
+            if _slurm_requeues(exc):
+                update_job(run, state="requeued")
+            else:
+                update_job(run, state="failed", error=last_line(str(exc)) or exc.__class__.__name__)
         raise
     if main:
         update_job(run, state="done")
     return "done"
+
+
+def _slurm_requeues(exc: BaseException) -> bool:
+    """True for submitit's ``scontrol requeue`` failing after a preemption signal: Slurm requeues
+    the job itself (``PreemptMode=REQUEUE``) and has already taken it down, so the run is requeued,
+    not failed."""
+    return isinstance(exc, subprocess.CalledProcessError) and list(exc.cmd[:2]) == ["scontrol", "requeue"]
 
 
 class SweepJob(submitit.helpers.Checkpointable):
@@ -85,7 +96,7 @@ class SweepJob(submitit.helpers.Checkpointable):
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
         if self.show_logs is not None:
             self.show_logs()
-        return run_job(sweep_dir, name, job_id=env.job_id)
+        return run_job(sweep_dir, name, job_id=env.job_id, scheduler=env.cluster)
 
     def checkpoint(self, sweep_dir: str, name: str) -> Any:
         """Preempted or timed out (submitit calls this on the job's first task): requeue the same

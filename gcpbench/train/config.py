@@ -58,16 +58,10 @@ class TrainOptions:
             raise GcpbenchError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.workers is not None and self.workers < 0:
             raise GcpbenchError(f"--workers must be 0 or more, got {self.workers}")
-        if self.gcp_dim is not None and self.resume is None and self.arch and "/" not in self.arch:  # timm/torchvision names check their own
-            from gcpbench.models import model_info, model_name
+        if self.resume is None and self.arch and "/" not in self.arch:  # timm/torchvision names check their own
+            from gcpbench.models import model_name
 
-            info = model_info(model_name(self.arch, self.head or "gap", self.gcp_dim))
-            if not info.head.is_gcp:
-                raise GcpbenchError(f"--gcp-dim {self.gcp_dim} applies to GCP heads only, and {info.name} has a GAP "
-                                    "head: add --head gcp or drop --gcp-dim")
-            if info.head.dim != self.gcp_dim:
-                raise GcpbenchError(f"--gcp-dim {self.gcp_dim} differs from {info.name}'s GCP dimension "
-                                    f"{info.head.dim}: use {info.arch} --head gcp --gcp-dim {self.gcp_dim}, or drop --gcp-dim")
+            model_name(self.arch, self.head, self.gcp_dim)  # options that contradict the name are refused
 
 
 def auto_resume_target(options: TrainOptions) -> str | None:
@@ -81,6 +75,23 @@ def auto_resume_target(options: TrainOptions) -> str | None:
         raise GcpbenchError("--resume auto needs --out RUN_DIR: the run directory to continue, or to start "
                             "when it holds no run yet")
     return auto_resume_run(options.out)
+
+
+def unstarted_run(options: TrainOptions) -> str | None:
+    """``train --out RUN`` where RUN holds a training run that never finished an epoch (its
+    ``config.json``, no ``checkpoints/last.pt``: it was stopped during its first epoch) with the
+    same configuration: RUN, to continue as ``--resume RUN`` (from epoch 1), so that rerunning the
+    same command starts it again. None otherwise (a finished epoch needs ``--resume``)."""
+    if options.resume is not None or not options.out:
+        return None
+    run = RunDir(Path(options.out))
+    if not run.config.is_file() or run.last_checkpoint.is_file():
+        return None
+    try:
+        stored_config(replace(options, resume=options.out))
+    except GcpbenchError:  # another configuration (or no training run): refused as a new run would be
+        return None
+    return options.out
 
 
 def _stored_value(option: str, given: Any, stored: Any) -> Any:
