@@ -58,3 +58,16 @@ def api_spelling() -> Iterator[None]:
         yield
     finally:
         _API_SPELLING.reset(token)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped the work (a ``KeyboardInterrupt``, so every cleanup path runs);
+    ``note`` says what was kept and the exact command that continues: the command line prints it
+    as its one ``interrupted: ...`` / ``terminated (SIGTERM): ...`` line."""
+
+    latest: "Interrupted | None" = None  # typer returns exit code 130 and drops the exception: the CLI reads this
+
+    def __init__(self, note: str) -> None:
+        super().__init__(note)
+        self.note = note
+        Interrupted.latest = self

@@ -56,22 +56,31 @@ class Producer:
 
 @dataclass(frozen=True)
 class ResultIdentity:
-    """A producer plus the data and the options that shape a result."""
+    """A producer plus the data and the options that shape a result.
+
+    ``data`` says what the data is, not only where it is: ``listing`` (the listing fingerprint of
+    the files read: names, sizes, modification times, :class:`gcpbench.data.walk.TreeWalk`) and,
+    for a tree made by ``data make-c`` / ``make-p``, ``generation`` (its record's source, subset,
+    seed, recipe and geometry). A tree regenerated at the same path is other data: a resume log
+    of the old one is not reused."""
 
     producer: Producer
     data_root: str | None
     options: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self.producer), "data_root": self.data_root, "options": dict(sorted(self.options.items()))}
+        return {**asdict(self.producer), "data_root": self.data_root, "data": dict(sorted(self.data.items())),
+                "options": dict(sorted(self.options.items()))}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ResultIdentity:
         """The identity stored by :meth:`as_dict` (missing parts read as None)."""
         producer = Producer(str(data.get("model") or ""), str(data.get("checkpoint") or ""), data.get("sha256"),
                             data.get("run_id"))
-        options = data.get("options")
-        return cls(producer, data.get("data_root"), dict(options) if isinstance(options, Mapping) else {})
+        options, what = data.get("options"), data.get("data")
+        return cls(producer, data.get("data_root"), dict(options) if isinstance(options, Mapping) else {},
+                   dict(what) if isinstance(what, Mapping) else {})
 
     @property
     def key(self) -> str:

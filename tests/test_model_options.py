@@ -36,8 +36,10 @@ def test_the_refusal_names_the_model_that_has_the_option():
         model_name("resnet34_gcp", "gap")
     with pytest.raises(GcpbenchError, match="drop --gcp-dim, or name mobilenetv2_gcp128$"):
         model_name("mobilenetv2_gcp", "gcp", 128)
-    with pytest.raises(GcpbenchError, match="drop --gcp-dim$"):  # ShuffleNetV2 has no GCP-128 model
-        model_name("shufflenetv2_gcp", None, 128)
+    with pytest.raises(GcpbenchError, match="drop --gcp-dim, or name shufflenetv2_gcp64$"):  # any size D >= 2
+        model_name("shufflenetv2_gcp", None, 64)
+    with pytest.raises(GcpbenchError, match="drop --gcp-dim$"):  # no model has a GCP size below 2
+        model_name("shufflenetv2_gcp", None, 1)
 
 
 def test_an_architecture_takes_the_options_and_a_gap_head_no_gcp_size():

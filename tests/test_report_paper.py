@@ -63,6 +63,8 @@ def test_robustness_table_is_methods_by_metrics(report):
     assert delta["mCE"] == pytest.approx(72.0 - 76.3) and pd.isna(delta["mFP"])
     best = table.best()
     assert best.at[gcp.name, "mCE"] and not best.at[gap.name, "mCE"]  # lower is better
+    synthetic = table.labels.index[table.labels["source"] == "ours (synthetic)"][0]
+    assert table.marks.at[synthetic, "mCE"] == "†" and table.marks.at[synthetic, "mFP"] == "†"  # H2's status (C) / (P)
 
 
 def test_detection_is_backbones_by_methods_per_framework(report):
@@ -110,7 +112,7 @@ def test_csv_headers_are_machine_readable(report, runs_root: Path):
     out = runs_root.parent / "report"
     imagenet = pd.read_csv(out / "imagenet.csv")
     assert list(imagenet.columns) == ["architecture", "head", "gcp_dim", "schedule", "dataset", "run", "epochs", "source",
-                                      "top1_pct", "top5_pct", "paper_top1_pct", "paper_top5_pct", "delta_top1_pct",
+                                      "status", "top1_pct", "top5_pct", "paper_top1_pct", "paper_top5_pct", "delta_top1_pct",
                                       "delta_top5_pct"]
     assert list(pd.read_csv(out / "robustness.csv").columns)[-4:] == ["delta_mce_pct", "delta_relative_mce_pct",
                                                                        "delta_mfp_pct", "delta_mt5d_pct"]
@@ -156,7 +158,7 @@ def test_latex_drops_into_a_two_column_paper(report, runs_root: Path):
     header = imagenet.split("\\toprule")[1].split("\\midrule")[0]
     assert "run" not in header.replace("\\multicolumn", "") and "source" not in header  # no internal columns
     spec, rows = tabular_rows(imagenet)
-    assert spec == "llrllrrrrrrr"  # numbers right-aligned, fixed decimals line up
+    assert spec == "llrllrlrrrrrr"  # numbers right-aligned, fixed decimals line up; text (the status) left
     table1 = (out / "table1_imagenet.tex").read_text()
     assert "\\textbf{75.48}" in table1 and "\\textbf{70.47}" not in table1  # the better of GAP / GCP is bold
     assert "\\cmidrule(lr){4-5}" in table1 and "\\multicolumn{2}{c}{LRnorm GAP}" in table1

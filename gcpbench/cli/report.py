@@ -60,10 +60,9 @@ def report(
                                "figures": [str(getattr(f, "path", f)) for f in result.figures]}, indent=2))
         return
     console = stdout_console()
-    if quiet:  # skipped runs are still worth one line each
-        for warning in result.warnings:
-            print_warning(warning)
-    else:
+    for warning in result.warnings:  # a skipped run or file: one line on stderr, with --quiet too
+        print_warning(warning)
+    if not quiet:
         print_summary(result, console)
         console.print(f"html: {result.html} (one self-contained file); json: {result.json}", highlight=False,
                       soft_wrap=True)

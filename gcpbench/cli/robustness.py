@@ -14,6 +14,8 @@ from gcpbench.errors import GcpbenchError
 from gcpbench.paths import require_eval_output, require_writable
 from gcpbench.robustness.benchmarks import ALEXNET_CLEAN_ERROR
 
+NATIVE_HELP = ("built-in synthetic set only (no --src, or the val/ of a `data synth` set): keep its own size instead "
+               "of Resize 256 + CenterCrop 224 (a quick check, recorded in the tree's marker; not the benchmark's geometry)")
 ALEXNET_HELP = "AlexNet clean top-1 error for relative mCE (0.4345 as in the paper; today's torchvision: 0.43478)"
 
 
@@ -207,6 +209,7 @@ def make_c(
     per_class: Optional[int] = typer.Option(None, "--per-class", min=1, help="a seeded N images per class", rich_help_panel=DATA),
     seed: int = typer.Option(0, help="seed of --per-class and of the corruptions", rich_help_panel=DATA),
     workers: Optional[int] = typer.Option(None, "--workers", min=0, help="processes (default: cores, at most 8; 0 = none)", rich_help_panel=RUNTIME),
+    native_size: bool = typer.Option(False, "--native-size", help=NATIVE_HELP, rich_help_panel=DATA),
     quiet: bool = quiet_option(),
 ) -> None:
     """Build an ImageNet-C tree with the official recipe (Resize 256, CenterCrop 224, JPEG 85)."""
@@ -216,7 +219,7 @@ def make_c(
     from gcpbench.robustness.make_c import make_c as build
 
     record = build(src, out, split_list(corruptions) or ALL_CORRUPTIONS, int_list(severities, "severities") or SEVERITIES,
-                   per_class=per_class, workers=workers, seed=seed, quiet=quiet)
+                   per_class=per_class, workers=workers, seed=seed, quiet=quiet, native=native_size)
     _report_made(out, record, f"{len(record['corruptions'])} corruptions x {len(record['severities'])} severities x "
                               f"{record['images_per_subset']} images")
 
@@ -237,6 +240,7 @@ def make_p(
     per_class: Optional[int] = typer.Option(None, "--per-class", min=1, help="a seeded N images per class", rich_help_panel=DATA),
     seed: int = typer.Option(0, help="seed of --per-class and of the random perturbations", rich_help_panel=DATA),
     workers: Optional[int] = typer.Option(None, "--workers", min=0, help="processes (default: cores, at most 8; 0 = none)", rich_help_panel=RUNTIME),
+    native_size: bool = typer.Option(False, "--native-size", help=NATIVE_HELP, rich_help_panel=DATA),
     quiet: bool = quiet_option(),
 ) -> None:
     """Build ImageNet-P sequences with the official recipe (H.264 mp4 at 1 fps)."""
@@ -246,7 +250,7 @@ def make_p(
     from gcpbench.robustness.make_p import make_p as build
 
     record = build(src, out, split_list(perturbations) or SUPPORTED, int_list(difficulties, "difficulties") or (1,),
-                   per_class=per_class, workers=workers, seed=seed, quiet=quiet)
+                   per_class=per_class, workers=workers, seed=seed, quiet=quiet, native=native_size)
     _report_made(out, record, f"{len(record['folders'])} perturbation folders x {record['sequences_per_folder']} sequences")
 
 

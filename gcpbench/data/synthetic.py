@@ -30,7 +30,7 @@ import numpy as np
 
 from gcpbench.data.synthetic_defaults import DEFAULTS
 from gcpbench.errors import GcpbenchError
-from gcpbench.io import atomic_write_json
+from gcpbench.io import atomic_write_json, follow_umask
 from gcpbench.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -204,6 +204,7 @@ def _build(out: Path, params: dict[str, Any], quiet: bool, keep_existing: Callab
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
+        follow_umask(tmp, folder=True)  # the finished set is this folder: readable as mkdir makes it
         with progress_bar("synthetic image folders", params["num_classes"] * len(SPLITS), not quiet) as advance:
             _generate(tmp, params, lambda done, total: advance())
         swap_into_place(tmp, out, keep_existing)

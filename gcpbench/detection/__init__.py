@@ -1,8 +1,9 @@
 """mmdetection integration: the GCP backbone, config building, training + COCO evaluation.
 
 Importing this package registers ``GCPResNet`` in mmdet's ``MODELS`` registry (configs reach
-it through ``custom_imports=dict(imports=['gcpbench.detection'])``) and allow-lists what
-mmengine checkpoints need for ``torch.load(weights_only=True)``.
+it through ``custom_imports=dict(imports=['gcpbench.detection'])``) and makes mmengine read
+local checkpoints with ``torch.load(weights_only=True)`` through inert stand-ins
+(:mod:`gcpbench.detection.checkpoints`).
 """
 import warnings
 

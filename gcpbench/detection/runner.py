@@ -24,7 +24,7 @@ from mmengine.hooks import Hook
 from gcpbench.coco import COCO_METRICS
 from gcpbench.detection.checkpoints import require_weights_only_default
 from gcpbench.detection.config import Backbone, build_config, check_framework, config_file, parse_backbone
-from gcpbench.errors import GcpbenchError, require_positive
+from gcpbench.errors import GcpbenchError, Interrupted, require_positive
 from gcpbench.identity import Producer, ResultIdentity
 from gcpbench.paths import require_writable
 from gcpbench.provenance import provenance
@@ -250,6 +250,8 @@ def detect(options: DetectOptions, say: Callable[[str], None] | None = None) -> 
     select_device(options.device)
     dataset, coco_root, synthetic_root = _dataset(options.data, say)
     run = new_run_dir(options.work_dir, f"detect_{framework}_{backbone.name}")
+    if options.resume:
+        check_resume_checkpoint(run.path)
     ckpt = "none" if options.eval_only else options.ckpt
     if ckpt is None and dataset == "synthetic":
         ckpt = "none"
@@ -268,7 +270,10 @@ def detect(options: DetectOptions, say: Callable[[str], None] | None = None) -> 
             check_detection_run(run, record, identity.producer)
             run.write_config(dataclasses.replace(record, checkpoint_sha256=identity.producer.sha256 or None))
         with contextlib.redirect_stdout(io.StringIO()) if options.quiet else contextlib.nullcontext():  # pycocotools prints
-            metrics = run_config(cfg, options.eval_only, console=log.isEnabledFor(logging.DEBUG), say=say)
+            try:
+                metrics = run_config(cfg, options.eval_only, console=log.isEnabledFor(logging.DEBUG), say=say)
+            except KeyboardInterrupt:
+                raise Interrupted(interrupted_note(run.path, options)) from None
         if not metrics:
             say("the detector found no object above the score threshold: every AP is 0")
             metrics = no_detection_metrics(cfg.val_evaluator.ann_file, TASKS[framework])
@@ -306,6 +311,46 @@ def check_detection_run(run: RunDir, record: DetectionConfig, producer: Producer
     if existing.framework != record.framework:
         raise GcpbenchError(f"'{run.path}' holds a {existing.framework} detection run; choose another "
                             f"--work-dir for {record.framework}")
+
+
+def interrupted_note(work_dir: Path, options: DetectOptions) -> str:
+    """What a stopped ``detect`` kept and the command that continues it."""
+    if options.eval_only:
+        return "nothing was written; rerun the same command to evaluate"
+    if (Path(work_dir) / "last_checkpoint").is_file():
+        again = "rerun the same command" if options.resume else "rerun the same command with --resume"
+        return f"the detector's checkpoints so far are in '{work_dir}'; {again} to continue from the last one"
+    return "no detector checkpoint was written yet; rerun the same command to start again"
+
+
+RESUME_KEYS = ("meta", "state_dict", "message_hub")  # what mmengine's Runner.resume reads unconditionally
+
+
+def check_resume_checkpoint(work_dir: Path) -> Path | None:
+    """``detect --resume``: the checkpoint mmengine continues from (named by its ``last_checkpoint``
+    file), checked before mmengine reads it: a missing, damaged or incomplete file is one line
+    (mmengine raised FileNotFoundError / KeyError). None: no pointer, training starts afresh."""
+    pointer = Path(work_dir) / "last_checkpoint"
+    if not pointer.is_file():
+        return None
+    named = pointer.read_text().strip()
+    fix = (f"delete '{pointer}' to start over, or write the path of an earlier epoch_N.pth / iter_N.pth of "
+           f"'{work_dir}' into it")
+    path = Path(named)
+    if not named or not path.is_file():
+        raise GcpbenchError(f"--resume: '{pointer}' names '{named}', which does not exist; {fix}")
+    from gcpbench.detection.weights import read_weights
+
+    try:
+        checkpoint = read_weights(path)
+    except GcpbenchError as exc:
+        raise GcpbenchError(f"--resume: {exc}; or {fix}") from None
+    missing = [key for key in RESUME_KEYS if key not in checkpoint]
+    if not missing and not isinstance(checkpoint["meta"], dict):
+        missing = ["meta (not a table)"]
+    if missing:
+        raise GcpbenchError(f"--resume: '{path}' is not a complete mmengine checkpoint (no {', '.join(missing)}); {fix}")
+    return path
 
 
 def _last_checkpoint(work_dir: Path) -> str | None:

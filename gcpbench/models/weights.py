@@ -169,7 +169,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, name: str, **extr
 
 def _canonical(name: str) -> str:
     """The one spelling of a zoo or timm / torchvision model name (unknown names as given)."""
-    from gcpbench.models.external import model_identity
+    from gcpbench.models.registry import model_identity
 
     try:
         return model_identity(name).name

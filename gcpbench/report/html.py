@@ -73,11 +73,12 @@ def wide_html(table: WideTable) -> str:
             f"{_head(names, numeric, table.groups, len(labels))}<tbody>{body}</tbody></table></div>{legend}")
 
 
-def long_html(frame: pd.DataFrame, name: str) -> str:
-    """A long table with numbers right-aligned (two decimals, missing as an em dash)."""
+def long_html(frame: pd.DataFrame, name: str, flags: dict[str, str] | None = None) -> str:
+    """A long table with numbers right-aligned (two decimals, missing as an em dash, a flagged
+    number with its row's status)."""
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
                for c in frame.columns]
-    shown = display_frame(frame)
+    shown = display_frame(frame, flags)
     body = "".join("<tr>" + "".join(f'<td class="{"num" if n else "text"}">{_e(v)}</td>' for v, n in zip(row, numeric))
                    + "</tr>" for row in shown.itertuples(index=False))
     return (f'<div class="scroll"><table class="long" id="{_e(name)}">{_head(list(frame.columns), numeric)}'
@@ -102,7 +103,7 @@ def report_html(content: ReportContent) -> str:
         parts.append("<details><summary>Runs and the commands that made them</summary>"
                      f"{long_html(runs, 'runs')}</details>")
     if content.warnings:
-        parts.append("<h2>Skipped (unreadable or partial)</h2><ul>"
+        parts.append("<h2>Warnings (skipped, unreadable or stale files)</h2><ul>"
                      + "".join(f"<li>{_e(w)}</li>" for w in content.warnings) + "</ul>")
     if content.wide:
         parts.append("<h2>Paper layout</h2>")
@@ -112,7 +113,7 @@ def report_html(content: ReportContent) -> str:
         parts += [f"<h2>{_e(table.title)}</h2>"]
         if table.note:
             parts.append(f'<p class="note">{_note(table.note)}</p>')
-        parts.append(long_html(table.frame, table.name))
+        parts.append(long_html(table.frame, table.name, table.flags))
     figures = content.shown_figures()
     if figures:
         parts.append("<h2>Figures</h2>")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from gcpbench.report.status import marked
 from gcpbench.report.tables import Table
 from gcpbench.report.wide import WideTable
 
@@ -112,6 +113,12 @@ def long_to_latex(table: Table) -> str:
     body = [rf"\begin{{tabular}}{{{''.join(align)}}}", r"\toprule"]
     body += _header(list(frame.columns), align, [], 0) + [r"\midrule"]
     rows = [[_long_cell(value) for value in values] for values in frame.itertuples(index=False)]
+    for value, state in table.flags.items():  # a flagged number shows its row's status: 74.09 [stale]
+        if value in frame.columns and state in table.frame.columns:
+            column = list(frame.columns).index(value)
+            for cells, flag in zip(rows, table.frame[state]):
+                if cells[column] != "—":
+                    cells[column] = marked(cells[column], flag if isinstance(flag, str) else "")
     body += [" & ".join(latex_escape(cell) for cell in cells) + r" \\" for cells in rows]
     body += [r"\bottomrule", r"\end{tabular}"]
     return _wrap(body, table.title, table.name, too_wide(list(frame.columns), rows), [])

@@ -20,6 +20,7 @@ from gcpbench.report.columns import csv_header
 from gcpbench.report.content import ReportContent
 from gcpbench.report.latex import long_to_latex, wide_to_latex
 from gcpbench.report.provenance_header import SHOWN_RUN_COLUMNS, stack_lines
+from gcpbench.report.status import marked
 from gcpbench.report.tables import Table
 from gcpbench.report.wide import WideTable
 
@@ -37,17 +38,24 @@ def format_cell(value: object, decimals: int = 2) -> str:
     return str(value)
 
 
-def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with every cell formatted by :func:`format_cell`."""
-    return pd.DataFrame({c: [format_cell(v) for v in frame[c].astype(object)] for c in frame.columns},
-                        columns=list(frame.columns), dtype=object)
+def display_frame(frame: pd.DataFrame, flags: dict[str, str] | None = None) -> pd.DataFrame:
+    """``frame`` with every cell formatted by :func:`format_cell`; a value column named in
+    ``flags`` (value column -> status column) shows its row's status after the number
+    (``74.09 [stale]``, :func:`gcpbench.report.status.marked`), so no flagged number reads as a plain one."""
+    shown = pd.DataFrame({c: [format_cell(v) for v in frame[c].astype(object)] for c in frame.columns},
+                         columns=list(frame.columns), dtype=object)
+    for value, state in (flags or {}).items():
+        if value in frame.columns and state in frame.columns:
+            shown[value] = [marked(text, s if isinstance(s, str) else "") if text != EM_DASH else text
+                            for text, s in zip(shown[value], frame[state])]
+    return shown
 
 
-def to_markdown(frame: pd.DataFrame) -> str:
+def to_markdown(frame: pd.DataFrame, flags: dict[str, str] | None = None) -> str:
     """A GitHub-flavoured Markdown table (a line saying so when there are no rows)."""
     if frame.empty:
         return "_no entries_\n"
-    return display_frame(frame).to_markdown(index=False, disable_numparse=True) + "\n"
+    return display_frame(frame, flags).to_markdown(index=False, disable_numparse=True) + "\n"
 
 
 def csv_text(table: Table) -> str:
@@ -61,7 +69,7 @@ def write_table(table: Table, out_dir: Path) -> dict[str, Path]:
     """Write ``<name>.md``, ``<name>.csv`` and ``<name>.tex`` into ``out_dir``."""
     out_dir = Path(out_dir)
     return {
-        "md": atomic_write_text(out_dir / f"{table.name}.md", f"### {table.title}\n\n{to_markdown(table.frame)}"),
+        "md": atomic_write_text(out_dir / f"{table.name}.md", f"### {table.title}\n\n{to_markdown(table.frame, table.flags)}"),
         "csv": atomic_write_text(out_dir / f"{table.name}.csv", csv_text(table)),
         "tex": atomic_write_text(out_dir / f"{table.name}.tex", long_to_latex(table)),
     }
@@ -108,7 +116,7 @@ def report_markdown(content: ReportContent, out_dir: Path) -> str:
     lines = header_markdown(content)
     lines += ["Runs: " + (", ".join(f"`{s}`" for s in content.sources) if content.sources else EM_DASH), ""]
     if content.warnings:
-        lines += ["**Skipped (unreadable or partial):**", ""] + [f"- {w}" for w in content.warnings] + [""]
+        lines += ["**Warnings (skipped, unreadable or stale files):**", ""] + [f"- {w}" for w in content.warnings] + [""]
     if content.wide:
         lines += ["## Paper layout", ""]
         for table in content.wide:
@@ -119,7 +127,7 @@ def report_markdown(content: ReportContent, out_dir: Path) -> str:
         if table.note:
             lines += [table.note, ""]
         files = " · ".join(f"[{ext}]({table.name}.{ext})" for ext in ("md", "csv", "tex"))
-        lines += [to_markdown(table.frame), f"Files: {files}", ""]
+        lines += [to_markdown(table.frame, table.flags), f"Files: {files}", ""]
     figures = content.shown_figures()
     if figures:
         lines += ["## Figures", ""]

@@ -124,10 +124,10 @@ class WideTable:
         return pd.concat([self.labels, self.values], axis=1)
 
 
-def _status_marks(long: pd.DataFrame) -> pd.Series:
+def _status_marks(long: pd.DataFrame, columns: Sequence[str] = STATUS_COLUMNS) -> pd.Series:
     """Per row of a long table: "†" where a status column says the number is not plain."""
     marks = pd.Series("", index=long.index)
-    for column in STATUS_COLUMNS:
+    for column in columns:
         if column in long:
             status = long[column].astype(object)
             text = status.astype(str).str.lower()
@@ -262,7 +262,9 @@ ROBUSTNESS_COLUMNS = ("mCE", "relative mCE", "mFP", "mT5D")
 def robustness_wide(long: pd.DataFrame) -> WideTable:
     """Methods (architecture x head) as rows; mCE, relative mCE, mFP, mT5D as columns."""
     frame = long.assign(_variant=[_dim_label(d) if h == "GCP" else "" for d, h in zip(long["GCP dim"], long["head"])],
-                        _method=_method_label(long), _mark=_status_marks(long))
+                        _method=_method_label(long),
+                        _mark_c=_status_marks(long, ("status (C)", *STATUS_COLUMNS)),  # ImageNet-C's flags
+                        _mark_p=_status_marks(long, ("status (P)", *STATUS_COLUMNS)))  # ImageNet-P's
     rows: dict[tuple, dict[str, object]] = {}
     marks: dict[tuple, dict[str, str]] = {}
     for _, r in frame[frame[f"{PAPER} mCE"].notna()].iterrows():
@@ -279,11 +281,12 @@ def robustness_wide(long: pd.DataFrame) -> WideTable:
             if measured.empty:
                 continue
             chosen = _chosen(measured)
+            mark = chosen["_mark_c" if metric in ("mCE", "relative mCE") else "_mark_p"]
             _fill(rows, marks, (arch, head, variant, method, f"{OURS} ({data})", "ours"), metric, chosen[metric],
-                  chosen["_mark"], len(measured))
+                  mark, len(measured))
             if not pd.isna(chosen[f"{DELTA} {metric}"]):
                 _fill(rows, marks, (arch, head, variant, method, f"{DELTA} ({data})", "delta"), metric,
-                      chosen[f"{DELTA} {metric}"], chosen["_mark"], len(measured))
+                      chosen[f"{DELTA} {metric}"], mark, len(measured))
     rows = _ordered(rows, lambda k: (_arch_rank(k[0]), k[0], k[1], _dim_rank(k[2]), k[3], _KIND_ORDER[k[-1]], k[4]))
     table = _build("table_robustness", "Robustness: ImageNet-C mCE, relative mCE and ImageNet-P mFP, mT5D "
                    "(% of AlexNet, lower is better)", rows, marks,

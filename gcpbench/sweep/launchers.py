@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from gcpbench.children import popen, stop
 from gcpbench.errors import GcpbenchError
 from gcpbench.sweep.plan import SweepDir
 
@@ -117,27 +118,34 @@ def launch_local(sweep: SweepDir, names: list[str], gpus: int = 0,
     queue = list(names)
     running: dict[int, tuple[str, subprocess.Popen]] = {}
     codes: dict[str, int] = {}
-    while queue or running:
-        for slot in range(slots):
-            if slot in running or not queue:
-                continue
-            name = queue.pop(0)
-            env = dict(os.environ)
-            if gpus > 0:
-                env["CUDA_VISIBLE_DEVICES"] = str(slot)
-            with open(sweep.log(name), "a") as log:
-                process = subprocess.Popen(_job_command(sweep, name), env=env, stdout=log, stderr=subprocess.STDOUT)
-            running[slot] = (name, process)
-            say(f"started {name}" + (f" on GPU {slot}" if gpus > 0 else "") + f" (log: {sweep.log(name)})")
-        for slot, (name, process) in list(running.items()):
-            code = process.poll()
-            if code is None:
-                continue
-            del running[slot]
-            codes[name] = code
-            say(f"{'finished' if code == 0 else 'FAILED'} {name}" + ("" if code == 0 else f" (exit {code})"))
-        if running:
-            time.sleep(0.5)
+    try:
+        while queue or running:
+            for slot in range(slots):
+                if slot in running or not queue:
+                    continue
+                name = queue.pop(0)
+                env = dict(os.environ)
+                if gpus > 0:
+                    env["CUDA_VISIBLE_DEVICES"] = str(slot)
+                with open(sweep.log(name), "a") as log:
+                    process = popen(_job_command(sweep, name), env=env, stdout=log, stderr=subprocess.STDOUT)
+                running[slot] = (name, process)
+                say(f"started {name}" + (f" on GPU {slot}" if gpus > 0 else "") + f" (log: {sweep.log(name)})")
+            for slot, (name, process) in list(running.items()):
+                code = process.poll()
+                if code is None:
+                    continue
+                del running[slot]
+                codes[name] = code
+                say(f"{'finished' if code == 0 else 'FAILED'} {name}" + ("" if code == 0 else f" (exit {code})"))
+            if running:
+                time.sleep(0.5)
+    finally:  # interrupted (Ctrl-C, SIGTERM) or failed: the jobs stop too, each recording where it was
+        for _, process in running.values():
+            if process.poll() is None:
+                process.terminate()
+        for _, process in running.values():
+            stop(process)
     return codes
 
 

@@ -35,6 +35,7 @@ from typing import Any, Iterable
 
 from gcpbench.errors import GcpbenchError
 from gcpbench.models.registry import closest, model_info, model_name
+from gcpbench.paths import require_folder_name
 from gcpbench.runtime import first_line
 from gcpbench.train.config import TrainOptions
 from gcpbench.train.schedules import canonical_schedule
@@ -276,7 +277,8 @@ def parse_spec(data: dict[str, Any], default_name: str) -> SweepSpec:
     if not isinstance(grids, list) or not all(isinstance(g, dict) for g in grids):
         raise GcpbenchError("spec: 'grid' must be a list of tables (in TOML, one double-bracketed grid header each)")
     runs = [run for index, grid in enumerate(grids, 1) for run in expand_grid(grid, defaults, f"spec grid {index}")]
-    return SweepSpec(str(data.get("name") or default_name), merge_runs(runs), _eval_options(data.get("options")))
+    name = require_folder_name(str(data.get("name") or default_name), "spec: name")
+    return SweepSpec(name, merge_runs(runs), _eval_options(data.get("options")))
 
 
 def load_spec(path: str | Path) -> SweepSpec:

@@ -77,6 +77,23 @@ def auto_resume_target(options: TrainOptions) -> str | None:
     return auto_resume_run(options.out)
 
 
+def unstarted_run(options: TrainOptions) -> str | None:
+    """``train --out RUN`` where RUN holds a training run that never finished an epoch (its
+    ``config.json``, no ``checkpoints/last.pt``: it was stopped during its first epoch) with the
+    same configuration: RUN, to continue as ``--resume RUN`` (from epoch 1), so that rerunning the
+    same command starts it again. None otherwise (a finished epoch needs ``--resume``)."""
+    if options.resume is not None or not options.out:
+        return None
+    run = RunDir(Path(options.out))
+    if not run.config.is_file() or run.last_checkpoint.is_file():
+        return None
+    try:
+        stored_config(replace(options, resume=options.out))
+    except GcpbenchError:  # another configuration (or no training run): refused as a new run would be
+        return None
+    return options.out
+
+
 def _stored_value(option: str, given: Any, stored: Any) -> Any:
     """The configuration value that option value ``given`` stands for, beside the ``stored`` one."""
     if option == "head":

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gcpbench.data.unreadable import UnreadableLog
-from gcpbench.errors import GcpbenchError
+from gcpbench.errors import GcpbenchError, Interrupted
 from gcpbench.gcp import set_gcp_precision
 from gcpbench.io import atomic_write, read_jsonl, remove_stale_temps
 from gcpbench.paths import AUTO_RESUME
@@ -33,7 +33,7 @@ from gcpbench.records import EpochRecord, TrainConfig
 from gcpbench.runs import RunDir, new_run_dir
 from gcpbench.train import distributed as ddp
 from gcpbench.train.config import (TrainOptions, auto_resume_target, new_config, schedule_from_config,
-                                   stored_config)
+                                   stored_config, unstarted_run)
 from gcpbench.train.progress import TrainReporter
 from gcpbench.train.schedules import Schedule, canonical_schedule, make_schedule
 from gcpbench.train.tensorboard import open_log
@@ -292,28 +292,52 @@ def _save(s: Session, epoch: int, history: list[EpochRecord], best: float, impro
 
 
 def fit(s: Session, start_epoch: int, history: list[EpochRecord], best: float) -> list[EpochRecord]:
-    """Train from ``start_epoch`` (0-based) to the end; returns every epoch record."""
+    """Train from ``start_epoch`` (0-based) to the end; returns every epoch record. Ctrl-C or
+    SIGTERM raises :class:`Interrupted` saying which epoch was lost and what continues."""
     offset = history[-1].wall_time_s if history else 0.0
     started = time.perf_counter()
+    saved = start_epoch
     for epoch in range(start_epoch, s.config.epochs):
-        measured = {**train_one_epoch(s, epoch), **validate(s)}
-        ddp.check_in_sync(s.net, s.ctx)
-        s.unreadable.end_epoch(epoch + 1, lambda paths: ddp.all_gather_object(paths, s.ctx), s.ctx.is_main)
-        record = EpochRecord(epoch=epoch + 1, wall_time_s=offset + time.perf_counter() - started,
-                             **{k: measured[k] for k in EpochRecord.COLUMNS[1:-1]})
-        _require_finite_epoch(s, record)
-        history.append(record)
-        improved = record.val_top1 > best
-        best = max(best, record.val_top1)
-        if s.ctx.is_main:  # the epoch's metrics first: a failed checkpoint write loses no finished epoch
-            write_metrics(s.run, history, s.config)
-        _save(s, epoch + 1, history, best, improved)
-        if s.ctx.is_main:
-            s.reporter.end_epoch(record)
-            if s.tensorboard is not None:
-                s.tensorboard.epoch(record)
-        ddp.barrier(s.ctx)
+        try:
+            measured = {**train_one_epoch(s, epoch), **validate(s)}
+            ddp.check_in_sync(s.net, s.ctx)
+            s.unreadable.end_epoch(epoch + 1, lambda paths: ddp.all_gather_object(paths, s.ctx), s.ctx.is_main)
+            record = EpochRecord(epoch=epoch + 1, wall_time_s=offset + time.perf_counter() - started,
+                                 **{k: measured[k] for k in EpochRecord.COLUMNS[1:-1]})
+            _require_finite_epoch(s, record)
+            history.append(record)
+            improved = record.val_top1 > best
+            best = max(best, record.val_top1)
+            if s.ctx.is_main:  # the epoch's metrics first: a failed checkpoint write loses no finished epoch
+                write_metrics(s.run, history, s.config)
+            _save(s, epoch + 1, history, best, improved)
+            saved = epoch + 1
+            if s.ctx.is_main:
+                s.reporter.end_epoch(record)
+                if s.tensorboard is not None:
+                    s.tensorboard.epoch(record)
+            ddp.barrier(s.ctx)
+        except KeyboardInterrupt:
+            raise Interrupted(interrupted_note(s.run, saved, s.config.epochs, running=saved == epoch,
+                                               command=s.config.command)) from None
     return history
+
+
+def interrupted_note(run: RunDir, saved: int, epochs: int, running: bool, command: str = "train") -> str:
+    """What a stopped training kept and lost, and the command that continues it: ``saved`` epochs
+    are in ``last.pt``; ``running``: the next one had started (it is lost and runs again);
+    ``command``: the gcpbench command that made the run (``train``, ``finetune``)."""
+    resume = f"continue with `gcpbench {command} --resume {run.path}`"
+    if saved >= epochs:
+        return f"all {epochs} epochs are saved ({run.last_checkpoint}); the run is finished"
+    kept = ("no epoch had finished" if saved == 0 else f"epoch 1 is saved ({run.last_checkpoint})" if saved == 1
+            else f"epochs 1-{saved} are saved ({run.last_checkpoint})")
+    if running:
+        again = "starts epoch 1 again" if saved == 0 else f"resumes at epoch {saved + 1}"
+        return f"epoch {saved + 1}/{epochs} was running and is lost; {kept}; {resume} (it {again})"
+    if saved == 0:
+        return f"no epoch had started; {resume} (it starts at epoch 1)"
+    return f"{kept}; {resume} (it resumes at epoch {saved + 1})"
 
 
 # ------------------------------------------------------------------------------------ entry
@@ -478,6 +502,9 @@ def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool, reporter_class: typ
 def _train(task: Task, options: Any, ctx: ddp.DistContext, reporter: type[TrainReporter]) -> RunDir:
     if options.resume == AUTO_RESUME:  # rank 0 decides, so every rank takes the same path
         options = replace(options, resume=ddp.broadcast_object(auto_resume_target(options), ctx))
+    elif isinstance(options, TrainOptions) and options.resume is None and options.out:  # the same command again after a stop in epoch 1
+        restart = ddp.broadcast_object(unstarted_run(options) if ctx.is_main else None, ctx)
+        options = replace(options, resume=restart) if restart else options
     quiet = options.quiet or not ctx.is_main
     target = options.resume or options.out  # None: a new, time-stamped directory nobody else writes
     with contextlib.ExitStack() as stack:
@@ -501,7 +528,14 @@ def _train(task: Task, options: Any, ctx: ddp.DistContext, reporter: type[TrainR
             remove_stale_temps(run.checkpoints)
             remove_stale_temps(run.path, (run.metrics_jsonl.name, run.metrics_csv.name, run.config.name))
             remove_stale_temps(run.plots, ("convergence.png",))
-        run = _train_locked(options, ctx, prepared, reporter)
+        try:
+            run = _train_locked(options, ctx, prepared, reporter)
+        except Interrupted:
+            raise
+        except KeyboardInterrupt:  # before this process's first epoch began
+            saved = int(prepared.checkpoint["epoch"]) if prepared.checkpoint else 0
+            raise Interrupted(interrupted_note(prepared.run, saved, prepared.config.epochs, running=False,
+                                               command=prepared.config.command)) from None
         if task.finish is not None:
             task.finish(ctx, run, options)
         return run
@@ -519,11 +553,7 @@ def _train_locked(options: Any, ctx: ddp.DistContext, prepared: Prepared,
                     s.reporter.log(f"resuming at epoch {start_epoch + 1}/{config.epochs} from "
                                    f"{run.last_checkpoint if prepared.checkpoint else 'the start (no checkpoint yet)'}")
                     _rewrite_history(run, history, config)
-            try:
-                history = fit(s, start_epoch, history, best)
-            except KeyboardInterrupt:
-                s.reporter.log(f"interrupted: continue with `gcpbench {config.command} --resume {run.path}`")
-                raise
+            history = fit(s, start_epoch, history, best)
         if ctx.is_main:
             top = max(history, key=lambda r: r.val_top1)
             s.reporter.log(f"finished {config.epochs} epochs: best val top-1 {top.val_top1:.2f}% (epoch "
