@@ -457,7 +457,7 @@ def stale_result(sb: Sandbox) -> None:
     (run / "eval").mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"command": "eval-c", "model": "resnet18_gap"}))
     identity = ResultIdentity(Producer("resnet18_gap", sb.vars["ckpt"], "ab" * 32), "/data/c")
-    result = CorruptionResult(model="resnet18_gap", dataset="imagenet-c", mCE=74.09, relative_mCE=None,
+    result = CorruptionResult(model="resnet18_gap", dataset="imagenet-c", mCE_pct=74.09, relative_mCE_pct=None,
                               source_kind="imagenet-val", identity=identity)
     (run / "eval" / "imagenet_c_summary.json").write_text(json.dumps(result.to_json()))
     sb.vars["stale"] = str(run)
