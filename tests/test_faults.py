@@ -943,8 +943,6 @@ FAULTS: list[Fault] = [
           env=SLURM_PATH),
     Fault("short-time/sweep", "sweep {spec} --launcher slurm --out {sweep} --time 8", code=0,
           warning=r"--time 8 min leaves no room after the USR2 delay", setup=slurm_sweep(""), env=SLURM_PATH),
-    Fault("sigint/train", TRAIN.replace("--epochs 1", "--epochs 200") + " --data {data} --out {tmp}/out", code=130,
-          run=interrupt_once("out/config.json")),
 
     # 7. Ctrl-C exits 130 (eval-c on a larger tree: tests/test_integrity.py): one line, the command that continues
     Fault("sigint/train", TRAIN.replace("--epochs 1", "--epochs 200") + " --data {data} --out {tmp}/out",
