@@ -898,7 +898,7 @@ FAULTS: list[Fault] = [
           setup=fgvc_tree("cars", bad_class=9)),
     Fault("fgvc-other-architecture/finetune",
           FINETUNE.format(dataset="cub", root="{cub}").replace("--ckpt {ckpt}", "--model resnet34 --weights {ckpt}"),
-          r"does not fit 'resnet34_gap': .*; it looks like a 'resnet18_gap' checkpoint", setup=fgvc_tree("cub")),
+          r"holds a resnet18_gap, but the model was given as resnet34_gap", setup=fgvc_tree("cub")),
     Fault("fgvc-wrong-layout/data-check", "data check cars {cub} --quiet",
           r"Stanford Cars root '.*CUB_200_2011' has no cars_train/ folder", setup=fgvc_tree("cub")),
     # issue 23, 2. link cycles and files reached twice: refused in one line by every walk

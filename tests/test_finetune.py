@@ -417,7 +417,7 @@ def test_cli_faults_are_one_line(tmp_path, run_cli) -> None:
     code, _, err = run_cli("finetune", "--dataset", "cub", "--data", str(root), "--model", "resnet34",
                            "--weights", str(other), "--out", str(tmp_path / "r2"), "--quiet")
     errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert code == 2 and len(errors) == 1 and "looks like a 'resnet18_gap' checkpoint" in errors[0]
+    assert code == 2 and len(errors) == 1 and "holds a resnet18_gap, but the model was given as resnet34_gap" in errors[0]
     assert "Traceback" not in err
 
 

@@ -257,6 +257,10 @@ def build_config(framework: str, backbone: str | Backbone, *, work_dir: str | os
         if not any(b.get("type") == "TensorboardVisBackend" for b in backends):
             backends.append(dict(type="TensorboardVisBackend"))
         run["visualizer.vis_backends"] = backends
+    if cfg.get("visualizer") is not None:
+        # mmengine keeps one visualizer per name for the whole process (ManagerMixin): a second
+        # detect in one process would write its TensorBoard / local files into the first run's folder
+        run["visualizer.name"] = f"gcpbench:{work_dir}"
     cfg.merge_from_dict(run)
     if cfg_options:
         cfg.merge_from_dict(check_cfg_options(cfg_options))
