@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -19,11 +19,36 @@ def weights_option() -> Optional[Path]:
     return typer.Option(None, "--weights", help=WEIGHTS_HELP)
 
 
-def resolve(ckpt: Optional[Path], model: Optional[str], weights: Optional[Path]):
-    """The model to evaluate (:func:`gcpbench.models.resolve.resolve_model`)."""
+GCP_NORM_HELP = ("GCP normalisation: isqrt (iSQRT-COV), mpn (MPN-COV), log (O2P), mpa (MPA-Lya), bcnn (B-CNN), "
+                 "cbp (compact bilinear), none (plain covariance), dropcov (DropCov) [default: isqrt; a zoo name's "
+                 "_NAME suffix says it too]")
+
+
+def gcp_norm_option() -> Optional[str]:
+    return typer.Option(None, "--gcp-norm", help=GCP_NORM_HELP)
+
+
+def gcp_power_option() -> Optional[float]:
+    return typer.Option(None, "--gcp-power", help="matrix power of --gcp-norm mpn [default: 0.5]")
+
+
+def cbp_dim_option() -> Optional[int]:
+    return typer.Option(None, "--cbp-dim", help="projection size of --gcp-norm cbp [default: 8192]")
+
+
+def gcp_options(power: Optional[float], cbp_dim: Optional[int]) -> Optional[dict[str, Any]]:
+    """The GCP method options the command line gave (None when it gave none)."""
+    options = {k: v for k, v in (("power", power), ("proj_dim", cbp_dim)) if v is not None}
+    return options or None
+
+
+def resolve(ckpt: Optional[Path], model: Optional[str], weights: Optional[Path], gcp_norm: Optional[str] = None,
+            options: Optional[dict[str, Any]] = None):
+    """The model to evaluate (:func:`gcpbench.models.resolve.resolve_model`); ``gcp_norm`` must agree
+    with the model's normalisation, ``options`` with its GCP options."""
     from gcpbench.models.resolve import resolve_model
 
-    return resolve_model(ckpt, model, weights)
+    return resolve_model(ckpt, model, weights, gcp_norm=gcp_norm, gcp_options=options)
 
 
 def describe(resolved, quiet: bool = False) -> None:

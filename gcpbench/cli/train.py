@@ -6,6 +6,7 @@ from typing import Optional
 import typer
 
 from gcpbench.cli import app
+from gcpbench.cli.modelopts import cbp_dim_option, gcp_norm_option, gcp_options, gcp_power_option
 
 EPILOG = (
     "Several GPUs or machines: torchrun --nproc_per_node=N -m gcpbench train ... (multi-node: add --nnodes=M "
@@ -18,6 +19,9 @@ def train(
     arch: Optional[str] = typer.Argument(None, help="resnet18/34/50/101, mobilenetv2, shufflenetv2 (or a zoo name), timm/<name> or torchvision/<name>"),
     head: Optional[str] = typer.Option(None, "--head", help="gap or gcp [default: gap]"),
     gcp_dim: Optional[int] = typer.Option(None, "--gcp-dim", help="GCP size, 256 or 128 [default: 256]"),
+    gcp_norm: Optional[str] = gcp_norm_option(),
+    gcp_power: Optional[float] = gcp_power_option(),
+    cbp_dim: Optional[int] = cbp_dim_option(),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="LRnorm, LRfast or LRadju [default: LRnorm]"),
     data: Optional[str] = typer.Option(None, "--data", help="ImageFolder root with train/ and val/ [default: the built-in synthetic set]"),
     out: Optional[str] = typer.Option(None, "--out", help="run directory [default: runs/<model>_<schedule>_<time>]"),
@@ -48,7 +52,8 @@ def train(
     from gcpbench.cli.ui import RichTrainReporter
     from gcpbench.train import TrainOptions, train as run
 
-    run(TrainOptions(arch=arch, head=head, gcp_dim=gcp_dim, schedule=schedule, data=data, out=out, epochs=epochs,
+    run(TrainOptions(arch=arch, head=head, gcp_dim=gcp_dim, gcp_norm=gcp_norm,
+                     gcp_options=gcp_options(gcp_power, cbp_dim), schedule=schedule, data=data, out=out, epochs=epochs,
                      batch_size=batch_size, lr=lr, workers=workers, amp=amp, channels_last=channels_last,
                      device=device, seed=seed, deterministic=deterministic, resume=resume, quiet=quiet,
                      landscape_every=landscape_every, landscape_num_eta=landscape_num_eta,

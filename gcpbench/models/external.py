@@ -31,10 +31,13 @@ from torch import Tensor, nn
 
 from gcpbench.errors import GcpbenchError
 from gcpbench.models.heads import HeadSpec, make_gcp, reduction_block
+from gcpbench.pooling.registry import DEFAULT_NORM, NORMS, method
 from gcpbench.runtime import first_line
 
 SOURCES: tuple[str, ...] = ("timm", "torchvision")
-_NAME = re.compile(r"^(?P<source>timm|torchvision)/(?P<arch>.+?)(?:_gcp(?P<dim>\d+)?)?(?P<s1>_s1)?$")
+_NORMS = "|".join(n for n in NORMS if n != DEFAULT_NORM)
+_NAME = re.compile(r"^(?P<source>timm|torchvision)/(?P<arch>.+?)(?:_gcp(?P<dim>\d+)?(?:_(?P<norm>" + _NORMS
+                   + r"))?)?(?P<s1>_s1)?$")
 
 
 def is_external(name: str | None) -> bool:
@@ -59,23 +62,25 @@ class ExternalSpec:
 
     @property
     def name(self) -> str:
-        """The full model name, e.g. ``timm/convnext_atto_gcp128_s1``."""
+        """The full model name, e.g. ``timm/convnext_atto_gcp128_s1``, ``timm/convnext_tiny_gcp_dropcov``."""
         name = self.base
         if self.head.is_gcp:
-            name += "_gcp" if self.head.dim == 256 else f"_gcp{self.head.dim}"
+            name += self.head.suffix
         return name + ("_s1" if self.last_stride_one else "")
 
 
 def parse_name(name: str, head: str | None = None, gcp_dim: int | None = None, last_stride_one: bool | None = None,
-               kwargs: dict[str, Any] | None = None) -> ExternalSpec:
-    """The spec of an external name; ``head``/``gcp_dim``/``last_stride_one`` add to (and must agree
-    with) what the name's suffixes say. Unknown architectures raise with the closest name."""
+               kwargs: dict[str, Any] | None = None, gcp_norm: str | None = None,
+               gcp_options: dict[str, Any] | None = None) -> ExternalSpec:
+    """The spec of an external name; ``head``/``gcp_dim``/``last_stride_one``/``gcp_norm`` add to
+    (and must agree with) what the name's suffixes say; ``gcp_options`` are the normalisation's
+    options. Unknown architectures raise with the closest name."""
     match = _NAME.match(name.strip())
     if match is None:
         raise GcpbenchError(f"'{name}' is not a timm/<name> or torchvision/<name> model name")
     source, arch = match["source"], match["arch"]
     named_gcp = "_gcp" in match.group(0)[match.end("arch"):]
-    head = (head or ("gcp" if named_gcp else "gap")).lower()
+    head = (head or ("gcp" if named_gcp or gcp_norm else "gap")).lower()
     if head not in ("gap", "gcp"):
         raise GcpbenchError(f"unknown head '{head}': use --head gap or --head gcp")
     if named_gcp and head == "gap":
@@ -89,9 +94,25 @@ def parse_name(name: str, head: str | None = None, gcp_dim: int | None = None, l
     stride_one = bool(match["s1"]) or bool(last_stride_one)
     if stride_one and head != "gcp":
         raise GcpbenchError("the last-stage stride-1 option belongs to GCP heads (the paper's ResNet trick); add --head gcp")
+    norm = _norm(name, match["norm"], gcp_norm, head)
     check_arch(source, arch)
-    return ExternalSpec(source, arch, HeadSpec(head, dim) if head == "gcp" else HeadSpec("gap"), stride_one,
-                        dict(kwargs or {}))
+    spec = HeadSpec(head, dim, norm=norm).with_options(gcp_options) if head == "gcp" else HeadSpec("gap")
+    return ExternalSpec(source, arch, spec, stride_one, dict(kwargs or {}))
+
+
+def _norm(name: str, named: str | None, given: str | None, head: str) -> str:
+    """The GCP normalisation: the name's suffix, or ``given`` (which must agree with it)."""
+    if given is not None:
+        if head != "gcp":
+            raise GcpbenchError(f"--gcp-norm {given} applies to GCP heads only: add --head gcp")
+        given = method(given).name
+        if named is not None and named != given:
+            raise GcpbenchError(f"'{name}' names the {named} normalisation but --gcp-norm {given} was given; "
+                                "drop one of them")
+        if named is None and given != DEFAULT_NORM and "_gcp" in name:
+            raise GcpbenchError(f"'{name}' names the {DEFAULT_NORM} normalisation but --gcp-norm {given} was given; "
+                                "drop one of them")
+    return named or given or DEFAULT_NORM
 
 
 # ------------------------------------------------------------------------------ names
@@ -383,12 +404,13 @@ class ModelIdentity:
     head: HeadSpec
 
 
-def model_identity(name: str) -> ModelIdentity:
-    """The identity of a zoo name, an architecture (``resnet50``: GAP) or a timm/torchvision name."""
+def model_identity(name: str, gcp_options: dict[str, Any] | None = None) -> ModelIdentity:
+    """The identity of a zoo name, an architecture (``resnet50``: GAP) or a timm/torchvision name;
+    ``gcp_options`` (the GCP normalisation's options, checked) go into the head."""
     if is_external(name):
-        spec = parse_name(name)
+        spec = parse_name(name, gcp_options=gcp_options)
         return ModelIdentity(spec.name, spec.base, None, spec.head)
     from gcpbench.models.registry import model_info, model_name
 
     info = model_info(model_name(name))
-    return ModelIdentity(info.name, info.arch, info.family, info.head)
+    return ModelIdentity(info.name, info.arch, info.family, info.head.with_options(gcp_options))

@@ -12,6 +12,7 @@ from gcpbench.models.heads import HeadSpec
 from gcpbench.models.mobilenetv2 import MobileNetV2
 from gcpbench.models.resnet import ResNet
 from gcpbench.models.shufflenetv2 import ShuffleNetV2
+from gcpbench.pooling.registry import DEFAULT_NORM, NORMS, method
 
 
 @dataclass(frozen=True)
@@ -39,16 +40,27 @@ def _register() -> dict[str, ModelInfo]:
             name = f"{arch}_{suffix}"
             models[name] = ModelInfo(name, arch, family, head, factory, originals.get(suffix), key)
 
-    three = {"gap": HeadSpec("gap"), "gcp": HeadSpec("gcp", 256), "gcp128": HeadSpec("gcp", 128)}
+    three = _heads((256, 128))
     for depth in (18, 34, 50, 101):
         arch = f"resnet{depth}"
         add(arch, "resnet", _resnet(depth), three,
             {"gcp": f"{arch}_mpncov", "gcp128": f"{arch}_mpncov_128"}, "fc.weight")
     add("mobilenetv2", "mobilenetv2", lambda h, n: MobileNetV2(h, n), three,
         {"gcp": "mobilenet_v2_mpncov", "gcp128": "mobilenet_v2_mpncov_128"}, "classifier.1.weight")
-    add("shufflenetv2", "shufflenetv2", lambda h, n: ShuffleNetV2(h, n),
-        {"gap": three["gap"], "gcp": three["gcp"]}, {"gcp": "shufflenet_v2_mpncov_x1_0"}, "fc.weight")
+    add("shufflenetv2", "shufflenetv2", lambda h, n: ShuffleNetV2(h, n), _heads((256,)),
+        {"gcp": "shufflenet_v2_mpncov_x1_0"}, "fc.weight")
     return models
+
+
+def _heads(dims: tuple[int, ...]) -> dict[str, HeadSpec]:
+    """GAP, then per GCP dimension every normalisation: ``gcp`` / ``gcp128`` (iSQRT-COV, the
+    released models), ``gcp_mpn``, ``gcp128_log``, ... (:data:`gcpbench.pooling.registry.NORMS`)."""
+    heads = {"gap": HeadSpec("gap")}
+    for norm in NORMS:
+        for dim in dims:
+            head = HeadSpec("gcp", dim, norm=norm)
+            heads[head.suffix[1:]] = head
+    return heads
 
 
 MODELS: dict[str, ModelInfo] = _register()
@@ -94,30 +106,45 @@ def family_of(name: str) -> str:
     return model_info(model_name(lowered)).family
 
 
-def model_name(arch: str, head: str = "gap", gcp_dim: int = 256) -> str:
-    """The zoo name for the CLI spelling ``ARCH --head H [--gcp-dim D]``."""
+def model_name(arch: str, head: str = "gap", gcp_dim: int = 256, gcp_norm: str | None = None) -> str:
+    """The zoo name for the CLI spelling ``ARCH --head H [--gcp-dim D] [--gcp-norm NAME]``; a
+    full name (``resnet50_gcp_mpn``) comes back as it is, and ``gcp_norm`` must agree with it."""
     arch = ALIASES.get(arch.lower(), arch.lower())
     if arch not in ARCHS:
         if arch in MODELS:  # a full name such as resnet50_gcp was given
-            return arch
+            return _agreeing_norm(MODELS[arch], gcp_norm)
         raise GcpbenchError(f"unknown architecture '{arch}'{closest_model(arch, ARCHS)}; choose from {', '.join(ARCHS)} "
                             "or a timm/<name>, torchvision/<name>")
     head = head.lower()
     if head not in ("gap", "gcp"):
         raise GcpbenchError(f"unknown head '{head}': use --head gap or --head gcp")
     if head == "gap":
+        if gcp_norm is not None:
+            raise GcpbenchError(f"--gcp-norm {gcp_norm} applies to GCP heads only: add --head gcp")
         return f"{arch}_gap"
     if gcp_dim not in (256, 128):
         raise GcpbenchError(f"--gcp-dim must be 256 or 128, got {gcp_dim}")
-    name = f"{arch}_gcp" if gcp_dim == 256 else f"{arch}_gcp128"
+    name = arch + HeadSpec("gcp", gcp_dim, norm=method(gcp_norm or DEFAULT_NORM).name).suffix
     if name not in MODELS:
         raise GcpbenchError(f"{arch} has no GCP-{gcp_dim} variant; available: {', '.join(n for n in MODELS if n.startswith(arch))}")
     return name
 
 
-def build_architecture(name: str, num_classes: int = 1000) -> nn.Module:
-    """Construct ``name`` with freshly initialised weights."""
+def _agreeing_norm(info: ModelInfo, gcp_norm: str | None) -> str:
+    """``info.name`` when ``gcp_norm`` is not given or is what the name says; else one line."""
+    if gcp_norm is None:
+        return info.name
+    said = info.head.norm if info.head.is_gcp else None
+    if said != method(gcp_norm).name:
+        what = f"the {said} normalisation" if said else "a GAP head"
+        raise GcpbenchError(f"'{info.name}' names {what} but --gcp-norm {gcp_norm} was given; drop one of them")
+    return info.name
+
+
+def build_architecture(name: str, num_classes: int = 1000, gcp_options: dict | None = None) -> nn.Module:
+    """Construct ``name`` with freshly initialised weights; ``gcp_options`` are the GCP
+    normalisation's options (``{"power": 0.25}`` for an ``_mpn`` model; checked)."""
     info = model_info(name)
-    model = info.factory(info.head, num_classes)
+    model = info.factory(info.head.with_options(gcp_options), num_classes)
     model.zoo_name = info.name
     return model

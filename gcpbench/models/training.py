@@ -8,7 +8,7 @@ DEFAULT_FAMILY = "resnet"
 
 
 def train_model(arch: str, head: str | None, gcp_dim: int | None, last_stride_one: bool | None,
-                schedule_family: str | None) -> tuple[str, str]:
+                schedule_family: str | None, gcp_norm: str | None = None) -> tuple[str, str]:
     """(model name, schedule family): zoo models keep their own family (the paper's schedules);
     timm / torchvision models use ``schedule_family`` (default: the ResNet formulas)."""
     from gcpbench.models.external import is_external, parse_name
@@ -18,10 +18,10 @@ def train_model(arch: str, head: str | None, gcp_dim: int | None, last_stride_on
     if family is not None and family not in FAMILIES:
         raise GcpbenchError(f"--schedule-family must be one of {', '.join(FAMILIES)}, got '{schedule_family}'")
     if is_external(arch):
-        return parse_name(arch, head, gcp_dim, last_stride_one).name, family or DEFAULT_FAMILY
+        return parse_name(arch, head, gcp_dim, last_stride_one, gcp_norm=gcp_norm).name, family or DEFAULT_FAMILY
     if last_stride_one is not None:
         raise GcpbenchError("--last-stage-stride-1 is for timm/torchvision ResNets; the zoo's GCP ResNets already use it")
-    name = model_name(arch, head or "gap", gcp_dim or 256)
+    name = model_name(arch, head or ("gcp" if gcp_norm else "gap"), gcp_dim or 256, gcp_norm)
     own = model_info(name).family
     if family is not None and family != own:
         raise GcpbenchError(f"{name} trains with the {own} schedules; --schedule-family is for timm/torchvision models")

@@ -92,6 +92,8 @@ def guess_model(state: Mapping[str, Tensor]) -> str | None:
     """The zoo model whose keys and shapes (classifier rows aside) best match ``state``."""
     best, best_score = None, 0.0
     for name, info in MODELS.items():
+        if info.head.is_gcp and info.head.norm != "isqrt":
+            continue  # files without a name are original (iSQRT-COV) or torchvision checkpoints
         sig = _signature(name)
         hits = 0
         for key, shape in sig.items():
@@ -153,16 +155,18 @@ def load_state_strict(model: nn.Module, state: Mapping[str, Tensor], name: str, 
 
 def build(name: str, num_classes: int = 1000, weights: str | os.PathLike | Mapping[str, Any] | None = None, *,
           head: str | None = None, gcp_dim: int | None = None, last_stride_one: bool | None = None,
-          **model_kwargs: Any) -> nn.Module:
+          gcp_norm: str | None = None, gcp_options: Mapping[str, Any] | None = None, **model_kwargs: Any) -> nn.Module:
     """Build ``name``: a zoo model (``resnet50_gcp``, or an architecture with ``head``/``gcp_dim``),
     or ``timm/<name>`` / ``torchvision/<name>`` with ``head="gap"|"gcp"``, ``gcp_dim``,
-    ``last_stride_one`` and builder ``model_kwargs`` (e.g. ``img_size=64``). ``weights`` is a
+    ``last_stride_one`` and builder ``model_kwargs`` (e.g. ``img_size=64``); ``gcp_norm`` picks the
+    GCP normalisation (or must agree with the name's) and ``gcp_options`` its options. ``weights`` is a
     checkpoint path or dict: strict for zoo models; for the others see
     :func:`gcpbench.models.external_weights.load_external` (its report is ``model.load_report``)."""
     from gcpbench.models.external import build_external, is_external, parse_name
 
     if is_external(name):
-        model = build_external(parse_name(name, head, gcp_dim, last_stride_one, model_kwargs), num_classes)
+        spec = parse_name(name, head, gcp_dim, last_stride_one, model_kwargs, gcp_norm, gcp_options)
+        model = build_external(spec, num_classes)
         if weights is not None:
             from gcpbench.models.external_weights import load_external
 
@@ -170,11 +174,11 @@ def build(name: str, num_classes: int = 1000, weights: str | os.PathLike | Mappi
         return model
     if last_stride_one is not None or model_kwargs:
         raise GcpbenchError(f"zoo model '{name}' takes no builder options (the GCP ResNets already use stride 1)")
-    if head is not None or gcp_dim is not None:
-        from gcpbench.models.registry import model_name
+    from gcpbench.models.registry import model_name
 
-        name = model_name(name, head or "gap", gcp_dim or 256)
-    model = build_architecture(name, num_classes)
+    if head is not None or gcp_dim is not None or gcp_norm is not None:
+        name = model_name(name, head or ("gcp" if gcp_norm else "gap"), gcp_dim or 256, gcp_norm)
+    model = build_architecture(name, num_classes, dict(gcp_options or {}))
     if weights is not None:
         checkpoint = read_checkpoint(weights) if isinstance(weights, (str, os.PathLike)) else weights
         source = f"checkpoint '{weights}'" if isinstance(weights, (str, os.PathLike)) else "checkpoint"
@@ -195,8 +199,22 @@ def checkpoint_dict(model: nn.Module, name: str, **extra: Any) -> dict[str, Any]
     spec = getattr(model, "spec", None)
     if spec is not None:  # timm / torchvision: the builder options rebuild it exactly
         extra = {"model_kwargs": dict(spec.kwargs), **extra}
+    options = gcp_options_of(model)
+    if options:  # options a name cannot say (e.g. the MPN power): the checkpoint carries them
+        extra = {"gcp_options": options, **extra}
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "model": name,
             "num_classes": output_classes(model), "state_dict": state, **extra}
+
+
+def head_of(model: nn.Module):
+    """The :class:`~gcpbench.models.heads.HeadSpec` of a zoo or timm / torchvision model."""
+    spec = getattr(model, "spec", None)
+    return spec.head if spec is not None else model.head
+
+
+def gcp_options_of(model: nn.Module) -> dict[str, Any]:
+    """The GCP options of ``model`` that differ from its normalisation's defaults ({} for GAP)."""
+    return dict(head_of(model).options)
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, name: str, **extra: Any) -> Path:
@@ -204,15 +222,18 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, name: str, **extr
     return atomic_torch_save(path, checkpoint_dict(model, name, **extra))
 
 
-def load_model(path: str | os.PathLike, name: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """Build the model a checkpoint was saved from (or ``name``) and load it strictly."""
+def load_model(path: str | os.PathLike, name: str | None = None,
+               gcp_options: Mapping[str, Any] | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Build the model a checkpoint was saved from (or ``name``) and load it strictly; its GCP
+    options are the checkpoint's (``gcp_options`` when the file stores none)."""
     from gcpbench.models.external import build_external, is_external, parse_name
 
     checkpoint = read_checkpoint(path)
     state = extract_state_dict(checkpoint, f"checkpoint '{path}'")
     name = name or checkpoint.get("model") or guess_model(state)
+    options = dict(checkpoint.get("gcp_options") or gcp_options or {}) or None
     if is_external(name):
-        model = build_external(parse_name(name, kwargs=checkpoint.get("model_kwargs")),
+        model = build_external(parse_name(name, kwargs=checkpoint.get("model_kwargs"), gcp_options=options),
                                int(checkpoint.get("num_classes") or 1000))
         load_state_strict(model, state, name, f"checkpoint '{path}'")
         return model, checkpoint
@@ -221,7 +242,7 @@ def load_model(path: str | os.PathLike, name: str | None = None) -> tuple[nn.Mod
                             "fit no zoo model); if it is one, name it once with `gcpbench convert "
                             f"{path} --model NAME --out NEW.pt` (names: gcpbench zoo)")
     num_classes = num_classes_of(name, state) or int(checkpoint.get("num_classes") or 1000)
-    model = build_architecture(name, num_classes)
+    model = build_architecture(name, num_classes, options)
     load_state_strict(model, state, name, f"checkpoint '{path}'")
     require_finite(state, f"checkpoint '{path}'")
     return model, checkpoint
