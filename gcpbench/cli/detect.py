@@ -34,6 +34,9 @@ def detect(
     quiet: bool = typer.Option(False, "--quiet", help="only warnings and the final table"),
     config: Optional[Path] = typer.Option(None, "--config", help="your own mmdetection config file instead of the packaged "
                                           "one (the options above still apply)"),
+    gcp_norm: Optional[str] = typer.Option(None, "--gcp-norm", help="the GCP normalisation of a GCP_D / GCP_M backbone's "
+                                           "weights (must agree with --ckpt's model; labels random weights) [default: "
+                                           "the checkpoint's, else isqrt]"),
 ) -> None:
     """Faster / Mask R-CNN (FPN) fine-tuning and COCO evaluation with GAP, GCP_D or GCP_M backbones."""
     from gcpbench.extras import require_detect
@@ -46,7 +49,7 @@ def detect(
     options = DetectOptions(framework=framework, backbone=backbone, ckpt=ckpt, data=data, epochs=epochs, max_iters=max_iters,
                             eval_only=eval_only, weights=weights, work_dir=work_dir, launcher=launcher, device=device,
                             resume=resume, batch_size=batch_size, workers=workers, seed=seed, quiet=quiet,
-                            config=config)
+                            config=config, gcp_norm=gcp_norm)
     run, result = run_detect(options)
     if not is_main_process():  # under torchrun only the first process reports
         return

@@ -14,6 +14,9 @@ def eval_imagenet(
     ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="gcpbench, original iSQRT-COV or torchvision checkpoint"),
     model: Optional[str] = modelopts.model_option(),
     weights: Optional[Path] = modelopts.weights_option(),
+    gcp_norm: Optional[str] = modelopts.gcp_norm_option(),
+    gcp_power: Optional[float] = modelopts.gcp_power_option(),
+    cbp_dim: Optional[int] = modelopts.cbp_dim_option(),
     data: Optional[Path] = typer.Option(None, "--data", help="ImageFolder root holding val/<class>/ [default: the built-in synthetic set]"),
     out: Optional[Path] = typer.Option(None, "--out", help="result .json file or run directory [default: the checkpoint's run directory]"),
     batch_size: int = typer.Option(64, "--batch-size"),
@@ -41,10 +44,11 @@ def eval_imagenet(
 
         result, path = eval_variant(variant, ckpt, data, out, batch_size=batch_size, workers=workers, device=device,
                                     amp=amp, image_size=image_size, quiet=quiet, model_name=model, weights=weights,
-                                    strict=strict)
+                                    strict=strict, gcp_norm=gcp_norm, gcp_options=modelopts.gcp_options(gcp_power, cbp_dim))
     else:
         result, path = run(ckpt, data, out, batch_size=batch_size, workers=workers, device=device, amp=amp,
-                           image_size=image_size, quiet=quiet, model_name=model, weights=weights, strict=strict)
+                           image_size=image_size, quiet=quiet, model_name=model, weights=weights, strict=strict,
+                           gcp_norm=gcp_norm, gcp_options=modelopts.gcp_options(gcp_power, cbp_dim))
     prep = result["preprocessing"]
     typer.echo(f"model {result['model']} from {result['weights']}; preprocessing ({prep['source']}): resize "
                f"{prep['resize']} ({prep['interpolation']}), crop {prep['input_size']}, mean {prep['mean']}, std {prep['std']}",

@@ -159,6 +159,7 @@ class DetectOptions:
     seed: int = 0
     quiet: bool = False
     config: Path | None = None
+    gcp_norm: str | None = None  # the GCP normalisation the backbone was pre-trained with (checked against --ckpt)
 
     def __post_init__(self) -> None:
         """Counts given as 0 or less are refused (mmengine would accept some of them silently)."""
@@ -195,16 +196,34 @@ def run_config_record(options: DetectOptions, backbone: Backbone, dataset: str, 
     from gcpbench.models.registry import MODELS as ZOO
 
     info = ZOO.get(zoo_model) if zoo_model else None
+    gcp_norm = backbone_norm(options, backbone, info)
     schedule = f"{options.epochs} epochs" if options.epochs else f"{options.max_iters} iters" if options.max_iters else "1x"
     backbone_cfg = cfg.model.backbone
     return DetectionConfig(
         model=backbone.name, arch=backbone.arch, head="gap" if backbone.mode == "gap" else "gcp",
-        gcp_dim=info.head.dim if info is not None and info.head.is_gcp else None, schedule=schedule, dataset=dataset,
-        data_root=str(root), framework=options.framework, method=backbone.mode,
+        gcp_dim=info.head.dim if info is not None and info.head.is_gcp else None, gcp_norm=gcp_norm,
+        schedule=schedule, dataset=dataset, data_root=str(root), framework=options.framework, method=backbone.mode,
         backbone_weights=(backbone_cfg.get("init_cfg") or {}).get("checkpoint"), backbone_weights_model=zoo_model,
         weights=str(options.weights) if options.weights else None, eval_only=options.eval_only, epochs=options.epochs,
         max_iters=options.max_iters, launcher=options.launcher, seed=options.seed,
         mmdet_config=str(config_file(options.framework, backbone, options.config)))
+
+
+def backbone_norm(options: DetectOptions, backbone: Backbone, info: Any) -> str | None:
+    """The GCP normalisation a GCP_D / GCP_M backbone stands for: its weights' (a zoo GCP
+    model's), else ``--gcp-norm`` (random weights); the two must agree. None for GAP."""
+    from gcpbench.pooling.registry import DEFAULT_NORM, method
+
+    given = method(options.gcp_norm).name if options.gcp_norm else None
+    if backbone.mode == "gap":
+        if given is not None:
+            raise GcpbenchError(f"--gcp-norm {given} applies to GCP_D / GCP_M backbones, not {backbone.name}")
+        return None
+    stored = info.head.norm if info is not None and info.head.is_gcp else None
+    if given is not None and stored is not None and given != stored:
+        raise GcpbenchError(f"the backbone weights are of {info.name} (the {stored} normalisation) but --gcp-norm "
+                            f"{given} was given; drop one of them")
+    return stored or given or DEFAULT_NORM
 
 
 def detect(options: DetectOptions, say: Callable[[str], None] | None = None) -> tuple[RunDir, dict[str, Any]]:
@@ -273,6 +292,8 @@ def detection_identity(record: DetectionConfig) -> ResultIdentity:
     else:
         producer = Producer(record.model, str(source or "none"), "")
     options = {key: getattr(record, key) for key in ("framework", "eval_only", "epochs", "max_iters", "seed")}
+    if record.gcp_norm not in (None, "isqrt"):  # iSQRT-COV backbones keep the identity of earlier versions
+        options["gcp_norm"] = record.gcp_norm
     return ResultIdentity(producer, record.data_root, options)
 
 
