@@ -24,22 +24,25 @@ def zoo(
     source: str = typer.Option("zoo", "--source", help="zoo, timm or torchvision"),
     pattern: str = typer.Option(None, "--filter", help="shell pattern on the names, e.g. '*convnext*'"),
 ) -> None:
-    """List the model zoo (or timm's / torchvision's models): name, parameters, GFLOPs (multiply-adds), GCP dimension."""
+    """List the model zoo (or timm's / torchvision's models): name, parameters, GFLOPs (multiply-adds), GCP dimension
+    and normalisation (the GCP family: ARCH_gcp[128]_NORM; plain _gcp is iSQRT-COV)."""
     from gcpbench.models.complexity import complexity
     from gcpbench.models.listing import zoo_names
 
     names = zoo_names(source, pattern, only)
     rows = [complexity(name, resolution) for name in names]
     if fmt is ZooFormat.csv:
-        typer.echo("model,params,gflops,gcp_dim")
+        typer.echo("model,params,gflops,gcp_dim,gcp_norm")
         for r in rows:
-            typer.echo(f"{r['model']},{r['params']},{r['gflops']:.3f},{r['gcp_dim'] if r['gcp_dim'] != '-' else ''}")
+            typer.echo(f"{r['model']},{r['params']},{r['gflops']:.3f},{r['gcp_dim'] if r['gcp_dim'] != '-' else ''},"
+                       f"{r['gcp_norm'] if r['gcp_norm'] != '-' else ''}")
         return
     table = Table(title=f"{'gcpbench model zoo' if source == 'zoo' else source + ' models'} ({resolution}x{resolution}, 1000 classes)")
-    for column, justify in (("model", "left"), ("params", "right"), ("GFLOPs", "right"), ("GCP dim", "right")):
+    for column, justify in (("model", "left"), ("params", "right"), ("GFLOPs", "right"), ("GCP dim", "right"),
+                            ("GCP norm", "left")):
         table.add_column(column, justify=justify)
     for r in rows:
-        table.add_row(str(r["model"]), f"{r['params']:,}", f"{r['gflops']:.2f}", str(r["gcp_dim"]))
+        table.add_row(str(r["model"]), f"{r['params']:,}", f"{r['gflops']:.2f}", str(r["gcp_dim"]), str(r["gcp_norm"]))
     stdout_console().print(table)
 
 

@@ -55,11 +55,9 @@ class CompactBilinearPool(nn.Module):
             raise GcpbenchError(f"the CBP projection size must be positive, got {proj_dim}")
         self.dim, self.proj_dim, self.seed = dim, int(proj_dim), int(seed)
         self.output_dim = self.proj_dim
-        h1, h2, s1, s2 = draw_hashes(dim, self.proj_dim, self.seed)
-        self.register_buffer("hash1", h1)
-        self.register_buffer("hash2", h2)
-        self.register_buffer("sign1", s1)
-        self.register_buffer("sign2", s2)
+        device = torch.empty(0).device  # the default device (meta inside `with torch.device("meta")`)
+        for name, value in zip(("hash1", "hash2", "sign1", "sign2"), draw_hashes(dim, self.proj_dim, self.seed)):
+            self.register_buffer(name, value.to(device))
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() == 4 and x.shape[1] != self.dim:
