@@ -35,7 +35,7 @@ EPILOG = ("Examples: gcpbench sweep --paper imagenet --data /data/imagenet --lau
 @sweep_app.command("run", epilog=EPILOG)
 def run(
     spec: Optional[Path] = typer.Argument(None, help="grid file (.toml, .yaml): models, heads, gcp_dims, schedules, seeds, data, evaluations"),
-    paper: Optional[List[str]] = typer.Option(None, "--paper", help="built-in spec of the paper's tables: imagenet, robustness, detection, landscape (repeatable)"),
+    paper: Optional[List[str]] = typer.Option(None, "--paper", help="built-in spec of the paper's tables: imagenet, robustness, detection, landscape, normalisations (GAP and every GCP normalisation; repeatable)"),
     out: Optional[Path] = typer.Option(None, "--out", help="sweep directory [default: runs/<spec name>]; rerunning continues it"),
     data: Optional[Path] = typer.Option(None, "--data", help="ImageNet root for every training [default: the spec's, else the built-in synthetic set]"),
     imagenet_c: Optional[Path] = typer.Option(None, "--imagenet-c", help="ImageNet-C root for eval-c [default: made from the synthetic set]"),
