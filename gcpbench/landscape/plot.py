@@ -57,9 +57,11 @@ def _colours(runs: Sequence[RunDir]) -> list[str]:
 
 
 def plot_landscape(
-    run_dirs: Sequence[str | os.PathLike | RunDir], out: str | os.PathLike, logy: bool = False
+    run_dirs: Sequence[str | os.PathLike | RunDir], out: str | os.PathLike, logy: bool = False,
+    labels: Sequence[str] | None = None, colours: Sequence[str] | None = None,
 ) -> Path:
-    """Draw the figure for ``run_dirs`` (each with a ``landscape.csv``) into ``out`` (PNG)."""
+    """Draw the figure for ``run_dirs`` (each with a ``landscape.csv``) into ``out`` (PNG);
+    ``labels`` / ``colours`` (one per run) replace the config-derived ones (e.g. by method)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -69,7 +71,7 @@ def plot_landscape(
     frames = [read_landscape(run.landscape) for run in runs]
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), sharex=True, constrained_layout=True)
     ax_loss, ax_grad, ax_beta = axes
-    for frame, label, colour in zip(frames, _labels(runs), _colours(runs)):
+    for frame, label, colour in zip(frames, labels or _labels(runs), colours or _colours(runs)):
         steps = frame["step"]
         for ax, low, high in ((ax_loss, "loss_min", "loss_max"), (ax_grad, "grad_diff_min", "grad_diff_max")):
             ax.fill_between(steps, frame[low], frame[high], color=colour, alpha=0.3, linewidth=0, label=label)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Iterable
 
 from gcpbench.report.collect import collect, landscape_runs
+from gcpbench.report.methods import method_tables, methods_landscape_figure
 from gcpbench.report.plots import Figure, convergence_figure, corruption_figure, landscape_figure, lr_figure
 from gcpbench.report.render import write_report
 from gcpbench.report.tables import Table, build_tables
@@ -32,6 +33,7 @@ def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, all
     out = Path(out)
     collection = collect(paths)
     tables, curves = build_tables(collection, all_paper)
+    tables += method_tables(collection)
     out.mkdir(parents=True, exist_ok=True)
     ce_table = next(t for t in tables if t.name == "corruption_ce").frame
     figures = [
@@ -39,6 +41,7 @@ def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, all
         corruption_figure(ce_table, out / "corruption_ce.png"),
         landscape_figure(landscape_runs(collection), out / "landscape.png"),
         lr_figure(out / "lr_schedules.png"),
+        methods_landscape_figure(collection, out / "landscape_methods.png"),
     ]
     names = [r.name for r in collection.runs]
     run_plots = [p for r in collection.runs for p in r.plots]
