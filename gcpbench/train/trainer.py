@@ -340,6 +340,9 @@ def _prepare_new(options: TrainOptions, ctx: ddp.DistContext, quiet: bool) -> Pr
         raise GcpbenchError("name an architecture (e.g. `gcpbench train resnet18 --head gcp`) or pass --resume RUN_DIR")
     name, family = train_model(options.arch, options.head, options.gcp_dim, options.last_stride_one,
                                options.schedule_family, options.gcp_norm)
+    from gcpbench.models.external import model_identity
+
+    model_identity(name, options.gcp_options)  # GCP options that do not fit the method: one line, before any data
     if options.weights is not None and not Path(options.weights).is_file():
         raise GcpbenchError(f"--weights '{options.weights}' does not exist")
     schedule = make_schedule(family, canonical_schedule(options.schedule or "LRnorm"), options.epochs,
