@@ -60,3 +60,12 @@ def test_cli_refuses_contradicting_norm_in_one_line(run_cli, tmp_path) -> None:
     code, _, err = run_cli("train", "resnet18", "--head", "gcp", "--gcp-norm", "log", "--gcp-power", "0.3",
                            "--out", str(tmp_path / "s"))
     assert code == 2 and "no option 'power'" in err
+
+
+def test_sweep_gcp_norm_selects_gap_and_that_method() -> None:
+    from gcpbench.sweep.sweep import select_norms
+
+    spec = select_norms(paper_spec(["normalisations"]), ["MPN"])
+    assert {r.train["arch"] for r in spec.runs} == {"resnet18_gap", "resnet18_gcp_mpn"}
+    with pytest.raises(GcpbenchError, match="no run"):
+        select_norms(paper_spec(["landscape"]), ["cbp"])

@@ -20,6 +20,7 @@ def report(
     ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="report the runs holding this checkpoint's results (searched under PATHS or runs/)"),
     model: Optional[str] = modelopts.model_option(),
     weights: Optional[Path] = modelopts.weights_option(),
+    gcp_norm: Optional[list[str]] = typer.Option(None, "--gcp-norm", help="only GAP runs and GCP runs with this normalisation (repeatable): isqrt, mpn, log, mpa, bcnn, cbp, none, dropcov"),
 ) -> None:
     """Collect every run's metrics into paper-style tables and plots (Markdown, CSV, LaTeX)."""
     from gcpbench.cli import print_warning
@@ -38,7 +39,7 @@ def report(
         if (ckpt is None) == (weights is None) or (weights is not None and model is None):
             raise GcpbenchError("give either --ckpt FILE or --model NAME --weights FILE")
         paths = runs_for_weights(ckpt or weights, model, paths)
-    result = build_report(paths, out or DEFAULT_ROOT / "report", all_paper=all_paper)
+    result = build_report(paths, out or DEFAULT_ROOT / "report", all_paper=all_paper, gcp_norms=gcp_norm)
     console = stdout_console()
     if quiet:  # skipped runs are still worth one line each
         for warning in result.warnings:

@@ -42,6 +42,7 @@ def run(
     imagenet_p: Optional[Path] = typer.Option(None, "--imagenet-p", help="ImageNet-P root for eval-p [default: made from the synthetic set]"),
     coco: Optional[Path] = typer.Option(None, "--coco", help="COCO 2017 root for detection [default: the synthetic COCO-format set]"),
     train: Optional[List[str]] = typer.Option(None, "--train", help="extra `gcpbench train` option for every run, KEY=VALUE (e.g. epochs=5, amp=true); shows in the run names"),
+    gcp_norm: Optional[List[str]] = typer.Option(None, "--gcp-norm", help="only GAP runs and GCP runs with this normalisation (repeatable), e.g. --paper normalisations --gcp-norm mpn"),
     only: Optional[List[str]] = typer.Option(None, "--only", help="only runs whose name matches this shell pattern (repeatable), e.g. 'resnet50_*'"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the runs and exit"),
     launcher: str = typer.Option("local", "--launcher", help="local, slurm or submitit-local"),
@@ -64,12 +65,12 @@ def run(
 ) -> None:
     """Expand a grid (or the paper's tables) into runs under one sweep directory and launch them."""
     from gcpbench.sweep import launchers
-    from gcpbench.sweep.sweep import (describe, parse_assignments, resolve_spec, select_runs, sweep_dir,
-                                      with_overrides)
+    from gcpbench.sweep.sweep import (describe, parse_assignments, resolve_spec, select_norms, select_runs,
+                                      sweep_dir, with_overrides)
 
     if launcher not in launchers.LAUNCHERS:
         raise GcpbenchError(f"--launcher {launcher} is unknown; use one of {', '.join(launchers.LAUNCHERS)}")
-    plan = with_overrides(resolve_spec(str(spec) if spec else None, paper), parse_assignments(train),
+    plan = with_overrides(select_norms(resolve_spec(str(spec) if spec else None, paper), gcp_norm), parse_assignments(train),
                           str(data) if data else None,
                           {"eval-c": imagenet_c, "eval-p": imagenet_p, "detect": coco})
     sweep = sweep_dir(out, plan)

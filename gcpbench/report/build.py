@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterable
 
 from gcpbench.report.collect import collect, landscape_runs
-from gcpbench.report.methods import method_tables, methods_landscape_figure
+from gcpbench.report.methods import keep_methods, method_tables, methods_landscape_figure
 from gcpbench.report.plots import Figure, convergence_figure, corruption_figure, landscape_figure, lr_figure
 from gcpbench.report.render import write_report
 from gcpbench.report.tables import Table, build_tables
@@ -28,10 +28,12 @@ class ReportResult:
         return next(t for t in self.tables if t.name == name)
 
 
-def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, all_paper: bool = False) -> ReportResult:
-    """Collect every run under ``paths`` and write the tables, figures and ``report.md`` to ``out``."""
+def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, all_paper: bool = False,
+                 gcp_norms: list[str] | None = None) -> ReportResult:
+    """Collect every run under ``paths`` and write the tables, figures and ``report.md`` to ``out``
+    (``gcp_norms``: only GAP runs and GCP runs of these normalisations)."""
     out = Path(out)
-    collection = collect(paths)
+    collection = keep_methods(collect(paths), gcp_norms)
     tables, curves = build_tables(collection, all_paper)
     tables += method_tables(collection)
     out.mkdir(parents=True, exist_ok=True)

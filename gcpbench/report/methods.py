@@ -45,6 +45,16 @@ def method_of(record: RunRecord) -> str | None:
         return "isqrt" if getattr(config, "command", None) == "detect" else None
 
 
+def keep_methods(collection: Collection, norms: list[str] | None) -> Collection:
+    """Only GAP runs and runs of the GCP normalisations ``norms`` (all runs when None)."""
+    if not norms:
+        return collection
+    from gcpbench.pooling.registry import method
+
+    wanted = {method(n).name for n in norms} | {GAP}
+    return Collection([r for r in collection.runs if method_of(r) in wanted], collection.warnings)
+
+
 def method_order() -> list[str]:
     from gcpbench.pooling.registry import NORMS
 
