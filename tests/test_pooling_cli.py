@@ -68,4 +68,4 @@ def test_sweep_gcp_norm_selects_gap_and_that_method() -> None:
     spec = select_norms(paper_spec(["normalisations"]), ["MPN"])
     assert {r.train["arch"] for r in spec.runs} == {"resnet18_gap", "resnet18_gcp_mpn"}
     with pytest.raises(GcpbenchError, match="no run"):
-        select_norms(paper_spec(["landscape"]), ["cbp"])
+        select_norms(parse_spec({"models": ["resnet18"], "heads": ["gcp"], "gcp_norms": ["mpn"]}, "x"), ["cbp"])
