@@ -42,7 +42,8 @@ def _pass(layer, x: Tensor, grad_out: Tensor) -> None:
 
 
 def run_family(norms: list[str], batch: int, channels: int, size: int, *, device: torch.device, repeats: int,
-               warmup: int, textbook) -> list[FamilyResult]:
+               warmup: int, textbook, report=None) -> list[FamilyResult]:
+    """Every method of ``norms`` (``report(result)`` is called as each one finishes)."""
     gen = torch.Generator().manual_seed(batch * 1_000_003 + channels * 101 + size)
     x = torch.randn(batch, channels, size, size, generator=gen).relu_().to(device).requires_grad_()
     isqrt = GCP(channels).to(device)
@@ -67,6 +68,8 @@ def run_family(norms: list[str], batch: int, channels: int, size: int, *, device
             authors_ms=times["authors"], ratio_vs_isqrt=times["ours"] / times["isqrt"],
             ratio_vs_authors=times["ours"] / times["authors"], peak_mib=peaks["ours"],
             authors_peak_mib=peaks["authors"], repeats=repeats))
+        if report is not None:
+            report(results[-1])
     return results
 
 

@@ -267,10 +267,8 @@ def family(args: argparse.Namespace, device: torch.device) -> list:
         (args.size or [size["size"]])[0]
     results = run_family(resolve_norms(args.norm), batch, channels, spatial, device=device,
                          repeats=args.repeats or (2 if args.quick else 5), warmup=args.warmup,
-                         textbook=lambda t: textbook_isqrt_cov(t, args.iterations))
-    for result in results:
-        if args.json:
-            print(json.dumps(asdict(result)), flush=True)
+                         textbook=lambda t: textbook_isqrt_cov(t, args.iterations),
+                         report=(lambda r: print(json.dumps(asdict(r)), flush=True)) if args.json else None)
     if not args.json:
         print_family(results)
     return results
