@@ -1,14 +1,14 @@
 """The records a run directory holds, one typed class each: the schema of every file that the
 commands write and that resume and ``report`` read (layout in ``docs/architecture.md``).
 
-- :class:`TrainConfig` (``config.json`` of ``train``), :class:`EvalConfig` (``config.json`` of
-  an evaluation-only run: eval-imagenet, eval-c, eval-p, eval-cifar, landscape) and
-  :class:`DetectionConfig` (``detect``);
+- :class:`TrainConfig` (``config.json`` of ``train``), :class:`FinetuneConfig` (``finetune``),
+  :class:`EvalConfig` (``config.json`` of an evaluation-only run: eval-imagenet, eval-c, eval-p,
+  eval-cifar, landscape) and :class:`DetectionConfig` (``detect``);
 - :class:`EpochRecord` (one line of ``metrics.jsonl``, one row of ``metrics.csv``);
 - the results under ``eval/``, each with the producing model's identity
   (:class:`gcpbench.identity.ResultIdentity`): :class:`ImageNetResult`, :class:`VariantResult`,
   :class:`CorruptionResult` (ImageNet-C), :class:`PerturbationResult` (ImageNet-P),
-  :class:`CifarResult`, :class:`DetectionResult`;
+  :class:`CifarResult`, :class:`DetectionResult`, :class:`FgvcResult` (``finetune``);
 - :class:`LandscapeRow` (one row of ``landscape.csv``; its identity is the run's config).
 
 Every record is a keyword-only dataclass that reads and writes its JSON object with the same
@@ -181,6 +181,25 @@ class TrainConfig(JsonRecord):
 
 
 @dataclass(kw_only=True)
+class FinetuneConfig(TrainConfig):
+    """``config.json`` of a ``finetune`` run: a training run (the trainer's fields) plus its source
+    checkpoint (path, SHA-256, model, training run), the protocol's every value and the data's
+    fingerprint (:meth:`gcpbench.data.fgvc.FgvcData.fingerprint`). ``finetune --resume`` compares
+    the fields :data:`gcpbench.finetune.runner.DEFINING` lists."""
+
+    command: str = "finetune"
+    source_checkpoint: str | None = field(default=None, compare=False)
+    source_sha256: str | None = field(default=None, compare=False)
+    source_model: str | None = field(default=None, compare=False)
+    source_run_id: str | None = field(default=None, compare=False)
+    source_option: str | None = field(default=None, compare=False)  # ckpt (--ckpt) or model (--model --weights)
+    source_name: str | None = field(default=None, compare=False)  # the --model NAME given
+    protocol: dict[str, Any] = field(default_factory=dict, compare=False)
+    data_fingerprint: str | None = field(default=None, compare=False)
+    test_split: str | None = field(default=None, compare=False)
+
+
+@dataclass(kw_only=True)
 class EvalConfig(JsonRecord):
     """``config.json`` of an evaluation-only run: the model it holds results of and, for a
     checkpoint, its path and content fingerprint (the run accepts no other)."""
@@ -224,7 +243,7 @@ RunConfig = TrainConfig | EvalConfig
 def run_config_from_json(data: Mapping[str, Any]) -> RunConfig:
     """The typed configuration of a stored ``config.json`` (training, detection or evaluation run)."""
     command = data.get("command") if isinstance(data, Mapping) else None
-    kind = {"train": TrainConfig, "detect": DetectionConfig}.get(command, EvalConfig)
+    kind = {"train": TrainConfig, "finetune": FinetuneConfig, "detect": DetectionConfig}.get(command, EvalConfig)
     return kind.from_json(data)
 
 
@@ -378,6 +397,25 @@ class DetectionResult(EvalResult):
 
 
 @dataclass(kw_only=True)
+class FgvcResult(EvalResult):
+    """``eval/fgvc.json``: top-1 / top-5 (percent) of a fine-tuned model on the test split of a
+    fine-grained dataset, each image scored on ``views`` crops (2: the centre crop and its
+    mirror, logits averaged), from the checkpoint of epoch ``epoch`` (the best or the last)."""
+
+    top1: float
+    top5: float
+    images: int
+    views: int
+    epoch: int
+    select: str = "best"
+    loss: float | None = None
+    source_model: str | None = None  # the checkpoint the fine-tuning started from
+    source_sha256: str | None = None
+
+    FILE: ClassVar[str] = "fgvc.json"
+
+
+@dataclass(kw_only=True)
 class LandscapeRow(JsonRecord):
     """One optimisation-landscape measurement (a row of ``landscape.csv``)."""
 
@@ -406,4 +444,4 @@ class LandscapeRow(JsonRecord):
 
 
 RESULT_TYPES: tuple[type[EvalResult], ...] = (ImageNetResult, VariantResult, CorruptionResult, PerturbationResult,
-                                              CifarResult, DetectionResult)
+                                              CifarResult, DetectionResult, FgvcResult)

@@ -16,7 +16,8 @@ def gcpbench(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_every_command() -> None:
     result = gcpbench("--help")
     assert result.returncode == 0
-    for command in ("train", "eval-imagenet", "eval-c", "eval-p", "detect", "landscape", "report", "data", "zoo", "convert"):
+    for command in ("train", "finetune", "eval-imagenet", "eval-c", "eval-p", "detect", "landscape", "report", "data", "zoo",
+                    "convert"):
         assert command in result.stdout
 
 

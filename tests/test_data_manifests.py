@@ -25,7 +25,8 @@ def test_the_package_reads_the_repository_manifests_and_configs_no_copies():
     for packaged, top in (("manifests", "data_manifests"), ("configs", "configs")):
         assert (REPO / "gcpbench" / packaged).resolve() == (REPO / top).resolve()
     names = sorted(p.name for p in resources.files("gcpbench").joinpath("manifests").iterdir())
-    assert names == ["cifar100_c.json", "cifar10_c.json", "cifar10_p.json", "coco.json", "imagenet.json", "imagenet_a.json", "imagenet_c.json", "imagenet_p.json",
+    assert names == ["aircraft.json", "cars.json", "cifar100_c.json", "cifar10_c.json", "cifar10_p.json", "coco.json",
+                     "cub.json", "imagenet.json", "imagenet_a.json", "imagenet_c.json", "imagenet_p.json",
                      "imagenet_r.json", "imagenet_sketch.json", "imagenet_v2.json"]
 
 

@@ -326,6 +326,25 @@ TRAIN = "train resnet18 --epochs 1 --batch-size 4 --workers 0 --image-size 32 --
 DETECT = "detect --framework faster_rcnn --backbone resnet18_gap --device cpu --max-iters 1 --quiet"
 HELLO = write("bad", "hello.pt", "hello world")
 
+FINETUNE = ("finetune --dataset {dataset} --data {root} --ckpt {{ckpt}} --out {{tmp}}/out --epochs 1 --batch-size 4 "
+            "--image-size 32 --workers 0 --quiet")
+
+
+def fgvc_tree(name: str, drop: tuple[str, ...] = (), **options) -> Callable[[Sandbox], None]:
+    """Setup: a tiny ``cub`` / ``aircraft`` / ``cars`` tree in its official layout (tests/fgvc_tiny.py)
+    named ``{name}``, without the files ``drop`` lists."""
+    import fgvc_tiny
+
+    def setup(sb: Sandbox) -> None:
+        make = {"cub": fgvc_tiny.make_cub, "aircraft": fgvc_tiny.make_aircraft, "cars": fgvc_tiny.make_cars}[name]
+        root = make(sb.tmp / "fgvc", **options)
+        for relative in drop:
+            (root / relative).unlink()
+        sb.vars[name] = str(root)
+
+    return setup
+
+
 FAULTS: list[Fault] = [
     # 9. garbage checkpoints: one line, never torch's weights_only advice, no option the command lacks
     Fault("ckpt-text/eval-imagenet", "eval-imagenet --ckpt {bad} --data {data} --out {tmp}/out --quiet",
@@ -478,6 +497,21 @@ FAULTS: list[Fault] = [
           r"holds NaN or infinite values in 1 tensor\(s\) \(first: 'bn1.running_var'\)", setup=nonfinite_checkpoint),
     Fault("nonfinite-ckpt/eval-c", EVAL_C.replace("{ckpt}", "{bad}") + " --data {c} --out {tmp}/out",
           r"holds NaN or infinite values", setup=nonfinite_checkpoint),
+    # 10. fine-grained transfer: layouts, split files, labels, the checkpoint's architecture
+    Fault("fgvc-wrong-layout/finetune", FINETUNE.format(dataset="cub", root="{aircraft}"),
+          r"CUB-200-2011 root '.*fgvc-aircraft-2013b' has no images/ folder \(expected the official layout",
+          setup=fgvc_tree("aircraft")),
+    Fault("fgvc-missing-split/finetune", FINETUNE.format(dataset="aircraft", root="{aircraft}"),
+          r"FGVC-Aircraft root '.*' has no data/images_variant_test.txt", setup=fgvc_tree("aircraft", drop=(
+              "data/images_variant_test.txt",))),
+    Fault("fgvc-label-out-of-range/finetune", FINETUNE.format(dataset="cars", root="{cars}"),
+          r"Stanford Cars: cars_test_annos_withlabels.mat gives '00001.jpg' label 9, outside the 3 classes 1..3",
+          setup=fgvc_tree("cars", bad_class=9)),
+    Fault("fgvc-other-architecture/finetune",
+          FINETUNE.format(dataset="cub", root="{cub}").replace("--ckpt {ckpt}", "--model resnet34 --weights {ckpt}"),
+          r"does not fit 'resnet34_gap': .*; it looks like a 'resnet18_gap' checkpoint", setup=fgvc_tree("cub")),
+    Fault("fgvc-wrong-layout/data-check", "data check cars {cub} --quiet",
+          r"Stanford Cars root '.*CUB_200_2011' has no cars_train/ folder", setup=fgvc_tree("cub")),
     # 7. Ctrl-C exits 130 (eval-c on a larger tree: tests/test_integrity.py)
     Fault("sigint/train", TRAIN.replace("--epochs 1", "--epochs 200") + " --data {data} --out {tmp}/out", code=130,
           run=interrupt_once("out/config.json")),

@@ -20,7 +20,7 @@ from gcpbench.errors import GcpbenchError
 app = typer.Typer(
     name="gcpbench",
     help="Global covariance pooling research suite: train, evaluate (ImageNet, -C, -P), "
-    "detect, measure the optimisation landscape, report.",
+    "detect, fine-tune on fine-grained sets, measure the optimisation landscape, report.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -31,7 +31,7 @@ err_console = Console(stderr=True)
 
 
 # Register the commands (each module adds its own to `app` / `data_app`).
-from gcpbench.cli import zoo, train, evaluate, data, robustness, detect, landscape, report, sweep  # noqa: E402,F401
+from gcpbench.cli import zoo, train, finetune, evaluate, data, robustness, detect, landscape, report, sweep  # noqa: E402,F401
 from gcpbench.cli import doctor  # noqa: E402,F401
 
 
@@ -92,7 +92,7 @@ def _global_options(
     verbose: bool = typer.Option(False, "--verbose", help="every command: debug lines too"),
 ) -> None:
     """Global covariance pooling research suite: train, evaluate (ImageNet, -C, -P), detect,
-    measure the optimisation landscape, report."""
+    fine-tune on fine-grained sets, measure the optimisation landscape, report."""
     if quiet and verbose:
         raise GcpbenchError("--quiet and --verbose contradict each other: pass one")
     install_logging(quiet, verbose)

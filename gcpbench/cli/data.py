@@ -50,7 +50,7 @@ def synth(
 
 @data_app.command()
 def check(
-    name: str = typer.Argument(..., help="imagenet, imagenet-c, imagenet-p, imagenet-v2, imagenet-sketch, imagenet-r, imagenet-a, coco, or imagefolder (structure only)"),
+    name: str = typer.Argument(..., help="imagenet, imagenet-c, imagenet-p, imagenet-v2, imagenet-sketch, imagenet-r, imagenet-a, coco, cub, aircraft, cars, or imagefolder (structure only)"),
     root: Path = typer.Argument(..., help="the dataset's root folder"),
     full: bool = typer.Option(False, "--full", help="also count the files (slow on the real datasets)"),
     structure_only: bool = typer.Option(False, "--structure-only",

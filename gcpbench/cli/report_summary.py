@@ -18,11 +18,15 @@ _COLUMNS: dict[str, list[str]] = {
     "robustness": ["architecture", "head", "dataset (C)", "mCE", f"{PAPER} mCE", "relative mCE",
                    "dataset (P)", "mFP", f"{PAPER} mFP", "mT5D"],
     "detection": ["framework", "backbone", "method", "task", "source", "dataset", "AP", "AP50", "AP75", f"{DELTA} AP"],
+    "fgvc": ["backbone", "head", "GCP dim", "source", "CUB-200-2011", "FGVC-Aircraft", "Stanford Cars",
+             f"{DELTA} CUB-200-2011", f"{DELTA} FGVC-Aircraft", f"{DELTA} Stanford Cars", "other data", "data"],
 }
 
 
 def _ours(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Rows with our results (for detection also the paper's row of the same method and task)."""
+    if name == "fgvc" and frame["run"].notna().any():  # the paper's rows are only those of our backbones
+        return frame
     if name == "detection":
         keys = ["framework", "backbone", "method", "task"]
         ours = frame.loc[frame["source"] == "ours", keys].drop_duplicates()

@@ -35,12 +35,15 @@ EPILOG = ("Examples: gcpbench sweep --paper imagenet --data /data/imagenet --lau
 @sweep_app.command("run", epilog=EPILOG)
 def run(
     spec: Optional[Path] = typer.Argument(None, help="grid file (.toml, .yaml): models, heads, gcp_dims, schedules, seeds, data, evaluations"),
-    paper: Optional[List[str]] = typer.Option(None, "--paper", help="built-in spec of the paper's tables: imagenet, robustness, detection, landscape, normalisations (GAP and every GCP normalisation; repeatable)"),
+    paper: Optional[List[str]] = typer.Option(None, "--paper", help="built-in spec of the paper's tables: imagenet, robustness, detection, landscape, fgvc, normalisations (GAP and every GCP normalisation) (repeatable)"),
     out: Optional[Path] = typer.Option(None, "--out", help="sweep directory [default: runs/<spec name>]; rerunning continues it"),
     data: Optional[Path] = typer.Option(None, "--data", help="ImageNet root for every training [default: the spec's, else the built-in synthetic set]"),
     imagenet_c: Optional[Path] = typer.Option(None, "--imagenet-c", help="ImageNet-C root for eval-c [default: made from the synthetic set]"),
     imagenet_p: Optional[Path] = typer.Option(None, "--imagenet-p", help="ImageNet-P root for eval-p [default: made from the synthetic set]"),
     coco: Optional[Path] = typer.Option(None, "--coco", help="COCO 2017 root for detection [default: the synthetic COCO-format set]"),
+    cub: Optional[Path] = typer.Option(None, "--cub", help="CUB-200-2011 root for finetune:cub"),
+    aircraft: Optional[Path] = typer.Option(None, "--aircraft", help="FGVC-Aircraft root (fgvc-aircraft-2013b) for finetune:aircraft"),
+    cars: Optional[Path] = typer.Option(None, "--cars", help="Stanford Cars root (stanford_cars) for finetune:cars"),
     train: Optional[List[str]] = typer.Option(None, "--train", help="extra `gcpbench train` option for every run, KEY=VALUE (e.g. epochs=5, amp=true); shows in the run names"),
     gcp_norm: Optional[List[str]] = typer.Option(None, "--gcp-norm", help="only GAP runs and GCP runs with this normalisation (repeatable), e.g. --paper normalisations --gcp-norm mpn"),
     only: Optional[List[str]] = typer.Option(None, "--only", help="only runs whose name matches this shell pattern (repeatable), e.g. 'resnet50_*'"),
@@ -72,7 +75,8 @@ def run(
         raise GcpbenchError(f"--launcher {launcher} is unknown; use one of {', '.join(launchers.LAUNCHERS)}")
     plan = with_overrides(select_norms(resolve_spec(str(spec) if spec else None, paper), gcp_norm), parse_assignments(train),
                           str(data) if data else None,
-                          {"eval-c": imagenet_c, "eval-p": imagenet_p, "detect": coco})
+                          {"eval-c": imagenet_c, "eval-p": imagenet_p, "detect": coco},
+                          {"cub": cub, "aircraft": aircraft, "cars": cars})
     sweep = sweep_dir(out, plan)
     if dry_run:
         _print_plan(plan, [describe(r) for r in plan.runs], sweep.path)

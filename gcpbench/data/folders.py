@@ -48,7 +48,41 @@ def open_rgb(path: str | os.PathLike):
         raise GcpbenchError(f"cannot read image '{path}': {first_line(exc)}; replace or delete the file") from None
 
 
-class CheckedImageFolder(ImageFolder):
+class CheckedItems:
+    """``__getitem__`` of a dataset of ``samples`` (path, label): one-line errors for a bad image,
+    or (``skip_unreadable``) an :class:`Unreadable` stand-in that :func:`collate_skipping` drops."""
+
+    samples: list[tuple[str, int]]
+    transform: Callable | None
+    skip_unreadable: bool = False
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        path, target = self.samples[index]
+        try:
+            image = open_rgb(path)
+        except GcpbenchError as exc:
+            if not self.skip_unreadable:
+                raise
+            return Unreadable(path, str(exc)), target
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, target
+
+
+class ImageList(CheckedItems, Dataset):
+    """Images listed as ``(path, label)`` pairs (datasets whose split lives in annotation files)."""
+
+    def __init__(self, samples: Sequence[tuple[str, int]], transform: Callable | None = None,
+                 skip_unreadable: bool = False):
+        self.samples = list(samples)
+        self.transform = transform
+        self.skip_unreadable = skip_unreadable
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+class CheckedImageFolder(CheckedItems, ImageFolder):
     """torchvision's ImageFolder with one-line errors, or skipping and recording of bad images."""
 
     def __init__(self, root: str | os.PathLike, transform: Callable | None = None, skip_unreadable: bool = False):
@@ -60,18 +94,6 @@ class CheckedImageFolder(ImageFolder):
         except FileNotFoundError as exc:
             raise GcpbenchError(f"image folder '{root}': {first_line(exc)} (expected {root}/<class>/<image>)") from None
         self.skip_unreadable = skip_unreadable
-
-    def __getitem__(self, index: int) -> tuple[Any, int]:
-        path, target = self.samples[index]
-        try:
-            image = self.loader(path)
-        except GcpbenchError as exc:
-            if not self.skip_unreadable:
-                raise
-            return Unreadable(path, str(exc)), target
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, target
 
 
 def image_folder(root: str | os.PathLike, transform: Callable | None = None,

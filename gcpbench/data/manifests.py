@@ -21,23 +21,29 @@ import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from gcpbench.errors import GcpbenchError
 from gcpbench.paths import subfolders
 from gcpbench.progress import progress_bar
+
+if TYPE_CHECKING:
+    from gcpbench.data.fgvc import FgvcData
 
 MANIFEST_FILES: dict[str, str] = {"imagenet": "imagenet.json", "imagenet-c": "imagenet_c.json",
                                   "imagenet-p": "imagenet_p.json", "coco": "coco.json",
                                   "imagenet-v2": "imagenet_v2.json", "imagenet-sketch": "imagenet_sketch.json",
                                   "imagenet-r": "imagenet_r.json", "imagenet-a": "imagenet_a.json",
                                   "cifar10-c": "cifar10_c.json", "cifar100-c": "cifar100_c.json",
-                                  "cifar10-p": "cifar10_p.json"}
+                                  "cifar10-p": "cifar10_p.json", "cub": "cub.json", "aircraft": "aircraft.json",
+                                  "cars": "cars.json"}
+FGVC_NAMES: tuple[str, ...] = ("cub", "aircraft", "cars")  # checked by reading their split files
 IMAGEFOLDER = "imagefolder"  # manifest-free check of a ROOT/train, ROOT/val classification tree
 NAMES: tuple[str, ...] = (*MANIFEST_FILES, IMAGEFOLDER)
 _ALIASES = {"imagenet1k": "imagenet", "imagenet-1k": "imagenet", "ilsvrc2012": "imagenet",
             "imagenetv2": "imagenet-v2", "sketch": "imagenet-sketch",
-            "coco2017": "coco", "coco-2017": "coco", "folder": IMAGEFOLDER, "synthetic": IMAGEFOLDER}
+            "coco2017": "coco", "coco-2017": "coco", "folder": IMAGEFOLDER, "synthetic": IMAGEFOLDER,
+            "cub200": "cub", "cub-200-2011": "cub", "fgvc-aircraft": "aircraft", "stanford-cars": "cars"}
 MAX_PROBLEMS = 100
 
 
@@ -259,6 +265,44 @@ def _check_coco_annotations(root: Path, only: Sequence[str] | None, report: Chec
         report.problems.append(str(exc))
 
 
+def is_official_fgvc(data: FgvcData) -> bool:
+    """True when ``data`` has the split sizes and class count of its official release (never for
+    an ImageFolder tree): only then are its numbers comparable with published ones."""
+    if data.dataset not in FGVC_NAMES:
+        return False
+    manifest = load_manifest(data.dataset)
+    counts = manifest["files"]["counts"]
+    return (len(data.train), len(data.test), len(data.classes)) == (counts["train"], counts["test"],
+                                                                     manifest["num_classes"])
+
+
+def _check_fgvc(key: str, manifest: dict[str, Any], root: Path, structure_only: bool,
+                report: CheckReport) -> CheckReport:
+    """CUB / Aircraft / Cars: read the split files (layout, labels, listed images), then compare
+    the split sizes and class count with the manifest's (unless ``structure_only``)."""
+    from gcpbench.data.fgvc import read_dataset
+
+    try:
+        data = read_dataset(key, root)
+    except GcpbenchError as exc:
+        report.problems.append(str(exc))
+        report.manifest_free = True  # the reader's line names the dataset and the file
+        return report
+    counts = manifest["files"]["counts"]
+    found = {"train": len(data.train), "test": len(data.test)}
+    for split, count in found.items():
+        report.top[split] = "ok"
+        report.images[split], report.expected[split] = count, None if structure_only else counts[split]
+        if not structure_only and count != counts[split]:
+            report.top[split] = "incomplete"
+            report.problems.append(f"the {split} split lists {count:,} images, expected {counts[split]:,}")
+    if not structure_only and len(data.classes) != manifest["num_classes"]:
+        report.problems.append(f"{len(data.classes)} classes, expected {manifest['num_classes']}")
+    report.files_found = sum(found.values())
+    report.full = True  # the split files were read: the counts are known
+    return report
+
+
 def check_tree(name: str, root: str | os.PathLike, full: bool = False, only: Sequence[str] | None = None,
                structure_only: bool = False, raise_on_error: bool = True, progress: bool = False) -> CheckReport:
     """Check the tree at ``root`` against manifest ``name``; the report lists problems in walk order.
@@ -280,6 +324,9 @@ def check_tree(name: str, root: str | os.PathLike, full: bool = False, only: Seq
     if not root.is_dir():
         state = "is a file, not a folder" if root.exists() else "folder does not exist"
         report.problems.append(f"{state} (expected layout {manifest['layout']})")
+        return report.raise_if_failed() if raise_on_error else report
+    if key in FGVC_NAMES:
+        report = _check_fgvc(key, manifest, root, structure_only, report)
         return report.raise_if_failed() if raise_on_error else report
     if only is not None and not manifest["levels"]:
         raise GcpbenchError(f"--only selects folders; {manifest['title']} is a set of files ({manifest['file']})")

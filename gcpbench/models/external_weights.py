@@ -84,9 +84,9 @@ class LoadReport:
         """One line: counts, and which tensors were initialised or ignored."""
         line = f"loaded {len(self.loaded)} tensors from {self.source}"
         if self.initialised:
-            line += f"; initialised {len(self.initialised)} ({_short(self.initialised)})"
+            line += f"; initialised {len(self.initialised)} ({short_list(self.initialised)})"
         if self.ignored:
-            line += f"; ignored {len(self.ignored)} from the file ({_short(self.ignored)})"
+            line += f"; ignored {len(self.ignored)} from the file ({short_list(self.ignored)})"
         return line
 
     def as_dict(self) -> dict[str, Any]:
@@ -94,7 +94,7 @@ class LoadReport:
                 "ignored": self.ignored}
 
 
-def _short(keys: list[str], limit: int = 6) -> str:
+def short_list(keys: list[str], limit: int = 6) -> str:
     return ", ".join(keys[:limit]) + (f", ... {len(keys) - limit} more" if len(keys) > limit else "")
 
 

@@ -8,6 +8,7 @@ from typing import Iterable
 
 from gcpbench.report.collect import collect, landscape_runs
 from gcpbench.report.methods import keep_methods, method_tables, methods_landscape_figure
+from gcpbench.report.fgvc import fgvc_report_table
 from gcpbench.report.plots import Figure, convergence_figure, corruption_figure, landscape_figure, lr_figure
 from gcpbench.report.render import write_report
 from gcpbench.report.tables import Table, build_tables
@@ -24,7 +25,7 @@ class ReportResult:
     runs: list[str]
 
     def table(self, name: str) -> Table:
-        """The table called ``name`` (imagenet, matching_epoch, robustness, corruption_ce, detection)."""
+        """The table called ``name`` (imagenet, matching_epoch, robustness, corruption_ce, detection, fgvc)."""
         return next(t for t in self.tables if t.name == name)
 
 
@@ -36,6 +37,7 @@ def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, all
     collection = keep_methods(collect(paths), gcp_norms)
     tables, curves = build_tables(collection, all_paper)
     tables += method_tables(collection)
+    tables.append(fgvc_report_table(collection, all_paper))
     out.mkdir(parents=True, exist_ok=True)
     ce_table = next(t for t in tables if t.name == "corruption_ce").frame
     figures = [

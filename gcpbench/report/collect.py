@@ -365,6 +365,11 @@ TRAINING_COLUMNS = ("run", "arch", "head", "gcp_dim", "schedule", "dataset", "co
                     "epochs", "top1", "top5", "source")
 
 
+def is_finetune(record: RunRecord) -> bool:
+    """A ``gcpbench finetune`` run (its result is in the fine-grained table, not the ImageNet ones)."""
+    return record.config.command == "finetune"
+
+
 def training_frame(collection: Collection) -> pd.DataFrame:
     """One row per trained (or ImageNet-evaluated) model: final top-1/top-5 and their source.
 
@@ -374,7 +379,7 @@ def training_frame(collection: Collection) -> pd.DataFrame:
     rows = []
     used: set[int] = set()
     for record in collection.runs:
-        if record.metrics is None:
+        if record.metrics is None or is_finetune(record):  # fine-tunings: the fgvc table
             continue
         last = record.metrics.iloc[-1]
         linked = [e for e in collection.runs if e.owner is record and e.metrics is None and e.imagenet]
@@ -405,7 +410,7 @@ def curves_frame(collection: Collection) -> pd.DataFrame:
     """Per-epoch validation curves: run, arch, head, gcp_dim, schedule, dataset, epoch, val_top1, ..."""
     frames = []
     for record in collection.runs:
-        if record.metrics is None:
+        if record.metrics is None or is_finetune(record):
             continue
         frame = record.metrics.copy()
         for key, value in _identity(record).items():

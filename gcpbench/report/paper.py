@@ -1,4 +1,4 @@
-"""The paper's own numbers (ImageNet, robustness, COCO detection), read from package data.
+"""The paper's own numbers (ImageNet, robustness, COCO detection, fine-grained transfer), read from package data.
 
 The CSVs in ``gcpbench/reference_data/`` name architectures as the paper does (``ResNet18``,
 ``MobileNetV2``, ``ShuffleNetV2``); :func:`paper_architecture` maps a zoo arch to that name.
@@ -95,6 +95,17 @@ def paper_robustness() -> pd.DataFrame:
 def paper_detection() -> pd.DataFrame:
     """framework, backbone, method, task (bbox|segm), AP, AP50, AP75, APs, APm, APl (COCO val)."""
     return _detection().copy()
+
+
+@functools.lru_cache(maxsize=None)
+def _fgvc() -> pd.DataFrame:
+    return _read("paper_fgvc.csv")
+
+
+def paper_fgvc() -> pd.DataFrame:
+    """backbone (VGG-D, ResNet-50, ResNet-101), gcp_dim, representation, dataset, top1_paper,
+    top1_authors_reproduction (percent; fast-MPN-COV README), source."""
+    return _fgvc().copy()
 
 
 def paper_matching_epoch(arch: str) -> int | None:

@@ -54,11 +54,34 @@ def command(run: RunDir, spec: RunSpec, evaluation: Evaluation, options: dict[st
         return ["eval-c", "--ckpt", ckpt, "--out", str(run.path), "--quiet", *flags({**defaults, **options})]
     if evaluation.command == "eval-p":
         return ["eval-p", "--ckpt", ckpt, "--out", str(run.path), "--quiet", *flags(options)]
+    if evaluation.command == "finetune":
+        return finetune_command(run, evaluation, ckpt, options)
     work_dir = detection_dir(run, evaluation)
     resume = (work_dir / "last_checkpoint").is_file()  # mmengine's pointer to its latest checkpoint
     backbone = f"{model_info(spec.model).arch}_{evaluation.method}"
     return ["detect", "--framework", str(evaluation.framework), "--backbone", backbone, "--ckpt", ckpt,
             "--work-dir", str(work_dir), "--quiet", *(["--resume"] if resume else []), *flags(options)]
+
+
+def finetune_dir(run: RunDir, evaluation: Evaluation) -> Path:
+    return run.path / "finetune" / str(evaluation.dataset)
+
+
+def finetune_command(run: RunDir, evaluation: Evaluation, ckpt: str, options: dict[str, Any]) -> list[str]:
+    """``gcpbench finetune`` of the run's best checkpoint into ``RUN/finetune/<dataset>/`` (continued
+    when a job was cut short); the dataset roots are ``options`` keys (``cub = ROOT``), the other
+    keys finetune options."""
+    from gcpbench.errors import GcpbenchError
+    from gcpbench.sweep.spec import FINETUNE_DATASETS
+
+    dataset = str(evaluation.dataset)
+    root = options.get(dataset)
+    if root is None:
+        raise GcpbenchError(f"{evaluation.name} needs the dataset's root: `gcpbench sweep --{dataset} ROOT`, or "
+                            f"{dataset} = ROOT in the spec's options.finetune table")
+    rest = {k: v for k, v in options.items() if k not in FINETUNE_DATASETS}
+    return ["finetune", "--dataset", dataset, "--data", str(root), "--ckpt", ckpt, "--out",
+            str(finetune_dir(run, evaluation)), "--resume", "auto", "--quiet", *flags(rest)]
 
 
 def run_evaluation(args: list[str], log: Path | None = None) -> str | None:

@@ -8,6 +8,9 @@
   Faster / Mask R-CNN fine-tuning with the backbone methods the table lists for its head.
 * ``landscape``: GAP and GCP LRnorm training of the two models whose probe settings are the
   paper's (:data:`gcpbench.landscape.probe.ETA_RANGES`), with the probe at the paper's interval.
+* ``fgvc``: the zoo backbones of the published fine-grained table (ResNet-50, ResNet-101) x GAP /
+  GCP, trained with LRnorm, each followed by ``gcpbench finetune`` on the table's three datasets
+  (CUB-200-2011, FGVC-Aircraft, Stanford Cars; roots from ``--cub``, ``--aircraft``, ``--cars``).
 * ``normalisations``: the extension paper's (TPAMI 2023) and DropCov's question, which
   normalisation gives which benefit: one architecture (ResNet-18, whose probe settings are the
   paper's) with GAP and every GCP normalisation (:data:`gcpbench.pooling.NORMS`) under LRnorm and
@@ -24,7 +27,7 @@ from gcpbench.errors import GcpbenchError
 from gcpbench.models.registry import model_info, model_name
 from gcpbench.sweep.spec import RunSpec, SweepSpec, make_run, merge_runs
 
-PAPER_SPECS: tuple[str, ...] = ("imagenet", "robustness", "detection", "landscape", "normalisations")
+PAPER_SPECS: tuple[str, ...] = ("imagenet", "robustness", "detection", "landscape", "fgvc", "normalisations")
 NORMALISATION_ARCH = "resnet18"
 # The paper's landscape figure: one ResNet (ResNet-18) and MobileNetV2, the families whose step
 # sizes and probe interval are the paper's (ShuffleNetV2's are our extrapolation).
@@ -82,6 +85,26 @@ def _landscape(train: dict[str, Any], data: str | None) -> tuple[list[RunSpec], 
     return runs, ["landscape: `gcpbench report SWEEP` draws the figure from the runs' landscape.csv"]
 
 
+def _fgvc(train: dict[str, Any], data: str | None) -> tuple[list[RunSpec], list[str]]:
+    from gcpbench.models.registry import ARCHS
+    from gcpbench.report.fgvc import PAPER_DATASETS
+    from gcpbench.report.paper import paper_fgvc
+
+    table = paper_fgvc()
+    evaluations = [f"finetune:{PAPER_DATASETS[title]}" for title in dict.fromkeys(table["dataset"])]
+    runs, missing = [], []
+    for backbone in dict.fromkeys(table["backbone"]):
+        arch = backbone.lower().replace("-", "")  # ResNet-50 -> resnet50
+        if arch not in ARCHS:
+            missing.append(backbone)
+            continue
+        for head in ("gap", "gcp"):
+            runs.append(make_run(model_name(arch, head), "LRnorm", 0, train, evaluations, data))
+    notes = [f"fgvc: {', '.join(missing)} has no zoo model; fine-tune one with `gcpbench finetune --model "
+             "torchvision/vgg16_gcp --weights FILE`"] if missing else []
+    return runs, notes
+
+
 def _normalisations(train: dict[str, Any], data: str | None) -> tuple[list[RunSpec], list[str]]:
     from gcpbench.landscape.probe import default_every
     from gcpbench.pooling.registry import NORMS
@@ -95,7 +118,7 @@ def _normalisations(train: dict[str, Any], data: str | None) -> tuple[list[RunSp
 
 
 _BUILDERS = {"imagenet": _imagenet, "robustness": _robustness, "detection": _detection, "landscape": _landscape,
-             "normalisations": _normalisations}
+             "fgvc": _fgvc, "normalisations": _normalisations}
 
 
 def paper_spec(names: list[str], train: dict[str, Any] | None = None, data: str | None = None) -> SweepSpec:

@@ -51,22 +51,26 @@ TRAIN_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainOpti
 # Options that change the trained model, in name order, and their tags.
 NAME_TAGS: dict[str, str] = {"epochs": "e{}", "batch_size": "b{}", "lr": "lr{:g}", "image_size": "px{}",
                              "landscape_every": "ls{}", "amp": "amp", "gcp_precision": "{}"}
-EVAL_COMMANDS: tuple[str, ...] = ("eval-imagenet", "eval-c", "eval-p", "detect")
+EVAL_COMMANDS: tuple[str, ...] = ("eval-imagenet", "eval-c", "eval-p", "detect", "finetune")
+FINETUNE_DATASETS: tuple[str, ...] = ("cub", "aircraft", "cars", "folder")  # gcpbench.data.fgvc.DATASETS
 DETECT_FRAMEWORKS: tuple[str, ...] = ("faster_rcnn", "mask_rcnn")
 DETECT_METHODS: tuple[str, ...] = ("gap", "gcp_d", "gcp_m")
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One evaluation that follows a training: ``eval-imagenet``, ``eval-c``, ``eval-p`` or
-    ``detect:<framework>:<method>``."""
+    """One evaluation that follows a training: ``eval-imagenet``, ``eval-c``, ``eval-p``,
+    ``detect:<framework>:<method>`` or ``finetune:<dataset>`` (its root in ``options.finetune``)."""
 
     command: str
     framework: str | None = None
     method: str | None = None
+    dataset: str | None = None
 
     @property
     def name(self) -> str:
+        if self.command == "finetune":
+            return f"finetune:{self.dataset}"
         return self.command if self.command != "detect" else f"detect:{self.framework}:{self.method}"
 
     @staticmethod
@@ -75,7 +79,13 @@ class Evaluation:
         command = parts[0]
         if command not in EVAL_COMMANDS:
             raise GcpbenchError(f"unknown evaluation '{text}'{closest(command, EVAL_COMMANDS)}; use one of "
-                                "eval-imagenet, eval-c, eval-p, detect:<faster_rcnn|mask_rcnn>:<gap|gcp_d|gcp_m>")
+                                "eval-imagenet, eval-c, eval-p, detect:<faster_rcnn|mask_rcnn>:<gap|gcp_d|gcp_m>, "
+                                "finetune:<cub|aircraft|cars|folder>")
+        if command == "finetune":
+            if len(parts) != 2 or parts[1] not in FINETUNE_DATASETS:
+                raise GcpbenchError(f"fine-tuning evaluation '{text}' must read finetune:<cub|aircraft|cars|folder>, "
+                                    "e.g. finetune:cub")
+            return Evaluation(command, dataset=parts[1])
         if command != "detect":
             if len(parts) > 1:
                 raise GcpbenchError(f"evaluation '{text}' takes no ':' part; its options go in the spec's options.{command} table")
@@ -271,7 +281,7 @@ def load_spec(path: str | Path) -> SweepSpec:
     """Read a TOML (``.toml``) or YAML (``.yaml`` / ``.yml``) spec file."""
     path = Path(path)
     if not path.is_file():
-        raise GcpbenchError(f"spec file '{path}' does not exist (or use --paper imagenet|robustness|detection|landscape)")
+        raise GcpbenchError(f"spec file '{path}' does not exist (or use --paper imagenet|robustness|detection|landscape|fgvc)")
     suffix = path.suffix.lower()
     if suffix not in (".toml", ".yaml", ".yml"):
         raise GcpbenchError(f"spec file '{path}' must end in .toml, .yaml or .yml")
@@ -291,7 +301,7 @@ def load_spec(path: str | Path) -> SweepSpec:
     return absolute_paths(parse_spec(data, path.stem), path.parent)
 
 
-PATH_OPTIONS: tuple[str, ...] = ("data", "clean_data", "weights")
+PATH_OPTIONS: tuple[str, ...] = ("data", "clean_data", "weights", *FINETUNE_DATASETS)
 
 
 def absolute_paths(spec: SweepSpec, base: Path) -> SweepSpec:

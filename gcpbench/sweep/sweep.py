@@ -33,8 +33,9 @@ def parse_assignments(items: list[str] | None) -> dict[str, Any]:
 
 
 def with_overrides(spec: SweepSpec, train: dict[str, Any], data: str | None,
-                   eval_data: dict[str, str | None]) -> SweepSpec:
-    """``spec`` with extra train options and data roots given on the command line (names follow)."""
+                   eval_data: dict[str, str | None], finetune_data: dict[str, str | None] | None = None) -> SweepSpec:
+    """``spec`` with extra train options and data roots given on the command line (names follow);
+    ``finetune_data``: the root of each fine-tuning dataset (``cub``, ``aircraft``, ``cars``)."""
     runs = []
     for run in spec.runs:
         settings = {**run.train, **train}
@@ -45,6 +46,9 @@ def with_overrides(spec: SweepSpec, train: dict[str, Any], data: str | None,
     for command, root in eval_data.items():
         if root is not None:
             options.setdefault(command, {})["data"] = str(Path(root).resolve())
+    for dataset, root in (finetune_data or {}).items():
+        if root is not None:
+            options.setdefault("finetune", {})[dataset] = str(Path(root).resolve())
     return SweepSpec(spec.name, merge_runs(runs), options, list(spec.notes))
 
 
@@ -66,7 +70,7 @@ def resolve_spec(spec_file: str | None, papers: list[str] | None) -> SweepSpec:
     """The spec of a file or of the paper's tables (exactly one of them)."""
     if bool(spec_file) == bool(papers):
         raise GcpbenchError("give a spec file (gcpbench sweep grid.toml) or --paper imagenet|robustness|detection|"
-                            "landscape, not both and not neither")
+                            "landscape|fgvc, not both and not neither")
     return load_spec(spec_file) if spec_file else paper_spec(list(dict.fromkeys(papers or [])))
 
 

@@ -125,6 +125,9 @@ def stored_config(options: TrainOptions) -> tuple[RunDir, TrainConfig]:
     config = run.run_config()
     if not isinstance(config, TrainConfig):
         raise GcpbenchError(f"--resume '{run.path}' is not a training run directory (no train config.json)")
+    if config.command != "train":
+        raise GcpbenchError(f"--resume '{run.path}' is a {config.command} run: continue it with "
+                            f"`gcpbench {config.command} --resume {run.path}`")
     if options.out is not None and Path(options.out).resolve() != run.path.resolve():
         raise GcpbenchError("--resume continues the run in its own directory; drop --out")
     if options.data is not None and Path(options.data).resolve() != Path(config.data_root).resolve():

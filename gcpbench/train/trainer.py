@@ -18,7 +18,7 @@ import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -108,7 +108,7 @@ def _resume_data(config: TrainConfig) -> str | None:
     return str(root)
 
 
-def _new_run(options: TrainOptions, name: str, schedule_name: str, ctx: ddp.DistContext) -> RunDir:
+def new_run(options: Any, name: str, schedule_name: str, ctx: ddp.DistContext) -> RunDir:
     """The new run directory (rank 0 names it, every rank gets the same path)."""
     path = None
     if ctx.is_main:
@@ -120,18 +120,25 @@ def _new_run(options: TrainOptions, name: str, schedule_name: str, ctx: ddp.Dist
 
 
 def _loaders(source, config: TrainConfig, ctx: ddp.DistContext, workers: int | None, strict: bool = False):
-    """Train loader (shuffled, drop_last, DistributedSampler under DDP) and the val loader
-    (each rank a disjoint stride of the val set, no padding); ``config`` gives the family, image
-    size, global batch and seed."""
-    from torch.utils.data import Subset
-
-    from gcpbench.data.folders import image_folder, make_loader
+    """The loaders of an ImageFolder tree (:func:`make_loaders`); ``config`` gives the family,
+    image size, global batch and seed."""
+    from gcpbench.data.folders import image_folder
     from gcpbench.data.transforms import eval_transform, train_transform
 
     size = config.image_size
     train_set = image_folder(source.root / "train", train_transform(config.family, size), skip_unreadable=not strict)
     val_set = image_folder(source.root / "val", eval_transform(size), skip_unreadable=not strict)
-    batch = config.batch_size
+    return make_loaders(train_set, val_set, config.batch_size, config.seed, ctx, workers)
+
+
+def make_loaders(train_set, val_set, batch: int, seed: int, ctx: ddp.DistContext, workers: int | None):
+    """Train loader (shuffled, drop_last, DistributedSampler under DDP) and the val loader (each
+    rank a disjoint stride of the val set, no padding) of global batch ``batch``; returns them
+    and the two sets' sizes."""
+    from torch.utils.data import Subset
+
+    from gcpbench.data.folders import make_loader
+
     if batch % ctx.world_size:
         raise GcpbenchError(f"--batch-size {batch} is not divisible by the {ctx.world_size} processes")
     per_rank = batch // ctx.world_size
@@ -139,7 +146,7 @@ def _loaders(source, config: TrainConfig, ctx: ddp.DistContext, workers: int | N
         raise GcpbenchError(f"the training set has {len(train_set)} images, fewer than one batch of {batch}; "
                             "lower --batch-size")
     train_loader = make_loader(train_set, per_rank, shuffle=True, workers=workers, distributed=ctx.distributed,
-                               seed=config.seed, drop_last=True)
+                               seed=seed, drop_last=True)
     counts = (len(train_set), len(val_set))
     if ctx.distributed:
         val_set = Subset(val_set, range(ctx.rank, len(val_set), ctx.world_size))
@@ -156,8 +163,12 @@ def _describe(s: Session, source) -> None:
     for line in s.schedule.describe():
         log(line)
     per_rank = f" ({c.batch_size // s.ctx.world_size} per process x {s.ctx.world_size})" if s.ctx.distributed else ""
-    log(f"SGD momentum {MOMENTUM}, weight decay {c.weight_decay:g} (all parameters); batch {c.batch_size}"
-        f"{per_rank}, {len(s.train_loader)} iterations/epoch, {c.epochs} epochs")
+    groups = s.optimizer.param_groups
+    decay = (f"weight decay {c.weight_decay:g} (all parameters)" if len(groups) == 1 else "parameter groups " + ", ".join(
+        f"{sum(p.numel() for p in g['params']):,} weights at LR x{g.get('lr_factor', 1.0):g} and weight decay "
+        f"{g['weight_decay']:g}" for g in groups))
+    log(f"SGD momentum {MOMENTUM}, {decay}; batch {c.batch_size}{per_rank}, {len(s.train_loader)} iterations/epoch, "
+        f"{c.epochs} epochs")
     log(f"device {s.device}, amp {'bf16' if c.amp else 'off'}, channels_last {'on' if c.channels_last else 'off'}, "
         f"seed {c.seed}, deterministic {'on' if c.deterministic else 'off'}")
     report = getattr(s.net, "load_report", None)
@@ -197,7 +208,7 @@ def train_one_epoch(s: Session, epoch: int) -> dict[str, float]:
         images, targets = batch[0], batch[1]
         lr = s.schedule.lr(epoch, step, steps)
         for group in s.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_factor", 1.0)  # fine-tuning: the classifier's group x5
         images = images.to(s.device, non_blocking=True, memory_format=s.memory_format)
         targets = targets.to(s.device, non_blocking=True)
         with autocast(s.device, s.config.amp):
@@ -300,9 +311,27 @@ def fit(s: Session, start_epoch: int, history: list[EpochRecord], best: float) -
 def train(options: TrainOptions, reporter: type[TrainReporter] = TrainReporter) -> RunDir:
     """Run ``gcpbench train`` (also each process of ``torchrun ... -m gcpbench train``); ``reporter``
     shows the progress (default: log lines; the command line hands in bars)."""
+    return run_training(Task(_prepare_new, _prepare_resume), options, reporter)
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a training command plugs into the loop: how a new run and a resumed one are prepared
+    (each returns a :class:`Prepared`; a resume of a finished run returns its :class:`RunDir`),
+    and what runs after the last epoch, under the run's lock, also when a finished run is
+    resumed (``finish(ctx, run, options)``: a fine-tuning's final evaluation). ``options`` needs
+    ``out``, ``resume``, ``quiet`` and ``device``."""
+
+    prepare_new: Callable[[Any, ddp.DistContext, bool], Prepared]
+    prepare_resume: Callable[[Any, ddp.DistContext, bool, type[TrainReporter]], Prepared | RunDir]
+    finish: Callable[[ddp.DistContext, RunDir, Any], None] | None = None
+
+
+def run_training(task: Task, options: Any, reporter: type[TrainReporter] = TrainReporter) -> RunDir:
+    """Set up the processes (torchrun or one), then prepare, train and finish ``task``."""
     ctx = ddp.setup(options.device or "auto")
     try:
-        return _train(options, ctx, reporter)
+        return _train(task, options, ctx, reporter)
     finally:
         ddp.teardown(ctx)
 
@@ -317,6 +346,8 @@ class Prepared:
     source: Any  # gcpbench.data.source.DataSource
     loaders: tuple[Any, Any]
     checkpoint: dict[str, Any] | None = None
+    net: nn.Module | None = None  # a new run's initialised model (default: built from config.model)
+    param_groups: Callable[[nn.Module], list[dict[str, Any]]] | None = None  # default: one group, the base LR
 
 
 def _check_gcp_precision(precision: str | None, name: str) -> None:
@@ -355,7 +386,7 @@ def _prepare_new(options: TrainOptions, ctx: ddp.DistContext, quiet: bool) -> Pr
     size = options.image_size or source.image_size
     draft = TrainConfig(family=family, image_size=size, batch_size=schedule.batch_size, seed=options.seed or 0)
     train_loader, val_loader, counts = _loaders(source, draft, ctx, options.workers, options.strict)
-    run = _new_run(options, name, schedule.name, ctx)
+    run = new_run(options, name, schedule.name, ctx)
     channels_last = options.channels_last if options.channels_last is not None else ctx.device.type == "cuda"
     config = new_config(options, name=name, family=family, schedule=schedule, dataset=source.dataset,
                         root=source.root, classes=source.classes, train_images=counts[0], val_images=counts[1],
@@ -395,11 +426,16 @@ def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool,
     config, checkpoint = p.config, p.checkpoint
     seed_everything(config.seed + ctx.rank)
     init = config.init_weights if checkpoint is None else None
-    net = build(config.model, num_classes=config.num_classes, weights=init, gcp_options=config.gcp_options).to(ctx.device)
+    if p.net is not None and checkpoint is None:
+        net = p.net.to(ctx.device)
+    else:
+        net = build(config.model, num_classes=config.num_classes, weights=init,
+                    gcp_options=config.gcp_options).to(ctx.device)
     if config.channels_last:
         net = net.to(memory_format=torch.channels_last)
     set_gcp_precision(net, config.gcp_precision)
-    optimizer = torch.optim.SGD(net.parameters(), lr=p.schedule.base_lr, momentum=MOMENTUM,
+    groups = p.param_groups(net) if p.param_groups is not None else net.parameters()
+    optimizer = torch.optim.SGD(groups, lr=p.schedule.base_lr, momentum=MOMENTUM,
                                 weight_decay=p.schedule.weight_decay)
     history: list[EpochRecord] = []
     best, start_epoch = -math.inf, 0
@@ -427,7 +463,7 @@ def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool,
     return session, history, best, start_epoch
 
 
-def _train(options: TrainOptions, ctx: ddp.DistContext, reporter: type[TrainReporter]) -> RunDir:
+def _train(task: Task, options: Any, ctx: ddp.DistContext, reporter: type[TrainReporter]) -> RunDir:
     if options.resume == AUTO_RESUME:  # rank 0 decides, so every rank takes the same path
         options = replace(options, resume=ddp.broadcast_object(auto_resume_target(options), ctx))
     quiet = options.quiet or not ctx.is_main
@@ -440,9 +476,11 @@ def _train(options: TrainOptions, ctx: ddp.DistContext, reporter: type[TrainRepo
         locked = ctx.is_main and target is not None and Path(target).is_dir()
         if locked:
             stack.enter_context(writer_lock(Path(target), "train"))
-        prepared = (_prepare_resume(options, ctx, quiet, reporter) if options.resume
-                    else _prepare_new(options, ctx, quiet))
+        prepared = (task.prepare_resume(options, ctx, quiet, reporter) if options.resume
+                    else task.prepare_new(options, ctx, quiet))
         if isinstance(prepared, RunDir):
+            if task.finish is not None:
+                task.finish(ctx, prepared, options)
             return prepared
         if ctx.is_main:
             if not locked:
@@ -451,10 +489,13 @@ def _train(options: TrainOptions, ctx: ddp.DistContext, reporter: type[TrainRepo
             remove_stale_temps(run.checkpoints)
             remove_stale_temps(run.path, (run.metrics_jsonl.name, run.metrics_csv.name, run.config.name))
             remove_stale_temps(run.plots, ("convergence.png",))
-        return _train_locked(options, ctx, prepared, reporter)
+        run = _train_locked(options, ctx, prepared, reporter)
+        if task.finish is not None:
+            task.finish(ctx, run, options)
+        return run
 
 
-def _train_locked(options: TrainOptions, ctx: ddp.DistContext, prepared: Prepared,
+def _train_locked(options: Any, ctx: ddp.DistContext, prepared: Prepared,
                   reporter: type[TrainReporter]) -> RunDir:
     run, config = prepared.run, prepared.config
     with determinism(config.deterministic, ctx.device):
@@ -469,7 +510,7 @@ def _train_locked(options: TrainOptions, ctx: ddp.DistContext, prepared: Prepare
             try:
                 history = fit(s, start_epoch, history, best)
             except KeyboardInterrupt:
-                s.reporter.log(f"interrupted: continue with `gcpbench train --resume {run.path}`")
+                s.reporter.log(f"interrupted: continue with `gcpbench {config.command} --resume {run.path}`")
                 raise
         if ctx.is_main:
             top = max(history, key=lambda r: r.val_top1)
