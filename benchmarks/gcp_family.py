@@ -34,6 +34,7 @@ class FamilyResult:
     peak_mib: float
     authors_peak_mib: float
     repeats: int
+    max_rel_error_vs_authors: float | None  # forward outputs (None for dropcov: random in training)
 
 
 def _pass(layer, x: Tensor, grad_out: Tensor) -> None:
@@ -53,7 +54,10 @@ def run_family(norms: list[str], batch: int, channels: int, size: int, *, device
         ours = GCP(channels, norm).to(device).train()
         theirs = authors(norm, channels, textbook)
         with torch.no_grad():
-            width = ours(x).shape[1]
+            out = ours(x)
+            width = out.shape[1]
+            error = None if norm == "dropcov" else float(
+                ((out.double() - theirs(x).double()).abs().max() / out.double().abs().max()).item())
         grad_out = torch.randn(batch, width, generator=gen).to(device)
         times = interleaved_medians({
             "isqrt": lambda: _pass(isqrt, x, isqrt_grad),
@@ -67,7 +71,7 @@ def run_family(norms: list[str], batch: int, channels: int, size: int, *, device
             batch=batch, channels=channels, size=size, ms=times["ours"], isqrt_ms=times["isqrt"],
             authors_ms=times["authors"], ratio_vs_isqrt=times["ours"] / times["isqrt"],
             ratio_vs_authors=times["ours"] / times["authors"], peak_mib=peaks["ours"],
-            authors_peak_mib=peaks["authors"], repeats=repeats))
+            authors_peak_mib=peaks["authors"], repeats=repeats, max_rel_error_vs_authors=error))
         if report is not None:
             report(results[-1])
     return results
