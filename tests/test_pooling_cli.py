@@ -69,3 +69,18 @@ def test_sweep_gcp_norm_selects_gap_and_that_method() -> None:
     assert {r.train["arch"] for r in spec.runs} == {"resnet18_gap", "resnet18_gcp_mpn"}
     with pytest.raises(GcpbenchError, match="no run"):
         select_norms(parse_spec({"models": ["resnet18"], "heads": ["gcp"], "gcp_norms": ["mpn"]}, "x"), ["cbp"])
+
+
+def test_landscape_labels_name_the_normalisation(tmp_path) -> None:
+    from gcpbench.landscape.plot import run_label
+    from gcpbench.records import TrainConfig
+    from gcpbench.runs import RunDir
+
+    labels = []
+    for norm in ("isqrt", "mpn"):
+        run = RunDir(tmp_path / norm)
+        run.path.mkdir()
+        run.write_config(TrainConfig(model=f"resnet18_gcp_{norm}", arch="resnet18", head="gcp", gcp_dim=256,
+                                     gcp_norm=norm, schedule="LRnorm"))
+        labels.append(run_label(run))
+    assert labels == ["resnet18 GCP LRnorm", "resnet18 GCP mpn LRnorm"]
