@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import typer
 
-MODEL_HELP = ("instead of --ckpt: a zoo name or timm/<name>, torchvision/<name> (GCP: add _gcp, _gcp128, _s1), "
+MODEL_HELP = ("instead of --ckpt: a zoo name or timm/<name>, torchvision/<name> (GCP: add _gcp, _gcp128, a normalisation _mpn, _log, ..., _s1), "
               "with --weights")
 WEIGHTS_HELP = "local weights for --model: timm .pth/.bin/.safetensors, torchvision .pth, gcpbench or iSQRT-COV checkpoint"
 
