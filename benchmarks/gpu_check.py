@@ -80,8 +80,9 @@ def cuda_sizes() -> Sizes:
     return Sizes(device="cuda", layer_batches=(32, 256), layer_channels=256, layer_size=14, layer_repeats=9,
                  step_arch="resnet50", step_batch=128, step_size=224, step_repeats=5,
                  train_args=("--epochs", "2", *workers),
-                 make_c_args=("--corruptions", ",".join(BENCHMARK_CORRUPTIONS), "--per-class", "1", *workers),
-                 make_p_args=("--per-class", "1", *workers), eval_c_args=workers, eval_p_args=workers,
+                 make_c_args=("--corruptions", ",".join(BENCHMARK_CORRUPTIONS), "--per-class", "1", "--native-size",
+                              *workers),
+                 make_p_args=("--per-class", "1", "--native-size", *workers), eval_c_args=workers, eval_p_args=workers,
                  detect_iters=20, detect_frameworks=("faster_rcnn", "mask_rcnn"),
                  ddp_processes=torch.cuda.device_count(), ddp_batch=64, ddp_image=224)
 
@@ -91,8 +92,9 @@ def smoke_sizes() -> Sizes:
     return Sizes(device="cpu", layer_batches=(2,), layer_channels=16, layer_size=7, layer_repeats=1,
                  step_arch="resnet18", step_batch=2, step_size=32, step_repeats=1,
                  train_args=("--epochs", "1", "--batch-size", "8", "--lr", "0.01", "--device", "cpu", *one),
-                 make_c_args=("--corruptions", "gaussian_noise", "--severities", "1", "--per-class", "1", *one),
-                 make_p_args=("--perturbations", "gaussian_noise", "--per-class", "1", *one),
+                 make_c_args=("--corruptions", "gaussian_noise", "--severities", "1", "--per-class", "1",
+                              "--native-size", *one),
+                 make_p_args=("--perturbations", "gaussian_noise", "--per-class", "1", "--native-size", *one),
                  eval_c_args=("--corruptions", "gaussian_noise", "--severities", "1", "--device", "cpu", *one),
                  eval_p_args=("--perturbations", "gaussian_noise", "--device", "cpu", *one),
                  detect_iters=1, detect_frameworks=("mask_rcnn",), ddp_processes=2, ddp_batch=4, ddp_image=32)

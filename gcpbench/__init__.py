@@ -2,7 +2,7 @@
 
 Public API (imported lazily, so ``gcpbench --help`` does not load torch)::
 
-    from gcpbench import isqrt_cov, GCP, covariance_pool, build, list_models
+    from gcpbench import isqrt_cov, GCP, covariance_pool, build, list_models, benchmark
 
 ``GCP(dim, norm="isqrt", **options)`` and ``covariance_pool(x, norm=..., **options)`` cover the
 whole GCP family (:mod:`gcpbench.pooling`); ``isqrt_cov`` is the iSQRT-COV function itself.
@@ -21,6 +21,8 @@ _EXPORTS = {
     "set_gcp_precision": "gcpbench.gcp",
     "build": "gcpbench.models",
     "list_models": "gcpbench.models",
+    "benchmark": "gcpbench.api",
+    "GcpbenchError": "gcpbench.errors",
 }
 __all__ = list(_EXPORTS)
 

@@ -198,3 +198,25 @@ def torchvision_for(torch_version: str) -> str:
     if major != 2:
         raise ValueError(f"torch {torch_version}: gcpbench needs torch 2.x (>= 2.6)")
     return f"0.{minor + 15}.*"
+
+
+MMCV_VERSION = "2.1.0"
+SETUPTOOLS_FOR_MMCV = "69.5.1"  # mmcv 2.1.0's setup.py needs setuptools < 70, for its build only
+
+
+def mmcv_install_note(cached: str, cuda: bool, cores: int) -> str:
+    """What bootstrap says before installing mmcv: a cached CPU wheel (``pip cache list mmcv``
+    output in ``cached``) installs in seconds; otherwise the ops are compiled, about 8-15 minutes
+    on 2 cores (measured on 2-core VMs), during which pip prints nothing."""
+    if not cuda and re.search(rf"\bmmcv-{re.escape(MMCV_VERSION)}-", cached):
+        return f"mmcv {MMCV_VERSION} (CPU kernels) is in pip's cache: installing the cached wheel, seconds"
+    kernels = "CPU and CUDA kernels (the CUDA ones take longer)" if cuda else "CPU kernels"
+    return (f"compiling mmcv {MMCV_VERSION}'s ops, {kernels}, with {cores} job(s): about 8-15 minutes on 2 cores, "
+            "less with more; pip prints nothing until it is done")
+
+
+def setuptools_note(current: str | None) -> str:
+    """Why bootstrap pins setuptools for a moment (pip's resolver would call it an ERROR)."""
+    back = f"setuptools {current} is put back" if current else "the newer setuptools is put back"
+    return (f"setuptools {SETUPTOOLS_FOR_MMCV} for mmcv's build only (its setup.py needs < 70; torch asks for >= 77 "
+            f"at run time): {back} right after, so pip's conflict warnings are switched off for these two steps")

@@ -144,8 +144,9 @@ def evaluate_val_folder(model: nn.Module, folder: Path, prep: Preprocessing, lab
         dataset.samples = sorted(kept)
     dataset.targets = [target for _, target in dataset.samples]
     loader = make_loader(dataset, batch_size, shuffle=False, workers=workers)
-    return evaluate_classification(model.to(device), loader, device, amp=amp, progress=progress,
-                                   description=description)
+    result = evaluate_classification(model.to(device), loader, device, amp=amp, progress=progress,
+                                     description=description)
+    return {**result, "listing": dataset.fingerprint()}
 
 
 def clean_preprocessing(prep: Preprocessing, dataset_root: Path, image_size: int | None = None) -> Preprocessing:
@@ -194,10 +195,9 @@ def eval_imagenet(ckpt: str | Path | None, data: str | Path | None = None, out: 
                             f"(first difference: '{first}')")
     prep = clean_preprocessing(resolved.preprocessing, source.root, image_size)
     producer = Producer.of(ckpt, name, checkpoint)
-    identity = ResultIdentity(producer, str(source.root.resolve()), {"preprocessing": prep.as_dict(), "amp": amp})
     path, run = imagenet_output(ckpt, Path(out) if out is not None else None, name)
     if run is None:
-        writing = writer_lock(path.parent, path.name)
+        writing = writer_lock(path.parent, path.name, remove=True)
     else:
         writing = result_writer(run, "imagenet", (IMAGENET_RESULT,), producer, "ImageNet results",
                                 {"command": "eval-imagenet", "dataset": source.dataset,
@@ -207,6 +207,8 @@ def eval_imagenet(ckpt: str | Path | None, data: str | Path | None = None, out: 
                                       device=torch_device, amp=amp, progress=not quiet,
                                       description=f"eval-imagenet {name}", strict=strict)
         unreadable = metrics.get("unreadable", [])
+        identity = ResultIdentity(producer, str(source.root.resolve()), {"preprocessing": prep.as_dict(), "amp": amp},
+                                  {"listing": metrics["listing"]})
         result = ImageNetResult(
             model=name, checkpoint=str(ckpt), dataset=source.dataset, top1=metrics["top1"], top5=metrics["top5"],
             images=metrics["images"], loss=metrics["loss"], identity=identity,

@@ -17,8 +17,16 @@ saves a product in the first and in the last step (34 products for N=5 where aut
 each as soon as the backward has used it (a second backward, e.g. gradcheck, recomputes them).
 Every ``3I - P`` and gradient accumulation is fused into ``baddbmm``; no loops over the
 batch; no product reads a transposed iterate (they are symmetric). The layer
-always runs in float32, also under autocast. A zero trace (a dead feature map) is clamped to
-the smallest normal float so the output is 0, not NaN. ``docs/benchmarks.md`` has the figures.
+always runs in float32, also under autocast, and its output is float32. A zero trace (a dead
+feature map) is clamped to the smallest normal float so the output is 0, not NaN.
+
+Scale: the output is exactly homogeneous, ``f(s x) = s f(x)`` (Sigma scales by s^2, A not at
+all, sqrt(tr) by s). Computed literally, Sigma leaves float32's range long before x does
+(|x| ~ 1e-20 gives a subnormal trace, |x| ~ 1e20 an infinite one). So the centred features
+of each sample are first divided by ``r``, the power of two just above their largest
+magnitude (exact: only the exponent changes), the layer runs on values in [0.5, 1), and the
+output is multiplied by ``r`` again; the backward is the same on the scaled features (the
+factors cancel). ``docs/benchmarks.md`` has the figures.
 """
 from __future__ import annotations
 
@@ -27,6 +35,8 @@ from typing import Iterator
 
 import torch
 from torch import Tensor, nn
+
+from gcpbench.errors import InputShapeError
 
 PRECISIONS = ("float32", "tf32")
 _TRIU_INDEX: dict[tuple[int, torch.device], Tensor] = {}
@@ -171,8 +181,24 @@ def _newton_schulz_backward(grad: Tensor, a: Tensor, kept: list[Tensor], iterati
     return grad_z.add_(grad_y, alpha=-3.0).baddbmm_(grad_y, a, beta=-0.5, alpha=-1.0)
 
 
+def _unit_scale(centred: Tensor) -> Tensor:
+    """Per sample, the power of two r with max |centred| / r in [0.5, 1) (1 for an all-zero sample)."""
+    largest = centred.abs().amax(dim=(1, 2))
+    return torch.ldexp(torch.ones_like(largest), torch.frexp(largest).exponent)
+
+
+def _scaled_centred(x: Tensor, mean: Tensor, unit: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """``((x - mean) / unit, unit)`` per sample, (B, C, M); ``unit`` (default :func:`_unit_scale`)
+    is a power of two, so the division is exact."""
+    centred = x.reshape(x.shape[0], x.shape[1], -1) - mean
+    if unit is None:
+        unit = _unit_scale(centred)
+    return centred.div_(unit.view(-1, 1, 1)), unit
+
+
 class _ISqrtCov(torch.autograd.Function):
-    """(B, C, H, W) -> (B, C(C+1)/2) in the input's dtype, with a hand-written backward.
+    """(B, C, H, W) -> (B, C(C+1)/2) in the dtype it is given, with a hand-written backward
+    (:func:`isqrt_cov` and :class:`GCP` always give it float32, so their output is float32).
 
     The first backward frees the iterates as it consumes them; a second one (retain_graph,
     gradcheck) recomputes them from the saved ``a``."""
@@ -181,9 +207,8 @@ class _ISqrtCov(torch.autograd.Function):
     def forward(ctx, x: Tensor, iterations: int, precision: str) -> Tensor:  # type: ignore[override]
         batch, channels, height, width = x.shape
         m = height * width
-        feats = x.reshape(batch, channels, m)
-        mean = feats.mean(dim=2, keepdim=True)
-        centred = feats - mean
+        mean = x.reshape(batch, channels, m).mean(dim=2, keepdim=True)
+        centred, unit = _scaled_centred(x, mean)  # values in [0.5, 1): Sigma neither under- nor overflows
         keep = ctx.needs_input_grad[0]
         with _matmul_precision(precision, x.device):
             sigma = torch.baddbmm(x.new_empty(1, 1, 1), centred, centred.mT, beta=0.0, alpha=1.0 / m)
@@ -192,19 +217,19 @@ class _ISqrtCov(torch.autograd.Function):
             a = sigma.div_(trace.view(batch, 1, 1))
             y, kept = _newton_schulz(a, iterations, keep)
         index = triu_flat_index(channels, x.device)
-        scale = trace.sqrt()
+        scale = trace.sqrt().mul_(unit)  # sqrt(tr Sigma) of the unscaled features
         out = y.reshape(batch, channels * channels).index_select(1, index).mul_(scale.view(batch, 1))
         if keep:
             ctx.precision = precision
             ctx.iterations = iterations
             ctx.kept = kept
-            ctx.save_for_backward(x, mean, a, trace, out)
+            ctx.save_for_backward(x, mean, unit, a, trace, out)
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
-        x, mean, a, trace, out = ctx.saved_tensors
+        x, mean, unit, a, trace, out = ctx.saved_tensors  # trace: of the scaled features
         batch, channels, _ = a.shape
         kept, ctx.kept = ctx.kept, None
         grad_out = grad_out.to(a.dtype)
@@ -217,12 +242,14 @@ class _ISqrtCov(torch.autograd.Function):
             # dL/dSigma = grad_a + c I with c = dL/dtr (grad_a already carries sqrt(tr)/tr)
             grad_a_dot_a = torch.bmm(grad_a.reshape(batch, 1, -1), a.reshape(batch, -1, 1)).view(batch)
             grad_out_dot_out = torch.bmm(grad_out.view(batch, 1, -1), out.view(batch, -1, 1)).view(batch)
-            diag = grad_out_dot_out / (2 * trace) - grad_a_dot_a
+            diag = grad_out_dot_out / (2 * trace * unit) - grad_a_dot_a  # out / unit: the scaled features' output
             sym = torch.add(grad_a, grad_a.mT)
             del grad_a
             sym.diagonal(dim1=1, dim2=2).add_(2 * diag.view(batch, 1))
             # Sigma = Xc Xc^T / M; the mean's gradient term vanishes since rows of Xc sum to 0.
-            centred = x.reshape(batch, channels, -1) - mean
+            # With Xc scaled by 1/unit and the output by unit, the gradient wrt x is the one wrt
+            # the scaled Xc (the two factors cancel).
+            centred = _scaled_centred(x, mean, unit)[0]
             grad_x = torch.baddbmm(centred.new_empty(1, 1, 1), sym, centred, beta=0.0, alpha=1.0 / centred.shape[-1])
         return grad_x.view(x.shape), None, None
 
@@ -242,16 +269,24 @@ def isqrt_cov(x: Tensor, iterations: int = 5, precision: str = "float32") -> Ten
 
 
 class GCP(nn.Module):
-    """Global covariance pooling (iSQRT-COV) as a module; no parameters."""
+    """Global covariance pooling (iSQRT-COV) as a module; no parameters. The output is float32
+    whatever the input's dtype (the layer runs in float32, also under autocast)."""
 
     def __init__(self, dim: int, iterations: int = 5, precision: str = "float32") -> None:
         super().__init__()
-        self.dim = dim
+        if int(dim) < 2:
+            raise InputShapeError(f"GCP(dim={dim}): dim is the number of input channels, at least 2")
+        self.dim = int(dim)
         self.iterations = iterations
         self.precision = precision
         self.output_dim = triu_size(dim)
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[1] != self.dim:
+            got = f"{x.shape[1]} channels (shape {tuple(x.shape)})" if x.dim() == 4 else f"shape {tuple(x.shape)}"
+            raise InputShapeError(f"GCP(dim={self.dim}) expects (B, {self.dim}, H, W), got {got}; put a 1x1 "
+                                  f"convolution to {self.dim} channels in front (as the zoo's heads do) or use "
+                                  f"GCP({x.shape[1] if x.dim() == 4 else 'C'})")
         return isqrt_cov(x, self.iterations, self.precision)
 
     def extra_repr(self) -> str:

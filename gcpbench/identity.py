@@ -1,6 +1,7 @@
 """What produced a number: the model, its checkpoint (path and content fingerprint), the data
 and the options. Every result file stores this identity; resume logs are keyed by it; a run
-directory accepts only results of its own model and checkpoints."""
+directory accepts only results of its own model and checkpoints
+(:func:`gcpbench.runs.check_run_accepts`)."""
 from __future__ import annotations
 
 import functools
@@ -9,12 +10,9 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 from gcpbench.errors import GcpbenchError
-
-if TYPE_CHECKING:
-    from gcpbench.records import RunConfig
 
 CHUNK = 1 << 20
 
@@ -37,7 +35,7 @@ def fingerprint(path: str | os.PathLike) -> str:
 def gcp_identity(model: str, options: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """``{"norm": ..., **options}`` of ``model``'s GCP head with ``options`` (defaults filled);
     None for GAP models and for iSQRT-COV with default options."""
-    from gcpbench.models.external import model_identity
+    from gcpbench.models.registry import model_identity
     from gcpbench.pooling.registry import DEFAULT_NORM
 
     try:
@@ -77,17 +75,25 @@ class Producer:
 
 @dataclass(frozen=True)
 class ResultIdentity:
-    """A producer plus the data and the options that shape a result."""
+    """A producer plus the data and the options that shape a result.
+
+    ``data`` says what the data is, not only where it is: ``listing`` (the listing fingerprint of
+    the files read: names, sizes, modification times, :class:`gcpbench.data.walk.TreeWalk`) and,
+    for a tree made by ``data make-c`` / ``make-p``, ``generation`` (its record's source, subset,
+    seed, recipe and geometry). A tree regenerated at the same path is other data: a resume log
+    of the old one is not reused."""
 
     producer: Producer
     data_root: str | None
     options: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         producer = asdict(self.producer)
         if producer["gcp"] is None:
             del producer["gcp"]  # GAP / default iSQRT-COV: the identity of earlier versions
-        return {**producer, "data_root": self.data_root, "options": dict(sorted(self.options.items()))}
+        return {**producer, "data_root": self.data_root, "data": dict(sorted(self.data.items())),
+                "options": dict(sorted(self.options.items()))}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ResultIdentity:
@@ -95,43 +101,12 @@ class ResultIdentity:
         gcp = data.get("gcp")
         producer = Producer(str(data.get("model") or ""), str(data.get("checkpoint") or ""), data.get("sha256"),
                             data.get("run_id"), dict(gcp) if isinstance(gcp, Mapping) else None)
-        options = data.get("options")
-        return cls(producer, data.get("data_root"), dict(options) if isinstance(options, Mapping) else {})
+        options, what = data.get("options"), data.get("data")
+        return cls(producer, data.get("data_root"), dict(options) if isinstance(options, Mapping) else {},
+                   dict(what) if isinstance(what, Mapping) else {})
 
     @property
     def key(self) -> str:
         """A short, stable hash of the whole identity (stamped on resume records)."""
         text = json.dumps(self.as_dict(), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _inside(path: str, folder: Path) -> bool:
-    return Path(path).parent == folder.resolve()
-
-
-def check_run_accepts(run_path: str | os.PathLike, config: RunConfig | None, producer: Producer, what: str) -> None:
-    """Refuse (one line) to file ``what`` of ``producer`` into a run directory of another model,
-    of another training run, or of another checkpoint. ``config`` is the run's typed config.json
-    (None for a new directory, which accepts anything)."""
-    from gcpbench.records import TrainConfig
-
-    if config is None:
-        return
-    run_path = Path(run_path)
-    elsewhere = "write them to another directory with --out"
-    owner = config.model
-    if owner and owner != producer.model:
-        raise GcpbenchError(f"'{run_path}' holds results of {owner}; {what} of {producer.model} (checkpoint "
-                            f"'{producer.checkpoint}') cannot be filed there: {elsewhere}")
-    if isinstance(config, TrainConfig):
-        own = (producer.run_id is not None and producer.run_id == config.run_id) or \
-            _inside(producer.checkpoint, run_path / "checkpoints")
-        if not own:
-            raise GcpbenchError(f"'{run_path}' is a training run and '{producer.checkpoint}' is not one of its "
-                                f"checkpoints; {what} of it cannot be filed there: {elsewhere}")
-        return
-    stored = config.checkpoint_sha256
-    if stored and stored != producer.sha256:
-        raise GcpbenchError(f"'{run_path}' holds results of checkpoint {stored[:12]} ('{config.checkpoint}'); "
-                            f"{what} of checkpoint {producer.sha256[:12]} ('{producer.checkpoint}') cannot be filed "
-                            f"there: {elsewhere}")

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import torch
-
 from gcpbench.errors import GcpbenchError
 
 log = logging.getLogger(__name__)
@@ -48,17 +46,39 @@ def disk_full_error(path: Path, needed: int | None) -> DiskFullError:
                          "free some space (earlier files are intact) and rerun the same command to continue")
 
 
+def current_umask() -> int:
+    """The process's umask (read from ``/proc/self/status``; elsewhere by setting and restoring it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: str | os.PathLike, folder: bool = False) -> None:
+    """Give ``path`` the mode a plain ``open()`` (``mkdir`` for a ``folder``) would have given it
+    under the umask: ``tempfile.mkstemp`` creates 0600 files and ``mkdtemp`` 0700 folders, which
+    colleagues sharing a run folder could not read."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~current_umask())
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], needed: int | None = None) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place.
 
-    ``needed`` (bytes, an estimate) is named in the error when the disk is full; the previous
-    ``path`` is left untouched whatever fails."""
+    The file gets the umask's mode, as a plain ``open()`` gives. ``needed`` (bytes, an
+    estimate) is named in the error when the disk is full; the previous ``path`` is left
+    untouched whatever fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        follow_umask(tmp)
         write(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
@@ -84,6 +104,8 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 def tensor_bytes(obj: Any) -> int:
     """Bytes of every tensor inside ``obj`` (dicts, lists, tuples): a checkpoint's size, roughly."""
+    import torch  # here, not at the top: the command line imports this module before parsing
+
     if isinstance(obj, torch.Tensor):
         return obj.numel() * obj.element_size()
     if isinstance(obj, dict):
@@ -95,6 +117,8 @@ def tensor_bytes(obj: Any) -> int:
 
 def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
     """``torch.save`` to ``path`` atomically."""
+    import torch
+
     return atomic_write(path, lambda tmp: torch.save(obj, tmp), needed=tensor_bytes(obj))
 
 

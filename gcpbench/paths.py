@@ -51,14 +51,44 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
+SYSTEM_FOLDERS = ("/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/run", "/sbin", "/sys",
+                  "/usr", "/var")  # a command's own files (config.json, eval/, checkpoints/) never go here
+
+
+def system_folder(path: str | os.PathLike) -> str | None:
+    """What ``path`` is when it is the file system's root, a system folder or a home folder
+    itself (where a command would scatter its files), else None."""
+    resolved = Path(path).expanduser().resolve()
+    if str(resolved) in SYSTEM_FOLDERS:
+        return "the file system's root" if resolved == Path(resolved.anchor) else "a system folder"
+    homes = {Path.home().resolve(), Path("/home").resolve(), Path("/root").resolve()}
+    return "a home folder itself" if resolved in homes else None
+
+
+def require_folder_name(name: str, what: str) -> str:
+    """``name`` when it is one plain folder name (it names a folder inside another one); a name
+    with a path separator, ``..`` or a leading dot would put the folder elsewhere: one line."""
+    if (not name or name.startswith(".") or "/" in name or "\\" in name
+            or any(ord(c) < 32 for c in name)):
+        raise GcpbenchError(f"{what} '{name}' must be a plain folder name (no '/', '..' or leading '.'): "
+                            "it names a folder inside the runs folder")
+    return name
+
+
 def require_writable(path: str | os.PathLike, fix: str = "choose another --out", what: str = "output folder",
-                     subfolders: Iterable[str] = ()) -> Path:
+                     subfolders: Iterable[str] = (), own_folder: bool = True) -> Path:
     """Raise one line unless ``path`` (a folder to write into, created if missing) can take new files.
 
     ``subfolders`` of ``path`` that already exist (e.g. ``eval``, ``checkpoints``) are checked
     too. ``fix`` tells the user what to do instead (e.g. ``choose another --out``).
+    ``own_folder``: the command fills ``path`` with its own files (config.json, eval/, ...), so
+    the file system's root, a system folder or a home folder itself is refused.
     """
     path = Path(path)
+    kind = system_folder(path) if own_folder else None
+    if kind is not None:
+        raise GcpbenchError(f"{what} '{path}' is {kind}: a command fills its folder with its own files "
+                            f"(config.json, eval/, ...); {fix} (a new folder, e.g. runs/NAME)")
     if path.exists() and not path.is_dir():
         raise GcpbenchError(f"{what} '{path}' is a file, not a folder; {fix}")
     folder = _existing_ancestor(path)
@@ -80,7 +110,7 @@ def require_writable_file(path: str | os.PathLike, fix: str = "choose another --
     path = Path(path)
     if path.is_dir():
         raise GcpbenchError(f"{what} '{path}' is a folder, not a file; {fix}")
-    require_writable(path.parent, fix, f"{what} '{path}'")
+    require_writable(path.parent, fix, f"{what} '{path}'", own_folder=False)
     return path
 
 

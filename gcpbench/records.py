@@ -103,10 +103,56 @@ class JsonRecord:
             data[f.name] = encode(value) if encode else value
         return {**data, **self.extra}
 
+    CHECK_TYPES: ClassVar[bool] = False  # read() checks the JSON type of every declared field
+
     @classmethod
     def read(cls: type[R], path: str | os.PathLike) -> R:
-        """The record stored in the JSON file ``path``."""
-        return cls.from_json(read_json_object(path))
+        """The record stored in the JSON file ``path`` (with ``CHECK_TYPES``, a field of the wrong
+        JSON type raises :class:`UnreadableRecord` naming it: a number is never guessed)."""
+        data = read_json_object(path)
+        if cls.CHECK_TYPES:
+            for f in cls.declared():
+                if f.name in data and not f.metadata.get("decode"):
+                    problem = type_problem(data[f.name], str(f.type))
+                    if problem:
+                        raise UnreadableRecord(f"field '{f.name}' {problem}")
+        return cls.from_json(data)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "float": ("a number", _is_number),
+    "int": ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "dict[str, float]": ("an object of numbers",
+                         lambda v: isinstance(v, dict) and all(_is_number(x) for x in v.values())),
+    "dict[str, Any]": ("an object", lambda v: isinstance(v, dict)),
+    "list[str]": ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
+}
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object holding " + ", ".join(sorted({_json_kind(v) for v in value.values()})) if value else "an empty object"
+    return {bool: "true/false", str: "a string", list: "a list", type(None): "null"}.get(
+        type(value), "a number" if _is_number(value) else type(value).__name__)
+
+
+def type_problem(value: Any, annotation: str) -> str | None:
+    """Why ``value`` (parsed JSON) does not fit the field annotation ``annotation`` (e.g.
+    ``dict[str, float]``, ``float | None``), or None (also for annotations not checked here)."""
+    optional = annotation.endswith(" | None")
+    base = annotation.removesuffix(" | None")
+    if value is None:
+        return None if optional else "must not be null"
+    if base not in _TYPES:
+        return None
+    wanted, fits = _TYPES[base]
+    return None if fits(value) else f"must be {wanted}, got {_json_kind(value)}"
 
 
 # ------------------------------------------------------------------------------ configurations
@@ -151,6 +197,10 @@ class TrainConfig(JsonRecord):
     init_weights: str | None = field(default=None, metadata=_flag("weights"))
     family: str | None = field(default=None, metadata=_flag("schedule_family"))
     model: str | None = field(default=None, metadata=_flag("arch", "model"))
+    weight_decay: float | None = field(default=None, metadata=_flag("weight_decay"))
+    momentum: float | None = field(default=None, metadata=_flag("momentum"))
+    label_smoothing: float = field(default=0.0, metadata=_flag("label_smoothing"))
+    warmup_epochs: int = field(default=0, metadata=_flag("warmup_epochs"))
     dataset: str | None = field(default=None, compare=False)
     subset: bool = field(default=False, compare=False)
     data_root: str | None = field(default=None, compare=False)
@@ -161,8 +211,6 @@ class TrainConfig(JsonRecord):
     paper_batch_size: int | None = field(default=None, compare=False)
     base_lr: float | None = field(default=None, compare=False)
     paper_base_lr: float | None = field(default=None, compare=False)
-    weight_decay: float | None = field(default=None, compare=False)
-    momentum: float | None = field(default=None, compare=False)
     schedule_notes: str | None = field(default=None, compare=False)
     workers: int | None = field(default=None, compare=False)
     device: str | None = field(default=None, compare=False)
@@ -235,6 +283,7 @@ class DetectionConfig(EvalConfig):
     launcher: str | None = None
     seed: int | None = None
     mmdet_config: str | None = None
+    cfg_options: dict[str, Any] | None = None  # detect --cfg-options, merged into the mmdetection config last
 
 
 RunConfig = TrainConfig | EvalConfig
@@ -287,6 +336,7 @@ class EvalResult(JsonRecord):
     identity: ResultIdentity | None = field(default=None, metadata=IDENTITY)
 
     FILE: ClassVar[str] = ""
+    CHECK_TYPES: ClassVar[bool] = True  # report reads results written by any version, or by hand
 
     @property
     def file_name(self) -> str:
@@ -347,6 +397,8 @@ class CorruptionResult(EvalResult):
     extra_CE: dict[str, float] = field(default_factory=dict)
     clean_error: float | None = None
     partial: bool = False
+    source_kind: str | None = None  # what the tree was made from: imagenet-val, synthetic, other (None: older files)
+    missing_images: int = 0  # files the tree lacks (its means are over fewer images)
 
     FILE: ClassVar[str] = "imagenet_c_summary.json"
 
@@ -360,6 +412,8 @@ class PerturbationResult(EvalResult):
     FP: dict[str, float] = field(default_factory=dict)
     T5D: dict[str, float] = field(default_factory=dict)
     partial: bool = False
+    source_kind: str | None = None  # what the tree was made from: imagenet-val, synthetic, other (None: older files)
+    missing_images: int = 0  # sequences the tree lacks (its means are over fewer sequences)
 
     FILE: ClassVar[str] = "imagenet_p_summary.json"
 

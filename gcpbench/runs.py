@@ -145,7 +145,7 @@ def write_eval_config(run: RunDir, config: dict[str, Any]) -> None:
     ``config`` holds, plus the model's arch / head / GCP dim); a run that has one keeps it."""
     if run.config.is_file():
         return
-    from gcpbench.models.external import model_identity
+    from gcpbench.models.registry import model_identity
     from gcpbench.records import EvalConfig
 
     info = model_identity(config["model"], config.get("gcp_options"))
@@ -155,6 +155,38 @@ def write_eval_config(run: RunDir, config: dict[str, Any]) -> None:
                                            "schedule": None}))
 
 
+def _inside(path: str, folder: Path) -> bool:
+    return Path(path).parent == folder.resolve()
+
+
+def check_run_accepts(run_path: str | os.PathLike, config: RunConfig | None, producer: Producer, what: str) -> None:
+    """Refuse (one line) to file ``what`` of ``producer`` into a run directory of another model,
+    of another training run, or of another checkpoint. ``config`` is the run's typed config.json
+    (None for a new directory, which accepts anything)."""
+    from gcpbench.records import TrainConfig
+
+    if config is None:
+        return
+    run_path = Path(run_path)
+    elsewhere = "write them to another directory with --out"
+    owner = config.model
+    if owner and owner != producer.model:
+        raise GcpbenchError(f"'{run_path}' holds results of {owner}; {what} of {producer.model} (checkpoint "
+                            f"'{producer.checkpoint}') cannot be filed there: {elsewhere}")
+    if isinstance(config, TrainConfig):
+        own = (producer.run_id is not None and producer.run_id == config.run_id) or \
+            _inside(producer.checkpoint, run_path / "checkpoints")
+        if not own:
+            raise GcpbenchError(f"'{run_path}' is a training run and '{producer.checkpoint}' is not one of its "
+                                f"checkpoints; {what} of it cannot be filed there: {elsewhere}")
+        return
+    stored = config.checkpoint_sha256
+    if stored and stored != producer.sha256:
+        raise GcpbenchError(f"'{run_path}' holds results of checkpoint {stored[:12]} ('{config.checkpoint}'); "
+                            f"{what} of checkpoint {producer.sha256[:12]} ('{producer.checkpoint}') cannot be filed "
+                            f"there: {elsewhere}")
+
+
 @contextlib.contextmanager
 def result_writer(run: RunDir, result: str, files: tuple[str, ...], producer: Producer, what: str,
                   eval_config: dict[str, Any]) -> Iterator[RunDir]:
@@ -162,7 +194,6 @@ def result_writer(run: RunDir, result: str, files: tuple[str, ...], producer: Pr
     lock, refuse a run of another model or checkpoint (one line), write ``config.json`` for a
     fresh evaluation run (with the checkpoint's fingerprint) and remove the temporary files that
     a killed writer left of this result's ``files`` (under ``eval/``)."""
-    from gcpbench.identity import check_run_accepts
     from gcpbench.runlock import writer_lock
 
     run.path.mkdir(parents=True, exist_ok=True)

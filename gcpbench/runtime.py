@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gcpbench.errors import GcpbenchError
@@ -104,3 +107,48 @@ def first_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message, or its type name when the message is empty."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+# ----------------------------------------------------------------------------- matplotlib
+
+def _usable_folder(path: Path) -> bool:
+    """``path`` is (or can be made) a folder this process can write into."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.TemporaryFile(dir=path)
+    except OSError:
+        return False
+    probe.close()
+    return True
+
+
+def _private_folder(path: Path) -> bool:
+    """``path`` is a usable folder of this user that nobody else may write (a shared /tmp name)."""
+    if not _usable_folder(path):
+        return False
+    info = path.lstat()
+    return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+            and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+
+
+def matplotlib_config_dir() -> None:
+    """Give matplotlib a writable folder before anything imports it: with a read-only ``$HOME``
+    (cluster nodes) it makes a temporary one at every start and says so on stderr. Nothing
+    changes when ``MPLCONFIGDIR`` is set or its default folders are writable; else
+    ``MPLCONFIGDIR`` becomes ``$GCPBENCH_CACHE/matplotlib``, or a private folder in the temp
+    folder, kept between runs (matplotlib's font cache lives there)."""
+    if os.environ.get("MPLCONFIGDIR"):
+        return
+    home = Path.home()
+    defaults = (Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "matplotlib",
+                Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache") / "matplotlib")
+    if all(_usable_folder(folder) for folder in defaults):
+        return
+    candidates = [Path(tempfile.gettempdir()) / f"gcpbench-matplotlib-{os.getuid()}"]
+    if os.environ.get("GCPBENCH_CACHE"):
+        candidates.insert(0, Path(os.environ["GCPBENCH_CACHE"]) / "matplotlib")
+    for folder in candidates:
+        if _private_folder(folder) if folder.parent == Path(tempfile.gettempdir()) else _usable_folder(folder):
+            os.environ["MPLCONFIGDIR"] = str(folder)
+            return
+    os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="gcpbench-matplotlib-")

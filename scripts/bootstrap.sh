@@ -70,8 +70,8 @@ mmcv_ops() { "$VENV_PY" -c "from mmcv.ops import get_compiling_cuda_version as v
 HAVE=$(mmcv_ops)
 if [ "${REBUILD_MMCV:-0}" = 1 ] || [ "$HAVE" = none ] || { [ "$FORCE_CUDA" = 1 ] && [ "$HAVE" = cpu ]; }; then
   echo "[bootstrap] mmcv 2.1.0: $MMCV_PLAN"
-  echo "[bootstrap]   (about 8 minutes for CPU kernels on 2 cores the first time, cached after; CUDA kernels take longer)"
   export MAX_JOBS=${MAX_JOBS:-$(nproc)}
+  echo "[bootstrap]   $(pip cache list mmcv 2>/dev/null | plan mmcv-note --cuda "${FORCE_CUDA:-0}" --cores "$MAX_JOBS")"
   # torch 2.14's headers need C++20 while mmcv's setup forces C++14/17: the wrappers make it C++20.
   export CC="$PWD/scripts/cxx20" CXX="$PWD/scripts/cxx20"
   CACHE=()
@@ -81,10 +81,13 @@ if [ "${REBUILD_MMCV:-0}" = 1 ] || [ "$HAVE" = none ] || { [ "$FORCE_CUDA" = 1 ]
   fi
   # mmcv 2.1.0's setup.py needs setuptools < 70; torch wants >= 77 at run time, so the old
   # one is used for this build only and the one before it is put back right after.
+  # pip's resolver would report that pin as an "ERROR" (torch requires >= 77): the conflict is
+  # intended and lasts two commands, so it is said once here and pip's warning is switched off.
   ST=$("$VENV_PY" -c "import importlib.metadata as m; print(m.version('setuptools'))" 2>/dev/null || true)
-  pip install -q "setuptools==69.5.1"
-  pip install -q -c "$C" --no-build-isolation ${CACHE[@]+"${CACHE[@]}"} --force-reinstall --no-deps mmcv
-  pip install -q -c "$C" "setuptools${ST:+==$ST}"
+  echo "[bootstrap]   $(plan setuptools-note ${ST:+"$ST"})"
+  pip install -q --no-warn-conflicts "setuptools==69.5.1"
+  pip install -q -c "$C" --no-build-isolation --no-warn-conflicts ${CACHE[@]+"${CACHE[@]}"} --force-reinstall --no-deps mmcv
+  pip install -q -c "$C" --no-warn-conflicts "setuptools${ST:+==$ST}"
 fi
 echo "[bootstrap] gcpbench[detect] and the rest"
 pip install -q -c "$C" --no-build-isolation -e ".[detect,dev]"

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # `make demo`: the main job end to end on the built-in synthetic data, on the CPU.
-# Every step writes into $OUT (default runs/demo); the report comes last.
+# Every step writes into $OUT (default runs/demo; a folder the demo made, or a new one); the report comes last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 G="$PWD/.venv/bin/gcpbench"
 OUT=${DEMO_OUT:-runs/demo}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # one intra-op thread per process is fastest on 2 cores
 export GCPBENCH_CACHE=${GCPBENCH_CACHE:-$PWD/$OUT/cache}
-rm -rf "$OUT"
-mkdir -p "$OUT"
+source scripts/demo_out.sh
+prepare_demo_out "$OUT" || exit $?  # never deletes what an earlier demo did not make
 start=$(date +%s)
 step() { echo; echo "== [$(( $(date +%s) - start )) s] $*"; }
 
@@ -36,8 +36,10 @@ step "landscape figure: GAP vs GCP"
 $G landscape "$OUT/resnet18_gap" "$OUT/resnet18_gcp" --out "$OUT/landscape.png" --log-y
 
 step "ImageNet-C / -P style data from the synthetic val set (15 corruptions x 5 severities; 8 perturbations)"
-$G data make-c --src "$OUT/data/val" --out "$OUT/imagenet-c" --per-class 2 --workers 2 --quiet
-$G data make-p --src "$OUT/data/val" --out "$OUT/imagenet-p" --per-class 1 --workers 2 --quiet
+# --native-size: the synthetic set's own 64 px (recorded in each tree's marker, shown by the report);
+# without it every image gets the benchmark's Resize 256 + CenterCrop 224
+$G data make-c --src "$OUT/data/val" --out "$OUT/imagenet-c" --per-class 2 --workers 2 --native-size --quiet
+$G data make-p --src "$OUT/data/val" --out "$OUT/imagenet-p" --per-class 1 --workers 2 --native-size --quiet
 for head in gap gcp; do
   step "eval-c / eval-p resnet18 $head"
   $G eval-c --ckpt "$OUT/resnet18_$head/checkpoints/best.pt" --data "$OUT/imagenet-c" --clean-data "$OUT/data/val" --workers 0 --quiet

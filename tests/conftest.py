@@ -42,3 +42,12 @@ def run_cli(monkeypatch, capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real single-node Slurm for the session (tests/slurm_cluster.py): skipped where none can
+    be started, saying why (a failure in CI on Debian as root); stopped after the last test."""
+    from slurm_cluster import slurm_session
+
+    yield from slurm_session()

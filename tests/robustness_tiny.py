@@ -2,7 +2,9 @@
 (GAP, 3 classes) after a few SGD steps, saved as a gcpbench checkpoint."""
 from __future__ import annotations
 
+import contextlib
 import functools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,6 +35,18 @@ def write_tree(root, images: dict[str, list[np.ndarray]], ext: str = "png") -> N
         (root / wnid).mkdir(parents=True, exist_ok=True)
         for i, a in enumerate(arrays):
             Image.fromarray(a).save(root / wnid / f"img_{i:03d}.{ext}")
+
+
+@contextlib.contextmanager
+def as_builtin_set(val_tree):
+    """Let ``val_tree`` (a ``val/`` folder) stand for the built-in synthetic set's, so that
+    ``make_c`` / ``make_p`` may keep its 32 px images at their size (``native=True``, allowed for
+    the built-in set only): fast trees for tests of the metrics, not of the geometry."""
+    import gcpbench.data.synthetic as synthetic
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(synthetic, "ensure_classification_set", lambda root=None, quiet=False: Path(val_tree).parent)
+        yield
 
 
 @pytest.fixture(scope="module")

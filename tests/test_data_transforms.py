@@ -7,7 +7,8 @@ from PIL import Image
 from torchvision import transforms as T
 
 from gcpbench.data.transforms import (IMAGENET_MEAN, IMAGENET_STD, eval_resize, eval_transform, normalize_only,
-                                      train_transform)
+                                      train_transform, COLOR_JITTER)
+from gcpbench.models.registry import FAMILIES, family_of
 from gcpbench.errors import GcpbenchError
 
 
@@ -49,8 +50,12 @@ def test_train_transform_per_family():
     assert jitter.brightness == (0.6, 1.4) and jitter.contrast == (0.6, 1.4) and jitter.saturation == (0.6, 1.4)
     assert jitter.hue is None
     assert kinds(train_transform("mobilenetv2", 32)) == kinds(resnet)
-    assert T.ColorJitter in kinds(train_transform("shufflenetv2_gcp", 32))  # zoo names work too
+    assert T.ColorJitter in kinds(train_transform(family_of("shufflenetv2_gcp"), 32))  # a zoo name's family
     assert shuffle(Image.new("RGB", (80, 70))).shape == (3, 64, 64)
+
+
+def test_every_zoo_family_has_its_augmentation():
+    assert set(COLOR_JITTER) == set(FAMILIES)
 
 
 def test_unknown_family_is_a_one_line_error():

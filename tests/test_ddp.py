@@ -47,7 +47,7 @@ def test_two_gloo_processes_match_a_single_process_run(tmp_path) -> None:
     data = make_classification_set(tmp_path / "data", num_classes=4, image_size=32, train_per_class=8,
                                    val_per_class=5, seed=0)  # 20 val images: 10 per rank
     common = ["resnet18", "--schedule", "LRadju", "--epochs", "2", "--batch-size", "8", "--workers", "0",
-              "--data", str(data), "--quiet", "--device", "cpu"]
+              "--data", str(data), "--device", "cpu"]  # not --quiet: the run's info lines are checked
     ddp_run = RunDir(tmp_path / "ddp")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
     result = subprocess.run(

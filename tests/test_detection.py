@@ -250,3 +250,29 @@ def test_without_data_the_cached_synthetic_set_is_used_and_announced(tmp_path, m
     assert _dataset(synthetic_root, said.append) == ("synthetic", None, synthetic_root)  # --data on a synthetic tree
     with pytest.raises(GcpbenchError, match="COCO"):
         _dataset(tmp_path / "not_coco", said.append)
+
+
+def test_cfg_options_merge_last_as_mmdetections_tools_do(tmp_path) -> None:
+    from gcpbench.detection.config import parse_cfg_options
+
+    pairs = ["optim_wrapper.optimizer.lr=0.005", "train_cfg.val_interval=2", "model.rpn_head.anchor_generator.ratios=[0.5,1.0]"]
+    options = parse_cfg_options(pairs)
+    assert options == {"optim_wrapper.optimizer.lr": 0.005, "train_cfg.val_interval": 2,
+                       "model.rpn_head.anchor_generator.ratios": [0.5, 1.0]}
+    cfg = build_config("faster_rcnn", "resnet34_gap", work_dir=tmp_path, data_root=tmp_path / "real", epochs=3,
+                       cfg_options=options)
+    assert cfg.optim_wrapper.optimizer.lr == 0.005 and cfg.train_cfg.val_interval == 2
+    assert list(cfg.model.rpn_head.anchor_generator.ratios) == [0.5, 1.0]
+    assert cfg.train_cfg.max_epochs == 3 and cfg.work_dir == str(tmp_path)  # gcpbench's own options still hold
+    with pytest.raises(GcpbenchError, match="--cfg-options work_dir: gcpbench sets it; use --work-dir"):
+        build_config("faster_rcnn", "resnet34_gap", work_dir=tmp_path, data_root=tmp_path, cfg_options={"work_dir": "x"})
+    with pytest.raises(GcpbenchError, match="KEY=VALUE"):
+        parse_cfg_options(["lr"])
+
+
+def test_detect_cli_takes_cfg_options_as_mmdetection_does(run_cli, tmp_path) -> None:
+    code, out, err = run_cli("detect", "--framework", "faster_rcnn", "--backbone", "resnet18_gap", "--work-dir",
+                             str(tmp_path / "w"), "--cfg-options", "work_dir=/elsewhere", "train_cfg.val_interval=2")
+    assert code == 2 and "--cfg-options work_dir: gcpbench sets it" in err and err.count("\n") == 1
+    code, out, err = run_cli("detect", "--framework", "faster_rcnn", "--backbone", "resnet18_gap", "stray=1")
+    assert code == 2 and "KEY=VALUE pairs follow --cfg-options" in err

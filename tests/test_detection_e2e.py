@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 pytest.importorskip("mmdet")
 pytest.importorskip("mmcv.ops")
@@ -53,7 +54,7 @@ def test_faster_rcnn_from_gcp_checkpoint_trains_evaluates_and_reloads(tmp_path, 
     checkpoint = run.path / "iter_2.pth"
     assert written["checkpoint"] == str(checkpoint) and checkpoint.is_file()
 
-    # mmengine checkpoints need the allow-list under weights_only; it is scoped to mmengine's loader
+    # mmengine checkpoints need the stand-ins under weights_only; they are scoped to mmengine's loader
     probe = ("import sys, torch, gcpbench.detection\n"
              "from mmengine.runner.checkpoint import _load_checkpoint\n"
              "print(sorted(_load_checkpoint(sys.argv[1], map_location='cpu')))\n"
@@ -61,6 +62,23 @@ def test_faster_rcnn_from_gcp_checkpoint_trains_evaluates_and_reloads(tmp_path, 
     out = subprocess.run([sys.executable, "-c", probe, str(checkpoint)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "'message_hub'" in out.stdout and "'state_dict'" in out.stdout and "plain: UnpicklingError" in out.stdout
+
+    # the stand-ins give exactly what the unrestricted unpickler gives (this test wrote the file)
+    from gcpbench.detection.checkpoints import read_mmengine_checkpoint
+    from test_checkpoint_security import same_values
+
+    loaded = read_mmengine_checkpoint(checkpoint)
+    assert same_values(loaded, torch.load(checkpoint, weights_only=False))
+    assert len(loaded["message_hub"]["log_scalars"]["train/loss"]._log_history) == 2
+
+    # --resume continues from iter_2.pth: the message hub's history buffers come back and grow
+    detect(DetectOptions(framework="faster_rcnn", backbone="resnet18_gcp_m", ckpt=str(gcp), data=tiny, max_iters=3,
+                         work_dir=tmp_path / "run", device="cpu", quiet=True, resume=True), say=lambda _: None)
+    resumed = read_mmengine_checkpoint(run.path / "iter_3.pth")
+    assert resumed["meta"]["iter"] == 3
+    assert len(resumed["message_hub"]["log_scalars"]["train/loss"]._log_history) == 3
+    assert resumed["message_hub"]["log_scalars"]["train/loss"]._log_history[:2].tolist() == \
+        loaded["message_hub"]["log_scalars"]["train/loss"]._log_history.tolist()
 
     # round trip: load_from the saved detector, evaluate it only: same numbers
     run2, again = detect(DetectOptions(framework="faster_rcnn", backbone="resnet18_gcp_m", data=tiny, eval_only=True, weights=checkpoint,
@@ -75,8 +93,20 @@ def test_mask_rcnn_cli_trains_one_epoch_and_writes_bbox_and_segm(tmp_path, tiny)
     from gcpbench.cli import app
 
     out = CliRunner().invoke(app, ["detect", "--framework", "mask_rcnn", "--backbone", "resnet18_gap", "--epochs", "1", "--data", str(tiny),
-                                   "--work-dir", str(tmp_path / "run"), "--device", "cpu", "--quiet"])
+                                   "--work-dir", str(tmp_path / "run"), "--device", "cpu"])
     assert out.exit_code == 0, out.output
+    # mmengine's long log goes to its file in the work dir; the terminal shows gcpbench's summary
+    logs = list((tmp_path / "run").glob("*/*.log"))
+    assert len(logs) == 1 and "Epoch(train)" in logs[0].read_text()
+    assert "Epoch(train)" not in out.output
+    # mmengine's TensorBoard backend: the training losses read back from the event file
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    vis_data = next((tmp_path / "run").glob("*/vis_data"))
+    events = EventAccumulator(str(vis_data))
+    events.Reload()
+    local = [json.loads(line) for line in (vis_data / "scalars.json").read_text().splitlines()]
+    assert [e.value for e in events.Scalars("loss")] == pytest.approx([r["loss"] for r in local if "loss" in r], rel=1e-6)
     result = json.loads((tmp_path / "run" / "eval" / "detection_mask_rcnn.json").read_text())
     assert (result["method"], result["dataset"]) == ("gap", "synthetic")
     _check_table(result["bbox"])

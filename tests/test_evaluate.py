@@ -134,7 +134,7 @@ def test_eval_imagenet_without_data_uses_the_synthetic_set(tmp_path, monkeypatch
     monkeypatch.setattr(synthetic, "DEFAULTS", {"num_classes": 3, "image_size": 32, "train_per_class": 1,
                                                 "val_per_class": 1, "seed": 0})
     result = invoke(["eval-imagenet", "--ckpt", str(run_checkpoint), "--out", str(tmp_path / "r.json"),
-                     "--workers", "0", "--quiet"])
+                     "--workers", "0"])  # an info line: shown without --quiet
     assert result.exit_code == 0, result.output
     assert "no --data given: using the built-in synthetic set" in result.output
     assert json.loads((tmp_path / "r.json").read_text())["data_root"] == str(tmp_path / "cache" / "synthetic" / "imagenet")

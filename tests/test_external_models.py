@@ -147,8 +147,7 @@ def test_timm_gcp_checkpoint_trains_resumes_and_evaluates(tiny, tmp_path, monkey
     assert [json.loads(line)["epoch"] for line in run.metrics_jsonl.read_text().splitlines()] == [1, 2]
     model, checkpoint = load_model(run.last_checkpoint)
     assert model.zoo_name == "timm/convnext_atto_gcp16" and checkpoint["epoch"] == 2
-    code, out, err = run_cli("eval-imagenet", "--ckpt", str(run.last_checkpoint), "--data", str(tiny), "--workers", "0",
-                             "--quiet")
+    code, out, err = run_cli("eval-imagenet", "--ckpt", str(run.last_checkpoint), "--data", str(tiny), "--workers", "0")
     assert code == 0, err
     result = json.loads((run.path / "eval" / "imagenet.json").read_text())
     assert result["model"] == "timm/convnext_atto_gcp16" and result["images"] == 16 and result["image_size"] == 64
@@ -266,7 +265,7 @@ def test_train_fine_tunes_from_a_gap_weights_file(tiny, tmp_path, run_cli) -> No
     save_file({k: v.contiguous() for k, v in gap.backbone.state_dict().items()}, str(weights))
     code, out, err = run_cli("train", "timm/convnext_atto", "--head", "gcp", "--gcp-dim", "8", "--weights", str(weights),
                              "--data", str(tiny), "--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "8",
-                             "--workers", "0", "--quiet")
+                             "--workers", "0")  # the load report is an info line: shown without --quiet
     assert code == 0, err
     assert "initialised 7 (layer_reduce.weight" in out + err and "ignored 4 from the file" in out + err
     config = json.loads((tmp_path / "run" / "config.json").read_text())

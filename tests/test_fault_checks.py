@@ -55,7 +55,7 @@ def test_unreadable_checkpoints_are_one_line_without_torch_advice(tmp_path, save
 
 def test_a_pickled_module_is_named_as_such(tmp_path):
     torch.save(torch.nn.Linear(2, 2), tmp_path / "whole.pt")
-    with pytest.raises(GcpbenchError, match=r"holds pickled Python objects .* save model.state_dict\(\) instead"):
+    with pytest.raises(GcpbenchError, match=r"holds Python objects that gcpbench will not execute .* save model.state_dict\(\) instead"):
         read_checkpoint(tmp_path / "whole.pt")
 
 
@@ -197,7 +197,15 @@ def test_stray_warnings_are_one_line_each(tmp_path, capsys):
     (dict(arch="resnet18", landscape_num_eta=0), "--landscape-num-eta must be a positive number"),
     (dict(arch="resnet18", workers=-1), "--workers must be 0 or more"),
     (dict(arch="resnet18", head="gap", gcp_dim=128), "--gcp-dim 128 applies to GCP heads only"),
-    (dict(arch="resnet18_gcp", gcp_dim=128), "--gcp-dim 128 differs from resnet18_gcp's GCP dimension 256"),
+    (dict(arch="resnet18_gcp", gcp_dim=128), "'resnet18_gcp' means --gcp-dim 256, but --gcp-dim 128 was given: "
+     "drop --gcp-dim, or name resnet18_gcp128"),
+    # issue 23.8: every option that contradicts the model name
+    (dict(arch="resnet34_gcp", head="gap"), "'resnet34_gcp' means --head gcp, but --head gap was given: drop --head, "
+     "or name resnet34_gap"),
+    (dict(arch="resnet34_gap", head="gcp"), "'resnet34_gap' means --head gap, but --head gcp was given"),
+    (dict(arch="resnet34_gcp128", head="gcp", gcp_dim=256), "'resnet34_gcp128' means --gcp-dim 128, but --gcp-dim 256"),
+    (dict(arch="resnet34_gap", gcp_dim=128), "--gcp-dim 128 applies to GCP heads only, and resnet34_gap has a GAP head"),
+    (dict(arch="mobilenetv2_gcp", head="GAP"), "'mobilenetv2_gcp' means --head gcp, but --head gap was given"),
 ])
 def test_train_options_refuse_silent_values(options, message):
     with pytest.raises(GcpbenchError, match=message):
@@ -206,6 +214,8 @@ def test_train_options_refuse_silent_values(options, message):
 
 def test_train_options_accept_consistent_values():
     TrainOptions(arch="resnet18", head="gcp", gcp_dim=128, image_size=32)
+    TrainOptions(arch="resnet18_gcp128", head="GCP", gcp_dim=128)  # repeating what the name says is fine
+    TrainOptions(arch="resnet18_gap", head="gap")
     TrainOptions(resume="runs/x", gcp_dim=128)  # checked against the stored run instead
 
 

@@ -171,3 +171,70 @@ def test_tf32_is_exact_float32_off_cuda() -> None:
     fast = isqrt_cov(x, precision="tf32")
     (grad_fast,) = torch.autograd.grad(fast.square().sum(), x)
     assert torch.equal(exact, fast) and torch.equal(grad_exact, grad_fast)
+
+
+# ----------------------------------------------------------------------------- scale (issue 23.10)
+
+def eig_newton_schulz(x: torch.Tensor, iterations: int = 5) -> torch.Tensor:
+    """The layer's output through the eigendecomposition, in float64: Newton-Schulz maps A =
+    U diag(l) U^T to U diag(p(l)) U^T, with p the same iteration on each eigenvalue l."""
+    b, c, h, w = x.shape
+    centred = x.reshape(b, c, h * w) - x.reshape(b, c, h * w).mean(-1, keepdim=True)
+    sigma = centred @ centred.mT / (h * w)
+    trace = torch.diagonal(sigma, dim1=1, dim2=2).sum(-1)
+    vals, vecs = torch.linalg.eigh(sigma / trace[:, None, None])
+    y, z = vals, torch.ones_like(vals)
+    for k in range(max(iterations, 1)):
+        t = (3 - z * y) / 2
+        y, z = y * t, t * z
+    root = vecs @ torch.diag_embed(y) @ vecs.mT * trace.sqrt()[:, None, None]
+    rows, cols = torch.triu_indices(c, c)
+    return root[:, rows, cols]
+
+
+@pytest.mark.parametrize("exponent", range(-30, 31, 5))
+def test_any_scale_matches_float64_eigendecomposition(exponent: int) -> None:
+    """1e-30 .. 1e30: the float32 layer equals the float64 eigendecomposition of the same input
+    (before: 34 % off at 1e-20, the trace clamped to float32's smallest normal; NaN at 1e20)."""
+    torch.manual_seed(5)
+    x = (torch.randn(2, 10, 4, 5, dtype=torch.float64) * 10.0 ** exponent).float()
+    out = isqrt_cov(x)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert rel_err(out, eig_newton_schulz(x.double())) <= 2e-6
+
+
+def test_powers_of_two_scale_the_output_exactly() -> None:
+    """f(2^k x) = 2^k f(x) bit for bit, and the gradient does not change (degree-1 homogeneity)."""
+    torch.manual_seed(6)
+    x = torch.randn(2, 6, 3, 3)
+    weights = torch.randn(2, triu_size(6))
+    base = x.clone().requires_grad_()
+    out = isqrt_cov(base)
+    out.backward(weights)
+    for k in (-100, -64, -20, 20, 64, 100):  # outputs stay normal floats (2^-120 makes some subnormal)
+        scaled = (x * 2.0 ** k).requires_grad_()
+        scaled_out = isqrt_cov(scaled)
+        scaled_out.backward(weights)
+        assert torch.equal(scaled_out, out.detach() * 2.0 ** k), k
+        assert torch.equal(scaled.grad, base.grad), k
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e-20, 1e20, 1e30])
+def test_gradient_at_extreme_scales_matches_autograd_of_textbook(features: torch.Tensor, scale: float) -> None:
+    """The gradient is scale-free: at s x it is the float64 textbook gradient at x."""
+    torch.manual_seed(7)
+    grad_out = torch.randn(features.shape[0], triu_size(features.shape[1]), dtype=torch.float64)
+    ref_in = features.clone().requires_grad_()
+    textbook_isqrt_cov(ref_in).backward(grad_out)
+    ours_in = (features * scale).float().requires_grad_()
+    isqrt_cov(ours_in).backward(grad_out.float())
+    assert rel_err(ours_in.grad, ref_in.grad) <= 1e-4
+
+
+def test_gradcheck_float64_on_scaled_features() -> None:
+    """The hand-written backward with the per-sample scaling, against finite differences."""
+    from gcpbench.gcp import _ISqrtCov
+
+    torch.manual_seed(8)
+    x = (torch.randn(2, 4, 3, 3, dtype=torch.float64) * torch.tensor([3.0, 0.01]).view(2, 1, 1, 1)).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: _ISqrtCov.apply(t, 5, "float32"), (x,), eps=1e-8, atol=1e-6)

@@ -80,8 +80,9 @@ def test_cli_spelling_and_suggestions() -> None:
     assert model_name("mobilenet_v2", "gap") == "mobilenetv2_gap"
     with pytest.raises(GcpbenchError, match="did you mean 'resnet50'"):
         model_name("resnet05", "gcp")
-    with pytest.raises(GcpbenchError, match="no GCP-128 variant"):
-        model_name("shufflenetv2", "gcp", 128)
+    assert model_name("shufflenetv2", "gcp", 128) == "shufflenetv2_gcp128"  # any D >= 2, as timm models take
+    with pytest.raises(GcpbenchError, match="--gcp-dim must be at least 2"):
+        model_name("resnet18", "gcp", 1)
     with pytest.raises(GcpbenchError, match="did you mean 'resnet50_gcp'"):
         model_info("resnet50_gpc")
 

@@ -68,6 +68,13 @@ def test_cifar10_c_mean_error_and_resume(tmp_path, cifar_model):
     assert stored["identity"]["options"]["benchmark"] == "cifar10-c"
     again, _ = evaluate_npy(request, resolved(cifar_model), tmp_path / "run")
     assert again["resumed_items"] == 2 * 5 * PER_SEVERITY and again["mean_error"] == summary["mean_error"]
+    # the arrays rewritten at the same path (issue 23, item 3): other data, nothing resumed
+    np.save(root / "fog.npy", arrays["fog"][::-1].copy())
+    third, _ = evaluate_npy(request, resolved(cifar_model), tmp_path / "run")
+    assert third["resumed_items"] == 0 and third["identity"]["data"]["listing"] != stored["identity"]["data"]["listing"]
+    wrong = logits_of(cifar_model, arrays["fog"][::-1]).argmax(1) != labels          # the new file, not a cached map
+    assert third["error"]["fog"] == pytest.approx(100 * np.mean([wrong[(s - 1) * PER_SEVERITY:s * PER_SEVERITY].mean()
+                                                                 for s in range(1, 6)]))
 
 
 def flip_and_t5d(logits: np.ndarray, noise: bool) -> tuple[float, float]:

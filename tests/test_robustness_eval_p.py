@@ -14,7 +14,7 @@ from gcpbench.robustness import benchmarks as baselines  # noqa: E402
 from gcpbench.robustness.imagenet_p import PRequest, evaluate_p  # noqa: E402
 from gcpbench.robustness.make_p import make_p  # noqa: E402
 from gcpbench.robustness.video import read_mp4, write_mp4  # noqa: E402
-from robustness_tiny import CLASSES, checkpoint, clean_tree, logits_of  # noqa: E402,F401
+from robustness_tiny import CLASSES, as_builtin_set, checkpoint, clean_tree, logits_of  # noqa: E402,F401
 
 PERTURBATIONS = ("gaussian_noise", "translate", "rotate")
 
@@ -22,7 +22,8 @@ PERTURBATIONS = ("gaussian_noise", "translate", "rotate")
 @pytest.fixture(scope="module")
 def p_tree(tmp_path_factory, clean_tree):
     root = tmp_path_factory.mktemp("imagenet-p")
-    make_p(clean_tree, root, PERTURBATIONS, difficulties=(1, 2), per_class=1, workers=0, quiet=True)
+    with as_builtin_set(clean_tree):  # native size: 32 px frames, fast
+        make_p(None, root, PERTURBATIONS, difficulties=(1, 2), per_class=1, workers=0, quiet=True, native=True)
     return root
 
 
@@ -71,6 +72,9 @@ def test_eval_p_matches_independent_computation(checkpoint, p_tree, tmp_path, di
         assert summary["T5D"][p] == pytest.approx(100 * t5d / alexnet[p][1], rel=1e-9)
     assert summary["mFP"] == pytest.approx(np.mean([summary["FP"][p] for p in PERTURBATIONS]))
     assert summary["difficulty"] == difficulty and summary["partial"] is True and summary["unreadable"] == []
+    data = summary["identity"]["data"]            # what the data is: the listing and the generation record
+    assert len(data["listing"]) == 16 and data["generation"]["geometry_mode"] == "native"
+    assert summary["source_kind"] == "synthetic" and summary["missing_images"] == 0
     rows = list(csv.DictReader(open(run.eval / "imagenet_p.csv")))
     assert [r["perturbation"] for r in rows] == list(PERTURBATIONS)
     assert float(rows[0]["FP_rel"]) == pytest.approx(summary["FP"]["gaussian_noise"], abs=1e-3)

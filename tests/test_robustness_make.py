@@ -23,16 +23,20 @@ from robustness_tiny import CLASSES, checkpoint, clean_tree  # noqa: E402,F401
 def test_benchmark_geometry():
     big = benchmark_geometry(Image.new("RGB", (300, 260)))
     assert big.size == (224, 224)
-    # an image under 224 px (the synthetic set, 64 px) gets the same ratio at its own size, the
-    # crop eval-imagenet gives it: Resize(73) + CenterCrop(64), written out with PIL by hand
+    # an image under 224 px gets the official geometry too (issue 23, item 7): Resize(256) +
+    # CenterCrop(224), written out with PIL by hand
     rng = np.random.default_rng(0)
     small = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    official = small.resize((256, 256), Image.BILINEAR).crop((16, 16, 240, 240))  # (256 - 224) / 2 = 16
+    assert np.array_equal(np.asarray(benchmark_geometry(small)), np.asarray(official))
+    # native size (the built-in synthetic set, asked for): the same ratio at its own size, the
+    # crop eval-imagenet gives it: Resize(73) + CenterCrop(64)
     by_hand = small.resize((73, 73), Image.BILINEAR).crop((4, 4, 68, 68))  # (73 - 64) / 2 = 4.5 -> 4
-    assert np.array_equal(np.asarray(benchmark_geometry(small)), np.asarray(by_hand))
+    assert np.array_equal(np.asarray(benchmark_geometry(small, native=True)), np.asarray(by_hand))
     from gcpbench.data.transforms import eval_transform
 
     crop = eval_transform(64).transforms[:2]  # Resize + CenterCrop, before ToTensor / Normalize
-    assert np.array_equal(np.asarray(benchmark_geometry(small)), np.asarray(crop[1](crop[0](small))))
+    assert np.array_equal(np.asarray(benchmark_geometry(small, native=True)), np.asarray(crop[1](crop[0](small))))
 
 
 def test_make_c_layout_reproducible_and_resumable(clean_tree, tmp_path):
@@ -41,16 +45,17 @@ def test_make_c_layout_reproducible_and_resumable(clean_tree, tmp_path):
     assert len(files) == 2 * 2 * len(CLASSES) * 2
     assert str(files[0]).startswith("contrast/1/n00000000/")
     with Image.open(tmp_path / "a" / files[0]) as image:
-        assert image.format == "JPEG" and image.size == (32, 32)
-    assert a["problems"] == [] and a["dataset"] == "generated" and a["jpeg_quality"] == 85
-    assert "Resize(round(s*256/224)) + CenterCrop(s)" in a["geometry"]
+        assert image.format == "JPEG" and image.size == (224, 224)  # 32 px sources: the official geometry
+    assert a["problems"] == [] and a["dataset"] == "generated from another tree" and a["jpeg_quality"] == 85
+    assert a["geometry_mode"] == "official" and "for every source image" in a["geometry"]
     make_c(clean_tree, tmp_path / "b", ["gaussian_noise", "contrast"], [1, 2], per_class=2, workers=0, quiet=True)
     assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
     (tmp_path / "a" / files[0]).write_bytes(b"kept")       # existing files are skipped on a rerun
     make_c(clean_tree, tmp_path / "a", ["gaussian_noise", "contrast"], [1, 2], per_class=2, workers=0, quiet=True)
     assert (tmp_path / "a" / files[0]).read_bytes() == b"kept"
     noisy = np.asarray(Image.open(tmp_path / "a" / "gaussian_noise/2" / files[1].relative_to("contrast/1")))
-    clean = np.asarray(Image.open(clean_tree / files[1].parent.name / f"{files[1].stem}.png").convert("RGB"))
+    clean = np.asarray(benchmark_geometry(Image.open(clean_tree / files[1].parent.name / f"{files[1].stem}.png")
+                                          .convert("RGB")))
     assert np.abs(noisy.astype(int) - clean).mean() > 5     # the corruption did something
     with pytest.raises(GcpbenchError, match="unknown corruption 'fogg'"):
         make_c(clean_tree, tmp_path / "c", ["fogg"], [1], workers=0, quiet=True)
@@ -89,7 +94,7 @@ def test_cli_make_c_then_eval_c(run_cli, clean_tree, checkpoint, tmp_path, monke
                              str(clean_tree), "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "run"), "--json")
     assert code == 0, err
     summary = json.loads(out)
-    assert summary["dataset"] == "generated" and summary["partial"] is True and set(summary["CE"]) == {"gaussian_noise", "contrast"}
+    assert summary["dataset"] == "generated from another tree" and summary["partial"] is True and set(summary["CE"]) == {"gaussian_noise", "contrast"}
     assert summary["relative_mCE"] is not None and summary["images"] == 4 * 3
     code, out, err = run_cli("eval-c", "--ckpt", str(checkpoint), "--data", str(tmp_path / "c"),
                              "--workers", "0", "--out", str(tmp_path / "run"))

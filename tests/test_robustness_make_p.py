@@ -21,7 +21,7 @@ from gcpbench.robustness.benchmarks import ALL_PERTURBATIONS, is_noise, perturba
 from gcpbench.robustness.images import centre_crop, resized  # noqa: E402
 from gcpbench.robustness.make_p import PERTURBATIONS, legacy_affine, make_p, sequence  # noqa: E402
 from gcpbench.robustness.video import read_mp4  # noqa: E402
-from robustness_tiny import clean_tree  # noqa: E402,F401
+from robustness_tiny import as_builtin_set, clean_tree  # noqa: E402,F401
 
 # seed 0: (mean |frame 30 (translate 40) - frame 0|, mean |frame i+1 - frame i|)
 PINNED = {
@@ -97,8 +97,9 @@ def test_legacy_affine_is_torchvision_0_2():
 
 def test_make_p_writes_h264_at_one_fps_with_the_same_bytes(clean_tree, tmp_path):
     names = ["gaussian_noise", "spatter", "tilt"]
-    a = make_p(clean_tree, tmp_path / "a", names, difficulties=(1, 3), per_class=1, workers=0, quiet=True)
-    make_p(clean_tree, tmp_path / "b", names, difficulties=(1, 3), per_class=1, workers=0, quiet=True)
+    with as_builtin_set(clean_tree):  # native size: 32 px frames, fast
+        a = make_p(None, tmp_path / "a", names, difficulties=(1, 3), per_class=1, workers=0, quiet=True, native=True)
+        make_p(None, tmp_path / "b", names, difficulties=(1, 3), per_class=1, workers=0, quiet=True, native=True)
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.mp4"))
     assert len(files) == 4 * 3 and a["folders"] == ["gaussian_noise", "gaussian_noise_3", "spatter", "tilt"]
     assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import subprocess
 
 import pytest
 
@@ -15,6 +14,7 @@ from gcpbench.sweep.launchers import parse_time
 from gcpbench.sweep.spec import Evaluation, run_name
 from gcpbench.sweep.state import run_status
 from gcpbench.sweep.sweep import parse_assignments, select_runs, with_overrides
+from slurm_cluster import dead_pid
 
 GRID = """
 name = "study"
@@ -124,7 +124,7 @@ def test_command_line_overrides_rename_runs() -> None:
 
 @pytest.mark.parametrize("text, message", [
     ('models = ["resnet19"]', "unknown architecture 'resnet19'"),
-    ('models = ["shufflenetv2"]\nheads = ["gcp"]\ngcp_dims = [128]', "shufflenetv2 has no GCP-128 variant"),
+    ('models = ["shufflenetv2"]\nheads = ["gcp"]\ngcp_dims = [1]', "must be at least 2"),
     ('models = ["resnet18"]\nschedule = ["LRnorm"]', "unknown key 'schedule' (did you mean 'schedules'?)"),
     ('models = ["resnet18"]\nevaluations = ["eval-x"]', "unknown evaluation 'eval-x'"),
     ('models = ["resnet18"]\nevaluations = ["detect:faster_rcnn:gcp_m"]', "does not fit resnet18_gap"),
@@ -219,16 +219,10 @@ def test_status_and_selection_from_run_directories(tmp_path) -> None:
         select_runs(sweep, spec, only=["mobilenet*"])
     # a job of this machine whose process is gone is failed (and launched again), not running forever
     (sweep.run(gcp.name).path / "job.json").write_text(json.dumps(
-        {"state": "running", "host": socket.gethostname(), "pid": _dead_pid()}))
+        {"state": "running", "host": socket.gethostname(), "pid": dead_pid()}))
     status = run_status(sweep, gcp)
     assert status.state == "failed" and "ended without a word" in status.note
     assert [r.name for r in select_runs(sweep, spec).launch] == [gcp.name]
-
-
-def _dead_pid() -> int:
-    process = subprocess.Popen(["true"])
-    process.wait()
-    return process.pid
 
 
 def test_evaluation_command_lines(tmp_path) -> None:

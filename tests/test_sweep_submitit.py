@@ -50,7 +50,7 @@ def wait_for(predicate, jobs, timeout: float = 300) -> None:
 @pytest.mark.slow
 def test_two_run_ddp_grid_through_submitit_local_with_evaluations(tmp_path, tiny_data, run_cli) -> None:
     imagenet_c = tmp_path / "imagenet-c"
-    make_c(tiny_data / "val", imagenet_c, ["gaussian_noise"], [1], workers=0, quiet=True)
+    make_c(tiny_data / "val", imagenet_c, ["gaussian_noise"], [1], workers=0, quiet=True, native=True)  # 32 px: fast
     # two grids of one run each: the GAP run is evaluated on ImageNet (its val tree), the GCP run on ImageNet-C
     spec = parse_spec({"schedules": ["LRadju"], "data": str(tiny_data), "train": {**TRAIN, "epochs": 1},
                        "grid": [{"models": ["resnet18"], "evaluations": ["eval-imagenet"]},

@@ -91,7 +91,7 @@ def _torchrun(out, data, port: int, extra_env: dict[str, str], max_restarts: int
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
                f"--max-restarts={max_restarts}", "--master_addr=127.0.0.1", f"--master_port={port}",
                "-m", "gcpbench", "train", "resnet18", "--schedule", "LRadju", "--epochs", "2", "--batch-size", "8",
-               "--workers", "0", "--deterministic", "--device", "cpu", "--quiet", "--data", str(data),
+               "--workers", "0", "--deterministic", "--device", "cpu", "--data", str(data),  # info lines are checked
                "--out", str(out), "--resume", "auto"]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from gcpbench.cli import data_app
-from gcpbench.data.synthetic import DEFAULTS
+from gcpbench.cli.choices import DATA, OUTPUT, apply_quiet, examples, quiet_option
+from gcpbench.data.synthetic_defaults import DEFAULTS
 from gcpbench.errors import GcpbenchError
 
 
@@ -17,19 +18,27 @@ class Task(str, Enum):
     detection = "detection"
 
 
-@data_app.command()
+SYNTH_EPILOG = examples(
+    "gcpbench data synth   (the default set, cached; train and eval use it without --data)",
+    "gcpbench data synth --out tiny --classes 4 --size 32 --train-per-class 20 --val-per-class 5",
+    "gcpbench data synth --task detection --out coco_tiny",
+)
+
+
+@data_app.command(epilog=SYNTH_EPILOG)
 def synth(
-    task: Task = typer.Option(Task.classification, "--task", help="classification (ImageFolder) or detection (COCO format; uses only --out, --seed, --force)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="output folder [default: the cache, $GCPBENCH_CACHE/synthetic/...]"),
-    classes: int = typer.Option(DEFAULTS["num_classes"], "--classes", help="number of classes (pairs share mean colour, differ in channel correlation)"),
-    size: int = typer.Option(DEFAULTS["image_size"], "--size", help="image side in pixels"),
-    train_per_class: int = typer.Option(DEFAULTS["train_per_class"], "--train-per-class"),
-    val_per_class: int = typer.Option(DEFAULTS["val_per_class"], "--val-per-class"),
-    seed: int = typer.Option(DEFAULTS["seed"], "--seed"),
-    force: bool = typer.Option(False, "--force", help="replace an existing non-empty --out folder"),
-    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+    task: Task = typer.Option(Task.classification, "--task", help="classification (ImageFolder) or detection (COCO format; uses only --out, --seed, --force)", rich_help_panel=DATA),
+    classes: int = typer.Option(DEFAULTS["num_classes"], "--classes", help="number of classes (pairs share mean colour, differ in channel correlation)", rich_help_panel=DATA),
+    size: int = typer.Option(DEFAULTS["image_size"], "--size", help="image side in pixels", rich_help_panel=DATA),
+    train_per_class: int = typer.Option(DEFAULTS["train_per_class"], "--train-per-class", rich_help_panel=DATA),
+    val_per_class: int = typer.Option(DEFAULTS["val_per_class"], "--val-per-class", rich_help_panel=DATA),
+    seed: int = typer.Option(DEFAULTS["seed"], "--seed", rich_help_panel=DATA),
+    out: Optional[Path] = typer.Option(None, "--out", help="output folder [default: the cache, under $GCPBENCH_CACHE]", rich_help_panel=OUTPUT),
+    force: bool = typer.Option(False, "--force", help="replace an existing non-empty --out folder", rich_help_panel=OUTPUT),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Generate the built-in synthetic datasets (deterministic by --seed)."""
+    apply_quiet(quiet)
     from gcpbench.data import synthetic
     from gcpbench.paths import require_writable
 
@@ -48,17 +57,26 @@ def synth(
                f"({train_per_class} train + {val_per_class} val) images at {size} px (seed {seed})")
 
 
-@data_app.command()
+CHECK_EPILOG = examples(
+    "gcpbench data check imagenet /data/imagenet",
+    "gcpbench data check imagenet-c /data/imagenet-c --only fog,snow --full",
+    "gcpbench data check imagefolder my_tree --structure-only",
+)
+
+
+@data_app.command(epilog=CHECK_EPILOG)
 def check(
-    name: str = typer.Argument(..., help="imagenet, imagenet-c, imagenet-p, imagenet-v2, imagenet-sketch, imagenet-r, imagenet-a, coco, cub, aircraft, cars, or imagefolder (structure only)"),
-    root: Path = typer.Argument(..., help="the dataset's root folder"),
-    full: bool = typer.Option(False, "--full", help="also count the files (slow on the real datasets)"),
+    name: str = typer.Argument(..., help="imagenet, imagenet-c, imagenet-p, imagenet-v2, imagenet-sketch, imagenet-r, imagenet-a, coco, cub, aircraft, cars, or imagefolder (structure only)", show_default=False),
+    root: Path = typer.Argument(..., help="the dataset's root folder", show_default=False),
+    full: bool = typer.Option(False, "--full", help="also count the files (slow on the real datasets)", rich_help_panel=DATA),
     structure_only: bool = typer.Option(False, "--structure-only",
-                                        help="check the layout, not the manifest's names and counts (user-made trees)"),
-    only: Optional[str] = typer.Option(None, "--only", help="comma-separated first-level folders to check, e.g. fog,snow or val"),
-    quiet: bool = typer.Option(False, "--quiet", help="one line, no table"),
+                                        help="check the layout, not the manifest's names and counts (user-made trees)",
+                                        rich_help_panel=DATA),
+    only: Optional[str] = typer.Option(None, "--only", help="comma-separated first-level folders to check, e.g. fog,snow or val", rich_help_panel=DATA),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Validate a dataset tree against data_manifests/ (exit 2 naming the first missing or extra folder)."""
+    apply_quiet(quiet)
     from gcpbench.data.manifests import check_tree
 
     subset = [part.strip() for part in only.split(",") if part.strip()] if only else None

@@ -6,20 +6,26 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
 
 from gcpbench.cli import app
-from gcpbench.cli.ui import stdout_console
+from gcpbench.cli.choices import OUTPUT, examples
 
 
 def _yes(value: Optional[bool], none: str = "-") -> str:
     return none if value is None else "yes" if value else "no"
 
 
-@app.command()
+EPILOG = examples(
+    "gcpbench doctor",
+    "gcpbench doctor --json > doctor.json   (attach it to a bug report)",
+    "gcpbench doctor --runs /scratch/runs   (free space where the runs go)",
+)
+
+
+@app.command(epilog=EPILOG)
 def doctor(
-    as_json: bool = typer.Option(False, "--json", help="print the report as one JSON object"),
-    runs: Path = typer.Option(Path("runs"), "--runs", help="run directory root whose free disk space is reported"),
+    runs: Path = typer.Option(Path("runs"), "--runs", help="run directory root whose free disk space is reported", rich_help_panel=OUTPUT),
+    as_json: bool = typer.Option(False, "--json", help="print the report as one JSON object", rich_help_panel=OUTPUT),
 ) -> None:
     """Check this installation: versions, CUDA / cuDNN / NCCL, GPUs, bf16 / TF32, mmcv's ops, DDP backends, disk.
 
@@ -36,6 +42,10 @@ def doctor(
 
 
 def _render(report) -> None:
+    from rich.table import Table
+
+    from gcpbench.cli.ui import stdout_console
+
     console = stdout_console(highlight=False)
     console.print(report.summary(), soft_wrap=True)
     facts = Table(show_header=False, box=None, pad_edge=False)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table as RichTable
 
 from gcpbench.report.build import ReportResult
@@ -35,21 +36,21 @@ def _ours(name: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def print_summary(result: ReportResult, console: Console) -> None:
-    """Print each table's own rows (short columns), the skipped runs and the report path."""
-    console.print(f"[bold]gcpbench report[/]: {len(result.runs)} run(s)")
-    for warning in result.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    """Print each table's own rows (short columns) and the skipped figures (the skipped runs and
+    files are warnings on stderr)."""
+    console.print(f"[bold]gcpbench report[/]: {len(result.runs)} run(s)"
+                  + (f", {len(result.warnings)} warning(s) on stderr" if result.warnings else ""))
     for table in result.tables:
         columns = _COLUMNS.get(table.name)
         frame = _ours(table.name, table.frame)
         if columns is None or frame.empty:
             continue
-        shown = display_frame(frame[[c for c in columns if c in frame.columns]])
+        shown = display_frame(frame, table.flags)[[c for c in columns if c in frame.columns]]
         rich_table = RichTable(title=table.title, title_justify="left")
         for column in shown.columns:
             rich_table.add_column(column, overflow="fold")
         for row in shown.itertuples(index=False):
-            rich_table.add_row(*row)
+            rich_table.add_row(*(escape(cell) for cell in row))  # "74.09 [stale]" is text, not markup
         console.print(rich_table)
     for figure in result.figures:
         if figure.path is None:

@@ -1,6 +1,7 @@
 """Rich tables of ImageNet-C / -P summaries."""
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -13,6 +14,35 @@ def _title(name: str, summary: dict) -> str:
     partial = ", partial" if summary.get("partial") else ""
     model = summary.get("model") or "scored errors"
     return f"{name}: {model} ({summary.get('dataset', '-')}{subset}{partial})"
+
+
+def marks(summary: dict) -> str:
+    """The flags of a -C / -P summary's means (as the report marks them): partial, incomplete,
+    not ImageNet, implausible; ``""`` for a plain result."""
+    found = ["partial"] if summary.get("partial") else []
+    if summary.get("missing_images") or summary.get("unreadable_count"):
+        found.append("incomplete")
+    if summary.get("source_kind") not in (None, "imagenet-val"):
+        found.append("not ImageNet")
+    if summary.get("sanity"):
+        found.append("implausible")
+    return ", ".join(found)
+
+
+def _mean_label(label: str, summary: dict) -> str:
+    state = marks(summary)
+    return escape(f"{label} [{state}]") if state else label
+
+
+def _notes(summary: dict) -> list[str]:
+    notes = []
+    if summary.get("partial"):
+        notes.append("partial: the means are over the chosen corruptions / perturbations / severities only")
+    if summary.get("missing_images"):
+        notes.append(f"incomplete: the tree lacks {summary['missing_images']} file(s)")
+    if summary.get("source_kind") not in (None, "imagenet-val"):
+        notes.append(f"not ImageNet ({summary['source_kind']} data): {summary.get('normalisation', '')}")
+    return notes
 
 
 def c_table(summary: dict) -> Table:
@@ -34,7 +64,7 @@ def c_table(summary: dict) -> Table:
         table.add_row(label, *[_fmt(100 * per[str(s)]) if str(s) in per else "-" for s in severities],
                       _fmt(ce), _fmt(rce))
     table.add_section()
-    table.add_row("mCE, relative mCE", *[""] * len(severities), _fmt(summary["mCE"]), _fmt(summary["relative_mCE"]),
+    table.add_row(_mean_label("mCE, relative mCE", summary), *[""] * len(severities), _fmt(summary["mCE"]), _fmt(summary["relative_mCE"]),
                   style="bold")
     caption = ["s1-s5: top-1 error %; CE, rel CE: % of AlexNet"]
     if summary.get("extra_CE"):
@@ -43,7 +73,7 @@ def c_table(summary: dict) -> Table:
                else "no clean error: pass --clean-error or --clean-data for relative mCE"]
     if summary.get("unreadable_count"):
         caption.append(f"{summary['unreadable_count']} unreadable image(s) skipped, listed in the summary")
-    table.caption = "; ".join(caption)
+    table.caption = "; ".join(caption + _notes(summary))
     return table
 
 
@@ -59,13 +89,14 @@ def p_table(summary: dict) -> Table:
     for label, fp, t5d, p in rows:
         table.add_row(label, _fmt(100 * raw[p]["FP"], 2), _fmt(raw[p]["T5D"], 3), _fmt(fp), _fmt(t5d))
     table.add_section()
-    table.add_row("mFP, mT5D", "", "", _fmt(summary["mFP"]), _fmt(summary["mT5D"]), style="bold")
+    table.add_row(_mean_label("mFP, mT5D", summary), "", "", _fmt(summary["mFP"]), _fmt(summary["mT5D"]),
+                  style="bold")
     caption = ["FP %: raw flip probability; T5D: mean top-5 distance; rel: % of AlexNet"]
     if summary.get("extra_FP"):
         caption.append("* held out, not in mFP / mT5D")
     if summary.get("unreadable_count"):
         caption.append(f"{summary['unreadable_count']} unreadable sequence(s) skipped, listed in the summary")
-    table.caption = "; ".join(caption)
+    table.caption = "; ".join(caption + _notes(summary))
     return table
 
 
@@ -81,7 +112,7 @@ def npy_table(summary: dict) -> Table:
         for c, e in summary.get("extra_error", {}).items():
             table.add_row(f"{c}*", _fmt(e))
         table.add_section()
-        table.add_row("mean error", _fmt(summary["mean_error"]), style="bold")
+        table.add_row(_mean_label("mean error", summary), _fmt(summary["mean_error"]), style="bold")
     else:
         for column in ("perturbation", "FP %", "T5D"):
             table.add_column(column, justify="left" if column == "perturbation" else "right")
@@ -90,7 +121,8 @@ def npy_table(summary: dict) -> Table:
         for p in summary.get("extra_FP", {}):
             table.add_row(f"{p}*", _fmt(summary["extra_FP"][p], 2), _fmt(summary["extra_T5D"][p], 3))
         table.add_section()
-        table.add_row("mFP, mT5D", _fmt(summary["mFP"], 2), _fmt(summary["mT5D"], 3), style="bold")
+        table.add_row(_mean_label("mFP, mT5D", summary), _fmt(summary["mFP"], 2), _fmt(summary["mT5D"], 3),
+                      style="bold")
     table.caption = "unnormalised: no published CIFAR baseline" + ("; * held out" if summary.get("extra_error")
                                                                    or summary.get("extra_FP") else "")
     return table

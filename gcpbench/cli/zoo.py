@@ -5,10 +5,9 @@ from enum import Enum
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from gcpbench.cli import app
-from gcpbench.cli.ui import stdout_console
+from gcpbench.cli.choices import MODEL, OUTPUT, SOURCES, choice, examples, json_option
 
 
 class ZooFormat(str, Enum):
@@ -16,21 +15,37 @@ class ZooFormat(str, Enum):
     csv = "csv"
 
 
-@app.command()
+ZOO_EPILOG = examples(
+    "gcpbench zoo",
+    "gcpbench zoo --source timm --filter '*convnext*' --resolution 256",
+    "gcpbench zoo -m resnet50_gcp -m mobilenetv2_gcp --format csv",
+)
+
+
+@app.command(epilog=ZOO_EPILOG)
 def zoo(
-    fmt: ZooFormat = typer.Option(ZooFormat.table, "--format", help="table (rich) or csv"),
-    resolution: int = typer.Option(224, help="input size for the FLOP count"),
-    only: list[str] = typer.Option(None, "--model", "-m", help="list only these models (repeatable)"),
-    source: str = typer.Option("zoo", "--source", help="zoo, timm or torchvision"),
-    pattern: str = typer.Option(None, "--filter", help="shell pattern on the names, e.g. '*convnext*'"),
+    source: str = choice("zoo", "--source", SOURCES, "model source", "whose models to list", MODEL),
+    pattern: str = typer.Option(None, "--filter", help="shell pattern on the names, e.g. '*convnext*'", rich_help_panel=MODEL),
+    only: list[str] = typer.Option(None, "--model", "-m", help="list only these models (repeatable)", rich_help_panel=MODEL),
+    resolution: int = typer.Option(224, help="input size for the FLOP count", rich_help_panel=MODEL),
+    fmt: ZooFormat = typer.Option(ZooFormat.table, "--format", help="table (rich) or csv", rich_help_panel=OUTPUT),
+    as_json: bool = json_option("the rows"),
 ) -> None:
-    """List the model zoo (or timm's / torchvision's models): name, parameters, GFLOPs (multiply-adds), GCP dimension
-    and normalisation (the GCP family: ARCH_gcp[128]_NORM; plain _gcp is iSQRT-COV)."""
+    """List the model zoo (or timm's / torchvision's models): name, parameters, GFLOPs (multiply-adds), GCP dimension."""
+    from rich.table import Table
+
+    from gcpbench.cli.ui import stdout_console
     from gcpbench.models.complexity import complexity
     from gcpbench.models.listing import zoo_names
 
     names = zoo_names(source, pattern, only)
     rows = [complexity(name, resolution) for name in names]
+    if as_json:
+        import json
+
+        typer.echo(json.dumps([{**r, "gcp_dim": r["gcp_dim"] if r["gcp_dim"] != "-" else None,
+                                "gcp_norm": r["gcp_norm"] if r["gcp_norm"] != "-" else None} for r in rows], indent=2))
+        return
     if fmt is ZooFormat.csv:
         typer.echo("model,params,gflops,gcp_dim,gcp_norm")
         for r in rows:
@@ -46,11 +61,17 @@ def zoo(
     stdout_console().print(table)
 
 
-@app.command()
+CONVERT_EPILOG = examples(
+    "gcpbench convert iSQRT-COV-ResNet50.pth.tar --model resnet50_gcp --out r50_gcp.pt",
+    "gcpbench convert resnet18-f37072fd.pth --model resnet18_gap --out r18_gap.pt   (a torchvision file)",
+)
+
+
+@app.command(epilog=CONVERT_EPILOG)
 def convert(
-    src: Path = typer.Argument(..., help="original iSQRT-COV .pth.tar, torchvision or gcpbench checkpoint"),
-    model: str = typer.Option(..., "--model", help="zoo model name, e.g. resnet50_gcp"),
-    out: Path = typer.Option(..., "--out", help="where to write the gcpbench checkpoint"),
+    src: Path = typer.Argument(..., help="original iSQRT-COV .pth.tar, torchvision or gcpbench checkpoint", show_default=False),
+    model: str = typer.Option(..., "--model", help="zoo model name, e.g. resnet50_gcp", rich_help_panel=MODEL),
+    out: Path = typer.Option(..., "--out", help="where to write the gcpbench checkpoint", rich_help_panel=OUTPUT),
 ) -> None:
     """Convert a checkpoint into the gcpbench form (strict: every tensor must fit)."""
     from gcpbench.paths import require_writable_file

@@ -90,10 +90,34 @@ class CheckedImageFolder(CheckedItems, ImageFolder):
 
         root = require_folder(root, "image folder", f"{root}/<class>/<image>")
         try:
-            super().__init__(str(root), transform=transform, loader=open_rgb)
+            super().__init__(str(root), transform=transform, loader=open_rgb, is_valid_file=is_data_image)
         except FileNotFoundError as exc:
             raise GcpbenchError(f"image folder '{root}': {first_line(exc)} (expected {root}/<class>/<image>)") from None
         self.skip_unreadable = skip_unreadable
+
+    def make_dataset(self, directory: str | os.PathLike, class_to_idx: dict[str, int],
+                     extensions: tuple[str, ...] | None = None, is_valid_file: Callable | None = None,
+                     allow_empty: bool = False) -> list[tuple[str, int]]:
+        """torchvision's samples and order, listed by one :class:`~gcpbench.data.walk.TreeWalk`:
+        a link cycle or an image reached twice is refused in one line (torchvision would walk a
+        cycle until memory runs out, and count a linked image under every class it is reached from)."""
+        from gcpbench.data.walk import TreeWalk
+
+        walk = TreeWalk()
+        samples = []
+        for name in sorted(class_to_idx):
+            found = walk.sorted_files(Path(directory) / name, IMG_EXTENSIONS)
+            if not found and not allow_empty:
+                raise FileNotFoundError(f"Found no valid file for the classes {name}. "
+                                        f"Supported extensions are: {', '.join(IMG_EXTENSIONS)}")
+            samples += [(path, class_to_idx[name]) for path in found]
+        return samples
+
+    def fingerprint(self) -> str:
+        """The listing fingerprint (names, sizes, modification times) of the images it holds."""
+        from gcpbench.data.walk import listing_fingerprint
+
+        return listing_fingerprint(self.root, (path for path, _ in self.samples))
 
 
 def image_folder(root: str | os.PathLike, transform: Callable | None = None,
@@ -127,12 +151,18 @@ def is_image_file(name: str) -> bool:
     return name.lower().endswith(IMG_EXTENSIONS)
 
 
+def is_data_image(path: str) -> bool:
+    """An image file that is data: hidden files (an interrupted writer's temporary file, macOS
+    ``._<name>``) are not."""
+    return is_image_file(path) and not os.path.basename(path).startswith(".")
+
+
 def _holds_an_image(folder: Path) -> bool:
-    """True as soon as one image file is found below ``folder`` (stops early)."""
-    for _, _, files in os.walk(folder, followlinks=True):
-        if any(is_image_file(f) for f in files):
-            return True
-    return False
+    """True as soon as one image file is found below ``folder`` (stops early; a link cycle met
+    before the first image is refused in one line)."""
+    from gcpbench.data.walk import TreeWalk
+
+    return next(iter(TreeWalk().iter_files(folder, IMG_EXTENSIONS)), None) is not None
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from gcpbench.data.walk import TreeWalk
 from gcpbench.errors import GcpbenchError
 from gcpbench.paths import subfolders
 from gcpbench.progress import progress_bar
@@ -151,6 +152,16 @@ class _Walk:
         self.count_depth = manifest.get("files", {}).get("depth")
         self.report, self.only, self.tick = report, only, tick
         self.reference_classes: list[str] | None = None
+        self.tree = TreeWalk()  # every folder and file once: link cycles and doubles are problems
+
+    def entered(self, path: Path) -> bool:
+        """Register ``path`` with the tree walk; a folder reached twice is a problem (False)."""
+        try:
+            self.tree.enter(path)
+        except GcpbenchError as exc:
+            self.problem(str(exc))
+            return False
+        return True
 
     def problem(self, text: str) -> None:
         if len(self.report.problems) >= MAX_PROBLEMS:
@@ -193,6 +204,8 @@ class _Walk:
                     self.report.top[name] = "missing"
                 self.problem(f"missing folder '{child}'{hint}")
                 continue
+            if not self.entered(path / name):
+                continue
             self.report.folders += 1
             self.tick()
             before = len(self.report.problems)
@@ -214,8 +227,10 @@ class _Walk:
                 self.problem(f"extra folder '{child}'" + (f" ({note})" if note else ""))
 
     def count_leaf(self, path: Path, rel: str) -> None:
-        with os.scandir(path) as entries:
-            found = sum(1 for e in entries if e.is_file() and e.name.lower().endswith(self.extensions))
+        try:
+            found = sum(1 for _ in self.tree.iter_files(path, self.extensions))
+        except GcpbenchError as exc:
+            return self.problem(str(exc))
         if found == 0:
             self.problem(f"empty folder '{rel}': no {'/'.join(self.extensions)} files")
         if self.count_depth:
@@ -237,7 +252,11 @@ def _compare_counts(manifest: dict[str, Any], walk: _Walk, report: CheckReport) 
 
 
 def _check_imagefolder(root: Path, full: bool, report: CheckReport) -> CheckReport:
-    from gcpbench.data.folders import check_classification_root, is_image_file
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    from gcpbench.data.folders import check_classification_root
+
+    walk = TreeWalk()
 
     try:
         tree = check_classification_root(root)
@@ -248,8 +267,11 @@ def _check_imagefolder(root: Path, full: bool, report: CheckReport) -> CheckRepo
     for split in tree.splits:
         report.top[split] = "ok"
         if full:
-            report.images[split] = sum(1 for _, _, files in os.walk(root / split, followlinks=True)
-                                       for f in files if is_image_file(f))
+            try:
+                report.images[split] = sum(1 for _ in walk.iter_files(root / split, IMG_EXTENSIONS))
+            except GcpbenchError as exc:
+                report.problems.append(str(exc))
+                return report
             report.expected[split] = None
     return report
 

@@ -28,8 +28,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from gcpbench.data.synthetic_defaults import DEFAULTS
 from gcpbench.errors import GcpbenchError
-from gcpbench.io import atomic_write_json
+from gcpbench.io import atomic_write_json, follow_umask
 from gcpbench.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,6 @@ CORRELATION = np.array([[1.0, 0.8, 0.6], [0.8, 1.0, 0.8], [0.6, 0.8, 1.0]])
 TEXTURE_STD = 0.15
 GRAIN = (0.015, 0.03, 0.05)  # low-pass sigma of the texture, as a fraction of the image size
 SPLITS = ("train", "val")
-DEFAULTS: dict[str, int] = {"num_classes": 10, "image_size": 64, "train_per_class": 200, "val_per_class": 50, "seed": 0}
 _CHUNK = 64  # images rendered at once (bounds memory for large sizes)
 
 
@@ -204,6 +204,7 @@ def _build(out: Path, params: dict[str, Any], quiet: bool, keep_existing: Callab
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
+        follow_umask(tmp, folder=True)  # the finished set is this folder: readable as mkdir makes it
         with progress_bar("synthetic image folders", params["num_classes"] * len(SPLITS), not quiet) as advance:
             _generate(tmp, params, lambda done, total: advance())
         swap_into_place(tmp, out, keep_existing)

@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw
 from gcpbench.data.synthetic import STAMP, swap_into_place, build_once, default_root
 from gcpbench.errors import GcpbenchError
 from gcpbench.extras import require_modules
-from gcpbench.io import atomic_write_json
+from gcpbench.io import atomic_write_json, follow_umask
 
 CATEGORIES: tuple[str, ...] = ("rectangle", "triangle", "ellipse")
 VERSION = 1
@@ -127,6 +127,7 @@ def _build(out: Path, params: dict[str, Any], keep_existing: Callable[[], bool] 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
+        follow_umask(tmp, folder=True)  # the finished set is this folder: readable as mkdir makes it
         _generate(tmp, params)
         swap_into_place(tmp, out, keep_existing)
     finally:

@@ -4,18 +4,21 @@ from __future__ import annotations
 from torchvision import transforms as T
 
 from gcpbench.errors import GcpbenchError, require_positive
-from gcpbench.models.registry import FAMILIES, family_of
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
+# The paper's training augmentation per model family (the zoo's FAMILIES): colour jitter for
+# ShuffleNetV2 only. A model name maps to its family through gcpbench.models.registry.family_of.
+COLOR_JITTER: dict[str, bool] = {"resnet": False, "mobilenetv2": False, "shufflenetv2": True}
 
-def _to_family(family: str) -> str:
-    """Accept a family (``resnet``) or any zoo/arch name (``resnet50_gcp``, ``shufflenetv2``)."""
+
+def _color_jitter(family: str) -> bool:
     try:
-        return family_of(family)
-    except GcpbenchError:
-        raise GcpbenchError(f"unknown model family '{family}': use one of {', '.join(FAMILIES)}") from None
+        return COLOR_JITTER[family.lower()]
+    except KeyError:
+        raise GcpbenchError(f"unknown model family '{family}': use one of {', '.join(COLOR_JITTER)} "
+                            "(gcpbench.models.registry.family_of names a model's family)") from None
 
 
 def _normalize() -> list:
@@ -26,7 +29,7 @@ def train_transform(family: str, image_size: int = 224) -> T.Compose:
     """RandomResizedCrop + horizontal flip (+ ColorJitter(0.4, 0.4, 0.4) for ShuffleNetV2) + normalise."""
     require_positive("--image-size", image_size)
     steps: list = [T.RandomResizedCrop(image_size), T.RandomHorizontalFlip()]
-    if _to_family(family) == "shufflenetv2":
+    if _color_jitter(family):
         steps.append(T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4))
     return T.Compose(steps + _normalize())
 

@@ -198,7 +198,8 @@ def build_config(framework: str, backbone: str | Backbone, *, work_dir: str | os
                  synthetic_root: str | os.PathLike | None = None, weights: str | None = None, epochs: int | None = None,
                  max_iters: int | None = None, load_from: str | None = None, resume: bool = False, launcher: str = "none",
                  batch_size: int | None = None, workers: int | None = None, image_scale: tuple[int, int] | None = None,
-                 seed: int = 0, log_interval: int | None = None, config: str | os.PathLike | None = None) -> Any:
+                 seed: int = 0, log_interval: int | None = None, config: str | os.PathLike | None = None,
+                 cfg_options: dict[str, Any] | None = None, tensorboard: bool = True) -> Any:
     """The resolved mmengine ``Config`` of one run.
 
     ``data_root`` is a COCO 2017 tree; without it ``synthetic_root`` (the built-in set: 3
@@ -206,7 +207,11 @@ def build_config(framework: str, backbone: str | Backbone, *, work_dir: str | os
     weights (``"none"``: random), None keeps the config's. Exactly one of ``epochs`` /
     ``max_iters`` may be given (neither: the 1x schedule). The learning rate follows the
     linear scaling rule (0.02 at 16 images per step). ``config`` replaces the packaged config
-    file by a user's own (the options above still apply to it).
+    file by a user's own (the options above still apply to it). ``cfg_options`` (``detect
+    --cfg-options KEY=VALUE ...``) are merged last with ``Config.merge_from_dict``, as
+    mmdetection's own tools do; the keys gcpbench owns (work dir, launcher, resume, load_from)
+    are refused. ``tensorboard``: mmengine's ``TensorboardVisBackend`` beside its local one
+    (scalars in ``WORK_DIR/<timestamp>/vis_data/``).
     """
     from mmengine.config import Config
 
@@ -247,5 +252,39 @@ def build_config(framework: str, backbone: str | Backbone, *, work_dir: str | os
                            "load_from": str(load_from) if load_from else None, "resume": resume, "launcher": launcher}
     if log_interval is not None:
         run["default_hooks.logger.interval"] = log_interval
+    if tensorboard:
+        backends = list((cfg.get("visualizer") or {}).get("vis_backends") or [dict(type="LocalVisBackend")])
+        if not any(b.get("type") == "TensorboardVisBackend" for b in backends):
+            backends.append(dict(type="TensorboardVisBackend"))
+        run["visualizer.vis_backends"] = backends
     cfg.merge_from_dict(run)
+    if cfg_options:
+        cfg.merge_from_dict(check_cfg_options(cfg_options))
     return cfg
+
+
+# config keys that gcpbench's own options set: --cfg-options must not change them behind its back
+OWNED_KEYS = {"work_dir": "work-dir", "launcher": "launcher", "resume": "resume", "load_from": "weights"}
+
+
+def check_cfg_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` unchanged, or one line naming a key that gcpbench's own options set."""
+    owned = sorted(k for k in options if k.split(".")[0] in OWNED_KEYS)
+    if owned:
+        raise GcpbenchError(f"--cfg-options {owned[0]}: gcpbench sets it; use --{OWNED_KEYS[owned[0].split('.')[0]]}")
+    return dict(options)
+
+
+def parse_cfg_options(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings -> a dict, with values parsed as mmdetection's tools parse them
+    (mmengine's ``DictAction``: numbers, booleans, None, ``a,b`` and ``[a,b]`` lists)."""
+    import argparse
+
+    from mmengine.config import DictAction
+
+    for pair in pairs:
+        if "=" not in pair or pair.startswith("="):
+            raise GcpbenchError(f"--cfg-options takes KEY=VALUE pairs (e.g. optim_wrapper.optimizer.lr=0.01), got '{pair}'")
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={})
+    return check_cfg_options(parser.parse_args(["--cfg-options", *pairs]).cfg_options) if pairs else {}

@@ -22,13 +22,14 @@ from typing import Any, Callable, Mapping
 from mmengine.hooks import Hook
 
 from gcpbench.coco import COCO_METRICS
+from gcpbench.detection.checkpoints import require_weights_only_default
 from gcpbench.detection.config import Backbone, build_config, check_framework, config_file, parse_backbone
-from gcpbench.errors import GcpbenchError, require_positive
-from gcpbench.identity import Producer, ResultIdentity, check_run_accepts
+from gcpbench.errors import GcpbenchError, Interrupted, require_positive
+from gcpbench.identity import Producer, ResultIdentity
 from gcpbench.paths import require_writable
 from gcpbench.records import DetectionConfig, DetectionResult
 from gcpbench.runlock import writer_lock
-from gcpbench.runs import DEFAULT_ROOT, RunDir, new_run_dir
+from gcpbench.runs import DEFAULT_ROOT, RunDir, check_run_accepts, new_run_dir
 from gcpbench.runtime import is_main_process, resolve_device
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,8 @@ def verify_backbone_weights(cfg: Any) -> str | None:
     if backbone.weights_source is None:
         return None
     checkpoint = read_weights(backbone.weights_source)
-    fit_backbone_state(backbone.state_dict(), checkpoint, backbone.depth, backbone.weights_source, backbone.weights_prefix)
+    fit_backbone_state(backbone.state_dict(), checkpoint, backbone.depth, backbone.weights_source, backbone.weights_prefix,
+                       backbone.mode)
     name = checkpoint.get("model")
     return name if isinstance(name, str) else None
 
@@ -123,12 +125,21 @@ def start_cpu_processes(cfg: Any) -> None:
     cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", broadcast_buffers=False, device_ids=None)
 
 
-def run_config(cfg: Any, eval_only: bool) -> dict[str, float]:
-    """Train then evaluate (or evaluate only) with mmengine's Runner; the final metrics."""
+def run_config(cfg: Any, eval_only: bool, console: bool = True,
+               say: Callable[[str], None] | None = None) -> dict[str, float]:
+    """Train then evaluate (or evaluate only) with mmengine's Runner; the final metrics.
+    ``console=False``: mmengine's log goes to its file in the work dir only (warnings still
+    reach the terminal), and ``say`` names that file."""
     from mmengine.runner import Runner
 
     start_cpu_processes(cfg)
     runner = Runner.from_cfg(cfg)
+    if not console:
+        for handler in runner.logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                handler.setLevel(max(handler.level, logging.WARNING))
+        if say is not None:
+            say(f"mmengine's log: {Path(runner.log_dir) / (runner.timestamp + '.log')}")
     collector = MetricsCollector()
     runner.register_hook(collector)
     if not eval_only:
@@ -159,6 +170,8 @@ class DetectOptions:
     seed: int = 0
     quiet: bool = False
     config: Path | None = None
+    cfg_options: dict[str, Any] | None = None  # --cfg-options KEY=VALUE ...: merged into the config last
+    tensorboard: bool = True  # mmengine's TensorboardVisBackend (WORK_DIR/<timestamp>/vis_data/)
     gcp_norm: str | None = None  # the GCP normalisation the backbone was pre-trained with (checked against --ckpt)
 
     def __post_init__(self) -> None:
@@ -206,7 +219,8 @@ def run_config_record(options: DetectOptions, backbone: Backbone, dataset: str, 
         backbone_weights=(backbone_cfg.get("init_cfg") or {}).get("checkpoint"), backbone_weights_model=zoo_model,
         weights=str(options.weights) if options.weights else None, eval_only=options.eval_only, epochs=options.epochs,
         max_iters=options.max_iters, launcher=options.launcher, seed=options.seed,
-        mmdet_config=str(config_file(options.framework, backbone, options.config)))
+        mmdet_config=str(config_file(options.framework, backbone, options.config)),
+        cfg_options=dict(options.cfg_options) if options.cfg_options else None)
 
 
 def backbone_norm(options: DetectOptions, backbone: Backbone, info: Any) -> str | None:
@@ -231,6 +245,7 @@ def detect(options: DetectOptions, say: Callable[[str], None] | None = None) -> 
 
     Notes go to ``say`` (default: logged; debug-level with ``options.quiet``)."""
     say = say or (log.debug if options.quiet else log.info)
+    require_weights_only_default()
     options = dataclasses.replace(options, framework=check_framework(options.framework))
     framework = options.framework
     backbone = parse_backbone(options.backbone)
@@ -252,6 +267,8 @@ def detect(options: DetectOptions, say: Callable[[str], None] | None = None) -> 
     select_device(options.device)
     dataset, coco_root, synthetic_root = _dataset(options.data, say)
     run = new_run_dir(options.work_dir, f"detect_{framework}_{backbone.name}")
+    if options.resume:
+        check_resume_checkpoint(run.path)
     ckpt = "none" if options.eval_only else options.ckpt
     if ckpt is None and dataset == "synthetic":
         ckpt = "none"
@@ -260,9 +277,7 @@ def detect(options: DetectOptions, say: Callable[[str], None] | None = None) -> 
                        weights=ckpt, epochs=options.epochs, max_iters=options.max_iters,
                        load_from=str(options.weights) if options.weights else None, resume=options.resume,
                        launcher=options.launcher, batch_size=options.batch_size, workers=options.workers, seed=options.seed,
-                       config=options.config)
-    if options.quiet:
-        cfg.log_level = "WARNING"
+                       config=options.config, cfg_options=options.cfg_options, tensorboard=options.tensorboard)
     zoo_model = verify_backbone_weights(cfg)
     record = run_config_record(options, backbone, dataset, coco_root or synthetic_root, cfg, zoo_model)
     identity = detection_identity(record)
@@ -272,7 +287,10 @@ def detect(options: DetectOptions, say: Callable[[str], None] | None = None) -> 
             check_detection_run(run, record, identity.producer)
             run.write_config(dataclasses.replace(record, checkpoint_sha256=identity.producer.sha256 or None))
         with contextlib.redirect_stdout(io.StringIO()) if options.quiet else contextlib.nullcontext():  # pycocotools prints
-            metrics = run_config(cfg, options.eval_only)
+            try:
+                metrics = run_config(cfg, options.eval_only, console=log.isEnabledFor(logging.DEBUG), say=say)
+            except KeyboardInterrupt:
+                raise Interrupted(interrupted_note(run.path, options)) from None
         if not metrics:
             say("the detector found no object above the score threshold: every AP is 0")
             metrics = no_detection_metrics(cfg.val_evaluator.ann_file, TASKS[framework])
@@ -292,6 +310,8 @@ def detection_identity(record: DetectionConfig) -> ResultIdentity:
     else:
         producer = Producer(record.model, str(source or "none"), "")
     options = {key: getattr(record, key) for key in ("framework", "eval_only", "epochs", "max_iters", "seed")}
+    if record.cfg_options:
+        options["cfg_options"] = dict(sorted(record.cfg_options.items()))
     if record.gcp_norm not in (None, "isqrt"):  # iSQRT-COV backbones keep the identity of earlier versions
         options["gcp_norm"] = record.gcp_norm
     return ResultIdentity(producer, record.data_root, options)
@@ -310,6 +330,46 @@ def check_detection_run(run: RunDir, record: DetectionConfig, producer: Producer
     if existing.framework != record.framework:
         raise GcpbenchError(f"'{run.path}' holds a {existing.framework} detection run; choose another "
                             f"--work-dir for {record.framework}")
+
+
+def interrupted_note(work_dir: Path, options: DetectOptions) -> str:
+    """What a stopped ``detect`` kept and the command that continues it."""
+    if options.eval_only:
+        return "nothing was written; rerun the same command to evaluate"
+    if (Path(work_dir) / "last_checkpoint").is_file():
+        again = "rerun the same command" if options.resume else "rerun the same command with --resume"
+        return f"the detector's checkpoints so far are in '{work_dir}'; {again} to continue from the last one"
+    return "no detector checkpoint was written yet; rerun the same command to start again"
+
+
+RESUME_KEYS = ("meta", "state_dict", "message_hub")  # what mmengine's Runner.resume reads unconditionally
+
+
+def check_resume_checkpoint(work_dir: Path) -> Path | None:
+    """``detect --resume``: the checkpoint mmengine continues from (named by its ``last_checkpoint``
+    file), checked before mmengine reads it: a missing, damaged or incomplete file is one line
+    (mmengine raised FileNotFoundError / KeyError). None: no pointer, training starts afresh."""
+    pointer = Path(work_dir) / "last_checkpoint"
+    if not pointer.is_file():
+        return None
+    named = pointer.read_text().strip()
+    fix = (f"delete '{pointer}' to start over, or write the path of an earlier epoch_N.pth / iter_N.pth of "
+           f"'{work_dir}' into it")
+    path = Path(named)
+    if not named or not path.is_file():
+        raise GcpbenchError(f"--resume: '{pointer}' names '{named}', which does not exist; {fix}")
+    from gcpbench.detection.weights import read_weights
+
+    try:
+        checkpoint = read_weights(path)
+    except GcpbenchError as exc:
+        raise GcpbenchError(f"--resume: {exc}; or {fix}") from None
+    missing = [key for key in RESUME_KEYS if key not in checkpoint]
+    if not missing and not isinstance(checkpoint["meta"], dict):
+        missing = ["meta (not a table)"]
+    if missing:
+        raise GcpbenchError(f"--resume: '{path}' is not a complete mmengine checkpoint (no {', '.join(missing)}); {fix}")
+    return path
 
 
 def _last_checkpoint(work_dir: Path) -> str | None:

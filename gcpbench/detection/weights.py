@@ -11,10 +11,10 @@ from typing import Any, Mapping
 
 from torch import Tensor, nn
 
-from gcpbench.detection.checkpoints import mmengine_checkpoint_globals
+from gcpbench.detection.checkpoints import read_mmengine_checkpoint, require_weights_only_default
 from gcpbench.errors import GcpbenchError
 from gcpbench.models.registry import MODELS as ZOO
-from gcpbench.models.weights import extract_state_dict, guess_model, read_checkpoint
+from gcpbench.models.weights import extract_state_dict, guess_model
 from gcpbench.runtime import first_line
 
 HEAD_PREFIXES: tuple[str, ...] = ("fc.", "layer_reduce", "dimension_reduction", "gcp.", "classifier.")
@@ -32,6 +32,7 @@ def read_weights(source: str | os.PathLike) -> dict[str, Any]:
     if text.startswith(REMOTE_SCHEMES):
         from mmengine.runner.checkpoint import CheckpointLoader
 
+        require_weights_only_default()
         try:
             checkpoint = CheckpointLoader.load_checkpoint(text, map_location="cpu")
         except Exception as exc:  # network / cache failures from mmengine
@@ -41,17 +42,24 @@ def read_weights(source: str | os.PathLike) -> dict[str, Any]:
     if not os.path.isfile(text):
         raise GcpbenchError(f"backbone weights '{text}' not found; pass --ckpt PATH (gcpbench, iSQRT-COV or torchvision "
                             "ResNet checkpoint) or --ckpt none to start from random weights")
-    with mmengine_checkpoint_globals():  # a detector checkpoint (prefix='backbone.') holds mmengine state
-        return read_checkpoint(text)
+    return read_mmengine_checkpoint(text)  # a detector checkpoint (prefix='backbone.') holds mmengine state
 
 
-def _check_model_name(checkpoint: Mapping[str, Any], depth: int, source: str) -> None:
-    """A gcpbench checkpoint names its model: its depth must be the backbone's."""
+def _check_model_name(checkpoint: Mapping[str, Any], depth: int, source: str, mode: str | None = None) -> None:
+    """A gcpbench checkpoint names its model: its depth must be the backbone's, and its head the
+    one the backbone's mode reads (gap: GAP weights; gcp_d / gcp_m: GCP weights)."""
     name = checkpoint.get("model")
     info = ZOO.get(name) if isinstance(name, str) else None
-    if info is not None and info.arch != f"resnet{depth}":
+    if info is None:
+        return
+    if info.arch != f"resnet{depth}":
         raise GcpbenchError(f"backbone weights '{source}' hold a '{name}', the backbone is resnet{depth}: "
                             f"pick --backbone {info.arch}_<mode> or other weights")
+    if mode is not None and info.head.is_gcp != (mode != "gap"):
+        modes = f"{info.arch}_gcp_d or {info.arch}_gcp_m" if info.head.is_gcp else f"{info.arch}_gap"
+        raise GcpbenchError(f"backbone weights '{source}' hold a '{name}' ({info.head.kind.upper()} head), but the "
+                            f"backbone resnet{depth}_{mode} reads {'GAP' if mode == 'gap' else 'GCP'} weights: "
+                            f"pick --backbone {modes}, or other weights")
 
 
 def backbone_state(checkpoint: Mapping[str, Any], prefix: str = "",
@@ -65,10 +73,11 @@ def backbone_state(checkpoint: Mapping[str, Any], prefix: str = "",
 
 
 def fit_backbone_state(expected: Mapping[str, Tensor], checkpoint: Mapping[str, Any], depth: int, source: str,
-                       prefix: str = "") -> tuple[dict[str, Tensor], list[str]]:
+                       prefix: str = "", mode: str | None = None) -> tuple[dict[str, Tensor], list[str]]:
     """(backbone tensors, dropped head keys) of ``checkpoint``, checked against ``expected``
-    (name -> tensor, e.g. a state dict on the meta device); a misfit raises one line."""
-    _check_model_name(checkpoint, depth, source)
+    (name -> tensor, e.g. a state dict on the meta device) and the backbone's ``mode``; a misfit
+    raises one line."""
+    _check_model_name(checkpoint, depth, source, mode)
     state, dropped = backbone_state(checkpoint, prefix, f"backbone weights '{source}'")
     problem = None
     for key, tensor in expected.items():
@@ -91,6 +100,7 @@ def fit_backbone_state(expected: Mapping[str, Tensor], checkpoint: Mapping[str, 
 
 def load_backbone_weights(backbone: nn.Module, source: str | os.PathLike, depth: int, prefix: str = "") -> list[str]:
     """Load ``source`` into ``backbone`` strictly (head dropped); returns the dropped head keys."""
-    state, dropped = fit_backbone_state(backbone.state_dict(), read_weights(source), depth, str(source), prefix)
+    state, dropped = fit_backbone_state(backbone.state_dict(), read_weights(source), depth, str(source), prefix,
+                                        getattr(backbone, "mode", None))
     backbone.load_state_dict(state, strict=False)
     return dropped

@@ -56,7 +56,8 @@ def classifier_prefix(model: nn.Module) -> str:
 
 def target_name(source: str, head: str | None, gcp_dim: int | None) -> str:
     """The model to fine-tune: ``source``, or its GCP variant for ``head='gcp'``."""
-    from gcpbench.models.external import is_external, model_identity, parse_name
+    from gcpbench.models.external import is_external, parse_name
+    from gcpbench.models.registry import model_identity
     from gcpbench.models.registry import model_name
 
     info = model_identity(source)
@@ -120,7 +121,7 @@ def transfer_state(source: nn.Module, target: nn.Module) -> tuple[list[str], lis
 
 def _new_head_key(source: nn.Module, target: nn.Module, key: str) -> bool:
     """A tensor of a GCP head that the (GAP) source does not have."""
-    from gcpbench.models.external import model_identity
+    from gcpbench.models.registry import model_identity
 
     new_head = model_identity(target.zoo_name).head.is_gcp and not model_identity(source.zoo_name).head.is_gcp
     return new_head and key.split(".", 1)[0] in ("layer_reduce", "layer_reduce_bn")

@@ -189,6 +189,10 @@ class FinetuneSchedule:
     def weight_decay(self) -> float:
         return self.protocol.weight_decay
 
+    @property
+    def momentum(self) -> float:
+        return self.protocol.momentum
+
     def lr(self, epoch: int, step: int = 0, steps_per_epoch: int = 1) -> float:
         """The backbone LR of 0-based ``epoch`` (constant within an epoch)."""
         if not 0 <= epoch < self.epochs:

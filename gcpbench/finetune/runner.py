@@ -79,7 +79,7 @@ def finetune(options: FinetuneOptions, reporter: type[TrainReporter] = TrainRepo
 # ------------------------------------------------------------------------------ pieces
 
 def _is_vgg(name: str) -> bool:
-    from gcpbench.models.external import model_identity
+    from gcpbench.models.registry import model_identity
 
     return model_identity(name).arch.split("/")[-1].startswith("vgg")
 
@@ -133,7 +133,7 @@ def _prepare_new(options: FinetuneOptions, ctx: ddp.DistContext, quiet: bool) ->
     import datetime as _dt
 
     from gcpbench import __version__
-    from gcpbench.models.external import model_identity
+    from gcpbench.models.registry import model_identity
 
     if options.dataset is None or options.data is None:
         raise GcpbenchError("name the dataset and its root: --dataset cub|aircraft|cars|folder --data ROOT")

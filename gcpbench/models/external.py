@@ -29,7 +29,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gcpbench.errors import GcpbenchError
+from gcpbench.errors import GcpbenchError, option
+from gcpbench.models.options import check_agrees
 from gcpbench.models.heads import HeadSpec, make_gcp, reduction_block
 from gcpbench.pooling.registry import DEFAULT_NORM, NORMS, method
 from gcpbench.runtime import first_line
@@ -80,39 +81,32 @@ def parse_name(name: str, head: str | None = None, gcp_dim: int | None = None, l
         raise GcpbenchError(f"'{name}' is not a timm/<name> or torchvision/<name> model name")
     source, arch = match["source"], match["arch"]
     named_gcp = "_gcp" in match.group(0)[match.end("arch"):]
+    gcp_norm = method(gcp_norm).name if gcp_norm is not None else None
+    implied: dict[str, Any] = {"head": "gcp"} if named_gcp else {}  # what the suffixes say
+    if match["dim"]:
+        implied["gcp_dim"] = int(match["dim"])
+    if named_gcp:
+        implied["gcp_norm"] = match["norm"] or DEFAULT_NORM
+    if match["s1"]:
+        implied["last_stride_one"] = True
+    check_agrees(name, implied, {"head": head, "gcp_dim": gcp_dim, "gcp_norm": gcp_norm,
+                                 "last_stride_one": last_stride_one})
     head = (head or ("gcp" if named_gcp or gcp_norm else "gap")).lower()
     if head not in ("gap", "gcp"):
-        raise GcpbenchError(f"unknown head '{head}': use --head gap or --head gcp")
-    if named_gcp and head == "gap":
-        raise GcpbenchError(f"'{name}' names a GCP head but --head gap was given; drop one of them")
-    dim = int(match["dim"]) if match["dim"] else None
-    if dim is not None and gcp_dim is not None and dim != gcp_dim:
-        raise GcpbenchError(f"'{name}' names GCP dimension {dim} but --gcp-dim {gcp_dim} was given")
-    dim = dim or gcp_dim or 256
+        raise GcpbenchError(f"unknown head '{head}': use {option('head', 'gap')} or {option('head', 'gcp')}")
+    if head == "gap":
+        check_agrees(name, {"gcp_dim": None, "gcp_norm": None}, {"gcp_dim": gcp_dim, "gcp_norm": gcp_norm})
+    dim = implied.get("gcp_dim") or gcp_dim or 256
     if dim < 2:
-        raise GcpbenchError(f"--gcp-dim must be at least 2, got {dim}")
+        raise GcpbenchError(f"{option('gcp_dim')} must be at least 2, got {dim}")
     stride_one = bool(match["s1"]) or bool(last_stride_one)
     if stride_one and head != "gcp":
-        raise GcpbenchError("the last-stage stride-1 option belongs to GCP heads (the paper's ResNet trick); add --head gcp")
-    norm = _norm(name, match["norm"], gcp_norm, head)
+        raise GcpbenchError(f"the last-stage stride-1 option belongs to GCP heads (the paper's ResNet trick); add "
+                            f"{option('head', 'gcp')}")
+    norm = match["norm"] or gcp_norm or DEFAULT_NORM
     check_arch(source, arch)
     spec = HeadSpec(head, dim, norm=norm).with_options(gcp_options) if head == "gcp" else HeadSpec("gap")
     return ExternalSpec(source, arch, spec, stride_one, dict(kwargs or {}))
-
-
-def _norm(name: str, named: str | None, given: str | None, head: str) -> str:
-    """The GCP normalisation: the name's suffix, or ``given`` (which must agree with it)."""
-    if given is not None:
-        if head != "gcp":
-            raise GcpbenchError(f"--gcp-norm {given} applies to GCP heads only: add --head gcp")
-        given = method(given).name
-        if named is not None and named != given:
-            raise GcpbenchError(f"'{name}' names the {named} normalisation but --gcp-norm {given} was given; "
-                                "drop one of them")
-        if named is None and given != DEFAULT_NORM and "_gcp" in name:
-            raise GcpbenchError(f"'{name}' names the {DEFAULT_NORM} normalisation but --gcp-norm {given} was given; "
-                                "drop one of them")
-    return named or given or DEFAULT_NORM
 
 
 # ------------------------------------------------------------------------------ names
@@ -139,17 +133,10 @@ def list_external(source: str, pattern: str | None = None) -> list[str]:
     return [f"{source}/{n}" for n in names]
 
 
-def all_names() -> list[str]:
-    """Zoo names plus every timm and torchvision name (for suggestions)."""
-    from gcpbench.models.registry import list_models
-
-    return [*list_models(), *list_external("timm"), *list_external("torchvision")]
-
-
 def suggestion(name: str) -> str:
-    """' (did you mean X?)' over the zoo, timm and torchvision names, or ''."""
+    """' (did you mean X?)' over every timm and torchvision name, or ''."""
     lowered = name.lower()
-    names = all_names()
+    names = [*list_external("timm"), *list_external("torchvision")]
     # compare bare architecture names too, so 'convnext_atto' suggests 'timm/convnext_atto'
     bare = {n.split("/", 1)[-1]: n for n in reversed(names)}
     match = difflib.get_close_matches(lowered, names, n=1, cutoff=0.6) or [
@@ -391,26 +378,3 @@ def build_external(spec: ExternalSpec, num_classes: int = 1000) -> ExternalModel
     from gcpbench.models.preprocess import default_input_size
 
     return ExternalModel(spec, num_classes, default_input_size(spec))
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """What every command records about a model: name, architecture, family (None for
-    timm/torchvision models) and head."""
-
-    name: str
-    arch: str
-    family: str | None
-    head: HeadSpec
-
-
-def model_identity(name: str, gcp_options: dict[str, Any] | None = None) -> ModelIdentity:
-    """The identity of a zoo name, an architecture (``resnet50``: GAP) or a timm/torchvision name;
-    ``gcp_options`` (the GCP normalisation's options, checked) go into the head."""
-    if is_external(name):
-        spec = parse_name(name, gcp_options=gcp_options)
-        return ModelIdentity(spec.name, spec.base, None, spec.head)
-    from gcpbench.models.registry import model_info, model_name
-
-    info = model_info(model_name(name))
-    return ModelIdentity(info.name, info.arch, info.family, info.head.with_options(gcp_options))

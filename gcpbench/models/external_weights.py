@@ -23,6 +23,7 @@ from typing import Any, Mapping
 from torch import Tensor
 
 from gcpbench.errors import GcpbenchError
+from gcpbench.models.checkpoint_file import read_checkpoint
 from gcpbench.models.external import ExternalModel
 from gcpbench.runtime import first_line
 
@@ -34,8 +35,6 @@ def read_weights(path: str | os.PathLike) -> dict[str, Any]:
     """The file's content as a dict (``.safetensors``: the tensors themselves)."""
     path = Path(path)
     if path.suffix.lower() != ".safetensors":
-        from gcpbench.models.weights import read_checkpoint
-
         return read_checkpoint(path)
     if not path.is_file():
         raise GcpbenchError(f"weights file '{path}' does not exist")

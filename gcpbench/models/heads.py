@@ -54,13 +54,17 @@ class HeadSpec:
         return {**dict(method(self.norm).options), **dict(self.options)} if self.is_gcp else {}
 
 
-def reduction_block(in_channels: int, dim: int, activation: type[nn.Module]) -> nn.Sequential:
-    """1x1 conv (no bias) -> BN -> activation: the layer in front of GCP."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, dim, kernel_size=1, bias=False),
-        nn.BatchNorm2d(dim),
-        activation(inplace=True),
-    )
+def reduction_block(in_channels: int, dim: int, activation: type[nn.Module], *, kaiming_fan_out: bool = True) -> nn.Sequential:
+    """1x1 conv (no bias) -> BN -> activation: the layer in front of GCP.
+
+    The authors' GCP ResNets and MobileNetV2s create it before their init loop, so its conv
+    gets ``kaiming_normal_(mode='fan_out')``: std sqrt(2 / D), 0.088 for D = 256 (the default
+    here); their ShuffleNetV2 has no init loop, so it keeps PyTorch's default
+    (``kaiming_fan_out=False``). BN: weight 1, bias 0 either way (docs/design.md section 4)."""
+    conv = nn.Conv2d(in_channels, dim, kernel_size=1, bias=False)
+    if kaiming_fan_out:
+        nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    return nn.Sequential(conv, nn.BatchNorm2d(dim), activation(inplace=True))
 
 
 def make_gcp(spec: HeadSpec) -> GCP:

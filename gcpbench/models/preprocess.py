@@ -7,16 +7,24 @@ models their ``pretrained_cfg`` (input size, interpolation, crop fraction, mean/
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from torch import nn
 
 from gcpbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from gcpbench.errors import GcpbenchError
 
-if TYPE_CHECKING:
-    from gcpbench.models.external import ExternalSpec
+
+class ModelSpec(Protocol):
+    """What this module reads of :class:`gcpbench.models.external.ExternalSpec` (which imports
+    this module: the dependency points from the model builder to its preprocessing)."""
+
+    source: str
+    arch: str
+    kwargs: dict[str, Any]
+
 
 # ImageNet-C / -P: the benchmark fixes the geometry; a model's preprocessing gives mean / std.
 BENCHMARK_GEOMETRY = ("corrupted images / frames as stored (224 px), resized to the model's input size when it differs; "
@@ -67,6 +75,15 @@ class Preprocessing:
         return (f"preprocessing ({self.source}): resize {self.resize} ({self.interpolation}), centre crop "
                 f"{self.input_size} (crop fraction {self.crop_pct:.3f}), mean ({mean}), std ({std})")
 
+    def describe_benchmark(self) -> str:
+        """One line for ImageNet-C / -P / CIFAR .npy: what is done to their stored images (no resize
+        + crop: the benchmark fixed the geometry when the images were made)."""
+        mean = ", ".join(f"{v:.3f}" for v in self.mean)
+        std = ", ".join(f"{v:.3f}" for v in self.std)
+        return (f"preprocessing: the benchmark's stored images, no resize + crop (images under the model's "
+                f"{self.input_size} px input are kept at their size, others resized to {self.input_size} px, "
+                f"{self.interpolation}); mean ({mean}), std ({std}) of {self.source}")
+
 
 PAPER = Preprocessing(224, 256, "bilinear", IMAGENET_MEAN, IMAGENET_STD, PAPER_SOURCE)
 
@@ -80,7 +97,7 @@ def _size(value: Any) -> int:
     return int(value)
 
 
-def _timm(spec: ExternalSpec, pretrained_cfg: dict[str, Any]) -> Preprocessing:
+def _timm(spec: ModelSpec, pretrained_cfg: dict[str, Any]) -> Preprocessing:
     from timm.data import resolve_data_config
 
     config = resolve_data_config({}, pretrained_cfg=pretrained_cfg)
@@ -91,14 +108,14 @@ def _timm(spec: ExternalSpec, pretrained_cfg: dict[str, Any]) -> Preprocessing:
                          f"timm pretrained_cfg of {spec.arch.split('.')[0]}{tag}")
 
 
-def _timm_cfg(spec: ExternalSpec) -> dict[str, Any]:
+def _timm_cfg(spec: ModelSpec) -> dict[str, Any]:
     from timm.models import get_pretrained_cfg
 
     cfg = get_pretrained_cfg(spec.arch) or get_pretrained_cfg(spec.arch.split(".")[0])
     return cfg.to_dict() if cfg is not None else {}
 
 
-def _torchvision(spec: ExternalSpec) -> Preprocessing:
+def _torchvision(spec: ModelSpec) -> Preprocessing:
     import torchvision
 
     try:
@@ -112,14 +129,14 @@ def _torchvision(spec: ExternalSpec) -> Preprocessing:
                          f"torchvision weights {weights}")
 
 
-def for_spec(spec: ExternalSpec) -> Preprocessing:
+def for_spec(spec: ModelSpec) -> Preprocessing:
     """The preprocessing of a timm / torchvision model spec."""
     if spec.source == "timm":
         return _timm(spec, _timm_cfg(spec))
     return _torchvision(spec)
 
 
-def default_input_size(spec: ExternalSpec) -> int:
+def default_input_size(spec: ModelSpec) -> int:
     """The input size a model is built and traced at."""
     return for_spec(spec).input_size
 
@@ -128,3 +145,14 @@ def for_model(model: nn.Module) -> Preprocessing:
     """The evaluation preprocessing of any gcpbench model (zoo or timm / torchvision)."""
     spec = getattr(model, "spec", None)
     return PAPER if spec is None else for_spec(spec)
+
+
+def pretrained_cfg(model: nn.Module, weights: Any = None) -> dict[str, Any]:
+    """What a model needs to be fed, as timm's ``pretrained_cfg`` says it: input size, resize,
+    interpolation, crop fraction, mean / std, where this recipe comes from and the weights
+    (``None``: freshly initialised). :func:`gcpbench.build` attaches it as ``model.pretrained_cfg``."""
+    prep = for_model(model)
+    return {"input_size": (3, prep.input_size, prep.input_size), "resize": prep.resize,
+            "interpolation": prep.interpolation, "crop_pct": round(prep.crop_pct, 6), "mean": prep.mean,
+            "std": prep.std, "preprocessing_source": prep.source,
+            "weights": None if weights is None else str(weights) if isinstance(weights, (str, os.PathLike)) else "state dict"}

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
 from torch import nn
 
-from gcpbench.errors import GcpbenchError
+from gcpbench.errors import GcpbenchError, option
+from gcpbench.models.external import is_external, parse_name, suggestion
 from gcpbench.models.heads import HeadSpec
 from gcpbench.models.mobilenetv2 import MobileNetV2
 from gcpbench.models.resnet import ResNet
@@ -68,9 +70,23 @@ ARCHS: tuple[str, ...] = tuple(dict.fromkeys(info.arch for info in MODELS.values
 ALIASES = {"mobilenet_v2": "mobilenetv2", "shufflenet_v2": "shufflenetv2", "shufflenetv2_x1_0": "shufflenetv2"}
 
 
-def list_models() -> list[str]:
-    """Every zoo model name, e.g. ``resnet50_gcp``."""
-    return list(MODELS)
+def list_models(pattern: str | None = None) -> list[str]:
+    """Every zoo model name (``resnet50_gcp``), or those matching the shell ``pattern``
+    (``*_gcp*``, case-insensitive; as timm's ``list_models``). Any GCP size D also builds
+    (``resnet50_gcp64``); the list holds the paper's 256 and 128."""
+    import fnmatch
+
+    names = list(MODELS)
+    return [n for n in names if fnmatch.fnmatch(n, pattern.lower())] if pattern else names
+
+
+def is_zoo_name(name: str) -> bool:
+    """True for a full zoo name, any GCP size included (``resnet18_gcp``, ``resnet18_gcp48``)."""
+    try:
+        model_info(name)
+    except GcpbenchError:
+        return False
+    return True
 
 
 def closest(name: str, choices: list[str] | tuple[str, ...]) -> str:
@@ -81,14 +97,30 @@ def closest(name: str, choices: list[str] | tuple[str, ...]) -> str:
 
 def closest_model(name: str, choices: list[str] | tuple[str, ...]) -> str:
     """:func:`closest` among zoo ``choices``, else among timm / torchvision names."""
-    from gcpbench.models.external import suggestion
-
     return closest(name, choices) or suggestion(name)
 
 
+_ANY_GCP = re.compile(r"^(?P<base>.+_gcp)(?P<dim>\d+)(?:_(?P<norm>" + "|".join(NORMS) + r"))?$")
+
+
+def _any_gcp_size(name: str) -> ModelInfo | None:
+    """``ARCH_gcpD`` for any D >= 2 (as timm / torchvision names take): the zoo's GCP model of
+    ARCH with D channels in front of the covariance; None when ``name`` is not of that form."""
+    match = _ANY_GCP.match(name)
+    base = MODELS.get(match["base"]) if match else None
+    if base is None or not base.head.is_gcp:
+        return None
+    dim = int(match["dim"])
+    if dim < 2:
+        raise GcpbenchError(f"'{name}': the GCP size must be at least 2 (its covariance is D x D), got {dim}")
+    head = HeadSpec("gcp", dim, norm=match["norm"] or DEFAULT_NORM)
+    return ModelInfo(name, base.arch, base.family, head, base.factory, None, base.classifier_key)
+
+
 def model_info(name: str) -> ModelInfo:
-    """The registry entry for ``name``; an unknown name raises with the closest valid one."""
-    info = MODELS.get(name.lower())
+    """The registry entry for ``name`` (any GCP size: ``resnet50_gcp64``); an unknown name raises
+    with the closest valid one."""
+    info = MODELS.get(name.lower()) or _any_gcp_size(name.lower())
     if info is None:
         raise GcpbenchError(f"unknown model '{name}'{closest_model(name, list_models())}; `gcpbench zoo` lists them all")
     return info
@@ -106,39 +138,51 @@ def family_of(name: str) -> str:
     return model_info(model_name(lowered)).family
 
 
-def model_name(arch: str, head: str = "gap", gcp_dim: int = 256, gcp_norm: str | None = None) -> str:
-    """The zoo name for the CLI spelling ``ARCH --head H [--gcp-dim D] [--gcp-norm NAME]``; a
-    full name (``resnet50_gcp_mpn``) comes back as it is, and ``gcp_norm`` must agree with it."""
+def named_options(info: ModelInfo) -> dict[str, object]:
+    """What a zoo name fixes: its head, GCP size and normalisation (``None``: the option does not apply)."""
+    return {"head": info.head.kind, "gcp_dim": info.head.dim if info.head.is_gcp else None,
+            "gcp_norm": info.head.norm if info.head.is_gcp else None}
+
+
+def model_name(arch: str, head: str | None = None, gcp_dim: int | None = None, gcp_norm: str | None = None) -> str:
+    """The zoo name for the CLI spelling ``ARCH [--head H] [--gcp-dim D] [--gcp-norm NAME]`` (None:
+    not given; defaults GAP, 256, isqrt; a normalisation alone means a GCP head), or a full zoo
+    name (``resnet50_gcp_mpn``), which the given options must agree with."""
+    from gcpbench.models.options import check_agrees
+
+    gcp_norm = method(gcp_norm).name if gcp_norm is not None else None
     arch = ALIASES.get(arch.lower(), arch.lower())
     if arch not in ARCHS:
-        if arch in MODELS:  # a full name such as resnet50_gcp was given
-            return _agreeing_norm(MODELS[arch], gcp_norm)
+        if arch in MODELS or _any_gcp_size(arch):  # a full name such as resnet50_gcp was given
+            info = model_info(arch)
+
+            def alternative(option: str, value: object) -> str | None:
+                wanted = {**named_options(info), option: value}
+                if wanted["head"] == "gap":
+                    wanted["gcp_dim"] = wanted["gcp_norm"] = None
+                try:
+                    return model_name(info.arch, **wanted)
+                except GcpbenchError:
+                    return None
+
+            check_agrees(arch, named_options(info), {"head": head, "gcp_dim": gcp_dim, "gcp_norm": gcp_norm},
+                         alternative)
+            return arch
         raise GcpbenchError(f"unknown architecture '{arch}'{closest_model(arch, ARCHS)}; choose from {', '.join(ARCHS)} "
                             "or a timm/<name>, torchvision/<name>")
-    head = head.lower()
+    head = (head or ("gcp" if gcp_norm else "gap")).lower()
     if head not in ("gap", "gcp"):
-        raise GcpbenchError(f"unknown head '{head}': use --head gap or --head gcp")
+        raise GcpbenchError(f"unknown head '{head}': use {option('head', 'gap')} or {option('head', 'gcp')}")
     if head == "gap":
-        if gcp_norm is not None:
-            raise GcpbenchError(f"--gcp-norm {gcp_norm} applies to GCP heads only: add --head gcp")
+        check_agrees(f"{arch}_gap", {"gcp_dim": None, "gcp_norm": None}, {"gcp_dim": gcp_dim, "gcp_norm": gcp_norm})
         return f"{arch}_gap"
-    if gcp_dim not in (256, 128):
-        raise GcpbenchError(f"--gcp-dim must be 256 or 128, got {gcp_dim}")
-    name = arch + HeadSpec("gcp", gcp_dim, norm=method(gcp_norm or DEFAULT_NORM).name).suffix
-    if name not in MODELS:
-        raise GcpbenchError(f"{arch} has no GCP-{gcp_dim} variant; available: {', '.join(n for n in MODELS if n.startswith(arch))}")
+    gcp_dim = 256 if gcp_dim is None else gcp_dim
+    if gcp_dim < 2:
+        raise GcpbenchError(f"{option('gcp_dim')} must be at least 2 (the covariance is D x D), got {gcp_dim}")
+    name = arch + HeadSpec("gcp", gcp_dim, norm=gcp_norm or DEFAULT_NORM).suffix
+    if model_info(name).head.dim != gcp_dim:
+        raise AssertionError(f"{name} does not carry GCP size {gcp_dim}")
     return name
-
-
-def _agreeing_norm(info: ModelInfo, gcp_norm: str | None) -> str:
-    """``info.name`` when ``gcp_norm`` is not given or is what the name says; else one line."""
-    if gcp_norm is None:
-        return info.name
-    said = info.head.norm if info.head.is_gcp else None
-    if said != method(gcp_norm).name:
-        what = f"the {said} normalisation" if said else "a GAP head"
-        raise GcpbenchError(f"'{info.name}' names {what} but --gcp-norm {gcp_norm} was given; drop one of them")
-    return info.name
 
 
 def build_architecture(name: str, num_classes: int = 1000, gcp_options: dict | None = None) -> nn.Module:
@@ -148,3 +192,24 @@ def build_architecture(name: str, num_classes: int = 1000, gcp_options: dict | N
     model = info.factory(info.head.with_options(gcp_options), num_classes)
     model.zoo_name = info.name
     return model
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What every command records about a model: name, architecture, family (None for
+    timm/torchvision models) and head."""
+
+    name: str
+    arch: str
+    family: str | None
+    head: HeadSpec
+
+
+def model_identity(name: str, gcp_options: dict | None = None) -> ModelIdentity:
+    """The identity of a zoo name, an architecture (``resnet50``: GAP) or a timm/torchvision name;
+    ``gcp_options`` (the GCP normalisation's options, checked) go into the head."""
+    if is_external(name):
+        spec = parse_name(name, gcp_options=gcp_options)
+        return ModelIdentity(spec.name, spec.base, None, spec.head)
+    info = model_info(model_name(name))
+    return ModelIdentity(info.name, info.arch, info.family, info.head.with_options(gcp_options))

@@ -34,12 +34,14 @@ class Resolved:
         return {"model": self.name, "weights": str(self.path), "preprocessing": self.preprocessing.as_dict(),
                 **({"loaded": self.load_report.as_dict()} if self.load_report else {})}
 
-    def lines(self) -> list[str]:
-        """What to print before evaluating."""
+    def lines(self, benchmark: bool = False) -> list[str]:
+        """What to print about the evaluation; ``benchmark``: the images are a robustness
+        benchmark's stored ones (ImageNet-C / -P, CIFAR .npy), not resized and cropped."""
         lines = [f"model {self.name} from {self.path}"]
         if self.load_report is not None:
             lines.append(self.load_report.describe())
-        return lines + [self.preprocessing.describe()]
+        prep = self.preprocessing
+        return lines + [prep.describe_benchmark() if benchmark else prep.describe()]
 
 
 def _classes_in(state: dict[str, torch.Tensor], spec) -> int | None:
@@ -110,9 +112,7 @@ def resolve_model(ckpt: str | os.PathLike | None = None, model: str | None = Non
         return resolved
     from gcpbench.models.registry import model_name
 
-    name = model_name(model, head or ("gcp" if gcp_norm else "gap"), gcp_dim or 256, gcp_norm) \
-        if head or gcp_dim or gcp_norm else model
-    net, checkpoint = load_model(weights, model_name(name), gcp_options)
+    net, checkpoint = load_model(weights, model_name(model, head, gcp_dim, gcp_norm), gcp_options)
     _require_gcp(net, gcp_norm, gcp_options, f"weights '{weights}'")
     return Resolved(net, checkpoint, for_model(net), weights)
 

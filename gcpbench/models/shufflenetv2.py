@@ -22,7 +22,8 @@ class ShuffleNetV2(ZooForward, tv_shufflenetv2.ShuffleNetV2):
         super().__init__(STAGES_REPEATS, STAGES_OUT_CHANNELS, num_classes=num_classes)
         self.head = head
         if head.is_gcp:
-            self.dimension_reduction = reduction_block(STAGES_OUT_CHANNELS[-1], head.dim, nn.ReLU6)
+            self.dimension_reduction = reduction_block(STAGES_OUT_CHANNELS[-1], head.dim, nn.ReLU6,
+                                                       kaiming_fan_out=False)  # the authors': PyTorch defaults
             self.gcp = make_gcp(head)
             self.fc = nn.Linear(head.pooled_features, num_classes)
 

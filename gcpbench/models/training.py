@@ -12,17 +12,31 @@ def train_model(arch: str, head: str | None, gcp_dim: int | None, last_stride_on
     """(model name, schedule family): zoo models keep their own family (the paper's schedules);
     timm / torchvision models use ``schedule_family`` (default: the ResNet formulas)."""
     from gcpbench.models.external import is_external, parse_name
-    from gcpbench.models.registry import model_info, model_name
+    from gcpbench.models.registry import model_name
+
+    if is_external(arch):
+        name = parse_name(arch, head, gcp_dim, last_stride_one, gcp_norm=gcp_norm).name
+    elif last_stride_one is not None:
+        raise GcpbenchError("--last-stage-stride-1 is for timm/torchvision ResNets; the zoo's GCP ResNets already use it")
+    else:
+        name = model_name(arch, head, gcp_dim, gcp_norm)
+    return name, family_for(name, schedule_family)
+
+
+def family_for(name: str, schedule_family: str | None) -> str:
+    """Whose schedules (and landscape step sizes) model ``name`` uses: a zoo model its own family
+    (``--schedule-family`` must agree), a timm / torchvision model ``schedule_family`` (default:
+    the ResNet formulas)."""
+    from gcpbench.models.external import is_external
+    from gcpbench.models.registry import model_info
 
     family = schedule_family.lower() if schedule_family else None
     if family is not None and family not in FAMILIES:
         raise GcpbenchError(f"--schedule-family must be one of {', '.join(FAMILIES)}, got '{schedule_family}'")
-    if is_external(arch):
-        return parse_name(arch, head, gcp_dim, last_stride_one, gcp_norm=gcp_norm).name, family or DEFAULT_FAMILY
-    if last_stride_one is not None:
-        raise GcpbenchError("--last-stage-stride-1 is for timm/torchvision ResNets; the zoo's GCP ResNets already use it")
-    name = model_name(arch, head or ("gcp" if gcp_norm else "gap"), gcp_dim or 256, gcp_norm)
+    if is_external(name):
+        return family or DEFAULT_FAMILY
     own = model_info(name).family
     if family is not None and family != own:
-        raise GcpbenchError(f"{name} trains with the {own} schedules; --schedule-family is for timm/torchvision models")
-    return name, own
+        raise GcpbenchError(f"{name} is a {own} model (the {own} schedules and step sizes); --schedule-family "
+                            f"{family} contradicts it: drop --schedule-family (it is for timm/torchvision models)")
+    return own

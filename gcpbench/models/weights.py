@@ -15,61 +15,13 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from gcpbench.errors import GcpbenchError
+from gcpbench.errors import GcpbenchError, api_spelling
 from gcpbench.io import atomic_torch_save
+from gcpbench.models.checkpoint_file import ACCEPTED, REFUSED, python_objects_error, read_checkpoint  # noqa: F401 (re-exported)
 from gcpbench.models.registry import MODELS, build_architecture, model_info
 
 FORMAT = "gcpbench"
 FORMAT_VERSION = 1
-
-
-ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default (zip) format
-PICKLE_PROTOCOL = b"\x80"  # torch.save's legacy format and plain pickles start with PROTO
-ACCEPTED = "a .pt / .pth / .pth.tar file saved by gcpbench (train, convert), torchvision or the iSQRT-COV release"
-
-
-def _not_a_checkpoint(path: Path, exc: BaseException) -> GcpbenchError:
-    """Why ``torch.load`` could not read ``path``, in one line and in gcpbench's terms.
-
-    torch's own message is not repeated: it suggests ``weights_only=False``, which would run
-    arbitrary code from the file.
-    """
-    with open(path, "rb") as handle:
-        head = handle.read(4)
-    if not head:
-        why = "the file is empty"
-    elif head.startswith((ZIP_MAGIC, PICKLE_PROTOCOL)) and "Unsupported global" in str(exc):
-        why = ("it holds pickled Python objects (e.g. a whole model), not only tensors; gcpbench reads weights only: "
-               "save model.state_dict() instead")
-    elif head.startswith(ZIP_MAGIC):
-        why = "it is a damaged or truncated PyTorch checkpoint (copy it again)"
-    elif head.startswith(PICKLE_PROTOCOL):
-        why = "it is a damaged or truncated pickle"
-    else:
-        why = "it is not a PyTorch checkpoint" + (" (it holds text)" if _is_text(head) else "")
-    return GcpbenchError(f"cannot read checkpoint '{path}': {why}; pass {ACCEPTED}")
-
-
-def _is_text(head: bytes) -> bool:
-    return all(32 <= b < 127 or b in (9, 10, 13) for b in head)
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint file safely (``weights_only``); one-line errors for unreadable files."""
-    path = Path(path)
-    if path.is_dir():
-        raise GcpbenchError(f"checkpoint '{path}' is a folder; pass {ACCEPTED}")
-    if not path.is_file():
-        raise GcpbenchError(f"checkpoint '{path}' does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except OSError as exc:
-        raise GcpbenchError(f"cannot read checkpoint '{path}': {exc.strerror or exc}") from None
-    except Exception as exc:  # torch.load of arbitrary bytes raises anything (IndexError, KeyError, ...)
-        raise _not_a_checkpoint(path, exc) from None
-    if not isinstance(obj, Mapping):
-        raise GcpbenchError(f"checkpoint '{path}' holds a {type(obj).__name__}, not a dict of weights; pass {ACCEPTED}")
-    return dict(obj)
 
 
 def extract_state_dict(checkpoint: Mapping[str, Any], source: str = "checkpoint") -> dict[str, Tensor]:
@@ -161,7 +113,19 @@ def build(name: str, num_classes: int = 1000, weights: str | os.PathLike | Mappi
     ``last_stride_one`` and builder ``model_kwargs`` (e.g. ``img_size=64``); ``gcp_norm`` picks the
     GCP normalisation (or must agree with the name's) and ``gcp_options`` its options. ``weights`` is a
     checkpoint path or dict: strict for zoo models; for the others see
-    :func:`gcpbench.models.external_weights.load_external` (its report is ``model.load_report``)."""
+    :func:`gcpbench.models.external_weights.load_external` (its report is ``model.load_report``).
+    Errors name these arguments (``gcp_dim=...``), not the command line's flags."""
+    from gcpbench.models.preprocess import pretrained_cfg
+
+    with api_spelling():
+        model = _build(name, num_classes, weights, head=head, gcp_dim=gcp_dim, last_stride_one=last_stride_one,
+                       **model_kwargs)
+    model.pretrained_cfg = pretrained_cfg(model, weights)
+    return model
+
+
+def _build(name: str, num_classes: int, weights: Any, *, head: str | None, gcp_dim: int | None,
+           last_stride_one: bool | None, **model_kwargs: Any) -> nn.Module:
     from gcpbench.models.external import build_external, is_external, parse_name
 
     if is_external(name):
@@ -173,12 +137,11 @@ def build(name: str, num_classes: int = 1000, weights: str | os.PathLike | Mappi
             model.load_report = load_external(model, weights)
         return model
     if last_stride_one is not None or model_kwargs:
-        raise GcpbenchError(f"zoo model '{name}' takes no builder options (the GCP ResNets already use stride 1)")
+        raise GcpbenchError(f"zoo model '{name}' takes no builder options ({', '.join(sorted(model_kwargs)) or 'last_stride_one'}; "
+                            "the GCP ResNets already use stride 1)")
     from gcpbench.models.registry import model_name
 
-    if head is not None or gcp_dim is not None or gcp_norm is not None:
-        name = model_name(name, head or ("gcp" if gcp_norm else "gap"), gcp_dim or 256, gcp_norm)
-    model = build_architecture(name, num_classes, dict(gcp_options or {}))
+    model = build_architecture(model_name(name, head, gcp_dim, gcp_norm), num_classes, dict(gcp_options or {}))
     if weights is not None:
         checkpoint = read_checkpoint(weights) if isinstance(weights, (str, os.PathLike)) else weights
         source = f"checkpoint '{weights}'" if isinstance(weights, (str, os.PathLike)) else "checkpoint"
@@ -222,6 +185,16 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, name: str, **extr
     return atomic_torch_save(path, checkpoint_dict(model, name, **extra))
 
 
+def _canonical(name: str) -> str:
+    """The one spelling of a zoo or timm / torchvision model name (unknown names as given)."""
+    from gcpbench.models.registry import model_identity
+
+    try:
+        return model_identity(name).name
+    except GcpbenchError:
+        return name.lower()
+
+
 def load_model(path: str | os.PathLike, name: str | None = None,
                gcp_options: Mapping[str, Any] | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Build the model a checkpoint was saved from (or ``name``) and load it strictly; its GCP
@@ -230,7 +203,11 @@ def load_model(path: str | os.PathLike, name: str | None = None,
 
     checkpoint = read_checkpoint(path)
     state = extract_state_dict(checkpoint, f"checkpoint '{path}'")
-    name = name or checkpoint.get("model") or guess_model(state)
+    stored = checkpoint.get("model")
+    if name is not None and isinstance(stored, str) and _canonical(stored) != _canonical(name):
+        raise GcpbenchError(f"checkpoint '{path}' holds a {stored}, but the model was given as {name}: drop --model "
+                            "(a gcpbench checkpoint names its model) or pass that model's weights")
+    name = name or stored or guess_model(state)
     options = dict(checkpoint.get("gcp_options") or gcp_options or {}) or None
     if is_external(name):
         model = build_external(parse_name(name, kwargs=checkpoint.get("model_kwargs"), gcp_options=options),
@@ -245,6 +222,9 @@ def load_model(path: str | os.PathLike, name: str | None = None,
     model = build_architecture(name, num_classes, options)
     load_state_strict(model, state, name, f"checkpoint '{path}'")
     require_finite(state, f"checkpoint '{path}'")
+    from gcpbench.models.preprocess import pretrained_cfg
+
+    model.pretrained_cfg = pretrained_cfg(model, path)
     return model, checkpoint
 
 

@@ -27,6 +27,7 @@ from gcpbench.errors import GcpbenchError
 from gcpbench.records import (CifarResult, CorruptionResult, DetectionResult, EvalConfig, EvalResult, ImageNetResult,
                               PerturbationResult, RunConfig, TrainConfig, UnreadableRecord, VariantResult, read_json_object,
                               run_config_from_json)
+from gcpbench.report.status import stale_warning, status
 from gcpbench.robustness.benchmarks import NPY_BENCHMARKS, VARIANTS
 from gcpbench.runs import RunDir, find_run_dirs
 
@@ -104,7 +105,7 @@ def is_coco(name: Any) -> bool:
 def parse_model(name: str | None) -> ModelId:
     """The architecture, head and GCP dimension of a model name, from the model registry
     (``resnet18_gcp128`` -> ModelId('resnet18', 'gcp', 128)); all None for an unknown name."""
-    from gcpbench.models.external import model_identity
+    from gcpbench.models.registry import model_identity
 
     try:
         info = model_identity(name) if name else None
@@ -249,6 +250,8 @@ def read_run(run: RunDir, warnings: list[str]) -> RunRecord | None:
         if foreign:
             warnings.append(f"skipped file {path}: {foreign}")
             return None
+        if result is not None and (stale := stale_warning(result, path)) is not None:
+            warnings.append(stale)
         return result
 
     record.imagenet = load(ImageNetResult)
@@ -358,11 +361,12 @@ def _imagenet_row(record: RunRecord, evaluation: ImageNetResult, source: str) ->
         "top1": float(evaluation.top1),
         "top5": float(evaluation.top5),
         "source": source,
+        "status": status(evaluation),
     }
 
 
 TRAINING_COLUMNS = ("run", "arch", "head", "gcp_dim", "schedule", "dataset", "comparable",
-                    "epochs", "top1", "top5", "source")
+                    "epochs", "top1", "top5", "source", "status")
 
 
 def is_finetune(record: RunRecord) -> bool:
@@ -393,7 +397,7 @@ def training_frame(collection: Collection) -> pd.DataFrame:
             row = {**_identity(record), "dataset": dataset_label(record.config.dataset, subset),
                    "comparable": is_imagenet(record.config.dataset, subset),
                    "top1": float(last["val_top1"]), "top5": float(last["val_top5"]),
-                   "source": f"metrics.jsonl epoch {int(last['epoch'])}"}
+                   "source": f"metrics.jsonl epoch {int(last['epoch'])}", "status": ""}
         row["epochs"] = int(last["epoch"])
         rows.append(row)
     for record in collection.runs:
@@ -428,7 +432,8 @@ def robustness_frame(collection: Collection) -> pd.DataFrame:
     """One row per evaluated model: mCE, relative_mCE (ImageNet-C), mFP, mT5D (ImageNet-P).
 
     ImageNet-C and -P results of the same checkpoint's run (or run directory) share a row.
-    ``CE`` / ``extra_CE`` hold the per-corruption dictionaries.
+    ``CE`` / ``extra_CE`` hold the per-corruption dictionaries; ``status_c`` / ``status_p`` the
+    flags of each result (:func:`gcpbench.report.status.status`: stale, partial, ...).
     """
     rows: dict[tuple[str, Any], dict[str, Any]] = {}
     for record in collection.runs:
@@ -438,10 +443,13 @@ def robustness_frame(collection: Collection) -> pd.DataFrame:
             ident = _identity(record, summary.model)
             key = (ident["run"], (ident["arch"], ident["head"], ident["gcp_dim"]))
             row = rows.setdefault(key, {**ident, "dataset_c": None, "dataset_p": None, "comparable_c": False,
-                                        "comparable_p": False, "CE": {}, "extra_CE": {}})
+                                        "comparable_p": False, "status_c": "", "status_p": "", "CE": {},
+                                        "extra_CE": {}})
+            row[f"status_{kind}"] = status(summary)
             subset = _subset(summary, record.config)
             dataset = summary.dataset or record.config.dataset
-            row[f"dataset_{kind}"] = dataset_label(dataset, subset)
+            native = summary.extra.get("geometry_mode") == "native"  # make-c / make-p --native-size
+            row[f"dataset_{kind}"] = dataset_label(dataset, subset) + (" (native size)" if native else "")
             row[f"comparable_{kind}"] = is_imagenet(dataset, subset, suffix=kind)
             metrics = ("mCE", "relative_mCE") if kind == "c" else ("mFP", "mT5D")
             for metric in metrics:
@@ -449,8 +457,8 @@ def robustness_frame(collection: Collection) -> pd.DataFrame:
             if isinstance(summary, CorruptionResult):
                 row["CE"] = {k: _number(v) for k, v in (summary.CE or {}).items()}
                 row["extra_CE"] = {k: _number(v) for k, v in (summary.extra_CE or {}).items()}
-    columns = ["run", "arch", "head", "gcp_dim", "schedule", "dataset_c", "comparable_c", "mCE", "relative_mCE",
-               "dataset_p", "comparable_p", "mFP", "mT5D", "CE", "extra_CE"]
+    columns = ["run", "arch", "head", "gcp_dim", "schedule", "dataset_c", "comparable_c", "status_c", "mCE",
+               "relative_mCE", "dataset_p", "comparable_p", "status_p", "mFP", "mT5D", "CE", "extra_CE"]
     frame = pd.DataFrame(list(rows.values()), columns=columns)
     frame["gcp_dim"] = frame["gcp_dim"].astype("Int64")
     return frame
@@ -464,8 +472,9 @@ def variants_frame(collection: Collection) -> pd.DataFrame:
         for key, result in record.variants.items():
             rows.append({**_identity(record, result.model), "variant": VARIANTS[key].title,
                          "classes": result.class_folders, "complete": bool(result.complete),
-                         "top1": _number(result.top1), "top5": _number(result.top5)})
-    columns = ["run", "arch", "head", "gcp_dim", "schedule", "variant", "classes", "complete", "top1", "top5"]
+                         "top1": _number(result.top1), "top5": _number(result.top5), "status": status(result)})
+    columns = ["run", "arch", "head", "gcp_dim", "schedule", "variant", "classes", "complete", "top1", "top5",
+               "status"]
     frame = pd.DataFrame(rows, columns=columns)
     frame["gcp_dim"] = frame["gcp_dim"].astype("Int64")
     return frame
@@ -479,8 +488,9 @@ def cifar_frame(collection: Collection) -> pd.DataFrame:
         for key, result in record.npy.items():
             rows.append({**_identity(record, result.model), "benchmark": NPY_BENCHMARKS[key].title,
                          "partial": bool(result.partial), "mean_error": _number(result.mean_error),
-                         "mFP": _number(result.mFP), "mT5D": _number(result.mT5D)})
-    columns = ["run", "arch", "head", "gcp_dim", "schedule", "benchmark", "partial", "mean_error", "mFP", "mT5D"]
+                         "mFP": _number(result.mFP), "mT5D": _number(result.mT5D), "status": status(result)})
+    columns = ["run", "arch", "head", "gcp_dim", "schedule", "benchmark", "partial", "mean_error", "mFP", "mT5D",
+               "status"]
     frame = pd.DataFrame(rows, columns=columns)
     frame["gcp_dim"] = frame["gcp_dim"].astype("Int64")
     return frame
@@ -506,8 +516,8 @@ def detection_frame(collection: Collection) -> pd.DataFrame:
                 rows.append({"run": record.name, "framework": result.framework,
                              "backbone": result.backbone, "method": result.method, "task": task,
                              "dataset": dataset_label(dataset), "comparable": is_coco(dataset),
-                             **{m: _number(values.get(m)) for m in COCO_METRICS}})
-    columns = ["run", "framework", "backbone", "method", "task", "dataset", "comparable", *COCO_METRICS]
+                             **{m: _number(values.get(m)) for m in COCO_METRICS}, "status": status(result)})
+    columns = ["run", "framework", "backbone", "method", "task", "dataset", "comparable", *COCO_METRICS, "status"]
     return pd.DataFrame(rows, columns=columns)
 
 

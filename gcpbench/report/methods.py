@@ -37,7 +37,7 @@ def method_of(record: RunRecord) -> str | None:
         return GAP
     if ident.head != "gcp":
         return None
-    from gcpbench.models.external import model_identity
+    from gcpbench.models.registry import model_identity
 
     try:
         return model_identity(str(config.model)).head.norm

@@ -14,6 +14,7 @@ from matplotlib.ticker import MaxNLocator
 
 from gcpbench.io import atomic_write
 from gcpbench.report import paper
+from gcpbench.report.status import NOT_IMAGENET
 from gcpbench.train.schedules import SCHEDULES, defaults
 
 
@@ -85,12 +86,16 @@ def corruption_figure(ce_table: pd.DataFrame, out: Path) -> Figure:
     positions = range(len(data))
     for i, model in enumerate(models):
         ax.bar([p + i * width for p in positions], data[model].astype(float), width, label=model)
-    ax.axhline(100, color="black", linewidth=0.8, linestyle="--", label="AlexNet = 100")
+    imagenet = [m for m in models if f"[{NOT_IMAGENET}" not in m and f", {NOT_IMAGENET}" not in m]
+    if imagenet:  # AlexNet's errors are ImageNet's: the line means something for ImageNet-made data only
+        ax.axhline(100, color="black", linewidth=0.8, linestyle="--", label="AlexNet = 100 (ImageNet data)")
     ax.set_xticks([p + 0.4 - width / 2 for p in positions], data["corruption"], rotation=60, ha="right")
     ax.set_ylabel("CE (%)")
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
-    return Figure(title, _save(fig, out))
+    note = "" if imagenet else (f"every model is marked [{NOT_IMAGENET}]: its CE divides errors on other data by "
+                                "AlexNet's ImageNet errors; the bars are not comparable with published CE")
+    return Figure(title, _save(fig, out), note)
 
 
 def lr_figure(out: Path) -> Figure:

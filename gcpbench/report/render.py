@@ -13,6 +13,7 @@ import pandas as pd
 
 from gcpbench.io import atomic_write_text
 from gcpbench.report.plots import Figure
+from gcpbench.report.status import marked
 from gcpbench.report.tables import Table
 
 EM_DASH = "—"
@@ -29,17 +30,24 @@ def format_cell(value: object, decimals: int = 2) -> str:
     return str(value)
 
 
-def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with every cell formatted by :func:`format_cell`."""
-    return pd.DataFrame({c: [format_cell(v) for v in frame[c].astype(object)] for c in frame.columns},
-                        columns=list(frame.columns), dtype=object)
+def display_frame(frame: pd.DataFrame, flags: dict[str, str] | None = None) -> pd.DataFrame:
+    """``frame`` with every cell formatted by :func:`format_cell`; a value column named in
+    ``flags`` (value column -> status column) shows its row's status after the number
+    (``74.09 [stale]``, :func:`gcpbench.report.status.marked`), so no flagged number reads as a plain one."""
+    shown = pd.DataFrame({c: [format_cell(v) for v in frame[c].astype(object)] for c in frame.columns},
+                         columns=list(frame.columns), dtype=object)
+    for value, state in (flags or {}).items():
+        if value in frame.columns and state in frame.columns:
+            shown[value] = [marked(text, s if isinstance(s, str) else "") if text != EM_DASH else text
+                            for text, s in zip(shown[value], frame[state])]
+    return shown
 
 
-def to_markdown(frame: pd.DataFrame) -> str:
+def to_markdown(frame: pd.DataFrame, flags: dict[str, str] | None = None) -> str:
     """A GitHub-flavoured Markdown table (a line saying so when there are no rows)."""
     if frame.empty:
         return "_no entries_\n"
-    return display_frame(frame).to_markdown(index=False, disable_numparse=True) + "\n"
+    return display_frame(frame, flags).to_markdown(index=False, disable_numparse=True) + "\n"
 
 
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -59,7 +67,7 @@ def _alignment(frame: pd.DataFrame) -> str:
 
 def to_latex(table: Table) -> str:
     """A LaTeX ``table`` (booktabs) with the title as caption; em dashes as ``---``."""
-    shown = display_frame(table.frame)
+    shown = display_frame(table.frame, table.flags)
     if shown.empty:
         shown = pd.DataFrame({c: [EM_DASH] for c in table.frame.columns} or {"": [EM_DASH]})
     text = shown.to_latex(index=False, escape=True, caption=latex_escape(table.title), label=f"tab:{table.name}",
@@ -71,7 +79,8 @@ def write_table(table: Table, out_dir: Path) -> dict[str, Path]:
     """Write ``<name>.md``, ``<name>.csv`` and ``<name>.tex`` into ``out_dir``."""
     out_dir = Path(out_dir)
     paths = {
-        "md": atomic_write_text(out_dir / f"{table.name}.md", f"### {table.title}\n\n{to_markdown(table.frame)}"),
+        "md": atomic_write_text(out_dir / f"{table.name}.md",
+                                f"### {table.title}\n\n{to_markdown(table.frame, table.flags)}"),
         "csv": atomic_write_text(out_dir / f"{table.name}.csv", table.frame.to_csv(index=False)),
         "tex": atomic_write_text(out_dir / f"{table.name}.tex", to_latex(table)),
     }
@@ -88,13 +97,13 @@ def report_markdown(tables: list[Table], figures: list[Figure], out_dir: Path, s
     lines = ["# gcpbench report", "",
              "Runs: " + (", ".join(f"`{s}`" for s in sources) if sources else EM_DASH), ""]
     if warnings:
-        lines += ["**Skipped (unreadable or partial):**", ""] + [f"- {w}" for w in warnings] + [""]
+        lines += ["**Warnings (skipped, unreadable or stale files):**", ""] + [f"- {w}" for w in warnings] + [""]
     for table in tables:
         lines += [f"## {table.title}", ""]
         if table.note:
             lines += [table.note, ""]
         files = " · ".join(f"[{ext}]({table.name}.{ext})" for ext in ("md", "csv", "tex"))
-        lines += [to_markdown(table.frame), f"Files: {files}", ""]
+        lines += [to_markdown(table.frame, table.flags), f"Files: {files}", ""]
     lines += ["## Figures", ""]
     for figure in figures:
         lines += [f"### {figure.title}", ""]

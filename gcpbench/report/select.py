@@ -11,7 +11,7 @@ from gcpbench.runs import find_run_dirs
 
 
 def _canonical(name: str) -> str:
-    from gcpbench.models.external import model_identity
+    from gcpbench.models.registry import model_identity
 
     return model_identity(name).name
 

@@ -9,7 +9,7 @@ framework x backbone) that have at least one run; ``all_paper=True`` shows every
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,11 @@ class Table:
     title: str
     frame: pd.DataFrame
     note: str = ""
+    flags: dict[str, str] = field(default_factory=dict)  # value column -> the status column that marks it
+
+    def __post_init__(self) -> None:
+        self.flags = {value: state for value, state in self.flags.items()
+                      if value in self.frame.columns and state in self.frame.columns}
 
 
 def _rank(values: pd.Series, order: tuple[str, ...] | list[str]) -> pd.Series:
@@ -49,9 +54,23 @@ def _arch_order() -> list[str]:
     return list(dict.fromkeys(paper.paper_imagenet()["arch"]))
 
 
-def _difference(ours: pd.Series, reference: pd.Series, comparable: pd.Series) -> pd.Series:
+def _difference(ours: pd.Series, reference: pd.Series, comparable: pd.Series,
+                state: pd.Series | None = None) -> pd.Series:
+    """ours - paper where comparable and (given ``state``, a status column) not flagged."""
     diff = ours.astype(float) - reference.astype(float)
-    return diff.where(comparable.eq(True))
+    keep = comparable.eq(True)
+    if state is not None:
+        keep &= state.fillna("").eq("")
+    return diff.where(keep)
+
+
+STATUS = "status"
+STATUS_NOTE = ("A number followed by [flags] is not a plain one: stale (its checkpoint file now holds another "
+               "checkpoint; refresh it as the warning says), partial (a mean over some of the benchmark's "
+               "corruptions / perturbations / severities), incomplete (files missing or unreadable), not ImageNet "
+               "(ImageNet-C / -P numbers of data not made from ImageNet val, divided by AlexNet's ImageNet errors "
+               "all the same: not comparable), implausible (clean error at chance or a negative relative CE). "
+               f"Flagged rows get no {DELTA}.")
 
 
 def _paper_rows(frame: pd.DataFrame, ours: pd.DataFrame, keys: list[str], all_paper: bool) -> pd.DataFrame:
@@ -102,12 +121,13 @@ def imagenet_table(training: pd.DataFrame, all_paper: bool = False) -> pd.DataFr
         "run": merged["run"],
         "epochs": merged["epochs"],
         "source": merged["source"],
+        STATUS: merged["status"].fillna(""),
         "Top-1": merged["top1"],
         "Top-5": merged["top5"],
         f"{PAPER} Top-1": merged["paper_top1"],
         f"{PAPER} Top-5": merged["paper_top5"],
-        f"{DELTA} Top-1": _difference(merged["top1"], merged["paper_top1"], merged["comparable"]),
-        f"{DELTA} Top-5": _difference(merged["top5"], merged["paper_top5"], merged["comparable"]),
+        f"{DELTA} Top-1": _difference(merged["top1"], merged["paper_top1"], merged["comparable"], merged["status"]),
+        f"{DELTA} Top-5": _difference(merged["top5"], merged["paper_top5"], merged["comparable"], merged["status"]),
     }).reset_index(drop=True)
 
 
@@ -167,15 +187,22 @@ def robustness_table(robustness: pd.DataFrame, all_paper: bool = False) -> pd.Da
         "run": merged["run"],
         "dataset (C)": merged["dataset_c"],
         "dataset (P)": merged["dataset_p"],
+        "status (C)": merged["status_c"].fillna(""),
+        "status (P)": merged["status_p"].fillna(""),
     })
     for metric, label in ROBUSTNESS_METRICS.items():
         table[label] = merged[metric].astype(float)
     for metric, label in ROBUSTNESS_METRICS.items():
         table[f"{PAPER} {label}"] = merged[f"paper_{metric}"]
     for metric, label in ROBUSTNESS_METRICS.items():
-        comparable = merged["comparable_c" if metric in ("mCE", "relative_mCE") else "comparable_p"]
-        table[f"{DELTA} {label}"] = _difference(merged[metric], merged[f"paper_{metric}"], comparable)
+        kind = "c" if metric in ("mCE", "relative_mCE") else "p"
+        table[f"{DELTA} {label}"] = _difference(merged[metric], merged[f"paper_{metric}"], merged[f"comparable_{kind}"],
+                                                merged[f"status_{kind}"])
     return table.reset_index(drop=True)
+
+
+ROBUSTNESS_FLAGS = {label: "status (C)" if metric in ("mCE", "relative_mCE") else "status (P)"
+                    for metric, label in ROBUSTNESS_METRICS.items()}
 
 
 def model_labels(robustness: pd.DataFrame) -> list[str]:
@@ -185,7 +212,9 @@ def model_labels(robustness: pd.DataFrame) -> list[str]:
         head = _head_label(row["head"]) or "?"
         if row["head"] == "gcp" and not pd.isna(row["gcp_dim"]) and row["gcp_dim"] != 256:
             head = f"{head}-{row['gcp_dim']}"
-        labels.append(f"{paper.display_name(row['arch'] or '?')} {head} ({row['dataset_c'] or '?'})")
+        state = row.get("status_c") or ""
+        labels.append(f"{paper.display_name(row['arch'] or '?')} {head} ({row['dataset_c'] or '?'})"
+                      + (f" [{state}]" if state else ""))
     return [f"{label} [{run}]" if labels.count(label) > 1 else label
             for label, run in zip(labels, robustness["run"])]
 
@@ -213,7 +242,7 @@ def variants_table(variants: pd.DataFrame) -> pd.DataFrame:
     frame = variants.assign(head=variants["head"].map(_head_label),
                             data=np.where(variants["complete"], "complete", "subset of classes"))
     frame = frame.sort_values(["variant", "run"], kind="stable").reset_index(drop=True)
-    return frame[["variant", "run", "arch", "head", "gcp_dim", "classes", "data", "top1", "top5"]].rename(
+    return frame[["variant", "run", "arch", "head", "gcp_dim", "classes", "data", "status", "top1", "top5"]].rename(
         columns={"gcp_dim": "GCP dim", "classes": "class folders", "top1": "Top-1", "top5": "Top-5"})
 
 
@@ -222,7 +251,7 @@ def cifar_table(cifar: pd.DataFrame) -> pd.DataFrame:
     frame = cifar.assign(head=cifar["head"].map(_head_label),
                          data=np.where(cifar["partial"], "partial", "complete"))
     frame = frame.sort_values(["benchmark", "run"], kind="stable").reset_index(drop=True)
-    return frame[["benchmark", "run", "arch", "head", "gcp_dim", "data", "mean_error", "mFP", "mT5D"]].rename(
+    return frame[["benchmark", "run", "arch", "head", "gcp_dim", "data", "status", "mean_error", "mFP", "mT5D"]].rename(
         columns={"gcp_dim": "GCP dim", "mean_error": "mean error"})
 
 
@@ -232,12 +261,12 @@ def detection_table(detection: pd.DataFrame, all_paper: bool = False) -> pd.Data
     """AP, AP50, AP75, APs, APm, APl per framework x backbone x method x task: ours and the paper's."""
     reference = paper.paper_detection()
     reference = _paper_rows(reference, detection, ["framework", "backbone"], all_paper)
-    reference = reference.assign(run=pd.NA, source=PAPER_COCO, dataset="coco", comparable=False)
+    reference = reference.assign(run=pd.NA, source=PAPER_COCO, dataset="coco", comparable=False, status="")
     ours = detection.assign(source="ours")
     keys = ["framework", "backbone", "method", "task"]
     paper_ap = reference[keys + ["AP"]].rename(columns={"AP": "_paper_ap"})
     ours = ours.merge(paper_ap, on=keys, how="left")
-    ours[f"{DELTA} AP"] = _difference(ours["AP"], ours["_paper_ap"], ours["comparable"])
+    ours[f"{DELTA} AP"] = _difference(ours["AP"], ours["_paper_ap"], ours["comparable"], ours["status"])
     rows = pd.concat([ours.drop(columns=["_paper_ap"]), reference], ignore_index=True)
     rows = rows.assign(
         _f=_rank(rows["framework"], list(FRAMEWORKS)), _m=_rank(rows["method"], METHODS),
@@ -251,6 +280,7 @@ def detection_table(detection: pd.DataFrame, all_paper: bool = False) -> pd.Data
         "source": rows["source"],
         "dataset": rows["dataset"],
         "run": rows["run"],
+        STATUS: rows["status"].fillna(""),
         **{m: rows[m].astype(float) for m in COCO_METRICS},
         f"{DELTA} AP": rows.get(f"{DELTA} AP", pd.Series(np.nan, index=rows.index)),
     })
@@ -272,7 +302,8 @@ def build_tables(collection: Collection, all_paper: bool = False) -> tuple[list[
     tables = [
         Table("imagenet", "ImageNet classification (Top-1 / Top-5, %)", imagenet_table(training, all_paper),
               "Our numbers are the final epoch's validation metrics (source `metrics.jsonl epoch N`) or, "
-              "when the run has one, `eval/imagenet.json`. " + _NOT_IMAGENET),
+              "when the run has one, `eval/imagenet.json`. " + _NOT_IMAGENET + " " + STATUS_NOTE,
+              {"Top-1": STATUS, "Top-5": STATUS}),
         Table("matching_epoch", "Matching epoch: GCP+LRadju reaching GAP+LRnorm's final Top-1",
               matching_epoch_table(curves),
               "The first epoch at which the GCP model trained with LRadju reaches the final validation "
@@ -283,25 +314,27 @@ def build_tables(collection: Collection, all_paper: bool = False) -> tuple[list[
               robustness_table(robustness, all_paper),
               "Lower is better; all values are percent of AlexNet. The paper's GAP ResNets are torchvision's "
               "pretrained models, its other models its own LRnorm models (GCP dim 256). "
-              + _NOT_IMAGENET.replace("full ImageNet", "full ImageNet-C/-P")),
+              + _NOT_IMAGENET.replace("full ImageNet", "full ImageNet-C/-P") + " " + STATUS_NOTE, ROBUSTNESS_FLAGS),
         Table("corruption_ce", "ImageNet-C corruption error (CE, % of AlexNet) per corruption",
               corruption_table(robustness),
-              "Columns are our evaluated models, labelled with their ImageNet-C data. Extra corruptions "
-              "are never part of mCE."),
+              "Columns are our evaluated models, labelled with their ImageNet-C data and [flags]. Extra "
+              "corruptions are never part of mCE. " + STATUS_NOTE),
         Table("imagenet_variants", "ImageNet variants: ImageNetV2, -Sketch, -R, -A (Top-1 / Top-5, %)",
               variants_table(variants_frame(collection)),
               "From `eval/imagenet_<variant>.json` (`eval-imagenet --variant`). ImageNet-R and -A are scored on "
               "the logits of their 200 classes only, as their authors do; 'subset of classes' marks a tree "
-              "with fewer class folders than the benchmark's manifest."),
+              "with fewer class folders than the benchmark's manifest. " + STATUS_NOTE,
+              {"Top-1": STATUS, "Top-5": STATUS}),
         Table("cifar", "CIFAR-10-C / CIFAR-100-C (mean error, %) and CIFAR-10-P (mFP %, mT5D), unnormalised",
               cifar_table(cifar_frame(collection)),
               "From `eval/<set>_summary.json` (`eval-cifar`). No published baseline normalises the CIFAR sets: "
               "mean top-1 error over the 15 corruptions and severities 1-5; raw flip probability and top-5 "
               "distance averaged over the 10 perturbations of the authors' CIFAR-P script. 'partial' marks a "
-              "run on fewer of them."),
+              "run on fewer of them. " + STATUS_NOTE, {"mean error": STATUS, "mFP": STATUS, "mT5D": STATUS}),
         Table("detection", "COCO detection and instance segmentation (AP, %)",
               detection_table(detection_frame(collection), all_paper),
               f"Rows with source '{PAPER_COCO}' are the paper's numbers on COCO val2017 (1x schedule); "
-              f"{DELTA} AP is filled only for our rows on COCO."),
+              f"{DELTA} AP is filled only for our rows on COCO. " + STATUS_NOTE,
+              {m: STATUS for m in COCO_METRICS}),
     ]
     return tables, curves

@@ -13,12 +13,14 @@ model's mean / std. Scores are unnormalised (no published CIFAR baseline): mean 
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from gcpbench.data.walk import TreeWalk
 from gcpbench.errors import GcpbenchError, require_positive
 from gcpbench.records import CifarResult
 from gcpbench.robustness import metrics
@@ -43,7 +45,7 @@ class NpyRequest:
     severities: Sequence[int] = SEVERITIES
     image_size: int | None = None
     batch_size: int = 256
-    workers: int = 2
+    workers: int | None = None  # None: runtime.loader_workers()
     device: str = "auto"
     quiet: bool = False
 
@@ -59,11 +61,21 @@ def chosen_names(bench: NpyBenchmark, only: Sequence[str], extra: bool) -> list[
 
 
 @functools.lru_cache(maxsize=8)
-def _array(path: str) -> np.ndarray:
+def _mapped(path: str, size: int, mtime_ns: int) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise GcpbenchError(f"'{path}' is not a readable .npy array ({exc})") from None
+
+
+def _array(path: str) -> np.ndarray:
+    """The array of a ``.npy`` file, memory-mapped once per content (size and modification time:
+    a file rewritten at the same path is read again)."""
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        raise GcpbenchError(f"'{path}' is not a readable .npy array ({exc.strerror})") from None
+    return _mapped(path, stat.st_size, stat.st_mtime_ns)
 
 
 def load_npy_item(item: Item, prep=None):
@@ -76,24 +88,28 @@ def load_npy_item(item: Item, prep=None):
     return normalize_frames(fit_frames(frames, prep), prep)
 
 
-def _require_file(root: Path, name: str, bench: NpyBenchmark) -> Path:
+def _require_file(root: Path, name: str, bench: NpyBenchmark, walk: TreeWalk) -> Path:
     path = root / name
     if not path.is_file():
         raise GcpbenchError(f"{bench.title} tree {root}: missing file '{name}' (checked against "
                             f"data_manifests/{bench.stem}.json)")
+    walk.add_file(path)
     return path
 
 
-def c_items(bench: NpyBenchmark, root: Path, names: Sequence[str], severities: Sequence[int]) -> list[Item]:
-    """One item per image of the chosen corruptions and severities, labelled from ``labels.npy``."""
-    labels = np.asarray(_array(str(_require_file(root, LABELS, bench))))
+def c_items(bench: NpyBenchmark, root: Path, names: Sequence[str], severities: Sequence[int],
+            walk: TreeWalk | None = None) -> list[Item]:
+    """One item per image of the chosen corruptions and severities, labelled from ``labels.npy``
+    (every file listed by one ``walk``: two names of one file are refused)."""
+    walk = walk or TreeWalk()
+    labels = np.asarray(_array(str(_require_file(root, LABELS, bench, walk))))
     if labels.ndim != 1 or len(labels) % len(SEVERITIES):
         raise GcpbenchError(f"'{root / LABELS}' holds {labels.shape} labels: expected one row of 5 x N "
                             f"(severities 1-5 stacked)")
     per = len(labels) // len(SEVERITIES)
     items = []
     for name in names:
-        path = _require_file(root, f"{name}.npy", bench)
+        path = _require_file(root, f"{name}.npy", bench, walk)
         shape = _array(str(path)).shape
         if len(shape) != 4 or shape[0] != len(labels) or shape[-1] != 3:
             raise GcpbenchError(f"'{path}' has shape {shape}: expected ({len(labels)}, H, W, 3) like {LABELS}")
@@ -102,11 +118,12 @@ def c_items(bench: NpyBenchmark, root: Path, names: Sequence[str], severities: S
     return items
 
 
-def p_items(bench: NpyBenchmark, root: Path, names: Sequence[str]) -> list[Item]:
+def p_items(bench: NpyBenchmark, root: Path, names: Sequence[str], walk: TreeWalk | None = None) -> list[Item]:
     """One item per sequence of the chosen perturbations (difficulty 1: the release's files)."""
+    walk = walk or TreeWalk()
     items = []
     for name in names:
-        path = _require_file(root, f"{name}.npy", bench)
+        path = _require_file(root, f"{name}.npy", bench, walk)
         shape = _array(str(path)).shape
         if len(shape) != 5 or shape[-1] != 3 or shape[1] < 2:
             raise GcpbenchError(f"'{path}' has shape {shape}: expected (sequences, frames >= 2, H, W, 3)")
@@ -147,7 +164,9 @@ class CifarSet(Benchmark):
         super().__init__(request, resolved.model, resolved.checkpoint, resolved.path)
         check_model_classes(bench, self.model, self.checkpoint)
         self.c_set = bench.kind == "c"
-        self.items = c_items(bench, root, self.names, r.severities) if self.c_set else p_items(bench, root, self.names)
+        self.walk = TreeWalk()
+        self.items = (c_items(bench, root, self.names, r.severities, self.walk) if self.c_set
+                      else p_items(bench, root, self.names, self.walk))
         stored = load_npy_item(self.items[0]).shape[-1]
         self.prep = resolved.preprocessing.at_size(r.image_size or stored)
         self.frames = 1 if self.c_set else _array(self.items[0].path.rpartition("#")[0]).shape[1]
@@ -155,6 +174,9 @@ class CifarSet(Benchmark):
 
     def config(self) -> dict:
         return {"command": "eval-cifar", "dataset": self.bench.key, "data_root": str(self.root)}
+
+    def data_identity(self) -> dict:
+        return {"listing": self.walk.fingerprint(self.root)}
 
     def options(self, precision: str) -> dict:
         return {"benchmark": self.bench.key, "precision": precision, "preprocessing": self.prep.as_dict()}

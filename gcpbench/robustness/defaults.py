@@ -1,7 +1,9 @@
 """ImageNet-C / -P trees generated once from the built-in synthetic set (the default data).
 
 They live beside the synthetic set: ``default_root()/imagenet-c`` and ``.../imagenet-p``,
-with ``SYNTHETIC_PER_CLASS`` images per class chosen (seeded) from its validation split.
+with ``SYNTHETIC_PER_CLASS`` images per class chosen (seeded) from its validation split, at the
+set's own size (native-size geometry, recorded in each tree's marker: they are a quick check of
+the pipeline, not the benchmark's 224 px images).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
+from gcpbench.robustness.images import NATIVE
 from gcpbench.robustness.trees import read_marker
 
 log = logging.getLogger(__name__)
@@ -47,7 +50,8 @@ def _ready(root: Path, key: str, wanted: Sequence) -> bool:
         shutil.rmtree(root)
         return False
     return (marker is not None and not marker.get("unfinished") and marker.get("dataset") == "synthetic"
-            and not marker.get("problems") and set(wanted) <= set(marker.get(key, [])))
+            and marker.get("geometry_mode") == NATIVE and not marker.get("problems")
+            and set(wanted) <= set(marker.get(key, [])))
 
 
 def ensure_synthetic_c(corruptions: Sequence[str], severities: Sequence[int], workers: int | None = None,
@@ -58,7 +62,8 @@ def ensure_synthetic_c(corruptions: Sequence[str], severities: Sequence[int], wo
     root = synthetic_c_root()
     if not (_ready(root, "corruptions", corruptions) and _ready(root, "severities", severities)):
         log.log(logging.DEBUG if quiet else logging.INFO, f"generating synthetic ImageNet-C data into {root} (once)")
-        make_c(None, root, corruptions, severities, per_class=SYNTHETIC_C_PER_CLASS, workers=workers, quiet=quiet)
+        make_c(None, root, corruptions, severities, per_class=SYNTHETIC_C_PER_CLASS, workers=workers, quiet=quiet,
+               native=True)
     return root
 
 
@@ -73,5 +78,5 @@ def ensure_synthetic_p(perturbations: Sequence[str], difficulty: int, workers: i
     if not _ready(root, "folders", folders):
         log.log(logging.DEBUG if quiet else logging.INFO, f"generating synthetic ImageNet-P sequences into {root} (once)")
         make_p(None, root, perturbations, difficulties=(difficulty,), per_class=SYNTHETIC_P_PER_CLASS,
-               workers=workers, quiet=quiet)
+               workers=workers, quiet=quiet, native=True)
     return root

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gcpbench.data.walk import TreeWalk
 from gcpbench.errors import GcpbenchError
 from gcpbench.identity import Producer, ResultIdentity
 from gcpbench.io import append_jsonl, atomic_write_json, atomic_write_text, repair_jsonl
@@ -40,11 +41,17 @@ from gcpbench.models.weights import output_classes
 from gcpbench.records import EvalResult
 from gcpbench.robustness import metrics
 from gcpbench.robustness.runner import Predictor, run_items
-from gcpbench.robustness.trees import Item, dataset_label, require_dir, tree_items
+from gcpbench.robustness.images import OFFICIAL
+from gcpbench.robustness.trees import (
+    IMAGENET, Item, dataset_label, generation_identity, read_marker, require_dir, source_kind, tree_items,
+)
 from gcpbench.runs import DEFAULT_ROOT, RunDir, new_run_dir, result_writer, run_slug
 from gcpbench.runtime import resolve_device
 
 CsvWriter = Callable[[Path, Sequence[dict]], None]
+ALEXNET_IMAGENET = "percent of AlexNet's errors (the published tables; the data is made from ImageNet val)"
+ALEXNET_ELSEWHERE = ("AlexNet's ImageNet errors divide numbers measured on other data: not comparable with "
+                     "published ImageNet-C / -P numbers")
 
 
 @dataclass(frozen=True)
@@ -231,6 +238,11 @@ class Benchmark(ABC):
     def write_csv(self, path: Path, records: Sequence[dict]) -> None:
         """The result's CSV from the finished records."""
 
+    @abstractmethod
+    def data_identity(self) -> dict[str, Any]:
+        """What the data is (:attr:`gcpbench.identity.ResultIdentity.data`): the listing
+        fingerprint of the files read, the generation record of a generated tree."""
+
     def add_records(self, log: ResumeLog, device: torch.device) -> None:
         """Records beyond the streamed groups, added once every item is through (none by default)."""
 
@@ -254,9 +266,14 @@ class TreeBenchmark(Benchmark):
         self.prep = request.preprocessing or for_model(model)
         self.root = root = require_dir(Path(request.data), title)
         self.group_folders = self.folders(root)
-        self.items, self.labels = tree_items(title, root, self.group_folders, lambda: self.warn_strays(root),
-                                             self.checkpoint, output_classes(model), self.extensions,
-                                             request.subset, request.seed)
+        self.walk = TreeWalk()
+        found = tree_items(title, root, self.group_folders, lambda: self.warn_strays(root), self.checkpoint,
+                           output_classes(model), self.extensions, request.subset, request.seed, self.walk)
+        self.items, self.labels, self.missing = found.items, found.labels, found.missing
+        self.source = source_kind(root, list(self.labels))
+
+    def data_identity(self) -> dict[str, Any]:
+        return {"listing": self.walk.fingerprint(self.root), "generation": generation_identity(self.root)}
 
     @abstractmethod
     def folders(self, root: Path) -> dict[str, Path]:
@@ -279,6 +296,10 @@ class TreeBenchmark(Benchmark):
     def summary(self, log: ResumeLog, resumed: int) -> dict[str, Any]:
         summary = self.summarize(self.request, log, self.model.zoo_name, self.label, resumed=resumed)
         summary["preprocessing"] = {**self.prep.as_dict(), "geometry": BENCHMARK_GEOMETRY}
+        marker = read_marker(self.root) or {}
+        summary.update(source_kind=self.source, geometry_mode=marker.get("geometry_mode", OFFICIAL),
+                       normalisation=ALEXNET_IMAGENET if self.source == IMAGENET else ALEXNET_ELSEWHERE,
+                       missing_images=self.missing)
         return summary
 
 
@@ -294,7 +315,7 @@ def evaluate(bench: Benchmark, out: Path | None) -> tuple[dict, RunDir]:
     producer = Producer.of(bench.checkpoint_path, bench.model.zoo_name, bench.checkpoint)
     run = eval_run_dir(producer, out)
     identity = ResultIdentity(producer, str(bench.root.resolve()),
-                              bench.options("bf16" if device.type == "cuda" else "float32"))
+                              bench.options("bf16" if device.type == "cuda" else "float32"), bench.data_identity())
     with result_writer(run, files.result, files.names, producer, files.what, bench.config()):
         log = ResumeLog(run.eval_file(files.progress), identity)
         pending = [item for item in bench.items if not log.done(item.group)]

@@ -2,22 +2,31 @@
 seeds, parallel workers with a progress bar, and the ``gcpbench_generated.json`` marker."""
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import re
+import signal
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
+from gcpbench.children import die_with_parent
 from gcpbench.data.manifests import subfolders
+from gcpbench.data.walk import TreeWalk
 from gcpbench.errors import GcpbenchError
 from gcpbench.io import atomic_write_json
 from gcpbench.progress import progress_bar
 from gcpbench.runtime import pool_workers
+from gcpbench.robustness.images import NATIVE, OFFICIAL
 from gcpbench.robustness.trees import (
-    IMAGE_EXTENSIONS, MARKER, files_in, read_marker, require_dir, select_per_class,
+    IMAGE_EXTENSIONS, IMAGENET, MARKER, OTHER, SYNTHETIC, classes_kind, files_in, read_marker, require_dir,
+    select_per_class,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -28,13 +37,16 @@ class Source:
     path: Path
 
 
-def resolve_source(src: Path | None, quiet: bool = False) -> tuple[Path, str]:
-    """(validation folder, dataset label); without ``src`` the built-in synthetic set's val/."""
+SOURCE_LABELS = {SYNTHETIC: "synthetic", IMAGENET: "generated from ImageNet val", OTHER: "generated from another tree"}
+
+
+def resolve_source(src: Path | None, quiet: bool = False) -> Path:
+    """The validation folder: ``src``, else the built-in synthetic set's val/."""
     if src is not None:
-        return require_dir(Path(src), "source (--src)"), "generated"
+        return require_dir(Path(src), "source (--src)")
     from gcpbench.data.synthetic import ensure_classification_set
 
-    return ensure_classification_set(quiet=quiet) / "val", "synthetic"
+    return ensure_classification_set(quiet=quiet) / "val"
 
 
 def list_sources(src: Path, per_class: int | None, seed: int) -> tuple[list[str], list[Source]]:
@@ -42,22 +54,76 @@ def list_sources(src: Path, per_class: int | None, seed: int) -> tuple[list[str]
     classes = subfolders(src)
     if not classes:
         raise GcpbenchError(f"source '{src}' has no class folders (expected SRC/<wnid>/<image>)")
-    sources = [Source(c, p) for c in classes
-               for p in select_per_class(files_in(src / c, IMAGE_EXTENSIONS), per_class, seed, c)]
+    walk = TreeWalk()
+    sources = []
+    for c in classes:
+        files = files_in(src / c, IMAGE_EXTENSIONS, walk)
+        _require_unique_stems(files)
+        sources += [Source(c, p) for p in select_per_class(files, per_class, seed, c)]
     if not sources:
         raise GcpbenchError(f"source '{src}' holds no images")
     return classes, sources
 
 
+def _require_unique_stems(files: Sequence[Path]) -> None:
+    """Two sources of one class with the same stem would write the same output file: refused."""
+    seen: dict[str, Path] = {}
+    for path in files:
+        if path.stem in seen:
+            raise GcpbenchError(f"sources '{seen[path.stem]}' and '{path}' share the name '{path.stem}': their "
+                                "generated files would overwrite each other; rename one")
+        seen[path.stem] = path
+
+
+TEMP_NAME = re.compile(r"^\..+\.\d+\.tmp\.[^.]+$")  # what temp_sibling names
+
+
 def temp_sibling(path: Path) -> Path:
-    """A hidden temporary name beside ``path`` that keeps its extension (codecs need it)."""
+    """A hidden temporary name beside ``path`` that keeps its extension (codecs need it); hidden
+    files are never read as data (:func:`gcpbench.robustness.trees.files_in`)."""
     return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
 
 
+def remove_stale_temp_siblings(out: Path) -> int:
+    """Delete the temporary files a killed ``make-c`` / ``make-p`` left in the tree ``out`` (call
+    it holding :func:`generating`'s lock); returns how many."""
+    removed = 0
+    for path in Path(out).rglob(".*.tmp.*"):
+        if TEMP_NAME.match(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        log.info("removed %d unfinished temporary file(s) in %s left by an interrupted run", removed, out)
+    return removed
+
+
+@contextlib.contextmanager
+def generating(out: Path) -> Iterator[None]:
+    """One generator at a time writes the tree ``out`` (a lock file in it, deleted when done);
+    what a killed one left half-written is deleted first."""
+    from gcpbench.runlock import writer_lock
+
+    with writer_lock(out, "generate", remove=True):
+        remove_stale_temp_siblings(out)
+        yield
+
+
 def _init_worker() -> None:
+    """A pool worker: ends with the forkserver that forked it, which ends with the command (a
+    worker that loses its parent before this call ends at its next task: its queue is closed),
+    so a killed command leaves no worker behind holding its pipes; Ctrl-C is the command's to
+    handle (it terminates the pool); one OpenCV thread."""
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import cv2  # imported by the worker alone: the parent's import stays light
 
     cv2.setNumThreads(1)
+
+
+def _call(task: tuple[int, Callable[[Any], tuple[int, list[str]]], Any]) -> tuple[int, tuple[int, list[str]]]:
+    """Run one task in a worker; its index comes back with the result."""
+    index, fn, argument = task
+    return index, fn(argument)
 
 
 def _context():
@@ -84,13 +150,19 @@ def run_tasks(fn: Callable[[Any], tuple[int, list[str]]], tasks: Sequence[Any], 
                 problems += fn(task)[1]
                 advance(weight)
             return problems
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_context(),
-                                 initializer=_init_worker) as pool:
-            futures = {pool.submit(fn, task): weight for task, weight in zip(tasks, weights)}
-            for future in as_completed(futures):
-                problems += future.result()[1]
-                advance(futures[future])
+        pool = _context().Pool(workers, initializer=_init_worker)
+        try:
+            for index, (_, found) in pool.imap_unordered(_call, [(i, fn, t) for i, t in enumerate(tasks)]):
+                problems += found
+                advance(weights[index])
+            pool.close()
+        except BaseException:  # Ctrl-C, SIGTERM, a failed task: no worker goes on without the command
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
     return problems
+
 
 
 def write_marker(out: Path, record: dict[str, Any]) -> None:
@@ -98,7 +170,9 @@ def write_marker(out: Path, record: dict[str, Any]) -> None:
     atomic_write_json(Path(out) / MARKER, record)
 
 
-RECIPE_VERSION = 2  # bump when a recipe changes: a tree of another generator is never topped up
+RECIPE_VERSION = 3  # bump when a recipe changes: a tree of another generator is never topped up
+# 3: every source image gets the official geometry (small ones were cropped at their own size);
+#    native size only on request (--native-size), recorded as geometry_mode
 
 
 def check_same_generation(out: Path, previous: dict[str, Any], params: dict[str, Any]) -> None:
@@ -106,7 +180,7 @@ def check_same_generation(out: Path, previous: dict[str, Any], params: dict[str,
     generator, or to a folder with files but no generation record: the tree would mix recipes."""
     out = Path(out)
     if not previous:
-        if out.is_dir() and any(out.iterdir()):
+        if out.is_dir() and any(not p.name.startswith(".lock-") for p in out.iterdir()):
             raise GcpbenchError(f"'{out}' is not empty and holds no {MARKER}: generate into a new or empty --out")
         return
     differs = [k for k, v in params.items() if previous.get(k) != v]
@@ -122,10 +196,10 @@ class GeneratedTree:
     """What one ``make-c`` / ``make-p`` run did: its source, the previous marker, problems."""
 
     src: Path
-    label: str
+    kind: str  # what the images were made from: trees.SYNTHETIC, IMAGENET or OTHER
     classes: list[str]
     sources: list[Source]
-    small: bool
+    native: bool  # native-size geometry (the built-in synthetic set, asked for explicitly)
     previous: dict[str, Any]
     same_source: bool  # the previous marker came from the same source, per_class and seed
     problems: list[str]
@@ -134,10 +208,10 @@ class GeneratedTree:
         """The marker record: the shared fields, then ``fields``, then the problems."""
         from gcpbench.robustness.images import geometry_note
 
-        return {"kind": kind, "dataset": self.label, "src": str(self.src), "classes": self.classes,
-                "per_class": per_class, "seed": seed, "recipe_version": RECIPE_VERSION,
-                "geometry": geometry_note(self.small, kind), **fields,
-                "problems": self.problems}
+        return {"kind": kind, "dataset": SOURCE_LABELS[self.kind], "source_kind": self.kind, "src": str(self.src),
+                "classes": self.classes, "per_class": per_class, "seed": seed, "recipe_version": RECIPE_VERSION,
+                "geometry_mode": NATIVE if self.native else OFFICIAL, "geometry": geometry_note(self.native, kind),
+                **fields, "problems": self.problems}
 
     def previously(self, key: str) -> set[Any]:
         """The values of ``key`` an earlier run on the same source wrote (kept on a rerun)."""
@@ -146,20 +220,29 @@ class GeneratedTree:
 
 def generate_tree(fn: Callable[[Any], tuple[int, list[str]]], jobs: tuple[Any, ...], src: Path | None, out: Path,
                   per_class: int | None, seed: int, workers: int | None, description: str,
-                  quiet: bool) -> GeneratedTree:
-    """Run ``fn`` on every source image with ``jobs`` (its tasks: path, out, wnid, jobs, seed),
-    the marker cleared while it runs; the caller writes the new marker."""
-    from gcpbench.robustness.images import is_small, read_rgb
+                  quiet: bool, native: bool = False) -> GeneratedTree:
+    """Run ``fn`` on every source image with ``jobs`` (its tasks: path, out, wnid, jobs, seed,
+    native), the marker cleared while it runs; the caller writes the new marker. ``native``
+    (native-size geometry) is for the built-in synthetic set only (the cached one, or a set made
+    by ``data synth``); every other source image, whatever its size, gets the official
+    Resize(256) + CenterCrop(224)."""
+    from gcpbench.data.synthetic import synthetic_info
 
-    src, label = resolve_source(src, quiet)
-    classes, sources = list_sources(src, per_class, seed)
-    small = is_small(read_rgb(sources[0].path))
+    src_folder = resolve_source(src, quiet)
+    builtin = src is None or synthetic_info(src_folder.parent) is not None
+    if native and not builtin:
+        raise GcpbenchError(f"--native-size applies to the built-in synthetic set only (no --src, or the val/ folder "
+                            f"of a set made by `gcpbench data synth`), not '{src_folder}': other sources get the "
+                            "official geometry, Resize(256) + CenterCrop(224), for every image")
+    classes, sources = list_sources(src_folder, per_class, seed)
+    kind = SYNTHETIC if builtin else classes_kind(classes)
     previous = read_marker(out, allow_unfinished=True) or {}
-    params = {"src": str(src), "per_class": per_class, "seed": seed, "recipe_version": RECIPE_VERSION}
+    params = {"src": str(src_folder), "per_class": per_class, "seed": seed, "recipe_version": RECIPE_VERSION,
+              "geometry_mode": NATIVE if native else OFFICIAL}
     check_same_generation(out, previous, params)
     out.mkdir(parents=True, exist_ok=True)
     write_marker(out, {**previous, **params, "unfinished": True})  # the caller's record replaces it at the end
-    tasks = [(str(x.path), str(out), x.wnid, jobs, seed) for x in sources]
+    tasks = [(str(x.path), str(out), x.wnid, jobs, seed, native) for x in sources]
     problems = run_tasks(fn, tasks, [len(jobs)] * len(tasks), pool_workers() if workers is None else workers,
                          description, quiet)
-    return GeneratedTree(src, label, classes, sources, small, previous, bool(previous), problems)
+    return GeneratedTree(src_folder, kind, classes, sources, native, previous, bool(previous), problems)

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
-from gcpbench.errors import GcpbenchError
+from torchvision.datasets.folder import IMG_EXTENSIONS
+
+from gcpbench.data.walk import folder_fingerprint
+from gcpbench.errors import GcpbenchError, warn
 from gcpbench.io import atomic_write_text
 from gcpbench.robustness import metrics
 from gcpbench.robustness.benchmarks import (
@@ -46,7 +50,7 @@ class CRequest:
     subset: int | None = None
     seed: int = 0
     batch_size: int = 64
-    workers: int = 4
+    workers: int | None = None  # None: runtime.loader_workers()
     device: str = "auto"
     alexnet_clean_error: float = ALEXNET_CLEAN_ERROR
     dataset: str | None = None
@@ -148,6 +152,29 @@ def summarize_run(r: CRequest, log: ResumeLog, model_name: str, dataset: str, re
             "resumed_images": resumed}
 
 
+def implausible(summary: dict, classes: int, clean_images: int | None = None) -> list[str]:
+    """Why the scores of ``summary`` should not be trusted (empty when nothing is wrong): a clean
+    error at chance (not significantly below ``1 - 1/classes``: the model knows nothing of these
+    classes) or a negative relative CE (corrupted images scored better than clean ones: the clean
+    error is not of this data)."""
+    problems = []
+    clean = summary.get("clean_error")
+    if clean is not None and classes > 1:
+        chance = 1.0 - 1.0 / classes
+        margin = 2.0 * math.sqrt(chance * (1.0 - chance) / clean_images) if clean_images else 0.0
+        if clean >= chance - margin:
+            problems.append(f"the clean error ({100 * clean:.1f} %) is at chance for {classes} classes "
+                            f"({100 * chance:.1f} %): the model has not learnt these classes, so its CE and mCE "
+                            "compare nothing")
+    relative = {**(summary.get("relative_CE") or {}), **(summary.get("extra_relative_CE") or {})}
+    negative = [c for c, v in relative.items() if v is not None and v < 0]
+    if negative:
+        problems.append(f"relative CE is negative for {', '.join(negative[:3])}{' ...' if len(negative) > 3 else ''}: "
+                        "corrupted images were classified better than clean ones, so the clean error is not of this "
+                        "data (another tree or crop?)")
+    return problems
+
+
 class ImageNetC(TreeBenchmark):
     """ImageNet-C for one request: the chosen corruption x severity folders (checked, stray
     folders warned about), the clean error as an extra record, CE / mCE / relative mCE."""
@@ -180,6 +207,20 @@ class ImageNetC(TreeBenchmark):
         return {"subset": r.subset, "seed": r.seed, "precision": precision,
                 "clean_data": str(Path(r.clean_data).resolve()) if r.clean_data else None,
                 "preprocessing": self.prep.as_dict()}
+
+    def summary(self, log: ResumeLog, resumed: int) -> dict:
+        summary = super().summary(log, resumed)
+        clean = log.records.get(CLEAN)
+        summary["sanity"] = implausible(summary, len(self.labels), clean["images"] if clean else None)
+        for message in summary["sanity"]:
+            warn(message)
+        return summary
+
+    def data_identity(self) -> dict:
+        identity = super().data_identity()
+        if self.request.clean_data is not None:
+            identity["clean_listing"] = folder_fingerprint(self.request.clean_data, IMG_EXTENSIONS)
+        return identity
 
     def tally(self, pending: list[Item], log: ResumeLog, csv_path: Path) -> ErrorTally:
         return ErrorTally(pending, log, csv_path, write_errors_csv)

@@ -45,7 +45,7 @@ class PRequest:
     subset: int | None = None
     seed: int = 0
     batch_size: int = FRAMES_PER_BATCH
-    workers: int = 4
+    workers: int | None = None  # None: runtime.loader_workers()
     device: str = "auto"
     dataset: str | None = None
     quiet: bool = False

@@ -9,21 +9,23 @@ from PIL import Image
 
 RESIZE, CROP = 256, 224
 
-GEOMETRY_FULL = "resize short side to 256, centre crop 224 (the official pipeline)"
-GEOMETRY_SMALL = ("images smaller than 224 px (e.g. the synthetic set): the same ratio at their own size, "
-                  "Resize(round(s*256/224)) + CenterCrop(s) with s the short side, as eval-imagenet crops them")
-GEOMETRY_KEPT = "kept the original size (images smaller than 224 px, e.g. the synthetic set)"
+OFFICIAL, NATIVE = "official", "native"  # the geometry modes of make-c / make-p (recorded per tree)
+GEOMETRY_FULL = "resize short side to 256, centre crop 224, for every source image (the official pipeline)"
+GEOMETRY_SMALL = ("native size (--native-size, the built-in synthetic set only): Resize(round(s*256/224)) + "
+                  "CenterCrop(s) with s the image's short side, as eval-imagenet crops it; not the benchmark's 224 px")
+GEOMETRY_KEPT = ("native size (--native-size, the built-in synthetic set only): frames keep the source image's "
+                 "size; not the benchmark's 224 px")
 
 
 def is_small(image: Image.Image) -> bool:
-    """Images smaller than the 224 px crop (the synthetic set) get the geometry at their own size."""
+    """Smaller than the 224 px crop: only native-size frames are (they are never cropped or resized)."""
     return min(image.size) < CROP
 
 
-def resized(image: Image.Image) -> Image.Image:
+def resized(image: Image.Image, native: bool = False) -> Image.Image:
     """torchvision's ``Resize(256)`` (short side 256, bilinear), the image ImageNet-P's
-    geometric sequences start from (small images are returned unchanged)."""
-    if is_small(image):
+    geometric sequences start from, whatever the source's size; ``native`` keeps the image."""
+    if native:
         return image
     from torchvision import transforms
 
@@ -31,7 +33,7 @@ def resized(image: Image.Image) -> Image.Image:
 
 
 def centre_crop(image: Image.Image) -> Image.Image:
-    """torchvision's ``CenterCrop(224)`` (small images are returned unchanged)."""
+    """torchvision's ``CenterCrop(224)`` (a native-size frame smaller than that is returned unchanged)."""
     if is_small(image):
         return image
     from torchvision import transforms
@@ -39,15 +41,16 @@ def centre_crop(image: Image.Image) -> Image.Image:
     return transforms.CenterCrop(CROP)(image)
 
 
-def benchmark_geometry(image: Image.Image) -> Image.Image:
+def benchmark_geometry(image: Image.Image, native: bool = False) -> Image.Image:
     """``Resize(256)`` + ``CenterCrop(224)`` with torchvision's own transforms, as the official
-    generators. An image smaller than 224 px (short side s) gets the same ratio at its own size,
-    ``Resize(round(s*256/224))`` + ``CenterCrop(s)``: the geometry eval-imagenet (and so eval-c's
+    generators, for every image whatever its size. ``native`` (the built-in synthetic set, an
+    explicit choice recorded in the tree's marker): the same ratio at the image's own size,
+    ``Resize(round(s*256/224))`` + ``CenterCrop(s)``, the geometry eval-imagenet (and so eval-c's
     clean error) uses for the synthetic set, so corrupted and clean images are cropped alike."""
-    if not is_small(image):
-        return centre_crop(resized(image))
     from torchvision import transforms
 
+    if not native:
+        return transforms.CenterCrop(CROP)(resized(image))
     from gcpbench.data.transforms import eval_resize
 
     size = min(image.size)
@@ -62,9 +65,9 @@ def fit_input(image: Image.Image, size: int, resample: int = Image.BILINEAR) -> 
     return image.resize((size, size), resample)
 
 
-def geometry_note(small: bool, kind: str = "imagenet-c") -> str:
-    """How the images were brought to size, for records (ImageNet-P keeps small images' size)."""
-    if not small:
+def geometry_note(native: bool, kind: str = "imagenet-c") -> str:
+    """How the images were brought to size, for records (native ImageNet-P frames keep their size)."""
+    if not native:
         return GEOMETRY_FULL
     return GEOMETRY_SMALL if kind == "imagenet-c" else GEOMETRY_KEPT
 

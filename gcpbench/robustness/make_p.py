@@ -9,11 +9,13 @@ sequences start with the clean crop followed by 30 noisy frames, their harder di
 ``_2`` / ``_3`` have stronger noise; the other perturbations have one folder and their
 difficulty is the frame step chosen at evaluation. The differences that remain
 (ImageMagick's motion blur in NumPy, today's x264) are measured in
-``docs/robustness-generators.md``. Images smaller than 224 px keep their size and get the
-224 px recipe unchanged (they are not the benchmark).
+``docs/robustness-generators.md``. Every source image gets this geometry whatever its size;
+only the built-in synthetic set may keep its own size, when asked (``native``, recorded in the
+marker): its frames then get the 224 px recipe unchanged (they are not the benchmark).
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,7 @@ from PIL import Image
 from gcpbench.errors import require_known
 from gcpbench.robustness import corruptions as cr
 from gcpbench.robustness.benchmarks import ALL_PERTURBATIONS, DIFFICULTIES, folder_name, is_noise, perturbation_frames
-from gcpbench.robustness.generate import generate_tree, write_marker
+from gcpbench.robustness.generate import generate_tree, generating, write_marker
 from gcpbench.robustness.images import centre_crop, render_from_source, resized
 from gcpbench.runtime import stable_seed
 
@@ -207,11 +209,11 @@ def _jobs(perturbations: Sequence[str], difficulties: Sequence[int]) -> tuple[tu
     return tuple(jobs.values())
 
 
-def _perturb_source(task: tuple[str, str, str, tuple[tuple[str, str, int], ...], int]) -> tuple[int, list[str]]:
+def _perturb_source(task: tuple[str, str, str, tuple[tuple[str, str, int], ...], int, bool]) -> tuple[int, list[str]]:
     """Every sequence of one source image (runs in a worker)."""
     from gcpbench.robustness.video import write_mp4
 
-    src, out, wnid, jobs, seed = task
+    src, out, wnid, jobs, seed, native = task
     stem = Path(src).stem
     todo = [(f, p, d) for f, p, d in jobs if not (Path(out) / f / wnid / f"{stem}.mp4").is_file()]
     if not todo:
@@ -222,14 +224,16 @@ def _perturb_source(task: tuple[str, str, str, tuple[tuple[str, str, int], ...],
         frames = sequence(Image.fromarray(image), p, stable_seed(seed, folder, wnid, stem), d)
         write_mp4(Path(out) / folder / wnid / f"{stem}.mp4", frames, dict(PERTURBATIONS[p].x264))
 
-    readable, problems = render_from_source(src, todo, render, lambda job: job[0], geometry=resized)
+    readable, problems = render_from_source(src, todo, render, lambda job: job[0],
+                                            geometry=functools.partial(resized, native=native))
     return (len(jobs) if readable else 0), problems
 
 
 def make_p(src: Path | None, out: Path, perturbations: Sequence[str] = SUPPORTED,
            difficulties: Sequence[int] = (1,), per_class: int | None = None, workers: int | None = None,
-           seed: int = 0, quiet: bool = False) -> dict:
-    """Build the tree; returns the marker record (problems listed under ``problems``)."""
+           seed: int = 0, quiet: bool = False, native: bool = False) -> dict:
+    """Build the tree; returns the marker record (problems listed under ``problems``). ``native``:
+    frames at the source's own size, for the built-in synthetic set (``src`` None), recorded in the marker."""
     from gcpbench.robustness.video import CODEC, FPS
 
     require_known(perturbations, PERTURBATIONS,
@@ -238,13 +242,15 @@ def make_p(src: Path | None, out: Path, perturbations: Sequence[str] = SUPPORTED
     perturbations = [p for p in SUPPORTED if p in perturbations]
     out = Path(out)
     jobs = _jobs(perturbations, difficulties)
-    tree = generate_tree(_perturb_source, jobs, src, out, per_class, seed, workers, "ImageNet-P sequences", quiet)
-    folders = sorted({f for f, _, _ in jobs} | tree.previously("folders"))
-    record = tree.record(
-        "imagenet-p", per_class, seed, sequences_per_folder=len(tree.sources), folders=folders,
-        perturbations=[p for p in SUPPORTED if any(f == p or f.startswith(p + "_") for f in folders)],
-        codec=CODEC, fps=FPS, x264={p: dict(PERTURBATIONS[p].x264) for p in perturbations},
-        generator="gcpbench.robustness.make_p: the make_imagenet_p.py recipe (motion_blur and snow: "
-                  "NumPy motion blur instead of ImageMagick)")
-    write_marker(out, record)
+    with generating(out):
+        tree = generate_tree(_perturb_source, jobs, src, out, per_class, seed, workers, "ImageNet-P sequences", quiet,
+                             native)
+        folders = sorted({f for f, _, _ in jobs} | tree.previously("folders"))
+        record = tree.record(
+            "imagenet-p", per_class, seed, sequences_per_folder=len(tree.sources), folders=folders,
+            perturbations=[p for p in SUPPORTED if any(f == p or f.startswith(p + "_") for f in folders)],
+            codec=CODEC, fps=FPS, x264={p: dict(PERTURBATIONS[p].x264) for p in perturbations},
+            generator="gcpbench.robustness.make_p: the make_imagenet_p.py recipe (motion_blur and snow: "
+                      "NumPy motion blur instead of ImageMagick)")
+        write_marker(out, record)
     return record

@@ -79,10 +79,14 @@ def _forward_in_chunks(predict: Callable[[Tensor], Tensor], frames: Tensor, size
 def run_items(items: Sequence[Item], load: Loader, predict: Callable[[Tensor], Tensor], *,
               on_item: Callable[[int, Tensor], None], on_failed: Callable[[int, str], None],
               on_group_done: Callable[[Hashable], None], batch_size: int = 64, items_per_batch: int = 64,
-              workers: int = 4, pin_memory: bool = False, description: str = "evaluating",
+              workers: int | None = None, pin_memory: bool = False, description: str = "evaluating",
               quiet: bool = False) -> None:
     """Stream ``items`` through the model once; callbacks get each item's logits [n, classes]
-    (or its load error) and each group the moment its last item is done."""
+    (or its load error) and each group the moment its last item is done. ``workers=None``:
+    :func:`gcpbench.runtime.loader_workers`, the rule of every command."""
+    from gcpbench.runtime import loader_workers
+
+    workers = loader_workers() if workers is None else workers
     remaining = Counter(item.group for item in items)
     loader = DataLoader(ItemDataset(items, load), batch_size=max(1, items_per_batch), shuffle=False,
                         num_workers=workers, collate_fn=_collate_by_shape, pin_memory=pin_memory)

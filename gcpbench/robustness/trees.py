@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Collection, Hashable, Iterable, Sequence
 
 from gcpbench.data.manifests import subfolders
+from gcpbench.data.walk import TreeWalk, image_files
 from gcpbench.errors import GcpbenchError, warn
 from gcpbench.robustness.benchmarks import ALL_CORRUPTIONS, ALL_PERTURBATIONS, DIFFICULTIES, SEVERITIES, folder_name
 from gcpbench.runtime import seed_digest
@@ -81,10 +82,21 @@ def require_dir(path: Path, what: str) -> Path:
     return path
 
 
-def files_in(folder: Path, extensions: Iterable[str]) -> list[Path]:
-    """Sorted files of a class folder with one of ``extensions`` (case-insensitive)."""
-    extensions = frozenset(extensions)
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in extensions)
+def files_in(folder: Path, extensions: Iterable[str], walk: TreeWalk | None = None) -> list[Path]:
+    """The files of a class folder with one of ``extensions`` (case-insensitive), at any depth
+    below it, in ImageFolder's order, listed by ``walk`` (:class:`gcpbench.data.walk.TreeWalk`:
+    link cycles and files reached twice are refused; hidden files are no data)."""
+    return image_files(folder, extensions, walk)
+
+
+GENERATION_KEYS = ("kind", "dataset", "source_kind", "src", "per_class", "seed", "recipe_version", "geometry_mode")
+
+
+def generation_identity(root: Path) -> dict | None:
+    """What a gcpbench-made tree is (its generation record's source, subset, seed, recipe and
+    geometry; not the folders it holds, which a later make-c may extend), None for other trees."""
+    marker = read_marker(root)
+    return None if marker is None else {key: marker.get(key) for key in GENERATION_KEYS}
 
 
 def check_same_classes(folders: Sequence[Path]) -> list[str]:
@@ -143,32 +155,104 @@ def label_map(classes: Sequence[str], checkpoint: dict, num_outputs: int, source
 
 
 def collect_items(folders: dict[Hashable, Path], classes: Sequence[str], labels: dict[str, int],
-                  extensions: Iterable[str], per_class: int | None, seed: int) -> list[Item]:
-    """Items of every group folder (``folders``: group -> folder holding the class folders)."""
+                  extensions: Iterable[str], per_class: int | None, seed: int,
+                  walk: TreeWalk | None = None) -> tuple[list[Item], dict[Hashable, set[tuple[str, str]]]]:
+    """Items of every group folder (``folders``: group -> folder holding the class folders),
+    listed by one ``walk`` (a file reached from two groups or classes is refused), and every
+    group's ``(class, stem)`` files before any subset is chosen (to find missing ones)."""
+    walk = walk or TreeWalk()
     items: list[Item] = []
+    present: dict[Hashable, set[tuple[str, str]]] = {}
     for group, folder in folders.items():
         count = 0
+        present[group] = set()
         for name in classes:
-            chosen = select_per_class(files_in(folder / name, extensions), per_class, seed, name)
+            files = files_in(folder / name, extensions, walk)
+            present[group].update((name, p.stem) for p in files)
+            chosen = select_per_class(files, per_class, seed, name)
             items.extend(Item(group, str(path), labels[name]) for path in chosen)
             count += len(chosen)
         if count == 0:
             raise GcpbenchError(f"'{folder}' holds no {'/'.join(sorted(extensions))} files")
-    return items
+    return items, present
+
+
+def missing_files(title: str, root: Path, present: dict[Hashable, set[tuple[str, str]]],
+                  expected: int | None = None) -> int:
+    """How many files the group folders lack: each group should hold the same images (every
+    corruption and severity, every perturbation, is made from the same clean images), and a
+    generated tree ``expected`` (its record's count) per group. Warned about (one line) when any:
+    a mean over such a tree is over fewer images than the benchmark's, and is marked so."""
+    union = set().union(*present.values()) if present else set()
+    full = max(len(union), expected or 0)
+    lacking = {group: full - len(files) for group, files in present.items() if len(files) < full}
+    if lacking:
+        first, count = next(iter(lacking.items()))
+        more = f" and {len(lacking) - 1} more folder{'s' if len(lacking) > 2 else ''}" if len(lacking) > 1 else ""
+        warn(f"{title} tree '{root}' is missing {sum(lacking.values())} file(s): '{first}' holds {full - count} of "
+             f"{full}{more}; its means are over fewer images than the benchmark's and are marked incomplete")
+    return sum(lacking.values())
+
+
+@dataclass(frozen=True)
+class TreeItems:
+    """What :func:`tree_items` found: the items, the label map and the files the tree lacks."""
+
+    items: list[Item]
+    labels: dict[str, int]
+    missing: int
 
 
 def tree_items(title: str, root: Path, folders: dict[Hashable, Path], warn_strays: Callable[[], object],
                checkpoint: dict, num_outputs: int, extensions: Iterable[str], subset: int | None,
-               seed: int) -> tuple[list[Item], dict[str, int]]:
-    """The items and label map of the group ``folders`` (under ``root``) of a ``title`` tree
-    (``ImageNet-C``): the folders must share one class list, a downloaded tree is checked against
-    its manifest for the top folders used, ``warn_strays()`` names the folders no evaluation
-    reads, and the classes must match the model (:func:`label_map`)."""
+               seed: int, walk: TreeWalk | None = None) -> TreeItems:
+    """The items, label map and missing-file count of the group ``folders`` (under ``root``) of
+    a ``title`` tree (``ImageNet-C``): the folders must share one class list, a downloaded tree
+    is checked against its manifest for the top folders used, ``warn_strays()`` names the
+    folders no evaluation reads, the classes must match the model (:func:`label_map`), and
+    files some groups lack are counted and warned about (:func:`missing_files`)."""
     classes = check_same_classes(list(folders.values()))
     check_against_manifest(title.lower(), root, [f.relative_to(root).parts[0] for f in folders.values()], classes)
     warn_strays()
     labels = label_map(classes, checkpoint, num_outputs, f"{title} tree '{root}'")
-    return collect_items(folders, classes, labels, extensions, subset, seed), labels
+    items, present = collect_items(folders, classes, labels, extensions, subset, seed, walk)
+    return TreeItems(items, labels, missing_files(title, root, present, expected_files(title, root, classes)))
+
+
+def expected_files(title: str, root: Path, classes: Sequence[str]) -> int | None:
+    """How many files each group folder should hold: a generated tree's record says it; a
+    downloaded tree of ImageNet classes holds its manifest's count per class (ImageNet-C: 50,000
+    for the 1000 classes, 50 per class); None when nothing says."""
+    marker = read_marker(root)
+    if marker is not None:
+        expected = marker.get("images_per_subset", marker.get("sequences_per_folder"))
+        return expected if isinstance(expected, int) else None
+    if classes_kind(classes) != IMAGENET:
+        return None
+    from gcpbench.data.manifests import load_manifest
+
+    each = load_manifest(title.lower()).get("files", {}).get("each")
+    return each * len(classes) // 1000 if isinstance(each, int) else None
+
+
+SYNTHETIC, IMAGENET, OTHER = "synthetic", "imagenet-val", "other"  # what a tree's images were made from
+
+
+def classes_kind(classes: Sequence[str]) -> str:
+    """``imagenet-val`` when every class folder is an ImageNet-1k wnid, else ``other``."""
+    from gcpbench.data.manifests import imagenet_classes
+
+    return IMAGENET if set(classes) <= set(imagenet_classes()) else OTHER
+
+
+def source_kind(root: Path, classes: Sequence[str]) -> str:
+    """What a -C / -P tree was made from: its generation record's ``source_kind``; for a
+    downloaded tree (ImageNet-C / -P are made from ImageNet's validation set) ``imagenet-val``
+    when its class folders are ImageNet wnids, else ``other``."""
+    marker = read_marker(root)
+    if marker is None:
+        return classes_kind(classes)
+    return str(marker.get("source_kind") or (SYNTHETIC if marker.get("dataset") == "synthetic" else OTHER))
 
 
 def stray_folders(root: Path, known_top: Collection[str], levels: dict[str, Collection[str]] | None = None) -> list[str]:

@@ -124,11 +124,9 @@ def eval_variant(variant_name: str, ckpt: str | Path | None, data: str | Path | 
     net = ClassSubset(model, indices) if indices is not None else model
     prep = resolved.preprocessing.at_size(image_size) if image_size else resolved.preprocessing
     producer = Producer.of(resolved.path, name, resolved.checkpoint)
-    identity = ResultIdentity(producer, str(root.resolve()), {"variant": variant.key, "preprocessing": prep.as_dict(),
-                                                              "amp": amp})
     path, run = imagenet_output(resolved.path, Path(out) if out is not None else None, name, variant.result_file)
     if run is None:
-        writing = writer_lock(path.parent, path.name)
+        writing = writer_lock(path.parent, path.name, remove=True)
     else:
         writing = result_writer(run, f"imagenet_{variant.key}", (variant.result_file,), producer,
                                 f"{variant.title} results", {"command": "eval-imagenet", "dataset": variant.dataset,
@@ -138,6 +136,8 @@ def eval_variant(variant_name: str, ckpt: str | Path | None, data: str | Path | 
                                       device=torch_device, amp=amp, progress=not quiet,
                                       description=f"{variant.title} {name}", strict=strict)
         unreadable = metrics.get("unreadable", [])
+        options = {"variant": variant.key, "preprocessing": prep.as_dict(), "amp": amp}
+        identity = ResultIdentity(producer, str(root.resolve()), options, {"listing": metrics["listing"]})
         complete = len(folders) == len(manifest_classes(variant))
         result = VariantResult(
             model=name, checkpoint=str(resolved.path), variant=variant.key, dataset=variant.dataset,

@@ -21,6 +21,7 @@ from gcpbench.robustness.generate import temp_sibling
 CODEC = "libx264"
 FPS = 1
 PIXEL_FORMAT = "yuv444p"
+FFMPEG_LOG_ENV = "OPENCV_FFMPEG_LOGLEVEL"
 
 
 class VideoError(OSError):
@@ -61,12 +62,16 @@ def write_mp4(path: str | os.PathLike, frames: Sequence[np.ndarray], x264: Mappi
 
 
 def read_mp4(path: str | os.PathLike) -> np.ndarray:
-    """Decode every frame of a video: RGB uint8 [frames, H, W, 3]; VideoError if unreadable."""
+    """Decode every frame of a video: RGB uint8 [frames, H, W, 3]; VideoError if unreadable (the
+    reason is the error; libav's own lines never reach stderr)."""
+    os.environ.setdefault(FFMPEG_LOG_ENV, "-8")  # AV_LOG_QUIET, read at OpenCV's first use of its ffmpeg backend
     import cv2
 
     path = Path(path)
     if not path.is_file():
         raise VideoError(f"'{path}' does not exist")
+    if path.stat().st_size == 0:
+        raise VideoError(f"'{path}' is an empty file")
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():

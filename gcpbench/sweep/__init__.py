@@ -5,6 +5,7 @@ Modules: ``spec`` (grid files -> runs with stable names), ``paper`` (the paper's
 built-in specs), ``plan`` (the sweep directory and its ``sweep.json``), ``job`` (one run: train,
 continue after a restart, evaluate), ``evaluations`` (the evaluation commands), ``launchers``
 (local, Slurm and submitit's local executor), ``state`` (each run's state from its directory),
+``slurm`` (what Slurm says about the jobs: squeue, sacct; waiting for them),
 ``sweep`` (the command's steps as library calls).
 """
 from gcpbench.sweep.paper import PAPER_SPECS, paper_spec

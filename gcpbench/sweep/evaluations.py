@@ -86,13 +86,14 @@ def finetune_command(run: RunDir, evaluation: Evaluation, ckpt: str, options: di
 
 def run_evaluation(args: list[str], log: Path | None = None) -> str | None:
     """Run ``gcpbench ARGS`` in a child process; None on success, else its last error line."""
+    from gcpbench.children import run_child
     from gcpbench.sweep.state import last_line
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)  # the evaluation is one process, not a member of the training's group
-    result = subprocess.run([sys.executable, "-m", "gcpbench", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    result = run_child([sys.executable, "-m", "gcpbench", *args], env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True)
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "a") as handle:

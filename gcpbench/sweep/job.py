@@ -11,8 +11,9 @@ requeue and resubmits the same call; training then continues from ``last.pt``
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import submitit
 
@@ -24,7 +25,7 @@ from gcpbench.sweep.spec import Evaluation
 from gcpbench.sweep.state import last_line, read_job, start_job, update_job
 
 
-def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None) -> str:
+def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None, scheduler: str | None = None) -> str:
     """Train run ``name`` of the sweep in ``sweep_dir`` and evaluate it; returns its state.
 
     Under DDP every rank trains; rank 0 alone records the state (``job.json``) and runs the
@@ -38,7 +39,7 @@ def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None) 
     run = sweep.run(name)
     main = is_main_process()
     if main:
-        start_job(run, job_id)
+        start_job(run, job_id, scheduler)
     try:
         train(spec.options(run.path))
         if not main:
@@ -61,29 +62,41 @@ def run_job(sweep_dir: str | os.PathLike, name: str, job_id: str | None = None) 
         raise
     except Exception as exc:
         if main:
-            update_job(run, state="failed", error=last_line(str(exc)) or exc.__class__.__name__)
+            if _slurm_requeues(exc):
+                update_job(run, state="requeued")
+            else:
+                update_job(run, state="failed", error=last_line(str(exc)) or exc.__class__.__name__)
         raise
     if main:
         update_job(run, state="done")
     return "done"
 
 
-def show_logs() -> None:
-    """A job is an entry point: its log file shows the library's lines as ``gcpbench`` does."""
-    from gcpbench.cli import install_logging
-
-    install_logging()
+def _slurm_requeues(exc: BaseException) -> bool:
+    """True for submitit's ``scontrol requeue`` failing after a preemption signal: Slurm requeues
+    the job itself (``PreemptMode=REQUEUE``) and has already taken it down, so the run is requeued,
+    not failed."""
+    return isinstance(exc, subprocess.CalledProcessError) and list(exc.cmd[:2]) == ["scontrol", "requeue"]
 
 
 class SweepJob(submitit.helpers.Checkpointable):
-    """The submitit callable of one run: DDP environment from submitit, then :func:`run_job`."""
+    """The submitit callable of one run: DDP environment from submitit, then :func:`run_job`.
+
+    ``show_logs`` (pickled by reference with the job) sets up how the job's log file shows the
+    library's lines; the command line passes its own log handler
+    (:func:`gcpbench.cli.install_logging`), so this module never imports the command line."""
+
+    def __init__(self, show_logs: Callable[[], None] | None = None) -> None:
+        super().__init__()
+        self.show_logs = show_logs
 
     def __call__(self, sweep_dir: str, name: str) -> str:
         env = submitit.JobEnvironment()
         # Every GPU of the node stays visible; each rank picks cuda:LOCAL_RANK (gcpbench.train.distributed).
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
-        show_logs()
-        return run_job(sweep_dir, name, job_id=env.job_id)
+        if self.show_logs is not None:
+            self.show_logs()
+        return run_job(sweep_dir, name, job_id=env.job_id, scheduler=env.cluster)
 
     def checkpoint(self, sweep_dir: str, name: str) -> Any:
         """Preempted or timed out (submitit calls this on the job's first task): requeue the same

@@ -25,12 +25,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from gcpbench.children import popen, stop
 from gcpbench.errors import GcpbenchError
 from gcpbench.sweep.plan import SweepDir
 
 logger = logging.getLogger(__name__)
 
 LAUNCHERS: tuple[str, ...] = ("local", "slurm", "submitit-local")
+SIGNAL_DELAY_S = 90  # Slurm sends USR2 this long before the time limit (sbatch --signal=USR2@90)
+TIMEOUT_MARGIN_MIN = 10  # submitit: a signal later than min(80 %, limit - 10 min) into a job is a time-out
 
 
 @dataclass
@@ -81,6 +84,22 @@ def parse_time(text: str) -> int:
                             "hours-minutes-seconds, 3-00:00:00 days-hours-minutes-seconds) or 45m / 12h") from None
 
 
+def short_time_warning(time_min: int, max_timeouts: int) -> str | None:
+    """Why ``--time`` is too short for requeues to work as meant, or ``None``.
+
+    submitit cannot tell a preemption from the time limit: it counts a USR2 that comes later than
+    ``min(0.8 * limit, limit - 10 min)`` into the job as a time-out. With ``--time`` of 10 minutes
+    or less that is every signal, so each preemption uses up one of ``--max-timeouts``.
+    """
+    guaranteed_s = min(0.8 * time_min * 60, (time_min - TIMEOUT_MARGIN_MIN) * 60)
+    if guaranteed_s > 0:
+        return None
+    return (f"--time {time_min} min leaves no room after the USR2 delay ({SIGNAL_DELAY_S} s before the limit): "
+            f"submitit counts every signal within {TIMEOUT_MARGIN_MIN} minutes of the limit as a time-out, so each "
+            f"preemption uses up one of --max-timeouts {max_timeouts} and the run stops being requeued after that; "
+            f"give --time above {TIMEOUT_MARGIN_MIN} minutes")
+
+
 # --------------------------------------------------------------------------------- local
 
 def _job_command(sweep: SweepDir, name: str) -> list[str]:
@@ -99,27 +118,34 @@ def launch_local(sweep: SweepDir, names: list[str], gpus: int = 0,
     queue = list(names)
     running: dict[int, tuple[str, subprocess.Popen]] = {}
     codes: dict[str, int] = {}
-    while queue or running:
-        for slot in range(slots):
-            if slot in running or not queue:
-                continue
-            name = queue.pop(0)
-            env = dict(os.environ)
-            if gpus > 0:
-                env["CUDA_VISIBLE_DEVICES"] = str(slot)
-            with open(sweep.log(name), "a") as log:
-                process = subprocess.Popen(_job_command(sweep, name), env=env, stdout=log, stderr=subprocess.STDOUT)
-            running[slot] = (name, process)
-            say(f"started {name}" + (f" on GPU {slot}" if gpus > 0 else "") + f" (log: {sweep.log(name)})")
-        for slot, (name, process) in list(running.items()):
-            code = process.poll()
-            if code is None:
-                continue
-            del running[slot]
-            codes[name] = code
-            say(f"{'finished' if code == 0 else 'FAILED'} {name}" + ("" if code == 0 else f" (exit {code})"))
-        if running:
-            time.sleep(0.5)
+    try:
+        while queue or running:
+            for slot in range(slots):
+                if slot in running or not queue:
+                    continue
+                name = queue.pop(0)
+                env = dict(os.environ)
+                if gpus > 0:
+                    env["CUDA_VISIBLE_DEVICES"] = str(slot)
+                with open(sweep.log(name), "a") as log:
+                    process = popen(_job_command(sweep, name), env=env, stdout=log, stderr=subprocess.STDOUT)
+                running[slot] = (name, process)
+                say(f"started {name}" + (f" on GPU {slot}" if gpus > 0 else "") + f" (log: {sweep.log(name)})")
+            for slot, (name, process) in list(running.items()):
+                code = process.poll()
+                if code is None:
+                    continue
+                del running[slot]
+                codes[name] = code
+                say(f"{'finished' if code == 0 else 'FAILED'} {name}" + ("" if code == 0 else f" (exit {code})"))
+            if running:
+                time.sleep(0.5)
+    finally:  # interrupted (Ctrl-C, SIGTERM) or failed: the jobs stop too, each recording where it was
+        for _, process in running.values():
+            if process.poll() is None:
+                process.terminate()
+        for _, process in running.values():
+            stop(process)
     return codes
 
 
@@ -139,19 +165,29 @@ def make_executor(sweep: SweepDir, cluster: str, options: ClusterOptions):
         extra = {"slurm_partition": options.partition, "slurm_account": options.account, "slurm_qos": options.qos,
                  "slurm_constraint": options.constraint, "slurm_array_parallelism": options.array_parallelism,
                  "cpus_per_task": options.cpus_per_task, "mem_gb": options.mem_gb,
-                 "slurm_setup": options.setup or None}
+                 "slurm_setup": options.setup or None, "slurm_signal_delay_s": SIGNAL_DELAY_S}
         executor.update_parameters(**{k: v for k, v in extra.items() if v is not None})
+        warning = short_time_warning(options.time_min, options.max_timeouts)
+        if warning:
+            logger.warning(warning)
     elif options.nodes != 1:
         raise GcpbenchError("--launcher submitit-local runs on this machine: use --nodes 1")
     return executor
 
 
-def launch_submitit(sweep: SweepDir, names: list[str], cluster: str, options: ClusterOptions) -> list:
-    """Submit one job per run (a job array on Slurm); returns submitit's jobs."""
+def launch_submitit(sweep: SweepDir, names: list[str], cluster: str, options: ClusterOptions,
+                    show_logs: Callable[[], None] | None = None) -> list:
+    """Submit one job per run (a job array on Slurm); returns submitit's jobs. ``show_logs``: how
+    each job's log shows the library's lines (see :class:`gcpbench.sweep.job.SweepJob`).
+
+    Each Slurm job's id is recorded in its run folder at once, so the sweep's status and a
+    second launch see the run as queued before the job starts.
+    """
     from gcpbench.sweep.job import SweepJob
+    from gcpbench.sweep.state import record_submission
 
     executor = make_executor(sweep, cluster, options)
-    task = SweepJob()
+    task = SweepJob(show_logs)
     try:
         with executor.batch():
             jobs = [executor.submit(task, str(sweep.path.resolve()), name) for name in names]
@@ -160,4 +196,19 @@ def launch_submitit(sweep: SweepDir, names: list[str], cluster: str, options: Cl
             raise
         message = str(exc).strip().splitlines()
         raise GcpbenchError(f"submitting to {cluster} failed: {message[-1] if message else exc.__class__.__name__}") from None
+    if cluster == "slurm":
+        for name, job in zip(names, jobs):
+            record_submission(sweep.run(name), job.job_id)
     return jobs
+
+
+def wait_submitit(jobs: list, cluster: str, say: Callable[[str], None] | None = None) -> None:
+    """Wait for submitit's jobs to end. On Slurm, Slurm itself is asked (submitit's watcher reads
+    ``sacct`` alone, and without accounting never learns that a job ended without a result)."""
+    if cluster != "slurm":
+        for job in jobs:
+            job.wait()
+        return
+    from gcpbench.sweep.slurm import wait_for_jobs
+
+    wait_for_jobs({job.job_id: job.paths.result_pickle for job in jobs}, say=say)

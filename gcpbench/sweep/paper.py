@@ -39,7 +39,7 @@ def _imagenet(train: dict[str, Any], data: str | None) -> tuple[list[RunSpec], l
 
     runs = []
     for row in paper_imagenet().itertuples():
-        dim = 256 if row.gcp_dim is None or str(row.gcp_dim) == "<NA>" else int(row.gcp_dim)
+        dim = None if row.gcp_dim is None or str(row.gcp_dim) == "<NA>" else int(row.gcp_dim)
         runs.append(make_run(model_name(row.arch, row.head, dim), row.schedule, 0, train, [], data))
     return runs, []
 

@@ -6,6 +6,7 @@
       sweep.json            the runs (name, `gcpbench train` options, evaluations), eval options
       <run name>/           one gcpbench run directory per run (config, metrics, checkpoints, eval/)
         job.json            the sweep's record of the run: state, attempts, evaluations, last error
+        submission.json     the Slurm job the sweep submitted for the run (slurm launcher)
         detect/<framework>_<method>/   detection fine-tunings of the run's checkpoint
       logs/<run name>.log   output of the local launcher's jobs
       submitit/             submitit's job pickles and logs (slurm, submitit-local)

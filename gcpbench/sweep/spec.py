@@ -38,6 +38,7 @@ from typing import Any, Iterable
 
 from gcpbench.errors import GcpbenchError
 from gcpbench.models.registry import closest, model_info, model_name
+from gcpbench.paths import require_folder_name
 from gcpbench.runtime import first_line
 from gcpbench.train.config import TrainOptions
 from gcpbench.train.schedules import canonical_schedule
@@ -201,6 +202,17 @@ def train_table(value: Any, where: str) -> dict[str, Any]:
     return table
 
 
+def _grid_model(arch: str, head: Any, dim: Any, norm: Any = None) -> str:
+    """The zoo model of one grid point: ``gcp_dims`` and ``gcp_norms`` apply to GCP heads only (a
+    GAP model appears once); a full zoo name must agree with the grid's ``heads``, ``gcp_dims``
+    and ``gcp_norms``."""
+    name = model_name(arch, None if head is None else str(head))
+    if (dim is None and norm is None) or not model_info(name).head.is_gcp:
+        return name
+    return model_name(arch, None if head is None else str(head), None if dim is None else int(dim),
+                      None if norm is None else str(norm))
+
+
 def expand_grid(grid: dict[str, Any], defaults: dict[str, Any], where: str) -> list[RunSpec]:
     """The runs of one grid table (its keys win over the spec's top-level ones)."""
     _check_keys(grid, GRID_KEYS, where)
@@ -209,9 +221,9 @@ def expand_grid(grid: dict[str, Any], defaults: dict[str, Any], where: str) -> l
     if "models" not in merged:
         raise GcpbenchError(f"{where}: no 'models' (architectures such as resnet18, or zoo names)")
     models = _as_list(merged["models"], "models", where)
-    heads = _as_list(merged.get("heads", ["gap"]), "heads", where)
-    dims = _as_list(merged.get("gcp_dims", [256]), "gcp_dims", where)
-    norms = _as_list(merged.get("gcp_norms", ["isqrt"]), "gcp_norms", where)
+    heads = _as_list(merged["heads"], "heads", where) if "heads" in merged else [None]  # None: the name's (GAP for an arch)
+    dims = _as_list(merged["gcp_dims"], "gcp_dims", where) if "gcp_dims" in merged else [None]
+    norms = _as_list(merged["gcp_norms"], "gcp_norms", where) if "gcp_norms" in merged else [None]
     schedules = _as_list(merged.get("schedules", ["LRnorm"]), "schedules", where)
     seeds = _as_list(merged.get("seeds", [0]), "seeds", where)
     evaluations = merged.get("evaluations") or []
@@ -219,7 +231,7 @@ def expand_grid(grid: dict[str, Any], defaults: dict[str, Any], where: str) -> l
     runs: dict[str, RunSpec] = {}
     for arch, head, dim, norm, schedule, seed in itertools.product(models, heads, dims, norms, schedules, seeds):
         try:
-            model = model_name(str(arch), str(head), int(dim), str(norm) if str(head) == "gcp" else None)
+            model = _grid_model(str(arch), head, dim, norm)
             run = make_run(model, str(schedule), int(seed), train, evaluations, merged.get("data"))
         except GcpbenchError as exc:
             raise GcpbenchError(f"{where}: {exc}") from None
@@ -274,7 +286,8 @@ def parse_spec(data: dict[str, Any], default_name: str) -> SweepSpec:
     if not isinstance(grids, list) or not all(isinstance(g, dict) for g in grids):
         raise GcpbenchError("spec: 'grid' must be a list of tables (in TOML, one double-bracketed grid header each)")
     runs = [run for index, grid in enumerate(grids, 1) for run in expand_grid(grid, defaults, f"spec grid {index}")]
-    return SweepSpec(str(data.get("name") or default_name), merge_runs(runs), _eval_options(data.get("options")))
+    name = require_folder_name(str(data.get("name") or default_name), "spec: name")
+    return SweepSpec(name, merge_runs(runs), _eval_options(data.get("options")))
 
 
 def load_spec(path: str | Path) -> SweepSpec:

@@ -12,7 +12,7 @@ from gcpbench.runs import DEFAULT_ROOT
 from gcpbench.sweep.paper import paper_spec
 from gcpbench.sweep.plan import SweepDir
 from gcpbench.sweep.spec import TRAIN_KEYS, RunSpec, SweepSpec, load_spec, merge_runs, run_name, train_table
-from gcpbench.sweep.state import run_status
+from gcpbench.sweep.state import run_statuses
 
 
 def parse_assignments(items: list[str] | None) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def select_norms(spec: SweepSpec, norms: list[str] | None) -> SweepSpec:
     """``spec`` with only the GAP runs and the GCP runs of normalisations ``norms`` (all when None)."""
     if not norms:
         return spec
-    from gcpbench.models.external import model_identity
+    from gcpbench.models.registry import model_identity
     from gcpbench.pooling.registry import method
 
     wanted = {method(n).name for n in norms}
@@ -93,7 +93,8 @@ def select_runs(sweep: SweepDir, spec: SweepSpec, only: list[str] | None = None,
     sweep folder's plan has them (with the evaluations other specs added).
 
     Finished runs are skipped; so are running ones (a second job would train the same folder)
-    unless ``include_running`` (for jobs that died without a word, e.g. a lost node).
+    unless ``include_running`` (for jobs that died without a word, e.g. a lost node), and always
+    those whose Slurm job is still queued, running or requeued.
     """
     plan = sweep.read()
     chosen = [plan.run(r.name) for r in spec.runs if not only or any(fnmatch.fnmatch(r.name, p) for p in only)]
@@ -101,10 +102,12 @@ def select_runs(sweep: SweepDir, spec: SweepSpec, only: list[str] | None = None,
         raise GcpbenchError(f"--only {' '.join(only)} matches none of the {len(spec.runs)} runs "
                             "(`gcpbench sweep ... --dry-run` lists their names)")
     launch, skipped = [], []
-    for run in chosen:
-        state = run_status(sweep, run).state
+    for run, status in zip(chosen, run_statuses(sweep, chosen)):
+        state = status.state
         if state == "done":
             skipped.append((run.name, "done"))
+        elif status.held_by:
+            skipped.append((run.name, f"{status.note} (scancel {status.held_by} to stop it)"))
         elif state == "running" and not include_running:
             skipped.append((run.name, "running (pass --include-running if its job is gone)"))
         else:

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from gcpbench.errors import GcpbenchError, require_positive
-from gcpbench.models.registry import MODELS
+from gcpbench.models.registry import is_zoo_name
 from gcpbench.paths import auto_resume_run
 from gcpbench.records import TrainConfig
 from gcpbench.runs import RunDir
-from gcpbench.train.schedules import MOMENTUM, Schedule, canonical_schedule, make_schedule
+from gcpbench.train.schedules import Schedule, canonical_schedule, make_schedule
 
 
 @dataclass
@@ -46,23 +46,24 @@ class TrainOptions:
     schedule_family: str | None = None  # timm / torchvision models: whose schedules (default resnet)
     last_stride_one: bool | None = None  # timm / torchvision ResNets with a GCP head: layer4 at stride 1
     strict: bool = False  # stop at the first unreadable image instead of skipping and listing it
+    weight_decay: float | None = None  # None: the paper's (per family)
+    momentum: float | None = None  # None: the paper's 0.9
+    label_smoothing: float | None = None  # None: 0, the paper's plain cross-entropy
+    warmup_epochs: int | None = None  # None: 0, no warm-up (the paper's)
+    tensorboard: bool = True  # TensorBoard scalars in RUN/tensorboard/ (rank 0)
 
     def __post_init__(self) -> None:
         """Refuse option values that would otherwise be accepted silently."""
         require_positive("--image-size", self.image_size)
         require_positive("--landscape-num-eta", self.landscape_num_eta)
+        if self.label_smoothing is not None and not 0.0 <= self.label_smoothing < 1.0:
+            raise GcpbenchError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.workers is not None and self.workers < 0:
             raise GcpbenchError(f"--workers must be 0 or more, got {self.workers}")
-        if self.gcp_dim is not None and self.resume is None and self.arch and "/" not in self.arch:  # timm/torchvision names check their own
-            from gcpbench.models import model_info, model_name
+        if self.resume is None and self.arch and "/" not in self.arch:  # timm/torchvision names check their own
+            from gcpbench.models import model_name
 
-            info = model_info(model_name(self.arch, self.head or "gap", self.gcp_dim))
-            if not info.head.is_gcp:
-                raise GcpbenchError(f"--gcp-dim {self.gcp_dim} applies to GCP heads only, and {info.name} has a GAP "
-                                    "head: add --head gcp or drop --gcp-dim")
-            if info.head.dim != self.gcp_dim:
-                raise GcpbenchError(f"--gcp-dim {self.gcp_dim} differs from {info.name}'s GCP dimension "
-                                    f"{info.head.dim}: use {info.arch} --head gcp --gcp-dim {self.gcp_dim}, or drop --gcp-dim")
+            model_name(self.arch, self.head, self.gcp_dim)  # options that contradict the name are refused
 
 
 def auto_resume_target(options: TrainOptions) -> str | None:
@@ -76,6 +77,23 @@ def auto_resume_target(options: TrainOptions) -> str | None:
         raise GcpbenchError("--resume auto needs --out RUN_DIR: the run directory to continue, or to start "
                             "when it holds no run yet")
     return auto_resume_run(options.out)
+
+
+def unstarted_run(options: TrainOptions) -> str | None:
+    """``train --out RUN`` where RUN holds a training run that never finished an epoch (its
+    ``config.json``, no ``checkpoints/last.pt``: it was stopped during its first epoch) with the
+    same configuration: RUN, to continue as ``--resume RUN`` (from epoch 1), so that rerunning the
+    same command starts it again. None otherwise (a finished epoch needs ``--resume``)."""
+    if options.resume is not None or not options.out:
+        return None
+    run = RunDir(Path(options.out))
+    if not run.config.is_file() or run.last_checkpoint.is_file():
+        return None
+    try:
+        stored_config(replace(options, resume=options.out))
+    except GcpbenchError:  # another configuration (or no training run): refused as a new run would be
+        return None
+    return options.out
 
 
 def _stored_value(option: str, given: Any, stored: Any) -> Any:
@@ -99,7 +117,7 @@ def _stored_value(option: str, given: Any, stored: Any) -> Any:
 
 def requested_config(stored: TrainConfig, options: TrainOptions) -> TrainConfig:
     """``stored`` with the values of the options the user gave (those that define a run)."""
-    from gcpbench.models.external import model_identity
+    from gcpbench.models.registry import model_identity
 
     changes: dict[str, Any] = {}
     for f in TrainConfig.defining():
@@ -110,7 +128,7 @@ def requested_config(stored: TrainConfig, options: TrainOptions) -> TrainConfig:
         if f.name == "arch":
             changes["arch"] = model_identity(given).arch
         elif f.name == "model":
-            if given.lower() in MODELS:  # a full zoo name such as resnet18_gcp
+            if is_zoo_name(given):  # a full zoo name such as resnet18_gcp
                 changes["model"] = given.lower()
         else:
             changes[f.name] = _stored_value(option, given, getattr(stored, f.name))
@@ -146,7 +164,8 @@ def stored_config(options: TrainOptions) -> tuple[RunDir, TrainConfig]:
 def schedule_from_config(config: TrainConfig) -> Schedule:
     """The schedule a stored configuration describes."""
     return make_schedule(config.family or config.arch, config.schedule, config.epochs, config.batch_size,
-                         config.lr_option)
+                         config.lr_option, weight_decay=config.weight_decay, momentum=config.momentum,
+                         warmup_epochs=config.warmup_epochs)
 
 
 def imagenet_subset(dataset: str, train_images: int, val_images: int) -> bool:
@@ -164,7 +183,7 @@ def new_config(options: TrainOptions, *, name: str, family: str, schedule: Sched
                world_size: int, channels_last: bool) -> TrainConfig:
     """The resolved configuration of a new run (written to config.json)."""
     from gcpbench import __version__
-    from gcpbench.models.external import model_identity
+    from gcpbench.models.registry import model_identity
 
     info = model_identity(name, options.gcp_options)
     return TrainConfig(
@@ -175,10 +194,49 @@ def new_config(options: TrainOptions, *, name: str, family: str, schedule: Sched
         num_classes=len(classes), train_images=train_images, val_images=val_images, image_size=image_size,
         epochs=schedule.epochs, paper_epochs=schedule.paper.epochs, batch_size=schedule.batch_size,
         paper_batch_size=schedule.paper.batch_size, base_lr=schedule.base_lr, paper_base_lr=schedule.paper.base_lr,
-        lr_option=options.lr, weight_decay=schedule.weight_decay, momentum=MOMENTUM,
+        lr_option=options.lr, weight_decay=schedule.weight_decay, momentum=schedule.momentum,
+        label_smoothing=options.label_smoothing or 0.0, warmup_epochs=schedule.warmup_epochs,
         schedule_notes=schedule.describe(), amp=bool(options.amp), channels_last=channels_last,
         seed=options.seed or 0, deterministic=bool(options.deterministic), workers=options.workers, device=device,
         world_size=world_size, landscape_every=options.landscape_every or 0,
         landscape_num_eta=options.landscape_num_eta, gcp_precision=options.gcp_precision or "float32",
         init_weights=str(Path(options.weights).resolve()) if options.weights else None, gcpbench_version=__version__,
         started=_dt.datetime.now().isoformat(timespec="seconds"))
+
+
+def dry_run_plan(options: TrainOptions) -> dict[str, Any]:
+    """``train --dry-run``: the resolved configuration and the LR at the start of every epoch,
+    without reading the data or creating anything. With ``--resume`` the stored configuration
+    (after the same checks as a real resume)."""
+    from dataclasses import asdict
+
+    if options.resume:
+        target = auto_resume_target(options) if options.resume == "auto" else options.resume
+        if target is None:  # --resume auto with nothing to continue: a new run
+            return dry_run_plan(replace(options, resume=None))
+        run, config = stored_config(replace(options, resume=target))
+        schedule = schedule_from_config(config)
+        resolved: dict[str, Any] = {"resume": str(run.path), **config.to_json()}
+    else:
+        from gcpbench.models.registry import model_identity
+        from gcpbench.models.training import train_model
+
+        if not options.arch:
+            raise GcpbenchError("name an architecture (e.g. `gcpbench train resnet18 --head gcp --dry-run`) or pass --resume RUN_DIR")
+        name, family = train_model(options.arch, options.head, options.gcp_dim, options.last_stride_one,
+                                   options.schedule_family)
+        schedule = make_schedule(family, canonical_schedule(options.schedule or "LRnorm"), options.epochs,
+                                 options.batch_size, options.lr, weight_decay=options.weight_decay,
+                                 momentum=options.momentum, warmup_epochs=options.warmup_epochs)
+        info = model_identity(name)
+        resolved = {"model": name, "arch": info.arch, "head": info.head.kind,
+                    "gcp_dim": info.head.dim if info.head.is_gcp else None, "family": family,
+                    "schedule": schedule.name, "epochs": schedule.epochs, "batch_size": schedule.batch_size,
+                    "base_lr": schedule.base_lr, "weight_decay": schedule.weight_decay, "momentum": schedule.momentum,
+                    "label_smoothing": options.label_smoothing or 0.0, "warmup_epochs": schedule.warmup_epochs,
+                    "data": options.data or "the built-in synthetic set", "out": options.out,
+                    "options": {k: v for k, v in asdict(options).items() if v not in (None, False)}}
+    # the LR at each epoch's first iteration, per-iteration parts (warm-up, ShuffleNetV2) taken as continuous
+    steps = 10**6
+    lrs = [schedule.lr(epoch, 0, steps) for epoch in range(schedule.epochs)]
+    return {"config": resolved, "schedule_notes": schedule.describe(), "lr_per_epoch": lrs}

@@ -2,7 +2,7 @@
 tenth of a long epoch), through :mod:`logging`.
 
 Only rank 0 reports (``enabled``). A front end hands in a subclass that draws bars
-(:class:`gcpbench.cli.ui.RichTrainReporter`).
+(:class:`gcpbench.cli.train_bars.RichTrainReporter`).
 """
 from __future__ import annotations
 

@@ -135,6 +135,9 @@ class Schedule:
     epochs: int
     batch_size: int
     base_lr: float  # the LR the curve starts from at this batch size (paper base * lr_scale)
+    weight_decay_option: float | None = None  # --weight-decay (None: the paper's)
+    momentum: float = MOMENTUM
+    warmup_epochs: int = 0  # linear warm-up over the first K epochs' iterations (0: the paper's, none)
 
     @property
     def lr_scale(self) -> float:
@@ -142,7 +145,13 @@ class Schedule:
 
     @property
     def weight_decay(self) -> float:
-        return self.paper.weight_decay
+        return self.paper.weight_decay if self.weight_decay_option is None else self.weight_decay_option
+
+    def warmup_factor(self, epoch: int, step: int, steps_per_epoch: int) -> float:
+        """``(it + 1) / warm-up iterations`` during the warm-up, else 1 (``it`` counts from 0)."""
+        total = self.warmup_epochs * steps_per_epoch
+        it = epoch * steps_per_epoch + step
+        return (it + 1) / total if it < total else 1.0
 
     def lr(self, epoch: int, step: int = 0, steps_per_epoch: int = 1) -> float:
         """The LR of 0-based ``epoch`` (and iteration ``step`` of it, for ShuffleNetV2)."""
@@ -157,7 +166,7 @@ class Schedule:
             stretched = epoch * self.paper.epochs / self.epochs
             progress = (epoch * steps_per_epoch + step) / (self.epochs * steps_per_epoch)
             value = reference_lr(self.family, self.name, stretched, progress)
-        return value * self.lr_scale
+        return value * self.lr_scale * self.warmup_factor(epoch, step, steps_per_epoch)
 
     def describe(self) -> list[str]:
         """Lines that say what the schedule is and how it differs from the paper's."""
@@ -174,6 +183,13 @@ class Schedule:
         elif not math.isclose(self.lr_scale, 1.0):
             lines.append(f"--lr {self.base_lr:g}: the curve is scaled by {self.base_lr:g}/{p.base_lr:g} "
                          "(no linear batch scaling on top of an explicit --lr)")
+        if self.weight_decay_option is not None:
+            lines.append(f"--weight-decay {self.weight_decay:g} (the paper's: {p.weight_decay:g})")
+        if self.momentum != MOMENTUM:
+            lines.append(f"--momentum {self.momentum:g} (the paper's: {MOMENTUM})")
+        if self.warmup_epochs:
+            lines.append(f"--warmup-epochs {self.warmup_epochs}: the LR rises linearly over the first "
+                         f"{self.warmup_epochs} epoch(s)' iterations to the schedule's (the paper has no warm-up)")
         if self.family == "resnet" and self.name != "LRnorm":
             lines.append(f"note: the paper's {self.name} formula starts above the base LR at epoch 0 "
                          f"({self.lr(0):.6g}), as the original code did")
@@ -181,8 +197,10 @@ class Schedule:
 
 
 def make_schedule(arch: str, schedule: str, epochs: int | None = None, batch_size: int | None = None,
-                  lr: float | None = None) -> Schedule:
-    """Resolve ``schedule`` for ``arch`` with optional stretching, batch size and base LR."""
+                  lr: float | None = None, *, weight_decay: float | None = None, momentum: float | None = None,
+                  warmup_epochs: int | None = None) -> Schedule:
+    """Resolve ``schedule`` for ``arch`` with optional stretching, batch size and base LR, and the
+    follow-up study's changes (weight decay, momentum, a linear warm-up); None keeps the paper's."""
     family, name = family_of(arch), canonical_schedule(schedule)
     paper = _DEFAULTS[family, name]
     epochs = paper.epochs if epochs is None else int(epochs)
@@ -193,8 +211,16 @@ def make_schedule(arch: str, schedule: str, epochs: int | None = None, batch_siz
         raise GcpbenchError(f"--batch-size must be at least 1, got {batch_size}")
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise GcpbenchError(f"--lr must be a positive number, got {lr}")
+    if weight_decay is not None and not (math.isfinite(weight_decay) and weight_decay >= 0):
+        raise GcpbenchError(f"--weight-decay must be 0 or a positive number, got {weight_decay}")
+    if momentum is not None and not (math.isfinite(momentum) and 0 <= momentum < 1):
+        raise GcpbenchError(f"--momentum must be in [0, 1), got {momentum}")
+    warmup = 0 if warmup_epochs is None else int(warmup_epochs)
+    if not 0 <= warmup < epochs:
+        raise GcpbenchError(f"--warmup-epochs must be between 0 and the {epochs} epochs - 1, got {warmup}")
     base_lr = float(lr) if lr is not None else paper.base_lr * batch_size / paper.batch_size
-    return Schedule(family, name, paper, epochs, batch_size, base_lr)
+    return Schedule(family, name, paper, epochs, batch_size, base_lr, weight_decay,
+                    MOMENTUM if momentum is None else float(momentum), warmup)
 
 
 def learning_rate(arch: str, schedule: str, epoch: int, step: int = 0, steps_per_epoch: int = 1, *,

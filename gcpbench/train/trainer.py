@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gcpbench.data.unreadable import UnreadableLog
-from gcpbench.errors import GcpbenchError
+from gcpbench.errors import GcpbenchError, Interrupted
 from gcpbench.gcp import set_gcp_precision
 from gcpbench.io import atomic_write, read_jsonl, remove_stale_temps
 from gcpbench.paths import AUTO_RESUME
@@ -33,9 +33,10 @@ from gcpbench.records import EpochRecord, TrainConfig
 from gcpbench.runs import RunDir, new_run_dir
 from gcpbench.train import distributed as ddp
 from gcpbench.train.config import (TrainOptions, auto_resume_target, new_config, schedule_from_config,
-                                   stored_config)
+                                   stored_config, unstarted_run)
 from gcpbench.train.progress import TrainReporter
-from gcpbench.train.schedules import MOMENTUM, Schedule, canonical_schedule, make_schedule
+from gcpbench.train.schedules import Schedule, canonical_schedule, make_schedule
+from gcpbench.train.tensorboard import open_log
 from gcpbench.train.state import (read_training_checkpoint, rng_state, save_training_checkpoint, seed_everything,
                                   set_rng_state)
 
@@ -57,6 +58,7 @@ class Session:
     reporter: TrainReporter
     recorder: Any = None
     unreadable: UnreadableLog | None = None  # images skipped as unreadable (none with --strict)
+    tensorboard: Any = None  # train.tensorboard.TensorBoardLog on rank 0 (None: off, or another rank)
 
     @property
     def device(self) -> torch.device:
@@ -167,8 +169,9 @@ def _describe(s: Session, source) -> None:
     decay = (f"weight decay {c.weight_decay:g} (all parameters)" if len(groups) == 1 else "parameter groups " + ", ".join(
         f"{sum(p.numel() for p in g['params']):,} weights at LR x{g.get('lr_factor', 1.0):g} and weight decay "
         f"{g['weight_decay']:g}" for g in groups))
-    log(f"SGD momentum {MOMENTUM}, {decay}; batch {c.batch_size}{per_rank}, {len(s.train_loader)} iterations/epoch, "
-        f"{c.epochs} epochs")
+    smoothing = f", label smoothing {c.label_smoothing:g}" if c.label_smoothing else ""
+    log(f"SGD momentum {s.schedule.momentum:g}, {decay}{smoothing}; batch {c.batch_size}{per_rank}, "
+        f"{len(s.train_loader)} iterations/epoch, {c.epochs} epochs")
     log(f"device {s.device}, amp {'bf16' if c.amp else 'off'}, channels_last {'on' if c.channels_last else 'off'}, "
         f"seed {c.seed}, deterministic {'on' if c.deterministic else 'off'}")
     report = getattr(s.net, "load_report", None)
@@ -213,19 +216,23 @@ def train_one_epoch(s: Session, epoch: int) -> dict[str, float]:
         targets = targets.to(s.device, non_blocking=True)
         with autocast(s.device, s.config.amp):
             outputs = s.model(images)
-            loss = F.cross_entropy(outputs, targets)
+            loss = F.cross_entropy(outputs, targets, label_smoothing=s.config.label_smoothing)
         value = loss.item()
         if not math.isfinite(value):
             raise _nan_error(s, value, epoch, step)
         s.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if s.recorder is not None:
-            s.recorder.maybe_record(epoch * steps + step, epoch + 1, images, targets, value)
+            row = s.recorder.maybe_record(epoch * steps + step, epoch + 1, images, targets, value)
+            if row is not None and s.tensorboard is not None:
+                s.tensorboard.landscape(row)
         s.optimizer.step()
         loss_sum += value * targets.size(0)
         count += targets.size(0)
         correct += (outputs.detach().argmax(1) == targets).sum()
         s.reporter.step(epoch, step, value, lr)
+        if s.tensorboard is not None:
+            s.tensorboard.iteration(epoch * steps + step, value, lr)
     seconds = time.perf_counter() - start
     loss_sum, hits, count = ddp.all_reduce_sum([loss_sum, correct.item(), count], s.ctx)
     return {"lr": s.schedule.lr(epoch, 0, steps), "train_loss": loss_sum / count, "train_top1": 100.0 * hits / count,
@@ -284,26 +291,52 @@ def _save(s: Session, epoch: int, history: list[EpochRecord], best: float, impro
 
 
 def fit(s: Session, start_epoch: int, history: list[EpochRecord], best: float) -> list[EpochRecord]:
-    """Train from ``start_epoch`` (0-based) to the end; returns every epoch record."""
+    """Train from ``start_epoch`` (0-based) to the end; returns every epoch record. Ctrl-C or
+    SIGTERM raises :class:`Interrupted` saying which epoch was lost and what continues."""
     offset = history[-1].wall_time_s if history else 0.0
     started = time.perf_counter()
+    saved = start_epoch
     for epoch in range(start_epoch, s.config.epochs):
-        measured = {**train_one_epoch(s, epoch), **validate(s)}
-        ddp.check_in_sync(s.net, s.ctx)
-        s.unreadable.end_epoch(epoch + 1, lambda paths: ddp.all_gather_object(paths, s.ctx), s.ctx.is_main)
-        record = EpochRecord(epoch=epoch + 1, wall_time_s=offset + time.perf_counter() - started,
-                             **{k: measured[k] for k in EpochRecord.COLUMNS[1:-1]})
-        _require_finite_epoch(s, record)
-        history.append(record)
-        improved = record.val_top1 > best
-        best = max(best, record.val_top1)
-        if s.ctx.is_main:  # the epoch's metrics first: a failed checkpoint write loses no finished epoch
-            write_metrics(s.run, history, s.config)
-        _save(s, epoch + 1, history, best, improved)
-        if s.ctx.is_main:
-            s.reporter.end_epoch(record)
-        ddp.barrier(s.ctx)
+        try:
+            measured = {**train_one_epoch(s, epoch), **validate(s)}
+            ddp.check_in_sync(s.net, s.ctx)
+            s.unreadable.end_epoch(epoch + 1, lambda paths: ddp.all_gather_object(paths, s.ctx), s.ctx.is_main)
+            record = EpochRecord(epoch=epoch + 1, wall_time_s=offset + time.perf_counter() - started,
+                                 **{k: measured[k] for k in EpochRecord.COLUMNS[1:-1]})
+            _require_finite_epoch(s, record)
+            history.append(record)
+            improved = record.val_top1 > best
+            best = max(best, record.val_top1)
+            if s.ctx.is_main:  # the epoch's metrics first: a failed checkpoint write loses no finished epoch
+                write_metrics(s.run, history, s.config)
+            _save(s, epoch + 1, history, best, improved)
+            saved = epoch + 1
+            if s.ctx.is_main:
+                s.reporter.end_epoch(record)
+                if s.tensorboard is not None:
+                    s.tensorboard.epoch(record)
+            ddp.barrier(s.ctx)
+        except KeyboardInterrupt:
+            raise Interrupted(interrupted_note(s.run, saved, s.config.epochs, running=saved == epoch,
+                                               command=s.config.command)) from None
     return history
+
+
+def interrupted_note(run: RunDir, saved: int, epochs: int, running: bool, command: str = "train") -> str:
+    """What a stopped training kept and lost, and the command that continues it: ``saved`` epochs
+    are in ``last.pt``; ``running``: the next one had started (it is lost and runs again);
+    ``command``: the gcpbench command that made the run (``train``, ``finetune``)."""
+    resume = f"continue with `gcpbench {command} --resume {run.path}`"
+    if saved >= epochs:
+        return f"all {epochs} epochs are saved ({run.last_checkpoint}); the run is finished"
+    kept = ("no epoch had finished" if saved == 0 else f"epoch 1 is saved ({run.last_checkpoint})" if saved == 1
+            else f"epochs 1-{saved} are saved ({run.last_checkpoint})")
+    if running:
+        again = "starts epoch 1 again" if saved == 0 else f"resumes at epoch {saved + 1}"
+        return f"epoch {saved + 1}/{epochs} was running and is lost; {kept}; {resume} (it {again})"
+    if saved == 0:
+        return f"no epoch had started; {resume} (it starts at epoch 1)"
+    return f"{kept}; {resume} (it resumes at epoch {saved + 1})"
 
 
 # ------------------------------------------------------------------------------------ entry
@@ -353,7 +386,7 @@ class Prepared:
 def _check_gcp_precision(precision: str | None, name: str) -> None:
     """``--gcp-precision`` must name a known precision and only applies to a GCP head."""
     from gcpbench.gcp import PRECISIONS
-    from gcpbench.models.external import model_identity
+    from gcpbench.models.registry import model_identity
 
     if precision is None:
         return
@@ -371,13 +404,14 @@ def _prepare_new(options: TrainOptions, ctx: ddp.DistContext, quiet: bool) -> Pr
         raise GcpbenchError("name an architecture (e.g. `gcpbench train resnet18 --head gcp`) or pass --resume RUN_DIR")
     name, family = train_model(options.arch, options.head, options.gcp_dim, options.last_stride_one,
                                options.schedule_family, options.gcp_norm)
-    from gcpbench.models.external import model_identity
+    from gcpbench.models.registry import model_identity
 
     model_identity(name, options.gcp_options)  # GCP options that do not fit the method: one line, before any data
     if options.weights is not None and not Path(options.weights).is_file():
         raise GcpbenchError(f"--weights '{options.weights}' does not exist")
     schedule = make_schedule(family, canonical_schedule(options.schedule or "LRnorm"), options.epochs,
-                             options.batch_size, options.lr)
+                             options.batch_size, options.lr, weight_decay=options.weight_decay,
+                             momentum=options.momentum, warmup_epochs=options.warmup_epochs)
     if options.landscape_every is not None and options.landscape_every < 0:
         raise GcpbenchError(f"--landscape-every must be 0 (off) or a positive number of iterations, "
                             f"got {options.landscape_every}")
@@ -417,8 +451,8 @@ def _prepare_resume(options: TrainOptions, ctx: ddp.DistContext, quiet: bool,
     return Prepared(run, config, schedule_from_config(config), source, (train_loader, val_loader), checkpoint)
 
 
-def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool,
-             reporter_class: type[TrainReporter]) -> tuple[Session, list[EpochRecord], float, int]:
+def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool, reporter_class: type[TrainReporter],
+             tensorboard: bool = True) -> tuple[Session, list[EpochRecord], float, int]:
     """Model, optimizer (restored on resume), DDP wrapper, probe and reporter."""
     from gcpbench.models import build
     from gcpbench.models.weights import extract_state_dict, load_state_strict
@@ -435,7 +469,7 @@ def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool,
         net = net.to(memory_format=torch.channels_last)
     set_gcp_precision(net, config.gcp_precision)
     groups = p.param_groups(net) if p.param_groups is not None else net.parameters()
-    optimizer = torch.optim.SGD(groups, lr=p.schedule.base_lr, momentum=MOMENTUM,
+    optimizer = torch.optim.SGD(groups, lr=p.schedule.base_lr, momentum=p.schedule.momentum,
                                 weight_decay=p.schedule.weight_decay)
     history: list[EpochRecord] = []
     best, start_epoch = -math.inf, 0
@@ -459,13 +493,16 @@ def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool,
         recorder = LandscapeRecorder(p.run, net, config.family, config.landscape_every, etas=etas)
     reporter = reporter_class(ctx.is_main, quiet, config.epochs, start_epoch)
     session = Session(ctx, p.run, config, p.schedule, net, model, optimizer, *p.loaders, p.source.classes,
-                      reporter, recorder, UnreadableLog(p.run.path))
+                      reporter, recorder, UnreadableLog(p.run.path), open_log(p.run.path, tensorboard, ctx.is_main))
     return session, history, best, start_epoch
 
 
 def _train(task: Task, options: Any, ctx: ddp.DistContext, reporter: type[TrainReporter]) -> RunDir:
     if options.resume == AUTO_RESUME:  # rank 0 decides, so every rank takes the same path
         options = replace(options, resume=ddp.broadcast_object(auto_resume_target(options), ctx))
+    elif isinstance(options, TrainOptions) and options.resume is None and options.out:  # the same command again after a stop in epoch 1
+        restart = ddp.broadcast_object(unstarted_run(options) if ctx.is_main else None, ctx)
+        options = replace(options, resume=restart) if restart else options
     quiet = options.quiet or not ctx.is_main
     target = options.resume or options.out  # None: a new, time-stamped directory nobody else writes
     with contextlib.ExitStack() as stack:
@@ -489,7 +526,14 @@ def _train(task: Task, options: Any, ctx: ddp.DistContext, reporter: type[TrainR
             remove_stale_temps(run.checkpoints)
             remove_stale_temps(run.path, (run.metrics_jsonl.name, run.metrics_csv.name, run.config.name))
             remove_stale_temps(run.plots, ("convergence.png",))
-        run = _train_locked(options, ctx, prepared, reporter)
+        try:
+            run = _train_locked(options, ctx, prepared, reporter)
+        except Interrupted:
+            raise
+        except KeyboardInterrupt:  # before this process's first epoch began
+            saved = int(prepared.checkpoint["epoch"]) if prepared.checkpoint else 0
+            raise Interrupted(interrupted_note(prepared.run, saved, prepared.config.epochs, running=False,
+                                               command=prepared.config.command)) from None
         if task.finish is not None:
             task.finish(ctx, run, options)
         return run
@@ -499,19 +543,15 @@ def _train_locked(options: Any, ctx: ddp.DistContext, prepared: Prepared,
                   reporter: type[TrainReporter]) -> RunDir:
     run, config = prepared.run, prepared.config
     with determinism(config.deterministic, ctx.device):
-        s, history, best, start_epoch = _session(prepared, ctx, options.quiet, reporter)
-        with s.reporter:
+        s, history, best, start_epoch = _session(prepared, ctx, options.quiet, reporter, getattr(options, "tensorboard", True))
+        with s.reporter, contextlib.closing(s.tensorboard) if s.tensorboard is not None else contextlib.nullcontext():
             if ctx.is_main:
                 _describe(s, prepared.source)
                 if options.resume:
                     s.reporter.log(f"resuming at epoch {start_epoch + 1}/{config.epochs} from "
                                    f"{run.last_checkpoint if prepared.checkpoint else 'the start (no checkpoint yet)'}")
                     _rewrite_history(run, history, config)
-            try:
-                history = fit(s, start_epoch, history, best)
-            except KeyboardInterrupt:
-                s.reporter.log(f"interrupted: continue with `gcpbench {config.command} --resume {run.path}`")
-                raise
+            history = fit(s, start_epoch, history, best)
         if ctx.is_main:
             top = max(history, key=lambda r: r.val_top1)
             s.reporter.log(f"finished {config.epochs} epochs: best val top-1 {top.val_top1:.2f}% (epoch "
