@@ -56,7 +56,7 @@ def test_result_identity_carries_non_default_methods_only(tmp_path) -> None:
 
 def test_cli_refuses_contradicting_norm_in_one_line(run_cli, tmp_path) -> None:
     code, _, err = run_cli("train", "resnet18_gcp_mpn", "--gcp-norm", "log", "--out", str(tmp_path / "r"))
-    assert code == 2 and "names the mpn normalisation but --gcp-norm log" in err and "Traceback" not in err
+    assert code == 2 and "means --gcp-norm mpn, but --gcp-norm log was given" in err and "Traceback" not in err
     code, _, err = run_cli("train", "resnet18", "--head", "gcp", "--gcp-norm", "log", "--gcp-power", "0.3",
                            "--out", str(tmp_path / "s"))
     assert code == 2 and "no option 'power'" in err

@@ -31,9 +31,9 @@ def test_cli_spelling_maps_to_zoo_names_and_refuses_contradictions() -> None:
     assert model_name("resnet50", "gcp", 256, "mpn") == "resnet50_gcp_mpn"
     assert model_name("resnet18", "gcp", 128, "log") == "resnet18_gcp128_log"
     assert model_name("resnet50_gcp_mpn", "gcp", 256, "mpn") == "resnet50_gcp_mpn"
-    for bad, match in ((lambda: model_name("resnet50_gcp_mpn", "gcp", 256, "log"), "names the mpn normalisation"),
-                       (lambda: model_name("resnet50_gcp", "gcp", 256, "mpn"), "names the isqrt normalisation"),
-                       (lambda: model_name("resnet50", "gap", 256, "mpn"), "GCP heads only"),
+    for bad, match in ((lambda: model_name("resnet50_gcp_mpn", "gcp", 256, "log"), "means --gcp-norm mpn, but --gcp-norm log"),
+                       (lambda: model_name("resnet50_gcp", "gcp", 256, "mpn"), "means --gcp-norm isqrt"),
+                       (lambda: model_name("resnet50", "gap", None, "mpn"), "GCP heads only"),
                        (lambda: model_name("resnet50", "gcp", 256, "svd"), "unknown GCP normalisation"),
                        (lambda: build("resnet18_gap", gcp_options={"power": 0.3}), "GCP heads only"),
                        (lambda: build("resnet18_gcp_log", gcp_options={"power": 0.3}), "no option 'power'")):
@@ -46,7 +46,7 @@ def test_external_names_carry_the_normalisation() -> None:
     assert parse_name("timm/resnet18_gcp128_mpn_s1").name == "timm/resnet18_gcp128_mpn_s1"
     assert parse_name("timm/resnet18", "gcp", gcp_norm="cbp").name == "timm/resnet18_gcp_cbp"
     assert parse_name("timm/resnet18_gcp").head.norm == "isqrt"
-    with pytest.raises(GcpbenchError, match="names the mpn normalisation"):
+    with pytest.raises(GcpbenchError, match="means --gcp-norm mpn, but --gcp-norm log"):
         parse_name("timm/resnet18_gcp_mpn", gcp_norm="log")
 
 
@@ -73,5 +73,5 @@ def test_resolve_refuses_a_gcp_norm_or_option_the_checkpoint_contradicts(tmp_pat
         resolve_model(path, gcp_norm="log")
     with pytest.raises(GcpbenchError, match="power=0.3, but power=0.5"):
         resolve_model(path, gcp_options={"power": 0.5})
-    with pytest.raises(GcpbenchError, match="names the mpn normalisation"):
+    with pytest.raises(GcpbenchError, match="means --gcp-norm mpn, but --gcp-norm log"):
         resolve_model(model="resnet18_gcp128_mpn", weights=path, gcp_norm="log")

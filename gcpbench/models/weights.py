@@ -119,13 +119,14 @@ def build(name: str, num_classes: int = 1000, weights: str | os.PathLike | Mappi
 
     with api_spelling():
         model = _build(name, num_classes, weights, head=head, gcp_dim=gcp_dim, last_stride_one=last_stride_one,
-                       **model_kwargs)
+                       gcp_norm=gcp_norm, gcp_options=gcp_options, **model_kwargs)
     model.pretrained_cfg = pretrained_cfg(model, weights)
     return model
 
 
 def _build(name: str, num_classes: int, weights: Any, *, head: str | None, gcp_dim: int | None,
-           last_stride_one: bool | None, **model_kwargs: Any) -> nn.Module:
+           last_stride_one: bool | None, gcp_norm: str | None = None, gcp_options: Mapping[str, Any] | None = None,
+           **model_kwargs: Any) -> nn.Module:
     from gcpbench.models.external import build_external, is_external, parse_name
 
     if is_external(name):
