@@ -15,6 +15,8 @@ process and on the same inputs:
   input gradient against the float32 textbook version.
 
 Usage: ``python benchmarks/gcp_layer.py [--quick] [--json] [--device cpu|cuda|auto]``.
+``--norm all`` (or method names) times every GCP-family method instead, against the iSQRT-COV
+layer and its authors' computation (``gcp_family.py``; default size B=32, C=256, 14x14).
 """
 from __future__ import annotations
 
@@ -230,12 +232,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "against float32 (emulated on a CPU, where tf32 is a no-op)")
     parser.add_argument("--repeats", type=int, help="timed repeats (default 9, quick 3)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds before timing")
+    parser.add_argument("--norm", nargs="+", help="GCP-family methods to time against iSQRT-COV and their "
+                        "authors' computations ('all': every one; default size B=32, C=256, 14x14)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> list[Result]:
     args = parse_args(argv)
     device = device_from_args(args)
+    if args.norm:
+        return family(args, device)
     grid = QUICK if args.quick else FULL
     configs = itertools.product(args.batch or grid["batch"], args.channels or grid["channels"],
                                 args.size or grid["size"])
@@ -249,6 +255,22 @@ def main(argv: list[str] | None = None) -> list[Result]:
             print(json.dumps(asdict(result)), flush=True)
     if not args.json:
         print_table(results)
+    return results
+
+
+def family(args: argparse.Namespace, device: torch.device) -> list:
+    """``--norm``: the GCP family at one size (:mod:`gcp_family`)."""
+    from gcp_family import print_family, resolve_norms, run_family
+
+    size = {"batch": 4, "channels": 32, "size": 7} if args.quick else {"batch": 32, "channels": 256, "size": 14}
+    batch, channels, spatial = (args.batch or [size["batch"]])[0], (args.channels or [size["channels"]])[0], \
+        (args.size or [size["size"]])[0]
+    results = run_family(resolve_norms(args.norm), batch, channels, spatial, device=device,
+                         repeats=args.repeats or (2 if args.quick else 5), warmup=args.warmup,
+                         textbook=lambda t: textbook_isqrt_cov(t, args.iterations),
+                         report=(lambda r: print(json.dumps(asdict(r)), flush=True)) if args.json else None)
+    if not args.json:
+        print_family(results)
     return results
 
 

@@ -2,7 +2,10 @@
 
 Public API (imported lazily, so ``gcpbench --help`` does not load torch)::
 
-    from gcpbench import isqrt_cov, GCP, build, list_models, benchmark
+    from gcpbench import isqrt_cov, GCP, covariance_pool, build, list_models, benchmark
+
+``GCP(dim, norm="isqrt", **options)`` and ``covariance_pool(x, norm=..., **options)`` cover the
+whole GCP family (:mod:`gcpbench.pooling`); ``isqrt_cov`` is the iSQRT-COV function itself.
 """
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 _EXPORTS = {
-    "GCP": "gcpbench.gcp",
+    "GCP": "gcpbench.pooling",
+    "covariance_pool": "gcpbench.pooling",
     "isqrt_cov": "gcpbench.gcp",
     "triu_size": "gcpbench.gcp",
     "set_gcp_precision": "gcpbench.gcp",

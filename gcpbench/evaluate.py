@@ -164,7 +164,8 @@ def clean_preprocessing(prep: Preprocessing, dataset_root: Path, image_size: int
 def eval_imagenet(ckpt: str | Path | None, data: str | Path | None = None, out: str | Path | None = None,
                   batch_size: int = 64, workers: int | None = None, device: str = "auto", amp: bool = False,
                   image_size: int | None = None, quiet: bool = False, model_name: str | None = None,
-                  weights: str | Path | None = None, strict: bool = False) -> tuple[dict[str, Any], Path]:
+                  weights: str | Path | None = None, strict: bool = False, gcp_norm: str | None = None,
+                  gcp_options: dict[str, Any] | None = None) -> tuple[dict[str, Any], Path]:
     """Evaluate checkpoint ``ckpt`` (or ``model_name`` with ``weights``) on ``data/val`` (or the
     built-in synthetic set) with the model's own preprocessing and write ``eval/imagenet.json``
     with the result's identity; returns the result and the path written. Unreadable images are
@@ -180,7 +181,7 @@ def eval_imagenet(ckpt: str | Path | None, data: str | Path | None = None, out: 
 
     require_positive("--image-size", image_size)
     torch_device = resolve_device(device)
-    resolved = resolve_model(ckpt, model_name, weights)
+    resolved = resolve_model(ckpt, model_name, weights, gcp_norm=gcp_norm, gcp_options=gcp_options)
     model, checkpoint, ckpt = resolved.model, resolved.checkpoint, resolved.path
     name = model.zoo_name
     source = resolve_classification_data(data, splits=("val",), quiet=quiet)

@@ -32,6 +32,21 @@ def fingerprint(path: str | os.PathLike) -> str:
     return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
+def gcp_identity(model: str, options: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``{"norm": ..., **options}`` of ``model``'s GCP head with ``options`` (defaults filled);
+    None for GAP models and for iSQRT-COV with default options."""
+    from gcpbench.models.registry import model_identity
+    from gcpbench.pooling.registry import DEFAULT_NORM
+
+    try:
+        head = model_identity(model, dict(options) if isinstance(options, Mapping) else None).head
+    except GcpbenchError:
+        return None  # not a model name gcpbench knows (a hand-made record): nothing to add
+    if not head.is_gcp or (head.norm == DEFAULT_NORM and not head.options):
+        return None
+    return {"norm": head.norm, **head.gcp_options()}
+
+
 @dataclass(frozen=True)
 class Producer:
     """The model and checkpoint that produced a result."""
@@ -40,13 +55,17 @@ class Producer:
     checkpoint: str  # absolute path
     sha256: str  # content fingerprint of the checkpoint file
     run_id: str | None = None  # the training run that wrote the checkpoint (None for other files)
+    # GCP normalisation and all its options ({"norm": "mpn", "power": 0.5, "eps": 1e-12}); None for
+    # GAP and for iSQRT-COV with its defaults (the name says it all; their identities are unchanged)
+    gcp: dict[str, Any] | None = field(default=None, compare=False)
 
     @classmethod
     def of(cls, path: str | os.PathLike, model: str, checkpoint: Mapping[str, Any] | None = None) -> Producer:
         """The producer of results of ``model`` loaded from checkpoint file ``path``."""
         config = (checkpoint or {}).get("config")
         run_id = config.get("run_id") if isinstance(config, Mapping) else None
-        return cls(model, str(Path(path).resolve()), fingerprint(path), run_id)
+        return cls(model, str(Path(path).resolve()), fingerprint(path), run_id,
+                   gcp_identity(model, (checkpoint or {}).get("gcp_options")))
 
     @property
     def short(self) -> str:
@@ -70,14 +89,18 @@ class ResultIdentity:
     data: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self.producer), "data_root": self.data_root, "data": dict(sorted(self.data.items())),
+        producer = asdict(self.producer)
+        if producer["gcp"] is None:
+            del producer["gcp"]  # GAP / default iSQRT-COV: the identity of earlier versions
+        return {**producer, "data_root": self.data_root, "data": dict(sorted(self.data.items())),
                 "options": dict(sorted(self.options.items()))}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ResultIdentity:
         """The identity stored by :meth:`as_dict` (missing parts read as None)."""
+        gcp = data.get("gcp")
         producer = Producer(str(data.get("model") or ""), str(data.get("checkpoint") or ""), data.get("sha256"),
-                            data.get("run_id"))
+                            data.get("run_id"), dict(gcp) if isinstance(gcp, Mapping) else None)
         options, what = data.get("options"), data.get("data")
         return cls(producer, data.get("data_root"), dict(options) if isinstance(options, Mapping) else {},
                    dict(what) if isinstance(what, Mapping) else {})

@@ -188,6 +188,8 @@ class TrainConfig(JsonRecord):
     arch: str | None = field(default=None, metadata=_flag("arch"))
     head: str | None = field(default=None, metadata=_flag("head"))
     gcp_dim: int | None = field(default=None, metadata=_flag("gcp_dim"))
+    gcp_norm: str | None = field(default=None, metadata=_flag("gcp_norm"))  # GCP heads: isqrt, mpn, ... (None: GAP)
+    gcp_options: dict[str, Any] | None = field(default=None, metadata=_flag("gcp_options", "GCP options"))  # all, defaults filled
     schedule: str | None = field(default=None, metadata=_flag("schedule"))
     epochs: int | None = field(default=None, metadata=_flag("epochs"))
     batch_size: int | None = field(default=None, metadata=_flag("batch_size"))
@@ -264,6 +266,8 @@ class EvalConfig(JsonRecord):
     arch: str | None = None
     head: str | None = None
     gcp_dim: int | None = None
+    gcp_norm: str | None = None
+    gcp_options: dict[str, Any] | None = None
     schedule: str | None = None
     checkpoint: str | None = None
     checkpoint_sha256: str | None = None

@@ -155,9 +155,12 @@ def write_eval_config(run: RunDir, config: dict[str, Any]) -> None:
     from gcpbench.provenance import provenance
     from gcpbench.records import EvalConfig
 
-    info = model_identity(config["model"])
-    run.write_config(EvalConfig.from_json({"provenance": provenance(device=config.get("device")), **config, "model": info.name, "arch": info.arch, "head": info.head.kind,
-                                           "gcp_dim": info.head.dim if info.head.is_gcp else None, "schedule": None}))
+    info = model_identity(config["model"], config.get("gcp_options"))
+    gcp = {"gcp_norm": info.head.norm, "gcp_options": info.head.gcp_options()} if info.head.is_gcp else {}
+    run.write_config(EvalConfig.from_json({"provenance": provenance(device=config.get("device")), **config,
+                                           "model": info.name, "arch": info.arch, "head": info.head.kind,
+                                           "gcp_dim": info.head.dim if info.head.is_gcp else None, **gcp,
+                                           "schedule": None}))
 
 
 def _inside(path: str, folder: Path) -> bool:
@@ -204,8 +207,9 @@ def result_writer(run: RunDir, result: str, files: tuple[str, ...], producer: Pr
     run.path.mkdir(parents=True, exist_ok=True)
     with writer_lock(run.path, result):
         check_run_accepts(run.path, run.run_config(), producer, what)
+        gcp = {k: v for k, v in (producer.gcp or {}).items() if k != "norm"}
         write_eval_config(run, {**eval_config, "model": producer.model, "checkpoint": producer.checkpoint,
-                                "checkpoint_sha256": producer.sha256})
+                                "checkpoint_sha256": producer.sha256, **({"gcp_options": gcp} if gcp else {})})
         remove_stale_temps(run.eval, files)
         yield run
 

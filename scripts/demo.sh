@@ -13,7 +13,7 @@ start=$(date +%s)
 step() { echo; echo "== [$(( $(date +%s) - start )) s] $*"; }
 
 step "model zoo (excerpt)"
-$G zoo -m resnet18_gap -m resnet18_gcp -m resnet50_gcp -m mobilenetv2_gcp -m shufflenetv2_gcp
+$G zoo -m resnet18_gap -m resnet18_gcp -m resnet18_gcp_mpn -m resnet18_gcp_dropcov -m resnet50_gcp -m mobilenetv2_gcp -m shufflenetv2_gcp
 
 step "synthetic classification set (4 classes, 64 px; equal channel means, different correlations)"
 $G data synth --out "$OUT/data" --classes 4 --train-per-class 48 --val-per-class 12 --quiet
@@ -24,6 +24,12 @@ for head in gap gcp; do
      --data "$OUT/data" --out "$OUT/resnet18_$head" --landscape-every 4 --landscape-num-eta 8 --quiet
   step "eval-imagenet resnet18 $head"
   $G eval-imagenet --ckpt "$OUT/resnet18_$head/checkpoints/best.pt" --data "$OUT/data" --workers 0 --quiet
+done
+
+for norm in mpn dropcov; do
+  step "train resnet18 gcp --gcp-norm $norm (the GCP family: same schedule, another normalisation)"
+  $G train resnet18 --head gcp --gcp-norm "$norm" --schedule LRadju --epochs 3 --batch-size 16 --lr 0.05 --workers 0 \
+     --data "$OUT/data" --out "$OUT/resnet18_gcp_$norm" --landscape-every 4 --landscape-num-eta 8 --quiet
 done
 
 step "landscape figure: GAP vs GCP"
@@ -44,7 +50,7 @@ $G data synth --task detection --out "$OUT/coco" --quiet
 $G detect --framework faster_rcnn --backbone resnet18_gcp_m --ckpt "$OUT/resnet18_gcp/checkpoints/best.pt" \
    --data "$OUT/coco" --max-iters 24 --work-dir "$OUT/detect_faster_rcnn" --quiet
 
-step "report"
+step "report (methods.md and landscape_methods.png: GAP, isqrt, mpn, dropcov, one band each)"
 $G report "$OUT" --out "$OUT/report"
 echo
 echo "demo finished in $(( $(date +%s) - start )) s; report: $OUT/report/report.md"

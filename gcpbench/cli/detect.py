@@ -30,6 +30,9 @@ def detect(
                                            "otherwise the starting point (load_from)", rich_help_panel=MODEL),
     config: Optional[Path] = typer.Option(None, "--config", help="your own mmdetection config file instead of the packaged "
                                           "one (the options above still apply)", rich_help_panel=MODEL),
+    gcp_norm: Optional[str] = typer.Option(None, "--gcp-norm", help="the GCP normalisation of a GCP_D / GCP_M backbone's "
+                                           "weights (must agree with --ckpt's model; labels random weights) [default: "
+                                           "the checkpoint's, else isqrt]", rich_help_panel=MODEL),
     cfg_options: Optional[List[str]] = typer.Option(None, "--cfg-options", help="KEY=VALUE [KEY=VALUE ...] merged into "
                                                     "the mmdetection config last, as mmdetection's tools do "
                                                     "(KEY: a dotted config path; examples below)", rich_help_panel=MODEL),
@@ -70,7 +73,7 @@ def detect(
     options = DetectOptions(framework=framework, backbone=backbone, ckpt=ckpt, data=data, epochs=epochs, max_iters=max_iters,
                             eval_only=eval_only, weights=weights, work_dir=work_dir, launcher=launcher, device=device,
                             resume=resume, batch_size=batch_size, workers=workers, seed=seed, quiet=quiet or as_json,
-                            config=config, cfg_options=parse_cfg_options(pairs) or None,
+                            config=config, gcp_norm=gcp_norm, cfg_options=parse_cfg_options(pairs) or None,
                             tensorboard=not no_tensorboard)
     run, result = run_detect(options)
     if not is_main_process():  # under torchrun only the first process reports

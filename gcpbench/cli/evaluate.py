@@ -23,6 +23,9 @@ def eval_imagenet(
     ckpt: Optional[Path] = modelopts.ckpt_option(),
     model: Optional[str] = modelopts.model_option(),
     weights: Optional[Path] = modelopts.weights_option(),
+    gcp_norm: Optional[str] = modelopts.gcp_norm_option(),
+    gcp_power: Optional[float] = modelopts.gcp_power_option(),
+    cbp_dim: Optional[int] = modelopts.cbp_dim_option(),
     data: Optional[Path] = typer.Option(None, "--data", help="ImageFolder root holding val/<class>/ [default: the built-in synthetic set]", rich_help_panel=DATA),
     variant: Optional[str] = choice(None, "--variant", VARIANTS, "variant", "score on ImageNetV2, -Sketch, -R or -A (--data: the folder of class folders; R and A on their 200 classes' logits)", DATA),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="centre-crop size [default: 224; the synthetic set's own size]", rich_help_panel=DATA),
@@ -49,10 +52,11 @@ def eval_imagenet(
 
         result, path = eval_variant(variant, ckpt, data, out, batch_size=batch_size, workers=workers, device=device,
                                     amp=amp, image_size=image_size, quiet=quiet or as_json, model_name=model, weights=weights,
-                                    strict=strict)
+                                    strict=strict, gcp_norm=gcp_norm, gcp_options=modelopts.gcp_options(gcp_power, cbp_dim))
     else:
         result, path = run(ckpt, data, out, batch_size=batch_size, workers=workers, device=device, amp=amp,
-                           image_size=image_size, quiet=quiet or as_json, model_name=model, weights=weights, strict=strict)
+                           image_size=image_size, quiet=quiet or as_json, model_name=model, weights=weights, strict=strict,
+                           gcp_norm=gcp_norm, gcp_options=modelopts.gcp_options(gcp_power, cbp_dim))
     if as_json:
         import json
 

@@ -23,6 +23,9 @@ def landscape(
     ckpt: Optional[Path] = modelopts.ckpt_option("also probe this checkpoint once (its own run directory)"),
     model: Optional[str] = modelopts.model_option(),
     weights: Optional[Path] = modelopts.weights_option(),
+    gcp_norm: Optional[str] = modelopts.gcp_norm_option(),
+    gcp_power: Optional[float] = modelopts.gcp_power_option(),
+    cbp_dim: Optional[int] = modelopts.cbp_dim_option(),
     data: Optional[Path] = typer.Option(None, "--data", help="ImageFolder root with train/ for --ckpt/--model [default: the built-in synthetic set]", rich_help_panel=DATA),
     schedule_family: Optional[str] = choice(None, "--schedule-family", FAMILIES, "model family", "whose step-size grid for a timm/torchvision model [default: a zoo model's own family, else resnet]", DATA),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="images in the probed batch", rich_help_panel=DATA),
@@ -47,7 +50,7 @@ def landscape(
         from gcpbench.landscape.single import probe_model
         from gcpbench.models.training import family_for
 
-        resolved = modelopts.resolve(ckpt, model, weights)
+        resolved = modelopts.resolve(ckpt, model, weights, gcp_norm, modelopts.gcp_options(gcp_power, cbp_dim))
         row, run = probe_model(resolved, data, family_for(resolved.name, schedule_family), batch_size=batch_size, num_eta=num_eta,
                                seed=seed, device=device, quiet=quiet)
         modelopts.describe(resolved, quiet or as_json)

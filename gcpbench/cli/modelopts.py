@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from gcpbench.cli.choices import MODEL
 
-MODEL_HELP = ("instead of --ckpt: a zoo name or timm/<name>, torchvision/<name> (GCP: add _gcp, _gcp128, _s1), "
+MODEL_HELP = ("instead of --ckpt: a zoo name or timm/<name>, torchvision/<name> (GCP: add _gcp, _gcp128, a normalisation _mpn, _log, ..., _s1), "
               "with --weights")
 WEIGHTS_HELP = "local weights for --model: timm .pth/.bin/.safetensors, torchvision .pth, gcpbench or iSQRT-COV checkpoint"
 
@@ -28,11 +28,36 @@ def weights_option() -> Optional[Path]:
     return typer.Option(None, "--weights", help=WEIGHTS_HELP, rich_help_panel=MODEL)
 
 
-def resolve(ckpt: Optional[Path], model: Optional[str], weights: Optional[Path]):
-    """The model to evaluate (:func:`gcpbench.models.resolve.resolve_model`)."""
+GCP_NORM_HELP = ("GCP normalisation: isqrt (iSQRT-COV), mpn (MPN-COV), log (O2P), mpa (MPA-Lya), bcnn (B-CNN), "
+                 "cbp (compact bilinear), none (plain covariance), dropcov (DropCov) [default: isqrt; a zoo name's "
+                 "_NAME suffix says it too]")
+
+
+def gcp_norm_option() -> Optional[str]:
+    return typer.Option(None, "--gcp-norm", help=GCP_NORM_HELP, rich_help_panel=MODEL)
+
+
+def gcp_power_option() -> Optional[float]:
+    return typer.Option(None, "--gcp-power", help="matrix power of --gcp-norm mpn [default: 0.5]", rich_help_panel=MODEL)
+
+
+def cbp_dim_option() -> Optional[int]:
+    return typer.Option(None, "--cbp-dim", help="projection size of --gcp-norm cbp [default: 8192]", rich_help_panel=MODEL)
+
+
+def gcp_options(power: Optional[float], cbp_dim: Optional[int]) -> Optional[dict[str, Any]]:
+    """The GCP method options the command line gave (None when it gave none)."""
+    options = {k: v for k, v in (("power", power), ("proj_dim", cbp_dim)) if v is not None}
+    return options or None
+
+
+def resolve(ckpt: Optional[Path], model: Optional[str], weights: Optional[Path], gcp_norm: Optional[str] = None,
+            options: Optional[dict[str, Any]] = None):
+    """The model to evaluate (:func:`gcpbench.models.resolve.resolve_model`); ``gcp_norm`` must agree
+    with the model's normalisation, ``options`` with its GCP options."""
     from gcpbench.models.resolve import resolve_model
 
-    return resolve_model(ckpt, model, weights)
+    return resolve_model(ckpt, model, weights, gcp_norm=gcp_norm, gcp_options=options)
 
 
 def describe(resolved, quiet: bool = False, benchmark: bool = False) -> None:

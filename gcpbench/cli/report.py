@@ -23,6 +23,7 @@ def report(
     ckpt: Optional[Path] = modelopts.ckpt_option("report the runs holding this checkpoint's results (searched under PATHS or runs/)"),
     model: Optional[str] = modelopts.model_option(),
     weights: Optional[Path] = modelopts.weights_option(),
+    gcp_norm: Optional[list[str]] = typer.Option(None, "--gcp-norm", help="only GAP runs and GCP runs with this normalisation (repeatable): isqrt, mpn, log, mpa, bcnn, cbp, none, dropcov", rich_help_panel=DATA),
     all_paper: bool = typer.Option(False, "--all-paper-rows", help="show every paper row, not only the "
                                    "architectures / detectors that have runs", rich_help_panel=DATA),
     out: Path = typer.Option(None, "--out", help="output folder (default: runs/report)", rich_help_panel=OUTPUT),
@@ -48,7 +49,7 @@ def report(
         if (ckpt is None) == (weights is None) or (weights is not None and model is None):
             raise GcpbenchError("give either --ckpt FILE or --model NAME --weights FILE")
         paths = runs_for_weights(ckpt or weights, model, paths)
-    result = build_report(paths, out or DEFAULT_ROOT / "report", all_paper=all_paper)
+    result = build_report(paths, out or DEFAULT_ROOT / "report", all_paper=all_paper, gcp_norms=gcp_norm)
     if as_json:
         import json
 

@@ -56,6 +56,9 @@ def eval_c(
     ckpt: Optional[Path] = modelopts.ckpt_option(),
     model: Optional[str] = modelopts.model_option(),
     weights: Optional[Path] = modelopts.weights_option(),
+    gcp_norm: Optional[str] = modelopts.gcp_norm_option(),
+    gcp_power: Optional[float] = modelopts.gcp_power_option(),
+    cbp_dim: Optional[int] = modelopts.cbp_dim_option(),
     data: Optional[Path] = typer.Option(None, "--data", help="ImageNet-C root (default: made from the synthetic set)", rich_help_panel=DATA),
     clean_error: Optional[float] = typer.Option(None, "--clean-error", help="clean top-1 error (fraction) for relative mCE", rich_help_panel=DATA),
     clean_data: Optional[Path] = typer.Option(None, "--clean-data", help="clean validation tree to measure the clean error on", rich_help_panel=DATA),
@@ -98,7 +101,7 @@ def eval_c(
         raise GcpbenchError("pass --ckpt CHECKPOINT or --model NAME --weights FILE to evaluate (or --errors FILE.csv to score errors)")
     from gcpbench.robustness.imagenet_c import CRequest, evaluate_c
 
-    resolved = modelopts.resolve(ckpt, model, weights)
+    resolved = modelopts.resolve(ckpt, model, weights, gcp_norm, modelopts.gcp_options(gcp_power, cbp_dim))
     request = CRequest(checkpoint=resolved.path, preprocessing=resolved.preprocessing, data=data, corruptions=chosen, severities=levels, clean_error=clean_error,
                        clean_data=clean_data, subset=subset, seed=seed, batch_size=batch_size, workers=workers,
                        device=device, alexnet_clean_error=alexnet_clean_error, quiet=quiet or as_json)
@@ -121,6 +124,9 @@ def eval_p(
     ckpt: Optional[Path] = modelopts.ckpt_option(),
     model: Optional[str] = modelopts.model_option(),
     weights: Optional[Path] = modelopts.weights_option(),
+    gcp_norm: Optional[str] = modelopts.gcp_norm_option(),
+    gcp_power: Optional[float] = modelopts.gcp_power_option(),
+    cbp_dim: Optional[int] = modelopts.cbp_dim_option(),
     data: Optional[Path] = typer.Option(None, "--data", help="ImageNet-P root (default: made from the synthetic set)", rich_help_panel=DATA),
     difficulty: int = typer.Option(1, "--difficulty", min=1, max=3, help="1, 2 or 3", rich_help_panel=DATA),
     extra: bool = typer.Option(False, "--extra", help="also the held-out perturbations (reported apart)", rich_help_panel=DATA),
@@ -141,7 +147,7 @@ def eval_p(
     from gcpbench.robustness.imagenet_p import PRequest, evaluate_p, perturbation_list
 
     chosen = perturbation_list(extra, split_list(perturbations))
-    resolved = modelopts.resolve(ckpt, model, weights)
+    resolved = modelopts.resolve(ckpt, model, weights, gcp_norm, modelopts.gcp_options(gcp_power, cbp_dim))
     request = PRequest(checkpoint=resolved.path, preprocessing=resolved.preprocessing, data=data, perturbations=chosen, difficulty=difficulty, subset=subset,
                        seed=seed, batch_size=batch_size, workers=workers, device=device, quiet=quiet or as_json)
     summary, run = evaluate_p(request, out, resolved.model, resolved.checkpoint)
@@ -164,6 +170,9 @@ def eval_cifar(
     ckpt: Optional[Path] = modelopts.ckpt_option("checkpoint of a model trained on CIFAR"),
     model: Optional[str] = modelopts.model_option(),
     weights: Optional[Path] = modelopts.weights_option(),
+    gcp_norm: Optional[str] = modelopts.gcp_norm_option(),
+    gcp_power: Optional[float] = modelopts.gcp_power_option(),
+    cbp_dim: Optional[int] = modelopts.cbp_dim_option(),
     data: Path = typer.Option(..., "--data", help="the folder holding <corruption>.npy (and labels.npy)", rich_help_panel=DATA),
     names: Optional[List[str]] = typer.Option(None, "--only", help="only these corruptions / perturbations (marked partial)", rich_help_panel=DATA),
     extra: bool = typer.Option(False, "--extra", help="also the held-out ones (reported apart, never in the means)", rich_help_panel=DATA),
@@ -183,7 +192,7 @@ def eval_cifar(
     from gcpbench.robustness.benchmarks import SEVERITIES
     from gcpbench.robustness.cifar import NpyRequest, evaluate_npy
 
-    resolved = modelopts.resolve(ckpt, model, weights)
+    resolved = modelopts.resolve(ckpt, model, weights, gcp_norm, modelopts.gcp_options(gcp_power, cbp_dim))
     request = NpyRequest(benchmark, data, split_list(names), extra, int_list(severities, "severities") or SEVERITIES,
                          image_size, batch_size, workers, device, quiet or as_json)
     summary, run = evaluate_npy(request, resolved, out)

@@ -42,7 +42,7 @@ STATUS_EPILOG = examples("gcpbench sweep status runs/paper", "gcpbench sweep sta
 @sweep_app.command("run", epilog=EPILOG)
 def run(
     spec: Optional[Path] = typer.Argument(None, help="grid file (.toml, .yaml): models, heads, gcp_dims, schedules, seeds, data, evaluations"),
-    paper: Optional[List[str]] = typer.Option(None, "--paper", help="built-in spec of the paper's tables: imagenet, robustness, detection, landscape, fgvc (repeatable)", rich_help_panel=MODEL),
+    paper: Optional[List[str]] = typer.Option(None, "--paper", help="built-in spec of the paper's tables: imagenet, robustness, detection, landscape, fgvc, normalisations (GAP and every GCP normalisation) (repeatable)", rich_help_panel=MODEL),
     out: Optional[Path] = typer.Option(None, "--out", help="sweep directory [default: runs/<spec name>]; rerunning continues it", rich_help_panel=OUTPUT),
     data: Optional[Path] = typer.Option(None, "--data", help="ImageNet root for every training [default: the spec's, else the built-in synthetic set]", rich_help_panel=DATA),
     imagenet_c: Optional[Path] = typer.Option(None, "--imagenet-c", help="ImageNet-C root for eval-c [default: made from the synthetic set]", rich_help_panel=DATA),
@@ -52,6 +52,7 @@ def run(
     aircraft: Optional[Path] = typer.Option(None, "--aircraft", help="FGVC-Aircraft root (fgvc-aircraft-2013b) for finetune:aircraft", rich_help_panel=DATA),
     cars: Optional[Path] = typer.Option(None, "--cars", help="Stanford Cars root (stanford_cars) for finetune:cars", rich_help_panel=DATA),
     train: Optional[List[str]] = typer.Option(None, "--train", help="extra `gcpbench train` option for every run, KEY=VALUE (e.g. epochs=5, amp=true); shows in the run names", rich_help_panel=MODEL),
+    gcp_norm: Optional[List[str]] = typer.Option(None, "--gcp-norm", help="only GAP runs and GCP runs with this normalisation (repeatable), e.g. --paper normalisations --gcp-norm mpn", rich_help_panel=MODEL),
     only: Optional[List[str]] = typer.Option(None, "--only", help="only runs whose name matches this shell pattern (repeatable), e.g. 'resnet50_*'", rich_help_panel=MODEL),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the runs and exit", rich_help_panel=OUTPUT),
     launcher: str = choice("local", "--launcher", SWEEP_LAUNCHERS, "launcher", "where the jobs run", RUNTIME),
@@ -74,12 +75,13 @@ def run(
 ) -> None:
     """Expand a grid (or the paper's tables) into runs under one sweep directory and launch them."""
     from gcpbench.sweep import launchers
-    from gcpbench.sweep.sweep import (describe, parse_assignments, resolve_spec, select_runs, sweep_dir,
-                                      with_overrides)
+    from gcpbench.sweep.sweep import (describe, parse_assignments, resolve_spec, select_norms, select_runs,
+                                      sweep_dir, with_overrides)
 
     if launcher not in launchers.LAUNCHERS:
         raise GcpbenchError(f"--launcher {launcher} is unknown; use one of {', '.join(launchers.LAUNCHERS)}")
-    plan = with_overrides(resolve_spec(str(spec) if spec else None, paper), parse_assignments(train),
+    plan = with_overrides(select_norms(resolve_spec(str(spec) if spec else None, paper), gcp_norm),
+                          parse_assignments(train),
                           str(data) if data else None,
                           {"eval-c": imagenet_c, "eval-p": imagenet_p, "detect": coco},
                           {"cub": cub, "aircraft": aircraft, "cars": cars})

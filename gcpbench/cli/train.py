@@ -9,6 +9,7 @@ import typer
 
 from gcpbench.cli import app
 from gcpbench.cli.configfile import config_option
+from gcpbench.cli.modelopts import cbp_dim_option, gcp_norm_option, gcp_options, gcp_power_option
 from gcpbench.cli.choices import (DATA, FAMILIES, GCP_PRECISIONS, HEADS, MODEL, NUMERICS, OUTPUT, RUNTIME, SCHEDULE,
                                   SCHEDULES, apply_quiet, choice, device_option, examples, quiet_option)
 
@@ -25,6 +26,9 @@ def train(
     arch: Optional[str] = typer.Argument(None, help="resnet18/34/50/101, mobilenetv2, shufflenetv2 (or a zoo name), timm/<name> or torchvision/<name>", show_default=False),
     head: Optional[str] = choice(None, "--head", HEADS, "head", "the classifier head [default: gap]", MODEL),
     gcp_dim: Optional[int] = typer.Option(None, "--gcp-dim", help="GCP size, 256 or 128 [default: 256]", rich_help_panel=MODEL),
+    gcp_norm: Optional[str] = gcp_norm_option(),
+    gcp_power: Optional[float] = gcp_power_option(),
+    cbp_dim: Optional[int] = cbp_dim_option(),
     schedule: Optional[str] = choice(None, "--schedule", SCHEDULES, "schedule", "the paper's LR schedule [default: LRnorm]", SCHEDULE),
     data: Optional[str] = typer.Option(None, "--data", help="ImageFolder root with train/ and val/ [default: the built-in synthetic set]", rich_help_panel=DATA),
     out: Optional[str] = typer.Option(None, "--out", help="run directory [default: a new folder under runs/]", rich_help_panel=OUTPUT),
@@ -61,7 +65,8 @@ def train(
     from gcpbench.paths import require_train_output
     from gcpbench.train.config import TrainOptions
 
-    options = TrainOptions(arch=arch, head=head, gcp_dim=gcp_dim, schedule=schedule, data=data, out=out, epochs=epochs,
+    options = TrainOptions(arch=arch, head=head, gcp_dim=gcp_dim, gcp_norm=gcp_norm,
+                           gcp_options=gcp_options(gcp_power, cbp_dim), schedule=schedule, data=data, out=out, epochs=epochs,
                            batch_size=batch_size, lr=lr, workers=workers, amp=amp, channels_last=channels_last,
                            device=device, seed=seed, deterministic=deterministic, resume=resume, quiet=quiet or as_json,
                            landscape_every=landscape_every, landscape_num_eta=landscape_num_eta,

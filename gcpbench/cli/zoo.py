@@ -43,18 +43,21 @@ def zoo(
     if as_json:
         import json
 
-        typer.echo(json.dumps([{**r, "gcp_dim": r["gcp_dim"] if r["gcp_dim"] != "-" else None} for r in rows], indent=2))
+        typer.echo(json.dumps([{**r, "gcp_dim": r["gcp_dim"] if r["gcp_dim"] != "-" else None,
+                                "gcp_norm": r["gcp_norm"] if r["gcp_norm"] != "-" else None} for r in rows], indent=2))
         return
     if fmt is ZooFormat.csv:
-        typer.echo("model,params,gflops,gcp_dim")
+        typer.echo("model,params,gflops,gcp_dim,gcp_norm")
         for r in rows:
-            typer.echo(f"{r['model']},{r['params']},{r['gflops']:.3f},{r['gcp_dim'] if r['gcp_dim'] != '-' else ''}")
+            typer.echo(f"{r['model']},{r['params']},{r['gflops']:.3f},{r['gcp_dim'] if r['gcp_dim'] != '-' else ''},"
+                       f"{r['gcp_norm'] if r['gcp_norm'] != '-' else ''}")
         return
     table = Table(title=f"{'gcpbench model zoo' if source == 'zoo' else source + ' models'} ({resolution}x{resolution}, 1000 classes)")
-    for column, justify in (("model", "left"), ("params", "right"), ("GFLOPs", "right"), ("GCP dim", "right")):
+    for column, justify in (("model", "left"), ("params", "right"), ("GFLOPs", "right"), ("GCP dim", "right"),
+                            ("GCP norm", "left")):
         table.add_column(column, justify=justify)
     for r in rows:
-        table.add_row(str(r["model"]), f"{r['params']:,}", f"{r['gflops']:.2f}", str(r["gcp_dim"]))
+        table.add_row(str(r["model"]), f"{r['params']:,}", f"{r['gflops']:.2f}", str(r["gcp_dim"]), str(r["gcp_norm"]))
     stdout_console().print(table)
 
 

@@ -174,6 +174,7 @@ class DetectOptions:
     config: Path | None = None
     cfg_options: dict[str, Any] | None = None  # --cfg-options KEY=VALUE ...: merged into the config last
     tensorboard: bool = True  # mmengine's TensorboardVisBackend (WORK_DIR/<timestamp>/vis_data/)
+    gcp_norm: str | None = None  # the GCP normalisation the backbone was pre-trained with (checked against --ckpt)
 
     def __post_init__(self) -> None:
         """Counts given as 0 or less are refused (mmengine would accept some of them silently)."""
@@ -210,17 +211,35 @@ def run_config_record(options: DetectOptions, backbone: Backbone, dataset: str, 
     from gcpbench.models.registry import MODELS as ZOO
 
     info = ZOO.get(zoo_model) if zoo_model else None
+    gcp_norm = backbone_norm(options, backbone, info)
     schedule = f"{options.epochs} epochs" if options.epochs else f"{options.max_iters} iters" if options.max_iters else "1x"
     backbone_cfg = cfg.model.backbone
     return DetectionConfig(
         model=backbone.name, arch=backbone.arch, head="gap" if backbone.mode == "gap" else "gcp",
-        gcp_dim=info.head.dim if info is not None and info.head.is_gcp else None, schedule=schedule, dataset=dataset,
-        data_root=str(root), framework=options.framework, method=backbone.mode,
+        gcp_dim=info.head.dim if info is not None and info.head.is_gcp else None, gcp_norm=gcp_norm,
+        schedule=schedule, dataset=dataset, data_root=str(root), framework=options.framework, method=backbone.mode,
         backbone_weights=(backbone_cfg.get("init_cfg") or {}).get("checkpoint"), backbone_weights_model=zoo_model,
         weights=str(options.weights) if options.weights else None, eval_only=options.eval_only, epochs=options.epochs,
         max_iters=options.max_iters, launcher=options.launcher, seed=options.seed,
         mmdet_config=str(config_file(options.framework, backbone, options.config)),
         cfg_options=dict(options.cfg_options) if options.cfg_options else None, provenance=provenance(device=options.device))
+
+
+def backbone_norm(options: DetectOptions, backbone: Backbone, info: Any) -> str | None:
+    """The GCP normalisation a GCP_D / GCP_M backbone stands for: its weights' (a zoo GCP
+    model's), else ``--gcp-norm`` (random weights); the two must agree. None for GAP."""
+    from gcpbench.pooling.registry import DEFAULT_NORM, method
+
+    given = method(options.gcp_norm).name if options.gcp_norm else None
+    if backbone.mode == "gap":
+        if given is not None:
+            raise GcpbenchError(f"--gcp-norm {given} applies to GCP_D / GCP_M backbones, not {backbone.name}")
+        return None
+    stored = info.head.norm if info is not None and info.head.is_gcp else None
+    if given is not None and stored is not None and given != stored:
+        raise GcpbenchError(f"the backbone weights are of {info.name} (the {stored} normalisation) but --gcp-norm "
+                            f"{given} was given; drop one of them")
+    return stored or given or DEFAULT_NORM
 
 
 def detect(options: DetectOptions, say: Callable[[str], None] | None = None) -> tuple[RunDir, dict[str, Any]]:
@@ -295,6 +314,8 @@ def detection_identity(record: DetectionConfig) -> ResultIdentity:
     options = {key: getattr(record, key) for key in ("framework", "eval_only", "epochs", "max_iters", "seed")}
     if record.cfg_options:
         options["cfg_options"] = dict(sorted(record.cfg_options.items()))
+    if record.gcp_norm not in (None, "isqrt"):  # iSQRT-COV backbones keep the identity of earlier versions
+        options["gcp_norm"] = record.gcp_norm
     return ResultIdentity(producer, record.data_root, options)
 
 

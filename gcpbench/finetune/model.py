@@ -83,11 +83,13 @@ def target_name(source: str, head: str | None, gcp_dim: int | None) -> str:
 
 
 def _build_target(name: str, num_classes: int, source: nn.Module) -> nn.Module:
-    from gcpbench.models.weights import build
+    from gcpbench.models.weights import build, gcp_options_of
 
     spec = getattr(source, "spec", None)
     kwargs = dict(spec.kwargs) if spec is not None else {}
-    return build(name, num_classes, **kwargs)
+    # a kept GCP head keeps its normalisation's options (e.g. the MPN power) too
+    options = gcp_options_of(source) if name == source.zoo_name else {}
+    return build(name, num_classes, gcp_options=options or None, **kwargs)
 
 
 def transfer_state(source: nn.Module, target: nn.Module) -> tuple[list[str], list[str], list[str]]:

@@ -138,8 +138,10 @@ def _data_statement(runs: Sequence[RunDir]) -> str:
     return ", ".join(dict.fromkeys(datasets))
 
 
-def draw_landscape(run_dirs: Sequence[str | os.PathLike | RunDir], logy: bool = False):
-    """The matplotlib figure for ``run_dirs`` (each with a ``landscape.csv``).
+def draw_landscape(run_dirs: Sequence[str | os.PathLike | RunDir], logy: bool = False,
+                   labels: Sequence[str] | None = None, colours: Sequence[str] | None = None):
+    """The matplotlib figure for ``run_dirs`` (each with a ``landscape.csv``); ``labels`` /
+    ``colours`` (one per run) replace the config-derived ones (e.g. by method).
 
     Runs probed during training (several rows) are drawn against the training iteration; runs
     probed once (``gcpbench landscape --ckpt``: one row) against the step size eta, in a row of
@@ -148,7 +150,7 @@ def draw_landscape(run_dirs: Sequence[str | os.PathLike | RunDir], logy: bool = 
 
     runs = [run if isinstance(run, RunDir) else RunDir(Path(run)) for run in run_dirs]
     frames = [read_landscape(run.landscape) for run in runs]
-    labels, colours = _labels(runs), _colours(runs)
+    labels, colours = list(labels or _labels(runs)), list(colours or _colours(runs))
     training = [i for i, frame in enumerate(frames) if len(frame) > 1]
     probes = [i for i, frame in enumerate(frames) if len(frame) == 1]
     rows = int(bool(training)) + int(bool(probes))
@@ -178,8 +180,9 @@ def draw_landscape(run_dirs: Sequence[str | os.PathLike | RunDir], logy: bool = 
 
 
 def plot_landscape(
-    run_dirs: Sequence[str | os.PathLike | RunDir], out: str | os.PathLike, logy: bool = False
+    run_dirs: Sequence[str | os.PathLike | RunDir], out: str | os.PathLike, logy: bool = False,
+    labels: Sequence[str] | None = None, colours: Sequence[str] | None = None,
 ) -> Path:
     """Draw the figure for ``run_dirs`` (:func:`draw_landscape`) into ``out`` (PNG, atomically)."""
-    fig = draw_landscape(run_dirs, logy)
+    fig = draw_landscape(run_dirs, logy, labels, colours)
     return atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", dpi=120))

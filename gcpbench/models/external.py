@@ -32,10 +32,13 @@ from torch import Tensor, nn
 from gcpbench.errors import GcpbenchError, option
 from gcpbench.models.options import check_agrees
 from gcpbench.models.heads import HeadSpec, make_gcp, reduction_block
+from gcpbench.pooling.registry import DEFAULT_NORM, NORMS, method
 from gcpbench.runtime import first_line
 
 SOURCES: tuple[str, ...] = ("timm", "torchvision")
-_NAME = re.compile(r"^(?P<source>timm|torchvision)/(?P<arch>.+?)(?:_gcp(?P<dim>\d+)?)?(?P<s1>_s1)?$")
+_NORMS = "|".join(n for n in NORMS if n != DEFAULT_NORM)
+_NAME = re.compile(r"^(?P<source>timm|torchvision)/(?P<arch>.+?)(?:_gcp(?P<dim>\d+)?(?:_(?P<norm>" + _NORMS
+                   + r"))?)?(?P<s1>_s1)?$")
 
 
 def is_external(name: str | None) -> bool:
@@ -60,33 +63,39 @@ class ExternalSpec:
 
     @property
     def name(self) -> str:
-        """The full model name, e.g. ``timm/convnext_atto_gcp128_s1``."""
+        """The full model name, e.g. ``timm/convnext_atto_gcp128_s1``, ``timm/convnext_tiny_gcp_dropcov``."""
         name = self.base
         if self.head.is_gcp:
-            name += "_gcp" if self.head.dim == 256 else f"_gcp{self.head.dim}"
+            name += self.head.suffix
         return name + ("_s1" if self.last_stride_one else "")
 
 
 def parse_name(name: str, head: str | None = None, gcp_dim: int | None = None, last_stride_one: bool | None = None,
-               kwargs: dict[str, Any] | None = None) -> ExternalSpec:
-    """The spec of an external name; ``head``/``gcp_dim``/``last_stride_one`` add to (and must agree
-    with) what the name's suffixes say. Unknown architectures raise with the closest name."""
+               kwargs: dict[str, Any] | None = None, gcp_norm: str | None = None,
+               gcp_options: dict[str, Any] | None = None) -> ExternalSpec:
+    """The spec of an external name; ``head``/``gcp_dim``/``last_stride_one``/``gcp_norm`` add to
+    (and must agree with) what the name's suffixes say; ``gcp_options`` are the normalisation's
+    options. Unknown architectures raise with the closest name."""
     match = _NAME.match(name.strip())
     if match is None:
         raise GcpbenchError(f"'{name}' is not a timm/<name> or torchvision/<name> model name")
     source, arch = match["source"], match["arch"]
     named_gcp = "_gcp" in match.group(0)[match.end("arch"):]
+    gcp_norm = method(gcp_norm).name if gcp_norm is not None else None
     implied: dict[str, Any] = {"head": "gcp"} if named_gcp else {}  # what the suffixes say
     if match["dim"]:
         implied["gcp_dim"] = int(match["dim"])
+    if named_gcp:
+        implied["gcp_norm"] = match["norm"] or DEFAULT_NORM
     if match["s1"]:
         implied["last_stride_one"] = True
-    check_agrees(name, implied, {"head": head, "gcp_dim": gcp_dim, "last_stride_one": last_stride_one})
-    head = (head or ("gcp" if named_gcp else "gap")).lower()
+    check_agrees(name, implied, {"head": head, "gcp_dim": gcp_dim, "gcp_norm": gcp_norm,
+                                 "last_stride_one": last_stride_one})
+    head = (head or ("gcp" if named_gcp or gcp_norm else "gap")).lower()
     if head not in ("gap", "gcp"):
         raise GcpbenchError(f"unknown head '{head}': use {option('head', 'gap')} or {option('head', 'gcp')}")
     if head == "gap":
-        check_agrees(name, {"gcp_dim": None}, {"gcp_dim": gcp_dim})
+        check_agrees(name, {"gcp_dim": None, "gcp_norm": None}, {"gcp_dim": gcp_dim, "gcp_norm": gcp_norm})
     dim = implied.get("gcp_dim") or gcp_dim or 256
     if dim < 2:
         raise GcpbenchError(f"{option('gcp_dim')} must be at least 2, got {dim}")
@@ -94,9 +103,10 @@ def parse_name(name: str, head: str | None = None, gcp_dim: int | None = None, l
     if stride_one and head != "gcp":
         raise GcpbenchError(f"the last-stage stride-1 option belongs to GCP heads (the paper's ResNet trick); add "
                             f"{option('head', 'gcp')}")
+    norm = match["norm"] or gcp_norm or DEFAULT_NORM
     check_arch(source, arch)
-    return ExternalSpec(source, arch, HeadSpec(head, dim) if head == "gcp" else HeadSpec("gap"), stride_one,
-                        dict(kwargs or {}))
+    spec = HeadSpec(head, dim, norm=norm).with_options(gcp_options) if head == "gcp" else HeadSpec("gap")
+    return ExternalSpec(source, arch, spec, stride_one, dict(kwargs or {}))
 
 
 # ------------------------------------------------------------------------------ names

@@ -1,20 +1,27 @@
-"""The two heads every zoo model can carry: GAP, or a reduction layer followed by GCP."""
+"""The two heads every zoo model can carry: GAP, or a reduction layer followed by GCP (any
+normalisation of the GCP family, :mod:`gcpbench.pooling`; iSQRT-COV by default)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
 
 from torch import nn
 
-from gcpbench.gcp import GCP, triu_size
+from gcpbench.pooling.layer import GCP
+from gcpbench.pooling.registry import DEFAULT_NORM, method, non_default, output_size
 
 
 @dataclass(frozen=True)
 class HeadSpec:
-    """Which head a model carries: ``kind`` is ``gap`` or ``gcp``; ``dim`` the GCP size."""
+    """Which head a model carries: ``kind`` is ``gap`` or ``gcp``; ``dim`` the GCP size;
+    ``norm`` the GCP normalisation; ``options`` the method options that differ from their
+    defaults, as sorted (name, value) pairs (a name cannot say them; checkpoints store them)."""
 
     kind: str = "gap"
     dim: int = 256
     iterations: int = 5
+    norm: str = DEFAULT_NORM
+    options: tuple[tuple[str, Any], ...] = ()
 
     @property
     def is_gcp(self) -> bool:
@@ -23,7 +30,28 @@ class HeadSpec:
     @property
     def pooled_features(self) -> int | None:
         """Length of the pooled vector for GCP heads (None for GAP: the backbone decides)."""
-        return triu_size(self.dim) if self.is_gcp else None
+        return output_size(self.norm, self.dim, dict(self.options)) if self.is_gcp else None
+
+    @property
+    def suffix(self) -> str:
+        """The name suffix of a GCP head: ``_gcp``, ``_gcp128``, ``_gcp_mpn``, ``_gcp128_log``."""
+        if not self.is_gcp:
+            return "_gap"
+        return ("_gcp" if self.dim == 256 else f"_gcp{self.dim}") + ("" if self.norm == DEFAULT_NORM else f"_{self.norm}")
+
+    def with_options(self, options: Mapping[str, Any] | None) -> "HeadSpec":
+        """This head with ``options`` (checked against its normalisation; defaults dropped)."""
+        if not options:
+            return self
+        if not self.is_gcp:
+            from gcpbench.errors import GcpbenchError
+
+            raise GcpbenchError(f"GCP options ({', '.join(options)}) apply to GCP heads only")
+        return replace(self, options=tuple(sorted(non_default(self.norm, options).items())))
+
+    def gcp_options(self) -> dict[str, Any]:
+        """Every option of the head's normalisation, defaults filled in (for records)."""
+        return {**dict(method(self.norm).options), **dict(self.options)} if self.is_gcp else {}
 
 
 def reduction_block(in_channels: int, dim: int, activation: type[nn.Module], *, kaiming_fan_out: bool = True) -> nn.Sequential:
@@ -40,5 +68,8 @@ def reduction_block(in_channels: int, dim: int, activation: type[nn.Module], *, 
 
 
 def make_gcp(spec: HeadSpec) -> GCP:
-    """The parameter-free covariance pooling module for ``spec``."""
-    return GCP(spec.dim, iterations=spec.iterations)
+    """The covariance pooling module for ``spec``."""
+    options = dict(spec.options)
+    if spec.norm == DEFAULT_NORM:
+        options.setdefault("iterations", spec.iterations)
+    return GCP(spec.dim, spec.norm, **options)

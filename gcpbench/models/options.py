@@ -15,7 +15,8 @@ from gcpbench.errors import GcpbenchError
 from gcpbench.errors import option as spelled
 
 # option -> how the command line spells it (sweep specs use the same names as keys)
-FLAGS: dict[str, str] = {"head": "--head", "gcp_dim": "--gcp-dim", "last_stride_one": "--last-stage-stride-1"}
+FLAGS: dict[str, str] = {"head": "--head", "gcp_dim": "--gcp-dim", "gcp_norm": "--gcp-norm",
+                         "last_stride_one": "--last-stage-stride-1"}
 NOT_APPLICABLE = None  # an implied value meaning "this option does not apply to the model"
 
 

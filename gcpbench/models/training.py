@@ -8,18 +8,18 @@ DEFAULT_FAMILY = "resnet"
 
 
 def train_model(arch: str, head: str | None, gcp_dim: int | None, last_stride_one: bool | None,
-                schedule_family: str | None) -> tuple[str, str]:
+                schedule_family: str | None, gcp_norm: str | None = None) -> tuple[str, str]:
     """(model name, schedule family): zoo models keep their own family (the paper's schedules);
     timm / torchvision models use ``schedule_family`` (default: the ResNet formulas)."""
     from gcpbench.models.external import is_external, parse_name
     from gcpbench.models.registry import model_name
 
     if is_external(arch):
-        name = parse_name(arch, head, gcp_dim, last_stride_one).name
+        name = parse_name(arch, head, gcp_dim, last_stride_one, gcp_norm=gcp_norm).name
     elif last_stride_one is not None:
         raise GcpbenchError("--last-stage-stride-1 is for timm/torchvision ResNets; the zoo's GCP ResNets already use it")
     else:
-        name = model_name(arch, head, gcp_dim)
+        name = model_name(arch, head, gcp_dim, gcp_norm)
     return name, family_for(name, schedule_family)
 
 

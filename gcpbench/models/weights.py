@@ -44,6 +44,8 @@ def guess_model(state: Mapping[str, Tensor]) -> str | None:
     """The zoo model whose keys and shapes (classifier rows aside) best match ``state``."""
     best, best_score = None, 0.0
     for name, info in MODELS.items():
+        if info.head.is_gcp and info.head.norm != "isqrt":
+            continue  # files without a name are original (iSQRT-COV) or torchvision checkpoints
         sig = _signature(name)
         hits = 0
         for key, shape in sig.items():
@@ -105,10 +107,11 @@ def load_state_strict(model: nn.Module, state: Mapping[str, Tensor], name: str, 
 
 def build(name: str, num_classes: int = 1000, weights: str | os.PathLike | Mapping[str, Any] | None = None, *,
           head: str | None = None, gcp_dim: int | None = None, last_stride_one: bool | None = None,
-          **model_kwargs: Any) -> nn.Module:
+          gcp_norm: str | None = None, gcp_options: Mapping[str, Any] | None = None, **model_kwargs: Any) -> nn.Module:
     """Build ``name``: a zoo model (``resnet50_gcp``, or an architecture with ``head``/``gcp_dim``),
     or ``timm/<name>`` / ``torchvision/<name>`` with ``head="gap"|"gcp"``, ``gcp_dim``,
-    ``last_stride_one`` and builder ``model_kwargs`` (e.g. ``img_size=64``). ``weights`` is a
+    ``last_stride_one`` and builder ``model_kwargs`` (e.g. ``img_size=64``); ``gcp_norm`` picks the
+    GCP normalisation (or must agree with the name's) and ``gcp_options`` its options. ``weights`` is a
     checkpoint path or dict: strict for zoo models; for the others see
     :func:`gcpbench.models.external_weights.load_external` (its report is ``model.load_report``).
     Errors name these arguments (``gcp_dim=...``), not the command line's flags."""
@@ -116,17 +119,19 @@ def build(name: str, num_classes: int = 1000, weights: str | os.PathLike | Mappi
 
     with api_spelling():
         model = _build(name, num_classes, weights, head=head, gcp_dim=gcp_dim, last_stride_one=last_stride_one,
-                       **model_kwargs)
+                       gcp_norm=gcp_norm, gcp_options=gcp_options, **model_kwargs)
     model.pretrained_cfg = pretrained_cfg(model, weights)
     return model
 
 
 def _build(name: str, num_classes: int, weights: Any, *, head: str | None, gcp_dim: int | None,
-           last_stride_one: bool | None, **model_kwargs: Any) -> nn.Module:
+           last_stride_one: bool | None, gcp_norm: str | None = None, gcp_options: Mapping[str, Any] | None = None,
+           **model_kwargs: Any) -> nn.Module:
     from gcpbench.models.external import build_external, is_external, parse_name
 
     if is_external(name):
-        model = build_external(parse_name(name, head, gcp_dim, last_stride_one, model_kwargs), num_classes)
+        spec = parse_name(name, head, gcp_dim, last_stride_one, model_kwargs, gcp_norm, gcp_options)
+        model = build_external(spec, num_classes)
         if weights is not None:
             from gcpbench.models.external_weights import load_external
 
@@ -137,7 +142,7 @@ def _build(name: str, num_classes: int, weights: Any, *, head: str | None, gcp_d
                             "the GCP ResNets already use stride 1)")
     from gcpbench.models.registry import model_name
 
-    model = build_architecture(model_name(name, head, gcp_dim), num_classes)
+    model = build_architecture(model_name(name, head, gcp_dim, gcp_norm), num_classes, dict(gcp_options or {}))
     if weights is not None:
         checkpoint = read_checkpoint(weights) if isinstance(weights, (str, os.PathLike)) else weights
         source = f"checkpoint '{weights}'" if isinstance(weights, (str, os.PathLike)) else "checkpoint"
@@ -158,8 +163,22 @@ def checkpoint_dict(model: nn.Module, name: str, **extra: Any) -> dict[str, Any]
     spec = getattr(model, "spec", None)
     if spec is not None:  # timm / torchvision: the builder options rebuild it exactly
         extra = {"model_kwargs": dict(spec.kwargs), **extra}
+    options = gcp_options_of(model)
+    if options:  # options a name cannot say (e.g. the MPN power): the checkpoint carries them
+        extra = {"gcp_options": options, **extra}
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "model": name,
             "num_classes": output_classes(model), "state_dict": state, **extra}
+
+
+def head_of(model: nn.Module):
+    """The :class:`~gcpbench.models.heads.HeadSpec` of a zoo or timm / torchvision model."""
+    spec = getattr(model, "spec", None)
+    return spec.head if spec is not None else model.head
+
+
+def gcp_options_of(model: nn.Module) -> dict[str, Any]:
+    """The GCP options of ``model`` that differ from its normalisation's defaults ({} for GAP)."""
+    return dict(head_of(model).options)
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, name: str, **extra: Any) -> Path:
@@ -177,8 +196,10 @@ def _canonical(name: str) -> str:
         return name.lower()
 
 
-def load_model(path: str | os.PathLike, name: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """Build the model a checkpoint was saved from (or ``name``) and load it strictly."""
+def load_model(path: str | os.PathLike, name: str | None = None,
+               gcp_options: Mapping[str, Any] | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Build the model a checkpoint was saved from (or ``name``) and load it strictly; its GCP
+    options are the checkpoint's (``gcp_options`` when the file stores none)."""
     from gcpbench.models.external import build_external, is_external, parse_name
 
     checkpoint = read_checkpoint(path)
@@ -188,8 +209,9 @@ def load_model(path: str | os.PathLike, name: str | None = None) -> tuple[nn.Mod
         raise GcpbenchError(f"checkpoint '{path}' holds a {stored}, but the model was given as {name}: drop --model "
                             "(a gcpbench checkpoint names its model) or pass that model's weights")
     name = name or stored or guess_model(state)
+    options = dict(checkpoint.get("gcp_options") or gcp_options or {}) or None
     if is_external(name):
-        model = build_external(parse_name(name, kwargs=checkpoint.get("model_kwargs")),
+        model = build_external(parse_name(name, kwargs=checkpoint.get("model_kwargs"), gcp_options=options),
                                int(checkpoint.get("num_classes") or 1000))
         load_state_strict(model, state, name, f"checkpoint '{path}'")
         return model, checkpoint
@@ -198,7 +220,7 @@ def load_model(path: str | os.PathLike, name: str | None = None) -> tuple[nn.Mod
                             "fit no zoo model); if it is one, name it once with `gcpbench convert "
                             f"{path} --model NAME --out NEW.pt` (names: gcpbench zoo)")
     num_classes = num_classes_of(name, state) or int(checkpoint.get("num_classes") or 1000)
-    model = build_architecture(name, num_classes)
+    model = build_architecture(name, num_classes, options)
     load_state_strict(model, state, name, f"checkpoint '{path}'")
     require_finite(state, f"checkpoint '{path}'")
     from gcpbench.models.preprocess import pretrained_cfg

@@ -9,6 +9,7 @@ from typing import Iterable
 from gcpbench.provenance import provenance
 from gcpbench.report.collect import collect, landscape_runs
 from gcpbench.report.content import ReportContent
+from gcpbench.report.methods import keep_methods, method_tables, methods_landscape_figure
 from gcpbench.report.fgvc import fgvc_report_table
 from gcpbench.report.plots import Figure, convergence_figure, corruption_figure, landscape_figure, lr_figure
 from gcpbench.report.provenance_header import data_banner, runs_frame
@@ -42,14 +43,17 @@ class ReportResult:
         return next(t for t in self.wide if t.name == name)
 
 
-def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, all_paper: bool = False) -> ReportResult:
+def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, all_paper: bool = False,
+                 gcp_norms: list[str] | None = None) -> ReportResult:
     """Collect every run under ``paths`` and write the tables, figures, ``report.md``,
-    ``report.html`` and ``report.json`` to ``out``."""
+    ``report.html`` and ``report.json`` to ``out`` (``gcp_norms``: only GAP runs and GCP runs of
+    these normalisations)."""
     from gcpbench.report.html import write_html
 
     out = Path(out)
-    collection = collect(paths)
+    collection = keep_methods(collect(paths), gcp_norms)
     tables, curves = build_tables(collection, all_paper)
+    tables += method_tables(collection)
     tables.append(fgvc_report_table(collection, all_paper))
     out.mkdir(parents=True, exist_ok=True)
     ce_table = next(t for t in tables if t.name == "corruption_ce").frame
@@ -59,6 +63,7 @@ def build_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, all
         corruption_figure(ce_table, out / "corruption_ce.png"),
         landscape_figure(landscape_runs(collection), out / "landscape.png"),
         lr_figure(out / "lr_schedules.png"),
+        methods_landscape_figure(collection, out / "landscape_methods.png"),
     ]
     names = [r.name for r in collection.runs]
     content = ReportContent(tables, wide_tables(tables), figures, names, collection.warnings,

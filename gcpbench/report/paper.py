@@ -37,6 +37,12 @@ def _read(name: str) -> pd.DataFrame:
     return pd.read_csv(io.StringIO(text))
 
 
+def paper_dropcov() -> pd.DataFrame:
+    """DropCov's (NeurIPS 2022) and the TPAMI 2023 extension's published ImageNet top-1:
+    model, method, framework, top1, params_m, gflops, source."""
+    return _read("paper_dropcov.csv")
+
+
 def display_name(arch: str) -> str:
     """``resnet18`` -> ``ResNet-18``; unknown names are returned unchanged."""
     return DISPLAY_NAMES.get(arch, arch)

@@ -93,7 +93,8 @@ class ClassSubset(nn.Module):
 def eval_variant(variant_name: str, ckpt: str | Path | None, data: str | Path | None, out: str | Path | None = None,
                  batch_size: int = 64, workers: int | None = None, device: str = "auto", amp: bool = False,
                  image_size: int | None = None, quiet: bool = False, model_name: str | None = None,
-                 weights: str | Path | None = None, strict: bool = False) -> tuple[dict[str, Any], Path]:
+                 weights: str | Path | None = None, strict: bool = False, gcp_norm: str | None = None,
+                 gcp_options: dict[str, Any] | None = None) -> tuple[dict[str, Any], Path]:
     """Evaluate checkpoint ``ckpt`` (or ``model_name`` with ``weights``) on the variant tree
     ``data`` and write ``eval/imagenet_<variant>.json`` with the result's identity (same places
     and options as :func:`gcpbench.evaluate.eval_imagenet`); returns the result and its path."""
@@ -118,7 +119,7 @@ def eval_variant(variant_name: str, ckpt: str | Path | None, data: str | Path | 
         raise GcpbenchError(f"{variant.title} folder '{root}' holds no class folders "
                             f"(layout in {manifest_label(variant.manifest)})")
     torch_device = resolve_device(device)
-    resolved = resolve_model(ckpt, model_name, weights)
+    resolved = resolve_model(ckpt, model_name, weights, gcp_norm=gcp_norm, gcp_options=gcp_options)
     model, name = resolved.model, resolved.model.zoo_name
     labels, indices = label_plan(variant, folders, model_classes(model, resolved.checkpoint), name)
     net = ClassSubset(model, indices) if indices is not None else model

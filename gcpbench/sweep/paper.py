@@ -11,6 +11,10 @@
 * ``fgvc``: the zoo backbones of the published fine-grained table (ResNet-50, ResNet-101) x GAP /
   GCP, trained with LRnorm, each followed by ``gcpbench finetune`` on the table's three datasets
   (CUB-200-2011, FGVC-Aircraft, Stanford Cars; roots from ``--cub``, ``--aircraft``, ``--cars``).
+* ``normalisations``: the extension paper's (TPAMI 2023) and DropCov's question, which
+  normalisation gives which benefit: one architecture (ResNet-18, whose probe settings are the
+  paper's) with GAP and every GCP normalisation (:data:`gcpbench.pooling.NORMS`) under LRnorm and
+  LRfast, with the landscape probe, each followed by ImageNet-C and ImageNet-P.
 
 The runs of one model and schedule have the same name in every spec, so sweeps into one folder
 share their trainings: ``--paper detection`` after ``--paper imagenet`` only adds evaluations.
@@ -23,7 +27,8 @@ from gcpbench.errors import GcpbenchError
 from gcpbench.models.registry import model_info, model_name
 from gcpbench.sweep.spec import RunSpec, SweepSpec, make_run, merge_runs
 
-PAPER_SPECS: tuple[str, ...] = ("imagenet", "robustness", "detection", "landscape", "fgvc")
+PAPER_SPECS: tuple[str, ...] = ("imagenet", "robustness", "detection", "landscape", "fgvc", "normalisations")
+NORMALISATION_ARCH = "resnet18"
 # The paper's landscape figure: one ResNet (ResNet-18) and MobileNetV2, the families whose step
 # sizes and probe interval are the paper's (ShuffleNetV2's are our extrapolation).
 LANDSCAPE_ARCHS: tuple[str, ...] = ("resnet18", "mobilenetv2")
@@ -100,8 +105,20 @@ def _fgvc(train: dict[str, Any], data: str | None) -> tuple[list[RunSpec], list[
     return runs, notes
 
 
+def _normalisations(train: dict[str, Any], data: str | None) -> tuple[list[RunSpec], list[str]]:
+    from gcpbench.landscape.probe import default_every
+    from gcpbench.pooling.registry import NORMS
+
+    names = [model_name(NORMALISATION_ARCH, "gap")] + [model_name(NORMALISATION_ARCH, "gcp", 256, n) for n in NORMS]
+    probe = {"landscape_every": default_every(model_info(names[0]).family), **train}
+    runs = [make_run(name, schedule, 0, probe, ["eval-c", "eval-p"], data)
+            for name in names for schedule in ("LRnorm", "LRfast")]
+    return runs, [f"normalisations: {NORMALISATION_ARCH} with GAP and {len(NORMS)} GCP normalisations x LRnorm / "
+                  "LRfast; `gcpbench report SWEEP` compares them (report/methods.md: one landscape band per method)"]
+
+
 _BUILDERS = {"imagenet": _imagenet, "robustness": _robustness, "detection": _detection, "landscape": _landscape,
-             "fgvc": _fgvc}
+             "fgvc": _fgvc, "normalisations": _normalisations}
 
 
 def paper_spec(names: list[str], train: dict[str, Any] | None = None, data: str | None = None) -> SweepSpec:

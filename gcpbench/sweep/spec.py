@@ -13,6 +13,7 @@ A spec file::
     models = ["resnet18", "resnet50"]
     heads = ["gap", "gcp"]
     gcp_dims = [256, 128]          # GCP heads only; a GAP model appears once
+    gcp_norms = ["isqrt", "mpn"]   # GCP normalisations (GCP heads only) [default: isqrt]
     schedules = ["LRnorm", "LRadju"]
     seeds = [0]
     evaluations = ["eval-imagenet", "eval-c", "detect:faster_rcnn:gcp_m"]
@@ -23,7 +24,9 @@ A spec file::
 Without ``[[grid]]`` the top-level ``models`` / ``heads`` / ... keys form the one grid. A run's
 name is ``<model>_<schedule>_s<seed>`` plus a tag for every training option that changes the
 result (``_e30`` epochs, ``_b64`` batch, ``_lr0.05``, ``_amp``, ``_px128``, ``_ls500`` landscape
-probe, ``_tf32``): the same run gets the same name in every sweep, so sweeps can share a folder.
+probe, ``_tf32``, ``_power0.3`` for each GCP option in ``[train] gcp_options``): the same run gets
+the same name in every sweep, so sweeps can share a folder. The GCP normalisation is part of the
+model's name (``resnet18_gcp_mpn``).
 """
 from __future__ import annotations
 
@@ -40,10 +43,11 @@ from gcpbench.runtime import first_line
 from gcpbench.train.config import TrainOptions
 from gcpbench.train.schedules import canonical_schedule
 
-GRID_KEYS: tuple[str, ...] = ("models", "heads", "gcp_dims", "schedules", "seeds", "evaluations", "data", "train")
+GRID_KEYS: tuple[str, ...] = ("models", "heads", "gcp_dims", "gcp_norms", "schedules", "seeds", "evaluations", "data",
+                              "train")
 TOP_KEYS: tuple[str, ...] = ("name", "grid", "options", *GRID_KEYS)
 # TrainOptions fields a spec may set under [train]: everything but identity, paths and logging.
-SET_BY_SWEEP = {"arch", "head", "gcp_dim", "schedule", "seed", "data", "out", "resume", "quiet"}
+SET_BY_SWEEP = {"arch", "head", "gcp_dim", "gcp_norm", "schedule", "seed", "data", "out", "resume", "quiet"}
 TRAIN_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainOptions) if f.name not in SET_BY_SWEEP)
 # Options that change the trained model, in name order, and their tags.
 NAME_TAGS: dict[str, str] = {"epochs": "e{}", "batch_size": "b{}", "lr": "lr{:g}", "image_size": "px{}",
@@ -145,6 +149,8 @@ def run_name(train: dict[str, Any]) -> str:
                 or (key == "gcp_precision" and value == "float32"):
             continue
         name += "_" + tag.format(value)
+    for key, value in sorted((train.get("gcp_options") or {}).items()):
+        name += f"_{key.replace('_', '')}{value:g}" if isinstance(value, (int, float)) else f"_{key}{value}"
     return name
 
 
@@ -196,13 +202,15 @@ def train_table(value: Any, where: str) -> dict[str, Any]:
     return table
 
 
-def _grid_model(arch: str, head: Any, dim: Any) -> str:
-    """The zoo model of one grid point: ``gcp_dims`` apply to GCP heads only (a GAP model appears
-    once); a full zoo name must agree with the grid's ``heads`` and ``gcp_dims``."""
+def _grid_model(arch: str, head: Any, dim: Any, norm: Any = None) -> str:
+    """The zoo model of one grid point: ``gcp_dims`` and ``gcp_norms`` apply to GCP heads only (a
+    GAP model appears once); a full zoo name must agree with the grid's ``heads``, ``gcp_dims``
+    and ``gcp_norms``."""
     name = model_name(arch, None if head is None else str(head))
-    if dim is None or not model_info(name).head.is_gcp:
+    if (dim is None and norm is None) or not model_info(name).head.is_gcp:
         return name
-    return model_name(arch, None if head is None else str(head), int(dim))
+    return model_name(arch, None if head is None else str(head), None if dim is None else int(dim),
+                      None if norm is None else str(norm))
 
 
 def expand_grid(grid: dict[str, Any], defaults: dict[str, Any], where: str) -> list[RunSpec]:
@@ -215,18 +223,19 @@ def expand_grid(grid: dict[str, Any], defaults: dict[str, Any], where: str) -> l
     models = _as_list(merged["models"], "models", where)
     heads = _as_list(merged["heads"], "heads", where) if "heads" in merged else [None]  # None: the name's (GAP for an arch)
     dims = _as_list(merged["gcp_dims"], "gcp_dims", where) if "gcp_dims" in merged else [None]
+    norms = _as_list(merged["gcp_norms"], "gcp_norms", where) if "gcp_norms" in merged else [None]
     schedules = _as_list(merged.get("schedules", ["LRnorm"]), "schedules", where)
     seeds = _as_list(merged.get("seeds", [0]), "seeds", where)
     evaluations = merged.get("evaluations") or []
     evaluations = [evaluations] if isinstance(evaluations, str) else evaluations
     runs: dict[str, RunSpec] = {}
-    for arch, head, dim, schedule, seed in itertools.product(models, heads, dims, schedules, seeds):
+    for arch, head, dim, norm, schedule, seed in itertools.product(models, heads, dims, norms, schedules, seeds):
         try:
-            model = _grid_model(str(arch), head, dim)
+            model = _grid_model(str(arch), head, dim, norm)
             run = make_run(model, str(schedule), int(seed), train, evaluations, merged.get("data"))
         except GcpbenchError as exc:
             raise GcpbenchError(f"{where}: {exc}") from None
-        runs.setdefault(run.name, run)  # a GAP model ignores gcp_dims
+        runs.setdefault(run.name, run)  # a GAP model ignores gcp_dims and gcp_norms
     return list(runs.values())
 
 

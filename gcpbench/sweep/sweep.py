@@ -52,6 +52,20 @@ def with_overrides(spec: SweepSpec, train: dict[str, Any], data: str | None,
     return SweepSpec(spec.name, merge_runs(runs), options, list(spec.notes))
 
 
+def select_norms(spec: SweepSpec, norms: list[str] | None) -> SweepSpec:
+    """``spec`` with only the GAP runs and the GCP runs of normalisations ``norms`` (all when None)."""
+    if not norms:
+        return spec
+    from gcpbench.models.registry import model_identity
+    from gcpbench.pooling.registry import method
+
+    wanted = {method(n).name for n in norms}
+    runs = [r for r in spec.runs if not model_identity(r.model).head.is_gcp or model_identity(r.model).head.norm in wanted]
+    if not runs:
+        raise GcpbenchError(f"no run of sweep '{spec.name}' uses --gcp-norm {', '.join(sorted(wanted))}")
+    return SweepSpec(spec.name, runs, spec.eval_options, spec.notes)
+
+
 def resolve_spec(spec_file: str | None, papers: list[str] | None) -> SweepSpec:
     """The spec of a file or of the paper's tables (exactly one of them)."""
     if bool(spec_file) == bool(papers):

@@ -22,6 +22,8 @@ class TrainOptions:
     arch: str | None = None
     head: str | None = None  # gap
     gcp_dim: int | None = None  # 256
+    gcp_norm: str | None = None  # GCP heads: isqrt (gcpbench.pooling.NORMS)
+    gcp_options: dict[str, Any] | None = None  # the normalisation's options (--gcp-power, --cbp-dim)
     schedule: str | None = None  # LRnorm
     data: str | None = None  # None: the built-in synthetic set
     out: str | None = None
@@ -102,6 +104,12 @@ def _stored_value(option: str, given: Any, stored: Any) -> Any:
         return canonical_schedule(given)
     if option == "gcp_dim" and stored is None:
         return None  # a GAP run ignores --gcp-dim
+    if option == "gcp_norm":
+        from gcpbench.pooling.registry import method
+
+        return method(given).name
+    if option == "gcp_options":
+        return {**(stored or {}), **given}  # the options given replace the stored ones
     if option == "weights":
         return str(Path(given).resolve())
     return given
@@ -178,10 +186,11 @@ def new_config(options: TrainOptions, *, name: str, family: str, schedule: Sched
     from gcpbench.models.registry import model_identity
     from gcpbench.provenance import provenance
 
-    info = model_identity(name)
+    info = model_identity(name, options.gcp_options)
     return TrainConfig(
         run_id=uuid.uuid4().hex, model=name, arch=info.arch, head=info.head.kind,
-        gcp_dim=info.head.dim if info.head.is_gcp else None, family=family, schedule=schedule.name, dataset=dataset,
+        gcp_dim=info.head.dim if info.head.is_gcp else None, gcp_norm=info.head.norm if info.head.is_gcp else None,
+        gcp_options=info.head.gcp_options() or None, family=family, schedule=schedule.name, dataset=dataset,
         subset=imagenet_subset(dataset, train_images, val_images), data_root=str(root.resolve()),
         num_classes=len(classes), train_images=train_images, val_images=val_images, image_size=image_size,
         epochs=schedule.epochs, paper_epochs=schedule.paper.epochs, batch_size=schedule.batch_size,

@@ -158,7 +158,7 @@ def make_loaders(train_set, val_set, batch: int, seed: int, ctx: ddp.DistContext
 
 def _describe(s: Session, source) -> None:
     c, log = s.config, s.reporter.log
-    head = f"GCP {c.gcp_dim}" if c.head == "gcp" else "GAP"
+    head = f"GCP {c.gcp_dim} {c.gcp_norm or 'isqrt'}" if c.head == "gcp" else "GAP"
     log(f"run directory: {s.run.path}")
     log(f"model {c.model} ({c.family}, {head}), {c.num_classes} classes; data: {c.dataset} "
         f"({source.root}), {c.train_images} train / {c.val_images} val images at {c.image_size} px")
@@ -404,7 +404,10 @@ def _prepare_new(options: TrainOptions, ctx: ddp.DistContext, quiet: bool) -> Pr
     if not options.arch:
         raise GcpbenchError("name an architecture (e.g. `gcpbench train resnet18 --head gcp`) or pass --resume RUN_DIR")
     name, family = train_model(options.arch, options.head, options.gcp_dim, options.last_stride_one,
-                               options.schedule_family)
+                               options.schedule_family, options.gcp_norm)
+    from gcpbench.models.registry import model_identity
+
+    model_identity(name, options.gcp_options)  # GCP options that do not fit the method: one line, before any data
     if options.weights is not None and not Path(options.weights).is_file():
         raise GcpbenchError(f"--weights '{options.weights}' does not exist")
     schedule = make_schedule(family, canonical_schedule(options.schedule or "LRnorm"), options.epochs,
@@ -466,7 +469,8 @@ def _session(p: Prepared, ctx: ddp.DistContext, quiet: bool, reporter_class: typ
     if p.net is not None and checkpoint is None:
         net = p.net.to(ctx.device)
     else:
-        net = build(config.model, num_classes=config.num_classes, weights=init).to(ctx.device)
+        net = build(config.model, num_classes=config.num_classes, weights=init,
+                    gcp_options=config.gcp_options).to(ctx.device)
     if config.channels_last:
         net = net.to(memory_format=torch.channels_last)
     set_gcp_precision(net, config.gcp_precision)
