@@ -93,9 +93,9 @@ def methods_frame(collection: Collection) -> pd.DataFrame:
             row.update({"epochs": int(curve["epoch"].iloc[-1]), "Top-1": float(curve["val_top1"].iloc[-1]),
                         "best Top-1": float(curve["val_top1"].max()), "_curve": curve})
         if record.c_summary is not None:
-            row.update({"mCE": record.c_summary.mCE, "relative mCE": record.c_summary.relative_mCE})
+            row.update({"mCE": record.c_summary.mCE_pct, "relative mCE": record.c_summary.relative_mCE_pct})
         if record.p_summary is not None:
-            row.update({"mFP": record.p_summary.mFP, "mT5D": record.p_summary.mT5D})
+            row.update({"mFP": record.p_summary.mFP_pct, "mT5D": record.p_summary.mT5D_pct})
         row.update(_landscape_means(record))
         rows.append(row)
     return pd.DataFrame(rows)
