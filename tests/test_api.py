@@ -62,8 +62,11 @@ def test_zoo_models_take_any_gcp_size(name, dim, tmp_path) -> None:
 def test_list_models_takes_a_shell_pattern() -> None:
     assert list_models("*_gcp128") == ["resnet18_gcp128", "resnet34_gcp128", "resnet50_gcp128", "resnet101_gcp128",
                                        "mobilenetv2_gcp128"]
-    assert list_models("RESNET50_*") == ["resnet50_gap", "resnet50_gcp", "resnet50_gcp128"]
-    assert list_models() == gcpbench.list_models(None) and len(list_models()) == 17
+    norms = ("mpn", "log", "mpa", "bcnn", "cbp", "none", "dropcov")  # isqrt is the unsuffixed name
+    assert list_models("RESNET50_*") == ["resnet50_gap", "resnet50_gcp", "resnet50_gcp128"] + [
+        name for norm in norms for name in (f"resnet50_gcp_{norm}", f"resnet50_gcp128_{norm}")]
+    # the 17 models of the paper, and each of the 11 GCP ones with every other normalisation
+    assert list_models() == gcpbench.list_models(None) and len(list_models()) == 17 + 11 * len(norms)
 
 
 def test_every_model_carries_its_preprocessing() -> None:
