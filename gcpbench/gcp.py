@@ -53,8 +53,9 @@ def triu_flat_index(dim: int, device: torch.device) -> Tensor:
     key = (dim, torch.device(device))
     index = _TRIU_INDEX.get(key)
     if index is None:
-        rows, cols = torch.triu_indices(dim, dim, device=device)
-        index = rows * dim + cols
+        with torch.inference_mode(False):  # cached for every later call: never an inference tensor
+            rows, cols = torch.triu_indices(dim, dim, device=device)
+            index = rows * dim + cols
         _TRIU_INDEX[key] = index
     return index
 
@@ -88,11 +89,12 @@ def _triu_mirror_index(dim: int, device: torch.device) -> Tensor:
     key = (-dim, torch.device(device))
     index = _TRIU_INDEX.get(key)
     if index is None:
-        rows, cols = torch.triu_indices(dim, dim, device=device)
-        positions = torch.arange(rows.numel(), device=device)
-        index = torch.empty(dim * dim, dtype=torch.long, device=device)
-        index[rows * dim + cols] = positions
-        index[cols * dim + rows] = positions
+        with torch.inference_mode(False):  # cached: usable by autograd after an evaluation made it
+            rows, cols = torch.triu_indices(dim, dim, device=device)
+            positions = torch.arange(rows.numel(), device=device)
+            index = torch.empty(dim * dim, dtype=torch.long, device=device)
+            index[rows * dim + cols] = positions
+            index[cols * dim + rows] = positions
         _TRIU_INDEX[key] = index
     return index
 
@@ -102,8 +104,9 @@ def _triu_weights(dim: int, device: torch.device, dtype: torch.dtype) -> Tensor:
     key = (dim, torch.device(device), dtype)
     weights = _TRIU_WEIGHTS.get(key)
     if weights is None:
-        rows, cols = torch.triu_indices(dim, dim, device=device)
-        weights = _TRIU_WEIGHTS[key] = torch.where(rows == cols, 1.0, 0.5).to(dtype)
+        with torch.inference_mode(False):  # cached: usable by autograd after an evaluation made it
+            rows, cols = torch.triu_indices(dim, dim, device=device)
+            weights = _TRIU_WEIGHTS[key] = torch.where(rows == cols, 1.0, 0.5).to(dtype)
     return weights
 
 

@@ -238,3 +238,19 @@ def test_gradcheck_float64_on_scaled_features() -> None:
     torch.manual_seed(8)
     x = (torch.randn(2, 4, 3, 3, dtype=torch.float64) * torch.tensor([3.0, 0.01]).view(2, 1, 1, 1)).requires_grad_()
     assert torch.autograd.gradcheck(lambda t: _ISqrtCov.apply(t, 5, "float32"), (x,), eps=1e-8, atol=1e-6)
+
+
+def test_an_evaluation_first_leaves_the_layer_trainable() -> None:
+    """The layer's cached index tensors made inside ``torch.inference_mode`` (an evaluation that
+    runs before any training in the process) must not be inference tensors: autograd saves them."""
+    from gcpbench import covariance_pool
+
+    dim = 11  # a size no other test uses, so this test makes the caches
+    x = torch.randn(2, dim, 3, 3)
+    with torch.inference_mode():
+        covariance_pool(x, norm="isqrt")
+        covariance_pool(x, norm="dropcov")
+    for norm in ("isqrt", "none", "dropcov", "mpn"):
+        y = x.clone().requires_grad_(True)
+        covariance_pool(y, norm=norm).sum().backward()
+        assert y.grad is not None and bool(torch.isfinite(y.grad).all()), norm

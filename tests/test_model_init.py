@@ -36,6 +36,8 @@ def expected_scheme(family: str, module: torch.nn.Module, kind: str, tensor: tor
         if family == "shufflenetv2":
             return "uniform", 1 / math.sqrt(fan_in)
         return "normal", math.sqrt(2.0 / fan_out)
+    if isinstance(module, torch.nn.Conv1d):  # DropCov's ECA attention: the authors' loops touch Conv2d only
+        return "uniform", 1 / math.sqrt(fans(tensor)[0])
     if isinstance(module, torch.nn.Linear):
         if family == "mobilenetv2":
             return ("normal", 0.01) if kind == "weight" else ("constant", 0.0)

@@ -100,7 +100,7 @@ def test_report_compares_the_methods(world, run_cli) -> None:
 
     table = pd.read_csv(out / "methods.csv")
     assert set(table["method"]) >= {n for n in NORMS if (runs / n).is_dir()}
-    assert table["beta-smoothness"].notna().all()
+    assert table["beta_smoothness"].notna().all()  # CSV headers are snake_case (report.columns)
     assert (out / "landscape_methods.png").is_file()
     published = pd.read_csv(out / "methods_published.csv")
-    assert 78.19 in set(published["published Top-1"])
+    assert 78.19 in set(published["published_top1_pct"])

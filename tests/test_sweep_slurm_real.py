@@ -38,9 +38,16 @@ def tiny_data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(tiny_data, tmp_path_factory):
-    """The uninterrupted run that a requeued one must equal: metrics and last.pt."""
-    run = train(TrainOptions(arch="resnet18", schedule="LRadju", data=str(tiny_data), quiet=True,
-                             out=str(tmp_path_factory.mktemp("reference") / "run"), **TRAIN))
+    """The uninterrupted run that a requeued one must equal: metrics and last.pt. One intra-op
+    thread, as each job has (OMP_NUM_THREADS=1 below): a module fixture runs before the per-test
+    one-thread fixture, and CPU reductions differ in the last bits with another thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run = train(TrainOptions(arch="resnet18", schedule="LRadju", data=str(tiny_data), quiet=True,
+                                 out=str(tmp_path_factory.mktemp("reference") / "run"), **TRAIN))
+    finally:
+        torch.set_num_threads(threads)
     return read_jsonl(run.metrics_jsonl), read_checkpoint(run.last_checkpoint)
 
 

@@ -25,7 +25,8 @@ PALETTES = {
 
 
 def run_label(run: RunDir) -> str:
-    """``resnet18 GCP LRnorm`` from the run's config (model / head / schedule); the folder
+    """``resnet18 GCP LRnorm`` (``resnet18 GCP mpn LRnorm`` for another normalisation than
+    iSQRT-COV) from the run's config (model / head / schedule); the folder
     name when the config says nothing."""
     config = run.run_config()
     arch = config and (config.arch or config.model)
@@ -35,6 +36,9 @@ def run_label(run: RunDir) -> str:
     if config.head:
         dim = config.gcp_dim
         parts.append(config.head.upper() + (f"-{dim}" if config.head == "gcp" and dim not in (None, 256) else ""))
+        norm = getattr(config, "gcp_norm", None)
+        if config.head == "gcp" and norm not in (None, "isqrt"):
+            parts.append(str(norm))
     if config.schedule:
         parts.append(str(config.schedule))
     return " ".join(parts)
