@@ -25,7 +25,7 @@ EPILOG = examples(
 def train(
     arch: Optional[str] = typer.Argument(None, help="resnet18/34/50/101, mobilenetv2, shufflenetv2 (or a zoo name), timm/<name> or torchvision/<name>", show_default=False),
     head: Optional[str] = choice(None, "--head", HEADS, "head", "the classifier head [default: gap]", MODEL),
-    gcp_dim: Optional[int] = typer.Option(None, "--gcp-dim", help="GCP size, 256 or 128 [default: 256]", rich_help_panel=MODEL),
+    gcp_dim: Optional[int] = typer.Option(None, "--gcp-dim", help="GCP size D >= 2 (the paper: 256 or 128) [default: 256]", rich_help_panel=MODEL),
     gcp_norm: Optional[str] = gcp_norm_option(),
     gcp_power: Optional[float] = gcp_power_option(),
     cbp_dim: Optional[int] = cbp_dim_option(),

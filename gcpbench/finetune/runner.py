@@ -26,6 +26,7 @@ from gcpbench.provenance import provenance
 from gcpbench.records import FgvcResult, FinetuneConfig
 from gcpbench.runs import RunDir
 from gcpbench.train import distributed as ddp
+from gcpbench.train.config import run_to_resume
 from gcpbench.train.progress import TrainReporter
 from gcpbench.train.trainer import Prepared, Task, make_loaders, new_run, run_training
 
@@ -184,15 +185,7 @@ def _prepare_new(options: FinetuneOptions, ctx: ddp.DistContext, quiet: bool) ->
 # ------------------------------------------------------------------------------ resume
 
 def _stored(options: FinetuneOptions) -> tuple[RunDir, FinetuneConfig]:
-    run = RunDir(Path(options.resume))
-    if not run.path.is_dir():
-        raise GcpbenchError(f"--resume '{run.path}' is not a directory")
-    config = run.run_config()
-    if not isinstance(config, FinetuneConfig):
-        raise GcpbenchError(f"--resume '{run.path}' is not a fine-tuning run directory (no finetune config.json)")
-    if options.out is not None and Path(options.out).resolve() != run.path.resolve():
-        raise GcpbenchError("--resume continues the run in its own directory; drop --out")
-    return run, config
+    return run_to_resume(options.resume, options.out, FinetuneConfig, "finetune", "fine-tuning")
 
 
 def _require_same(options: FinetuneOptions, config: FinetuneConfig, protocol: Protocol) -> None:

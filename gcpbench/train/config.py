@@ -135,19 +135,28 @@ def requested_config(stored: TrainConfig, options: TrainOptions) -> TrainConfig:
     return replace(stored, **changes)
 
 
-def stored_config(options: TrainOptions) -> tuple[RunDir, TrainConfig]:
-    """The run directory and configuration to resume; options that would change it raise."""
-    run = RunDir(Path(options.resume))
+def run_to_resume(resume: str, out: str | None, kind: type[TrainConfig], command: str,
+                  what: str) -> tuple[RunDir, TrainConfig]:
+    """The run directory ``--resume`` names and its configuration, which must be a ``kind`` made
+    by ``gcpbench command`` (``what``: how the message names such a run); ``--out`` must be
+    absent or that same directory."""
+    run = RunDir(Path(resume))
     if not run.path.is_dir():
         raise GcpbenchError(f"--resume '{run.path}' is not a directory")
     config = run.run_config()
-    if not isinstance(config, TrainConfig):
-        raise GcpbenchError(f"--resume '{run.path}' is not a training run directory (no train config.json)")
-    if config.command != "train":
+    if not isinstance(config, kind):
+        raise GcpbenchError(f"--resume '{run.path}' is not a {what} run directory (no {command} config.json)")
+    if config.command != command:
         raise GcpbenchError(f"--resume '{run.path}' is a {config.command} run: continue it with "
                             f"`gcpbench {config.command} --resume {run.path}`")
-    if options.out is not None and Path(options.out).resolve() != run.path.resolve():
+    if out is not None and Path(out).resolve() != run.path.resolve():
         raise GcpbenchError("--resume continues the run in its own directory; drop --out")
+    return run, config
+
+
+def stored_config(options: TrainOptions) -> tuple[RunDir, TrainConfig]:
+    """The run directory and configuration to resume; options that would change it raise."""
+    run, config = run_to_resume(options.resume, options.out, TrainConfig, "train", "training")
     if options.data is not None and Path(options.data).resolve() != Path(config.data_root).resolve():
         raise GcpbenchError(f"--data {options.data} differs from the run's data root {config.data_root}; "
                             "--resume continues the stored configuration")
